@@ -1,0 +1,5 @@
+"""`python -m sflow` is the `sflow` command."""
+
+from sflow.cli import main
+
+main()

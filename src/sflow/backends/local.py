@@ -1,0 +1,35 @@
+"""The local backend: synthetic nodes `localhost`, `localhost-1`, ... all at 127.0.0.1."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sflow.backends.base import Allocation, Backend, register_backend
+from sflow.placement import Node
+
+
+@register_backend("local")
+class LocalBackend(Backend):
+    default_operator = "bash"
+
+    def planned_allocation(self) -> Allocation:
+        count = int(_field(self.config, "nodes", 1) or 1)
+        gpus = int(_field(self.config, "gpus_per_node", 0) or 0)
+        nodes = [
+            Node(
+                name="localhost" if i == 0 else f"localhost-{i}",
+                ip_address="127.0.0.1",
+                index=i,
+                num_gpus=gpus,
+            )
+            for i in range(count)
+        ]
+        return Allocation(backend=self.name, nodes=nodes)
+
+    async def allocate(self) -> Allocation:
+        return self.planned_allocation()
+
+
+def _field(config: Any, name: str, default: Any) -> Any:
+    value = getattr(config, name, None) if not isinstance(config, dict) else config.get(name)
+    return default if value is None else value

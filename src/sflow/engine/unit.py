@@ -1,0 +1,106 @@
+"""What the engine schedules: units, their attempts, outcomes and the events it emits.
+
+The engine only sees these types; launchers (bash, srun, Python executors) implement
+`Attempt`, and the YAML and Python front doors build `Unit`s.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class State(str, enum.Enum):
+    """Life of a unit. READY means a service passed its readiness probe and keeps running."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    READY = "ready"
+    RETRYING = "retrying"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+
+    @property
+    def done(self) -> bool:
+        return self in _DONE
+
+
+_DONE = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED, State.SKIPPED})
+
+
+@dataclass
+class Outcome:
+    """How one attempt ended. `reason` is a short human phrase ("exit code 3", "timed out after 5s")."""
+
+    ok: bool
+    reason: str = ""
+    exit_code: int | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """`count` extra attempts after the first, waiting `interval * backoff**k` seconds before each."""
+
+    count: int = 0
+    interval: float = 0.0
+    backoff: float = 1.0
+
+    def delay(self, retry_index: int) -> float:
+        return self.interval * (self.backoff**retry_index)
+
+
+class Attempt(abc.ABC):
+    """One started attempt of one unit: something running that ends with an `Outcome`."""
+
+    log_path: Path | None = None
+    info: dict[str, Any]
+
+    @abc.abstractmethod
+    async def wait(self) -> Outcome:
+        """Return the outcome once the attempt has ended (it may be awaited more than once)."""
+
+    @abc.abstractmethod
+    async def stop(self, grace: float) -> None:
+        """Ask the attempt to end (TERM), force it after `grace` seconds (KILL); return once it has."""
+
+    async def ready(self) -> Outcome:
+        """Complete once the attempt is ready for dependents (a service); by default at once."""
+        return Outcome(ok=True)
+
+    @property
+    def has_readiness(self) -> bool:
+        """True when `ready()` waits on a probe, so the unit is a service."""
+        return False
+
+
+@dataclass
+class Unit:
+    """A schedulable task: its dependencies, policies and how to start one attempt."""
+
+    name: str
+    start: Callable[[int], Awaitable[Attempt]]
+    deps: tuple[str, ...] = ()
+    retries: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout: float | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Event:
+    """A state change of one unit, delivered to every listener as it happens."""
+
+    unit: str
+    state: State
+    attempt: int
+    time: float = field(default_factory=time.time)
+    outcome: Outcome | None = None
+    attempt_obj: Attempt | None = None
+    message: str = ""

@@ -1,0 +1,81 @@
+"""The launcher contract: argv + env for one attempt of one task, then supervision.
+
+`build` is pure (easy to unit-test and to show in --dry-run); `start` runs it. A
+launcher is one module registering its operator `type` name.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from sflow.backends.base import Allocation
+from sflow.engine.unit import Attempt
+from sflow.launchers.process import LaunchSpec, ProcessAttempt, merged_env
+from sflow.placement import Placement
+
+
+@dataclass
+class LaunchContext:
+    """Everything a launcher may use to build one attempt."""
+
+    task: str
+    script_path: Path
+    env: dict[str, str]
+    cwd: Path
+    log_path: Path
+    placement: Placement
+    allocation: Allocation
+    operator: Any
+    attempt: int = 1
+
+
+class Launcher(abc.ABC):
+    """Builds and starts attempts for one operator type."""
+
+    type_name: ClassVar[str]
+
+    @abc.abstractmethod
+    def build(self, ctx: LaunchContext) -> LaunchSpec:
+        """The argv, environment and paths for this attempt (no side effects)."""
+
+    async def start(self, ctx: LaunchContext) -> Attempt:
+        return await ProcessAttempt.start(self.build(ctx))
+
+
+def task_process_env(ctx: LaunchContext) -> dict[str, str]:
+    """The environment a local process sees: ours, the task's variables, its GPUs."""
+    env = merged_env(os.environ, ctx.env)
+    if ctx.placement.gpus:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in ctx.placement.gpu_list)
+    return env
+
+
+_REGISTRY: dict[str, Launcher] = {}
+_BUILTIN = {"bash": "sflow.launchers.bash", "srun": "sflow.launchers.srun"}
+
+
+def register_launcher(type_name: str) -> Callable[[type[Launcher]], type[Launcher]]:
+    """Class decorator: make a launcher available under its operator `type:` name."""
+
+    def deco(cls: type[Launcher]) -> type[Launcher]:
+        cls.type_name = type_name
+        _REGISTRY[type_name] = cls()
+        return cls
+
+    return deco
+
+
+def get_launcher(type_name: str) -> Launcher:
+    if type_name not in _REGISTRY and type_name in _BUILTIN:
+        importlib.import_module(_BUILTIN[type_name])
+    try:
+        return _REGISTRY[type_name]
+    except KeyError:
+        known = ", ".join(sorted({*_REGISTRY, *_BUILTIN}))
+        raise ValueError(f"no launcher for operator type '{type_name}' (known: {known})") from None

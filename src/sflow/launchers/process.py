@@ -1,0 +1,132 @@
+"""Supervise one local process (bash, or `srun` on a cluster) as an engine attempt.
+
+Each attempt runs in its own session, so its whole process group (grandchildren
+included) can be stopped together: TERM, a grace period, then KILL. Output goes
+straight to the attempt's log file; nothing is read through pipes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sflow.engine.unit import Attempt, Outcome
+
+
+@dataclass
+class LaunchSpec:
+    """Everything needed to start one attempt: a pure value, built by a launcher, easy to test."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    log_path: Path
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def describe_exit(code: int) -> str:
+    """'exit code 3' or 'killed by SIGKILL' for an asyncio return code."""
+    if code >= 0:
+        return f"exit code {code}"
+    try:
+        return f"killed by {signal.Signals(-code).name}"
+    except ValueError:
+        return f"killed by signal {-code}"
+
+
+class ProcessAttempt(Attempt):
+    """A started process group whose end is an asyncio event, not a poll."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, spec: LaunchSpec) -> None:
+        self.proc = proc
+        self.spec = spec
+        self.log_path = spec.log_path
+        self.info = {"pid": proc.pid, **spec.info}
+        self._outcome: asyncio.Future[Outcome] | None = None
+
+    @classmethod
+    async def start(cls, spec: LaunchSpec, extra_env: Mapping[str, str] | None = None) -> ProcessAttempt:
+        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = dict(spec.env)
+        if extra_env:
+            env.update(extra_env)
+        with open(spec.log_path, "ab", buffering=0) as log:
+            proc = await asyncio.create_subprocess_exec(
+                *spec.argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                cwd=str(spec.cwd),
+                env=env,
+                start_new_session=True,
+            )
+        return cls(proc, spec)
+
+    async def wait(self) -> Outcome:
+        if self._outcome is None:
+            self._outcome = asyncio.ensure_future(self._wait_once())
+        return await asyncio.shield(self._outcome)
+
+    async def _wait_once(self) -> Outcome:
+        code = await self.proc.wait()
+        await self._reap_group()
+        return Outcome(ok=code == 0, reason=describe_exit(code), exit_code=code, info=self.info)
+
+    async def stop(self, grace: float) -> None:
+        if self.proc.returncode is None:
+            _signal_group(self.proc.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(asyncio.shield(self.proc.wait()), grace)
+            except asyncio.TimeoutError:
+                _signal_group(self.proc.pid, signal.SIGKILL)
+        await self.wait()
+
+    async def _reap_group(self, grace: float = 2.0) -> None:
+        """The leader is gone; stop whatever it left behind in its group (no orphans)."""
+        if not _signal_group(self.proc.pid, signal.SIGTERM):
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        delay = 0.005
+        while _group_alive(self.proc.pid) and loop.time() < deadline:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.2)
+        _signal_group(self.proc.pid, signal.SIGKILL)
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    """Send `sig` to a process group; False when the group no longer exists."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _group_alive(pgid: int) -> bool:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, 0)
+        return True
+    return False
+
+
+def merged_env(base: Mapping[str, str], *layers: Mapping[str, str] | None) -> dict[str, str]:
+    """The process environment: `base` (usually os.environ) with each layer on top."""
+    env = dict(base)
+    for layer in layers:
+        if layer:
+            env.update(layer)
+    return env
+
+
+def argv_text(argv: Sequence[str]) -> str:
+    """A shell-quoted rendering of argv, for dry runs and logs."""
+    import shlex
+
+    return shlex.join(argv)

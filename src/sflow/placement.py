@@ -1,0 +1,155 @@
+"""Which nodes and GPU indices each task instance gets.
+
+Nodes are shared by default (a task takes the least-loaded ones); GPUs are exclusive
+and handed back when a task ends, so a later task reuses them. A request that could
+never fit is a `PlanError` at planning time, before anything runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sflow.errors import PlanError
+
+
+@dataclass(frozen=True)
+class Node:
+    """One node of an allocation, as expressions see it (`backends.<b>.nodes[i]`)."""
+
+    name: str
+    ip_address: str
+    index: int
+    num_gpus: int = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "ip_address": self.ip_address,
+            "index": self.index,
+            "num_gpus": self.num_gpus,
+        }
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a task asks for: `count` nodes (or these `indices`), minus `exclude`, `gpus` per node."""
+
+    count: int | None = None
+    indices: tuple[int, ...] = ()
+    exclude: tuple[str | int, ...] = ()
+    gpus: int = 0
+    gpu_indices: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Nodes chosen for one task and the GPU indices it holds on each."""
+
+    nodes: tuple[Node, ...]
+    gpus: tuple[tuple[int, ...], ...] = ()
+
+    @property
+    def node_names(self) -> list[str]:
+        return [n.name for n in self.nodes]
+
+    @property
+    def gpu_list(self) -> list[int]:
+        """GPU indices of the first node (what CUDA_VISIBLE_DEVICES holds there)."""
+        return list(self.gpus[0]) if self.gpus else []
+
+
+@dataclass
+class _NodeState:
+    node: Node
+    load: int = 0
+    free_gpus: set[int] = field(default_factory=set)
+
+
+class Placer:
+    """Tracks load and free GPUs of one allocation's nodes."""
+
+    def __init__(self, nodes: Sequence[Node], backend: str = "") -> None:
+        self.backend = backend
+        self._nodes = [_NodeState(n, free_gpus=set(range(n.num_gpus))) for n in nodes]
+        self._waiters: list[asyncio.Future[None]] = []
+
+    @property
+    def nodes(self) -> list[Node]:
+        return [s.node for s in self._nodes]
+
+    def candidates(self, req: Request, task: str) -> list[_NodeState]:
+        """Nodes the request may use, ignoring what is busy now; PlanError when it can never fit."""
+        n = len(self._nodes)
+        if req.indices:
+            bad = [i for i in req.indices if not -n <= i < n]
+            if bad:
+                where = f"{n} nodes in '{self.backend}'"
+                raise PlanError(f"task '{task}': node index {bad[0]} is out of range ({where})")
+            states = [self._nodes[i] for i in dict.fromkeys(req.indices)]
+        else:
+            states = list(self._nodes)
+        excluded = {e for e in req.exclude}
+        states = [s for s in states if s.node.name not in excluded and s.node.index not in excluded]
+        states = [s for s in states if s.node.num_gpus >= max(req.gpus, len(req.gpu_indices))]
+        for gi in req.gpu_indices:
+            states = [s for s in states if 0 <= gi < s.node.num_gpus]
+        need = self._need(req)
+        if len(states) < need:
+            what = f"{need} node(s)" + (f" with {req.gpus} GPU(s) each" if req.gpus else "")
+            raise PlanError(
+                f"task '{task}' asks for {what} but backend '{self.backend}' can offer {len(states)} "
+                f"(of {n} nodes, {self._nodes[0].node.num_gpus if n else 0} GPU(s) per node)"
+            )
+        return states
+
+    def _need(self, req: Request) -> int:
+        if req.count is not None:
+            return req.count
+        return len(dict.fromkeys(req.indices)) if req.indices else 1
+
+    def try_place(self, req: Request, task: str) -> Placement | None:
+        """A placement if the request fits now, else None (it fits once others release)."""
+        need = self._need(req)
+        usable = [s for s in self.candidates(req, task) if self._gpus_fit(s, req)]
+        if len(usable) < need:
+            return None
+        if not req.indices:
+            usable.sort(key=lambda s: (s.load, s.node.index))
+        chosen = usable[:need]
+        gpus: list[tuple[int, ...]] = []
+        for s in chosen:
+            s.load += 1
+            picked = tuple(req.gpu_indices) if req.gpu_indices else tuple(sorted(s.free_gpus)[: req.gpus])
+            s.free_gpus.difference_update(picked)
+            gpus.append(picked)
+        return Placement(
+            nodes=tuple(s.node for s in chosen), gpus=tuple(gpus) if req.gpus or req.gpu_indices else ()
+        )
+
+    @staticmethod
+    def _gpus_fit(s: _NodeState, req: Request) -> bool:
+        if req.gpu_indices:
+            return set(req.gpu_indices) <= s.free_gpus
+        return len(s.free_gpus) >= req.gpus
+
+    def release(self, placement: Placement) -> None:
+        by_name = {s.node.name: s for s in self._nodes}
+        for i, node in enumerate(placement.nodes):
+            s = by_name[node.name]
+            s.load -= 1
+            if placement.gpus:
+                s.free_gpus.update(placement.gpus[i])
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def place(self, req: Request, task: str) -> Placement:
+        """Wait until the request fits (woken by `release`, never by a timer)."""
+        while (placement := self.try_place(req, task)) is None:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
+        return placement

@@ -1,0 +1,107 @@
+"""Progress for people: a live table on a terminal, one plain line per state change otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import IO, Any
+
+from sflow.engine import Event, State
+
+_STYLE = {
+    State.RUNNING: "cyan",
+    State.READY: "green",
+    State.RETRYING: "yellow",
+    State.SUCCEEDED: "green",
+    State.FAILED: "bold red",
+    State.CANCELLED: "magenta",
+    State.SKIPPED: "dim",
+}
+
+
+class PlainProgress:
+    """One line per state change; suited to logs, pipes and CI."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self.began = time.time()
+
+    def on_event(self, event: Event) -> None:
+        elapsed = event.time - self.began
+        text = f"[{elapsed:8.2f}s] {event.unit}: {event.state.value}"
+        if event.state is State.RUNNING and event.attempt > 1:
+            text += f" (attempt {event.attempt})"
+        if event.outcome is not None and event.outcome.reason and event.state is not State.SUCCEEDED:
+            text += f" ({event.outcome.reason})"
+        if event.message:
+            text += f" {event.message}"
+        print(text, file=self.stream, flush=True)
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+class LiveProgress:
+    """A live table of the tasks that matter now (running, ready, failed) and counts of the rest."""
+
+    MAX_ROWS = 20
+
+    def __init__(self, total: int, title: str) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        self.total = total
+        self.title = title
+        self.began = time.time()
+        self.states: dict[str, State] = {}
+        self.since: dict[str, float] = {}
+        self.reasons: dict[str, str] = {}
+        self.console = Console()
+        self.live = Live(
+            console=self.console, refresh_per_second=8, transient=False, get_renderable=self._render
+        )
+
+    def on_event(self, event: Event) -> None:
+        self.states[event.unit] = event.state
+        self.since[event.unit] = event.time
+        if event.outcome is not None and event.outcome.reason:
+            self.reasons[event.unit] = event.outcome.reason
+
+    def start(self) -> None:
+        self.live.start()
+
+    def stop(self) -> None:
+        self.live.stop()
+
+    def _render(self) -> Any:
+        from rich.table import Table
+
+        counts: dict[State, int] = {}
+        for state in self.states.values():
+            counts[state] = counts.get(state, 0) + 1
+        done = sum(n for s, n in counts.items() if s.done)
+        head = f"{self.title}: {done}/{self.total} done, elapsed {time.time() - self.began:.1f}s"
+        table = Table(title=head, title_justify="left", expand=False)
+        table.add_column("task")
+        table.add_column("state")
+        table.add_column("for", justify="right")
+        table.add_column("detail")
+        now = time.time()
+        shown = [n for n, s in self.states.items() if s in (State.RUNNING, State.READY, State.RETRYING)]
+        shown += [n for n, s in self.states.items() if s is State.FAILED]
+        for name in shown[: self.MAX_ROWS]:
+            state = self.states[name]
+            table.add_row(
+                name,
+                f"[{_STYLE.get(state, '')}]{state.value}[/]",
+                f"{now - self.since[name]:.1f}s",
+                self.reasons.get(name, "") if state is not State.RUNNING else "",
+            )
+        if len(shown) > self.MAX_ROWS:
+            table.add_row(f"... {len(shown) - self.MAX_ROWS} more", "", "", "")
+        summary = "  ".join(f"{s.value}: {n}" for s, n in sorted(counts.items(), key=lambda kv: kv[0].value))
+        table.caption = summary
+        return table
