@@ -1,0 +1,59 @@
+import asyncio
+
+import pytest
+
+from sflow.errors import PlanError
+from sflow.placement import Node, Placer, Request
+
+
+def nodes(n=2, gpus=2):
+    return [Node(f"n{i}", "127.0.0.1", i, gpus) for i in range(n)]
+
+
+def test_default_request_takes_least_loaded_node():
+    p = Placer(nodes(2))
+    a = p.try_place(Request(), "a")
+    b = p.try_place(Request(), "b")
+    assert a.node_names == ["n0"] and b.node_names == ["n1"]
+
+
+def test_gpus_are_exclusive_and_reused_after_release():
+    p = Placer(nodes(1, gpus=2))
+    a = p.try_place(Request(gpus=1), "a")
+    b = p.try_place(Request(gpus=1), "b")
+    assert a.gpu_list != b.gpu_list
+    assert sorted(a.gpu_list + b.gpu_list) == [0, 1]
+    assert p.try_place(Request(gpus=1), "c") is None
+    p.release(a)
+    c = p.try_place(Request(gpus=1), "c")
+    assert c.gpu_list == a.gpu_list
+
+
+def test_negative_index_counts_from_the_end_and_exclude():
+    p = Placer(nodes(3, gpus=0))
+    assert p.try_place(Request(indices=(-1,)), "a").node_names == ["n2"]
+    assert p.try_place(Request(count=2, exclude=("n0",)), "b").node_names == ["n1", "n2"]
+
+
+def test_impossible_request_is_a_plan_error():
+    p = Placer(nodes(2, gpus=2), backend="local")
+    with pytest.raises(PlanError, match="asks for 3 node"):
+        p.candidates(Request(count=3), "big")
+    with pytest.raises(PlanError, match="4 GPU"):
+        p.candidates(Request(gpus=4), "greedy")
+    with pytest.raises(PlanError, match="out of range"):
+        p.candidates(Request(indices=(5,)), "far")
+
+
+def test_place_waits_for_release_without_polling():
+    async def main():
+        p = Placer(nodes(1, gpus=1))
+        first = p.try_place(Request(gpus=1), "a")
+        waiter = asyncio.ensure_future(p.place(Request(gpus=1), "b"))
+        await asyncio.sleep(0)
+        assert not waiter.done()
+        p.release(first)
+        second = await asyncio.wait_for(waiter, 1)
+        return second.gpu_list
+
+    assert asyncio.run(main()) == [0]
