@@ -174,7 +174,7 @@ def test_service_dying_while_dependents_run_fails_the_run():
     client = unit("client", ["server"], plan=[dict(duration=5)])
     result, _ = run([server, client])
     assert result.units["server"].state is State.FAILED
-    assert "still needed it" in result.units["server"].outcome.reason
+    assert "still needed by client" in result.units["server"].outcome.reason
     assert result.units["client"].state is State.CANCELLED
 
 

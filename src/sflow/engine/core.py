@@ -250,7 +250,7 @@ class Engine:
         detail = outcome.reason or "exited"
         return Outcome(
             ok=False,
-            reason=f"service {detail} while {', '.join(waiting[:3])} still needed it",
+            reason=f"service ended: {detail} (still needed by {', '.join(waiting[:3])})",
             exit_code=outcome.exit_code,
             info=outcome.info,
         )
