@@ -8,7 +8,6 @@ straight to the attempt's log file; nothing is read through pipes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 from collections.abc import Mapping, Sequence
@@ -88,16 +87,20 @@ class ProcessAttempt(Attempt):
         await self.wait()
 
     async def _reap_group(self, grace: float = 2.0) -> None:
-        """The leader is gone; stop whatever it left behind in its group (no orphans)."""
-        if not _signal_group(self.proc.pid, signal.SIGTERM):
+        """The leader is gone; stop whatever it left behind in its group (no orphans).
+
+        The common case (nothing left) costs one failed `killpg(pgid, 0)`.
+        """
+        if not _signal_group(self.proc.pid, 0) or not group_has_live(self.proc.pid):
             return
+        _signal_group(self.proc.pid, signal.SIGTERM)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + grace
-        delay = 0.005
-        while _group_alive(self.proc.pid) and loop.time() < deadline:
+        deadline, delay = loop.time() + grace, 0.005
+        while group_has_live(self.proc.pid) and loop.time() < deadline:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.2)
-        _signal_group(self.proc.pid, signal.SIGKILL)
+        if group_has_live(self.proc.pid):
+            _signal_group(self.proc.pid, signal.SIGKILL)
 
 
 def _signal_group(pgid: int, sig: int) -> bool:
@@ -109,10 +112,20 @@ def _signal_group(pgid: int, sig: int) -> bool:
     return True
 
 
-def _group_alive(pgid: int) -> bool:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, 0)
-        return True
+def group_has_live(pgid: int) -> bool:
+    """True while a process of group `pgid` is alive; zombies (an init that reaps late) do not count."""
+    if not os.path.isdir("/proc/self"):
+        return _signal_group(pgid, 0)
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                fields = fh.read().rpartition(b")")[2].split()
+        except OSError:
+            continue
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
     return False
 
 

@@ -1,0 +1,406 @@
+"""The slurm backend: an allocation from `salloc --no-shell`, or the one we already run inside.
+
+Why this shape:
+- Inside sbatch/salloc (`SLURM_JOB_ID` set) the user already paid for an allocation: we reuse
+  it, never create a second one, and never cancel it.
+- Otherwise `salloc --no-shell` creates a job that outlives the salloc process; we own it, so
+  `release()` cancels it and waits until Slurm no longer lists it. Allocation is cancel-safe:
+  a Ctrl-C while the request is pending revokes it (nothing is left queued).
+- Every Slurm call goes through `sflow.slurm_cli` (asyncio subprocesses, polite retries).
+  The parsing of Slurm's output is kept in small pure functions, unit-tested without Slurm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import os
+import re
+import shlex
+import signal
+import socket
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sflow.backends.base import Allocation, Backend, register_backend
+from sflow.errors import BackendError
+from sflow.placement import Node
+from sflow.slurm_cli import RETRY_QUERY, SlurmCommandError, job_state, run_slurm, scancel
+
+DEFAULT_JOB_NAME = "sflow"
+# States after which a job will never run again.
+FINAL_STATES = frozenset(
+    {
+        "BOOT_FAIL",
+        "CANCELLED",
+        "COMPLETED",
+        "DEADLINE",
+        "FAILED",
+        "NODE_FAIL",
+        "OUT_OF_MEMORY",
+        "PREEMPTED",
+        "REVOKED",
+        "SPECIAL_EXIT",
+        "TIMEOUT",
+    }
+)
+SALLOC_JOB_RE = re.compile(r"(?:Granted|Pending) job allocation (\d+)|\bjob (\d+) queued")
+RELEASE_TIMEOUT = 120.0
+
+
+# -- pure helpers (unit-tested) -----------------------------------------------------------------
+
+
+def config_value(config: Any, name: str, default: Any = None) -> Any:
+    """A backend field from a pydantic model or a dict; `default` when absent or None.
+
+    A `${{ }}` expression left unrendered would reach Slurm as garbage: it is an error here.
+    """
+    value = config.get(name) if isinstance(config, Mapping) else getattr(config, name, None)
+    if isinstance(value, str) and "${{" in value:
+        raise BackendError(f"slurm backend field '{name}' is still an expression ({value}); render it first")
+    return default if value is None else value
+
+
+def slurm_time(value: Any) -> str:
+    """A `time:` value as Slurm reads it; numbers are minutes (Slurm's unit), strings verbatim."""
+    if isinstance(value, bool):
+        raise BackendError(f"time: expected a Slurm time like '01:30:00', got {value!r}")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
+def allocation_options(config: Any) -> list[list[str]]:
+    """The Slurm options of a backend config, one word list per option (salloc argv, #SBATCH lines).
+
+    `extra_args` come last and in order (repeated flags kept, so a later one wins where Slurm says
+    so); each entry is split like a shell word list, so both "--mem=8G" and "--mem 8G" work.
+    """
+    options = [["--job-name", str(config_value(config, "job_name", DEFAULT_JOB_NAME))]]
+    for flag, field in (("-A", "account"), ("-p", "partition")):
+        value = config_value(config, field)
+        if value not in (None, ""):
+            options.append([flag, str(value)])
+    time = config_value(config, "time")
+    if time not in (None, ""):
+        options.append(["-t", slurm_time(time)])
+    nodes = config_value(config, "nodes")
+    if nodes is not None:
+        options.append(["-N", str(nodes)])
+    gpus = config_value(config, "gpus_per_node")
+    if gpus:
+        options.append([f"--gpus-per-node={int(gpus)}"])
+    options += [words for arg in config_value(config, "extra_args", ()) or () if (words := split_args(arg))]
+    return options
+
+
+def split_args(text: Any) -> list[str]:
+    """One `extra_args`/`-e` entry as argv words (shell quoting rules)."""
+    try:
+        return shlex.split(str(text))
+    except ValueError as exc:
+        raise BackendError(f"cannot parse Slurm flags {text!r}: {exc}") from None
+
+
+def allocation_flags(config: Any) -> list[str]:
+    """`allocation_options` flattened into argv words."""
+    return [word for option in allocation_options(config) for word in option]
+
+
+def salloc_argv(config: Any) -> list[str]:
+    """`salloc --no-shell` for this backend config: the job outlives salloc until we scancel it."""
+    return ["salloc", "--no-shell", *allocation_flags(config)]
+
+
+def parse_salloc_job_id(text: str) -> str | None:
+    """The job id in salloc's messages ("Pending job allocation 12", "Granted job allocation 12")."""
+    match = SALLOC_JOB_RE.search(text)
+    return (match.group(1) or match.group(2)) if match else None
+
+
+def parse_fields(line: str) -> dict[str, str]:
+    """`Key=Value` pairs of one `scontrol show ... -o` line (first occurrence of each key wins)."""
+    fields: dict[str, str] = {}
+    for match in re.finditer(r"(?:^|\s)([\w/:]+)=(\S*)", line):
+        fields.setdefault(match.group(1), match.group(2))
+    return fields
+
+
+def expand_hostlist(expr: str) -> list[str]:
+    """Expand a Slurm hostlist ("node[1-3,5],gpu[01-02]a") without asking Slurm."""
+    names: list[str] = []
+    for part in _split_top_level(expr.strip()):
+        names.extend(_expand_one(part))
+    return names
+
+
+def _split_top_level(expr: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(expr):
+        depth += ch == "["
+        depth -= ch == "]"
+        if ch == "," and depth == 0:
+            parts.append(expr[start:i])
+            start = i + 1
+    parts.append(expr[start:])
+    return [p for p in parts if p]
+
+
+def _expand_one(part: str) -> list[str]:
+    match = re.search(r"\[([^\]]*)\]", part)
+    if match is None:
+        return [part]
+    head, tail = part[: match.start()], part[match.end() :]
+    out: list[str] = []
+    for rng in match.group(1).split(","):
+        lo, _, hi = rng.partition("-")
+        width = len(lo)
+        for n in range(int(lo), int(hi or lo) + 1):
+            out.extend(head + str(n).zfill(width) + rest for rest in _expand_one(tail))
+    return out
+
+
+def gpu_count(gres: str) -> int:
+    """GPUs in a GRES/TRES string: 'gpu:2(IDX:0-1)', 'gres:gpu:a100:4', 'gres/gpu=2', 'gpu:1,mps:100'."""
+    total = 0
+    for match in re.finditer(r"(?:^|[,:/])gpu(?::[A-Za-z][^:=,(]*)?[:=](\d+)", gres):
+        total += int(match.group(1))
+    return total
+
+
+def gpus_by_node(job_line: str) -> dict[str, int]:
+    """Per-node GPU counts from the detail segments of `scontrol show job -d -o` ("Nodes=... GRES=...")."""
+    counts: dict[str, int] = {}
+    for segment in re.split(r"\s(?=Nodes=)", job_line)[1:]:
+        fields = parse_fields(segment)
+        hosts = fields.get("Nodes", "")
+        if not hosts:
+            continue
+        gres = fields.get("GRES", "")
+        for host in expand_hostlist(hosts):
+            counts[host] = gpu_count(gres)
+    return counts
+
+
+def uniform_gpus(job_fields: Mapping[str, str]) -> int | None:
+    """GPUs per node the job asked for (TresPerNode / TRES-per-node), when it asked per node."""
+    for key in ("TresPerNode", "Gres"):
+        value = job_fields.get(key, "")
+        if value and value != "(null)":
+            return gpu_count(value)
+    return None
+
+
+def parse_node_addrs(text: str) -> dict[str, str]:
+    """NodeName -> NodeAddr from `scontrol show node -o` output."""
+    addrs: dict[str, str] = {}
+    for line in text.splitlines():
+        fields = parse_fields(line)
+        if "NodeName" in fields:
+            addrs[fields["NodeName"]] = fields.get("NodeAddr") or fields["NodeName"]
+    return addrs
+
+
+def build_nodes(
+    names: Sequence[str], addrs: Mapping[str, str], per_node: Mapping[str, int], default_gpus: int
+) -> list[Node]:
+    """Allocation nodes in Slurm's order: address and GPU count of each."""
+    return [
+        Node(name=n, ip_address=addrs.get(n, n), index=i, num_gpus=per_node.get(n, default_gpus))
+        for i, n in enumerate(names)
+    ]
+
+
+def env_gpus(environ: Mapping[str, str]) -> int | None:
+    """GPUs per node as the batch step's environment shows them (inside an allocation)."""
+    for key in ("SLURM_GPUS_ON_NODE", "SLURM_GPUS_PER_NODE"):
+        value = environ.get(key, "").strip()
+        if value and gpu_count(f"gpu:{value}"):
+            return gpu_count(f"gpu:{value}")
+    return None
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+# -- the backend ----------------------------------------------------------------------------------
+
+
+@register_backend("slurm")
+class SlurmBackend(Backend):
+    """Nodes of one Slurm job: ours (salloc) or the one this process runs inside (reused)."""
+
+    default_operator = "srun"
+
+    def __init__(self, name: str, config: Any, environ: Mapping[str, str] | None = None) -> None:
+        super().__init__(name, config)
+        self.environ = os.environ if environ is None else environ
+        self.job_id: str | None = None
+        self._owned = False
+
+    # -- planning ---------------------------------------------------------------------------------
+
+    @property
+    def inside_job(self) -> str | None:
+        """The job id we run inside (sbatch/salloc), if any."""
+        return self.environ.get("SLURM_JOB_ID") or self.environ.get("SLURM_JOBID") or None
+
+    def planned_allocation(self) -> Allocation:
+        """Placeholder nodes (`slurm-node-0`, ...) or, inside an allocation, its real node names."""
+        gpus = int(config_value(self.config, "gpus_per_node", 0) or 0)
+        job = self.inside_job
+        nodelist = self.environ.get("SLURM_JOB_NODELIST") or self.environ.get("SLURM_NODELIST")
+        if job and nodelist:
+            names = expand_hostlist(nodelist)
+            nodes = build_nodes(names, {}, {}, env_gpus(self.environ) or gpus)
+            return Allocation(self.name, nodes, job_id=job, reused=True)
+        count = int(config_value(self.config, "nodes", 1) or 1)
+        names = [f"slurm-node-{i}" for i in range(count)]
+        return Allocation(self.name, build_nodes(names, {}, {}, gpus), info={"planned": True})
+
+    # -- allocate / release -----------------------------------------------------------------------
+
+    async def allocate(self) -> Allocation:
+        """Reuse the allocation we run inside, or create one with salloc and wait until it runs."""
+        inside = self.inside_job
+        if inside:
+            self.job_id, self._owned = inside, False
+            nodelist = self.environ.get("SLURM_JOB_NODELIST") or self.environ.get("SLURM_NODELIST")
+            return await self._describe(inside, nodelist, reused=True)
+        try:
+            self.job_id = await self._salloc()
+            await self._wait_running(self.job_id)
+            return await self._describe(self.job_id, None, reused=False)
+        except BaseException:
+            await asyncio.shield(self.release())
+            raise
+
+    async def release(self) -> None:
+        """Cancel the job we created (never a reused one) and wait until Slurm lists it no more."""
+        job, owned = self.job_id, self._owned
+        if not job or not owned:
+            return
+        self._owned = False
+        await scancel(job)
+        await self._wait_gone(job)
+
+    # -- steps of allocate ------------------------------------------------------------------------
+
+    async def _salloc(self) -> str:
+        """Run salloc; its job id as soon as salloc prints it, even while the request is pending."""
+        argv = salloc_argv(self.config)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise BackendError(f"backend '{self.name}': cannot run salloc: {exc}") from exc
+        lines: list[str] = []
+        try:
+            assert proc.stdout is not None
+            async for raw in proc.stdout:
+                lines.append(raw.decode(errors="replace").rstrip())
+                if not self.job_id and (job := parse_salloc_job_id(lines[-1])):
+                    self.job_id, self._owned = job, True  # ours from now on: release() cancels it
+            code = await proc.wait()
+        except BaseException:
+            await asyncio.shield(_revoke(proc))
+            raise
+        return self._salloc_result(code, lines)
+
+    def _salloc_result(self, code: int, lines: list[str]) -> str:
+        if code != 0 or not self.job_id:
+            errors = [ln for ln in lines if "error" in ln.lower()] or lines or ["(no output)"]
+            message = "; ".join(ln.removeprefix("salloc: ").removeprefix("error: ") for ln in errors[-2:])
+            raise BackendError(f"backend '{self.name}': Slurm refused the allocation: {message}")
+        return self.job_id
+
+    async def _wait_running(self, job: str) -> None:
+        """salloc returns once resources are granted; nodes may still be CONFIGURING (booting)."""
+        delay = 0.05
+        while True:
+            state = await job_state(job)
+            if state == "RUNNING":
+                return
+            if state is None or state in FINAL_STATES:
+                raise BackendError(
+                    f"backend '{self.name}': job {job} ended before it ran ({state or 'gone'})"
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 2.0)
+
+    async def _wait_gone(self, job: str) -> None:
+        loop = asyncio.get_running_loop()
+        deadline, delay = loop.time() + RELEASE_TIMEOUT, 0.05
+        while (state := await job_state(job)) is not None and state not in FINAL_STATES:
+            if loop.time() > deadline:
+                raise BackendError(f"job {job} is still {state} {RELEASE_TIMEOUT:g}s after scancel")
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 1.0)
+
+    async def _describe(self, job: str, nodelist: str | None, *, reused: bool) -> Allocation:
+        """Nodes (Slurm's order), their addresses and GPU counts, from scontrol."""
+        show = await run_slurm(["scontrol", "show", "job", "-d", "-o", job], retry=RETRY_QUERY)
+        fields = parse_fields(show.stdout)
+        nodelist = nodelist or fields.get("NodeList", "")
+        if not nodelist or nodelist == "(null)":
+            raise BackendError(f"backend '{self.name}': job {job} has no nodes")
+        names = (await run_slurm(["scontrol", "show", "hostnames", nodelist])).stdout.split()
+        addrs = await _node_addresses(names)
+        default = uniform_gpus(fields)
+        if default is None:
+            default = env_gpus(self.environ) if reused else None
+        if default is None:
+            default = int(config_value(self.config, "gpus_per_node", 0) or 0)
+        nodes = build_nodes(names, addrs, gpus_by_node(show.stdout), default)
+        info: dict[str, Any] = {
+            k: fields[k] for k in ("JobName", "Partition", "Account", "TimeLimit") if k in fields
+        }
+        return Allocation(self.name, nodes, job_id=job, reused=reused, info=info)
+
+
+async def _node_addresses(names: Sequence[str]) -> dict[str, str]:
+    """NodeAddr of each node, resolved to an IP address when it is a host name."""
+    try:
+        out = (await run_slurm(["scontrol", "show", "node", "-o", ",".join(names)])).stdout
+        addrs = parse_node_addrs(out)
+    except SlurmCommandError:
+        addrs = {}
+    resolved = await asyncio.gather(*(_resolve(addrs.get(n, n)) for n in names))
+    return dict(zip(names, resolved, strict=True))
+
+
+async def _resolve(host: str) -> str:
+    """An IPv4 address for `host` (the name itself when it does not resolve)."""
+    if _is_ip(host):
+        return host
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await asyncio.wait_for(loop.getaddrinfo(host, None, family=socket.AF_INET), 5.0)
+    except (OSError, asyncio.TimeoutError):
+        return host
+    return str(infos[0][4][0]) if infos else host
+
+
+async def _revoke(proc: asyncio.subprocess.Process) -> None:
+    """Stop a pending salloc: SIGINT makes it withdraw its request; KILL if it does not listen."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGINT)
+        try:
+            await asyncio.wait_for(proc.wait(), 10.0)
+        except asyncio.TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
