@@ -48,6 +48,7 @@ class RunRecord:
         self._human: IO[str] = open(self.run_dir / "sflow.log", "a", encoding="utf-8", buffering=1)  # noqa: SIM115
         self._events: IO[str] = open(self.run_dir / "events.jsonl", "a", encoding="utf-8")  # noqa: SIM115
         self.task_info: dict[str, dict[str, Any]] = {}
+        self.sweep_rows: dict[str, list[dict[str, Any]]] = {}
         self.extra_listeners: list[Callable[[Event], None]] = []
 
     # -- paths -------------------------------------------------------------------------------
@@ -90,6 +91,32 @@ class RunRecord:
         self._events.write(json.dumps(line) + "\n")
         self._human.write(_human_line(event) + "\n")
 
+    def set_outputs(
+        self,
+        task: str,
+        values: dict[str, Any],
+        replica_of: str | None = None,
+        replica_index: int | None = None,
+        sweep: dict[str, Any] | None = None,
+    ) -> None:
+        """Outputs of a finished task; replicas of one task also form a table (`<task>.outputs.csv`)."""
+        self.task_info.setdefault(task, {})["outputs"] = values
+        if replica_of is not None:
+            from sflow.outputs import table_row
+
+            base = replica_of
+            self.sweep_rows.setdefault(base, []).append(table_row(replica_index, sweep or {}, values))
+
+    def _write_sweep_tables(self) -> dict[str, str]:
+        from sflow.outputs import write_table_csv
+
+        written = {}
+        for base, rows in self.sweep_rows.items():
+            rows.sort(key=lambda r: r.get("replica_index", 0))
+            path = write_table_csv(self.run_dir / f"{safe_name(base)}.outputs.csv", rows)
+            written[base] = str(path)
+        return written
+
     # -- summary -----------------------------------------------------------------------------
 
     def write_summary(self, result: RunResult, extra: dict[str, Any] | None = None) -> Path:
@@ -120,6 +147,11 @@ class RunRecord:
             "run_dir": str(self.run_dir),
             "tasks": tasks,
         }
+        if self.sweep_rows:
+            tables = self._write_sweep_tables()
+            summary["sweeps"] = {
+                base: {"rows": rows, "csv": tables[base]} for base, rows in self.sweep_rows.items()
+            }
         if extra:
             summary.update(extra)
         path = self.run_dir / "summary.json"

@@ -11,7 +11,7 @@ import pytest
 from probe_helpers import CLIENT_PY, SERVER_PY, free_port, other_tasks, port_open, python_argv
 
 from sflow.engine import Attempt, Engine, Event, State, Unit
-from sflow.launchers.process import LaunchSpec, ProcessAttempt
+from sflow.launchers.process import LaunchSpec, ProcessAttempt, group_has_live
 from sflow.probes import ProbedAttempt, ProbeSpec
 
 pytestmark = pytest.mark.timeout(60)
@@ -36,11 +36,8 @@ def process_unit(
 
 
 def group_gone(attempt: ProcessAttempt) -> bool:
-    try:
-        os.killpg(attempt.proc.pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
+    """No live process left in the attempt's group (zombies awaiting a lazy init do not count)."""
+    return not group_has_live(attempt.proc.pid)
 
 
 def test_service_ready_by_tcp_serves_its_client_then_is_torn_down(tmp_path: Path) -> None:

@@ -1,0 +1,262 @@
+"""The `sflow` command: a thin face over the library.
+
+Heavy modules (pydantic models, Jinja, rich, asyncio machinery) are imported inside the
+commands, so `sflow --help` stays fast. Every user mistake becomes one line on stderr
+and exit code 2; a failed workflow exits 1; Ctrl-C exits 130.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _files_options(fn: F) -> F:
+    """Workflow files: positional and/or repeated -f/--file, merged in order."""
+    fn = click.argument("files", nargs=-1, type=click.Path(dir_okay=False))(fn)
+    fn = click.option(
+        "-f",
+        "--file",
+        "file_opts",
+        multiple=True,
+        type=click.Path(dir_okay=False),
+        help="Workflow YAML (repeatable).",
+    )(fn)
+    return fn
+
+
+def _override_options(fn: F) -> F:
+    fn = click.option(
+        "--set", "sets", multiple=True, metavar="NAME=VALUE", help="Set a variable (repeatable)."
+    )(fn)
+    fn = click.option("--artifact", "artifacts", multiple=True, metavar="NAME=URI", help="Set an artifact.")(
+        fn
+    )
+    fn = click.option(
+        "--missable-tasks", is_flag=True, help="Drop dependencies on tasks absent after composition."
+    )(fn)
+    return fn
+
+
+def _all_files(files: Sequence[str], file_opts: Sequence[str]) -> list[str]:
+    out = [*file_opts, *files]
+    if not out:
+        raise click.UsageError("no workflow file given (use -f FILE or a positional FILE)")
+    return out
+
+
+def _load(
+    files: Sequence[str], sets: Sequence[str] = (), artifacts: Sequence[str] = (), missable: bool = False
+) -> Any:
+    from sflow.spec import load_workflow
+
+    return load_workflow(files, sets=sets, artifacts=artifacts, missable_tasks=missable)
+
+
+def _fail_user(exc: Exception) -> None:
+    click.echo(f"sflow: error: {exc}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+class _Group(click.Group):
+    """Turns user errors raised anywhere below into one line and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from sflow.errors import UserError
+
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            _fail_user(exc)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="sflow", prog_name="sflow")
+def main() -> None:
+    """Describe a DAG of tasks once; run it on a laptop or on a Slurm cluster."""
+
+
+@main.command()
+@_files_options
+@_override_options
+@click.option("--dry-run", is_flag=True, help="Print the resolved plan; run nothing.")
+@click.option(
+    "--workspace-dir", type=click.Path(file_okay=False), default=None, help="Tasks' working directory."
+)
+@click.option(
+    "--output-dir", type=click.Path(file_okay=False), default=None, help="Where run directories go."
+)
+@click.option("--keep-going", is_flag=True, help="Let independent branches finish after a failure.")
+@click.option("--tui/--no-tui", default=None, help="Live view (default: on when stdout is a terminal).")
+@click.option("--grace", type=float, default=10.0, show_default=True, help="Seconds between TERM and KILL.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+def run(
+    files: tuple[str, ...],
+    file_opts: tuple[str, ...],
+    sets: tuple[str, ...],
+    artifacts: tuple[str, ...],
+    missable_tasks: bool,
+    dry_run: bool,
+    workspace_dir: str | None,
+    output_dir: str | None,
+    keep_going: bool,
+    tui: bool | None,
+    grace: float,
+    quiet: bool,
+) -> None:
+    """Run a workflow."""
+    from sflow.run_cli import RunRequest, dry_run_plan, run_workflow
+
+    spec = _load(_all_files(files, file_opts), sets, artifacts, missable_tasks)
+    workspace = Path(workspace_dir or Path.cwd()).resolve()
+    request = RunRequest(
+        spec=spec,
+        workspace_dir=workspace,
+        output_dir=Path(output_dir).resolve() if output_dir else workspace / "sflow_output",
+        keep_going=keep_going,
+        grace=grace,
+        progress="none" if quiet else ("live" if tui else "plain" if tui is False else "auto"),
+    )
+    if dry_run:
+        click.echo(dry_run_plan(request))
+        return
+    sys.exit(run_workflow(request))
+
+
+@main.command()
+@_files_options
+@_override_options
+def validate(
+    files: tuple[str, ...],
+    file_opts: tuple[str, ...],
+    sets: tuple[str, ...],
+    artifacts: tuple[str, ...],
+    missable_tasks: bool,
+) -> None:
+    """Check workflow files without running anything."""
+    from sflow.plan import expand
+
+    all_files = _all_files(files, file_opts)
+    spec = _load(all_files, sets, artifacts, missable_tasks)
+    instances = expand(spec)
+    click.echo(f"{', '.join(all_files)}: ok (workflow '{spec.workflow.name}', {len(instances)} task(s))")
+
+
+@main.command()
+@_files_options
+@_override_options
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+def visualize(
+    files: tuple[str, ...],
+    file_opts: tuple[str, ...],
+    sets: tuple[str, ...],
+    artifacts: tuple[str, ...],
+    missable_tasks: bool,
+    fmt: str,
+) -> None:
+    """Print the task graph as Mermaid or Graphviz dot."""
+    from sflow.plan import expand
+    from sflow.visualize import render_graph
+
+    spec = _load(_all_files(files, file_opts), sets, artifacts, missable_tasks)
+    click.echo(render_graph(expand(spec), fmt, title=spec.workflow.name))
+
+
+@main.command()
+@_files_options
+@_override_options
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout."
+)
+def compose(
+    files: tuple[str, ...],
+    file_opts: tuple[str, ...],
+    sets: tuple[str, ...],
+    artifacts: tuple[str, ...],
+    missable_tasks: bool,
+    output: str | None,
+) -> None:
+    """Merge several workflow files into one (later files override by name)."""
+    import yaml
+
+    from sflow.spec.compose import compose_documents
+
+    all_files = _all_files(files, file_opts)
+    _load(all_files, sets, artifacts, missable_tasks)  # the merged result must be valid
+    merged = compose_documents(all_files)
+    text = yaml.safe_dump(merged, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+@main.command()
+@click.argument("run_ref", metavar="RUN", default="latest")
+@click.argument("task", required=False)
+@click.option("--output-dir", type=click.Path(file_okay=False), default="sflow_output", show_default=True)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing as the log grows, until the run ends.")
+def logs(run_ref: str, task: str | None, output_dir: str, follow: bool) -> None:
+    """Print a task's log (or the run's sflow.log) of RUN (a run id, a run directory, or 'latest')."""
+    from sflow.logs import find_run, print_log
+
+    run_dir = find_run(Path(output_dir), run_ref)
+    print_log(run_dir, task, follow=follow)
+
+
+@main.command()
+@_files_options
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Set a variable (repeatable).")
+@click.option("-e", "--sbatch-extra-args", "extras", multiple=True, help="Extra sbatch flag (repeatable).")
+@click.option("-p", "--partition", default=None)
+@click.option("-A", "--account", default=None)
+@click.option("--time", default=None, help="Time limit, e.g. 01:00:00.")
+@click.option("-N", "--nodes", default=None)
+@click.option("-J", "--job-name", default=None)
+@click.option(
+    "-o", "--sbatch-path", type=click.Path(dir_okay=False), default=None, help="Where to write the script."
+)
+@click.option("--submit", is_flag=True, help="Submit the script and print the job id.")
+@click.option(
+    "--output-dir", type=click.Path(file_okay=False), default=None, help="Where run directories go."
+)
+def batch(
+    files: tuple[str, ...],
+    file_opts: tuple[str, ...],
+    sets: tuple[str, ...],
+    extras: tuple[str, ...],
+    partition: str | None,
+    account: str | None,
+    time: str | None,
+    nodes: str | None,
+    job_name: str | None,
+    sbatch_path: str | None,
+    submit: bool,
+    output_dir: str | None,
+) -> None:
+    """Write an sbatch script that runs the workflow inside its allocation (and submit it)."""
+    from sflow.batch import batch_command
+
+    code = batch_command(
+        _all_files(files, file_opts),
+        sets,
+        extras,
+        partition,
+        account,
+        time,
+        nodes,
+        job_name,
+        sbatch_path,
+        submit,
+        output_dir,
+    )
+    sys.exit(code)

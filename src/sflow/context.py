@@ -1,0 +1,209 @@
+"""The values expressions can reach and the environment every task gets.
+
+`variables.X` (with `.domain`), `backends.<b>.nodes[i].{name, ip_address, index, num_gpus}`,
+`artifacts.<a>.{path, uri}`, `workflow.name`, and in scripts `task.<t>.{nodes, gpus}`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sflow.backends.base import Allocation
+from sflow.errors import SpecError
+from sflow.spec.expressions import has_expression, render, render_value
+
+if TYPE_CHECKING:
+    from sflow.placement import Placement
+    from sflow.plan import TaskInstance
+    from sflow.spec import WorkflowSpec
+
+
+class _Str(str):
+    domain: list[Any]
+
+
+class _Int(int):
+    domain: list[Any]
+
+
+class _Float(float):
+    domain: list[Any]
+
+
+class _List(list[Any]):
+    domain: list[Any]
+
+
+def with_domain(value: Any, domain: list[Any] | None) -> Any:
+    """The value as expressions see it: itself, plus `.domain` (bools stay plain: they cannot carry it)."""
+    kinds: list[tuple[type, type]] = [(bool, bool), (int, _Int), (float, _Float), (str, _Str), (list, _List)]
+    for base, wrapper in kinds:
+        if isinstance(value, base):
+            if wrapper is bool:
+                return value
+            out = wrapper(value)
+            out.domain = list(domain or [])
+            return out
+    return value
+
+
+def artifact_path(uri: str, workspace: Path, run_dir: Path) -> str:
+    """Where an artifact lives: fs:// under the workspace, file:// with content under the run dir."""
+    for scheme, root in (("fs://", workspace), ("file://", run_dir)):
+        if uri.startswith(scheme):
+            rest = uri[len(scheme) :]
+            path = Path(rest)
+            return str(path if path.is_absolute() else (root / path))
+    return uri
+
+
+def artifacts_context(
+    spec: WorkflowSpec, workspace: Path, run_dir: Path, write: bool
+) -> dict[str, dict[str, str]]:
+    """`artifacts.<a>.{path, uri}`; inline `content` is written to its file when `write`."""
+    out = {}
+    for name, art in spec.artifacts.items():
+        uri = str(art.uri)
+        if art.content is not None:
+            path = artifact_path(uri, workspace, run_dir)
+            if write:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                Path(path).write_text(art.content, encoding="utf-8")
+        elif uri.startswith("file://"):
+            path = artifact_path("fs://" + uri[len("file://") :], workspace, run_dir)
+        else:
+            path = artifact_path(uri, workspace, run_dir)
+        out[name] = {"path": path, "uri": uri}
+    return out
+
+
+def backends_context(allocations: Mapping[str, Allocation], types: Mapping[str, str]) -> dict[str, Any]:
+    return {
+        name: {"name": name, "type": types.get(name, ""), "nodes": [n.as_dict() for n in alloc.nodes]}
+        for name, alloc in allocations.items()
+    }
+
+
+def resolve_variables(
+    variables: Mapping[str, Any], context: dict[str, Any], where: str = "variables"
+) -> dict[str, Any]:
+    """Render variable values in declaration order; each may use the ones before it."""
+    resolved: dict[str, Any] = dict(context.get("variables", {}))
+    context["variables"] = resolved
+    for name, var in variables.items():
+        value = var.value
+        if (isinstance(value, str) and has_expression(value)) or isinstance(value, (list, dict)):
+            value = render_value(value, context, where=var.loc("value"), field=var.path("value"))
+        resolved[name] = with_domain(value, var.domain)
+    return resolved
+
+
+def env_value(value: Any) -> str:
+    """How a variable looks in a task's environment: scalars as text, lists and maps as JSON."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return json.dumps(list(value) if isinstance(value, list) else value)
+    return str(value)
+
+
+def base_context(
+    spec: WorkflowSpec, workspace: Path, run_dir: Path, write_artifacts: bool = True
+) -> dict[str, Any]:
+    """What is known before any allocation: the workflow, artifacts and top-level variables.
+
+    Backend fields may use these (`partition: ${{ variables.PARTITION }}`).
+    """
+    context: dict[str, Any] = {
+        "workflow": {"name": spec.workflow.name},
+        "artifacts": artifacts_context(spec, workspace, run_dir, write=write_artifacts),
+        "backends": {},
+        "task": {},
+    }
+    resolve_variables(spec.variables, context)
+    return context
+
+
+def rendered_backend_config(spec: WorkflowSpec, name: str, context: dict[str, Any]) -> Any:
+    """The backend's config with any `${{ }}` in its fields rendered (and validated again)."""
+    config = spec.backend_config(name)
+    data = config.model_dump(exclude_unset=True)
+    if not _has_any_expression(data):
+        return config
+    rendered = render_value(data, context, where=config.loc(), field=config.path())
+    try:
+        return type(config).model_validate(rendered)
+    except ValueError as exc:
+        raise SpecError(f"after rendering: {exc}", where=config.loc(), field=config.path()) from None
+
+
+def _has_any_expression(value: Any) -> bool:
+    if isinstance(value, str):
+        return has_expression(value)
+    if isinstance(value, dict):
+        return any(_has_any_expression(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_any_expression(v) for v in value)
+    return False
+
+
+def add_backends(context: dict[str, Any], spec: WorkflowSpec, allocations: Mapping[str, Allocation]) -> None:
+    """Once nodes are known: `backends.<b>.nodes[i]`, then workflow variables (which may use them)."""
+    context["backends"] = backends_context(allocations, {n: spec.backend_type(n) for n in allocations})
+    resolve_variables(spec.workflow.variables or {}, context)
+
+
+def task_scope(context: dict[str, Any], inst: TaskInstance, placement: Placement) -> dict[str, Any]:
+    """The context one task instance renders with: its variables and sweep values on top."""
+    context["task"][inst.name] = {
+        "nodes": placement.node_names,
+        "ip_addresses": [n.ip_address for n in placement.nodes],
+        "gpus": placement.gpu_list,
+        "replica_index": inst.replica_index,
+    }
+    scope = dict(context)
+    scope["variables"] = dict(context["variables"])
+    resolve_variables(inst.task.variables or {}, scope)
+    scope["variables"].update(inst.sweep)
+    scope["replica_index"] = inst.replica_index
+    return scope
+
+
+def render_script(inst: TaskInstance, scope: dict[str, Any]) -> str:
+    text = "\n".join(inst.task.script or ())
+    body = render(text, scope, where=inst.task.loc("script"), field=inst.task.path("script"))
+    return "#!/usr/bin/env bash\n" + body + "\n"
+
+
+def task_env(
+    spec: WorkflowSpec,
+    inst: TaskInstance,
+    scope: dict[str, Any],
+    placement: Placement,
+    workspace: Path,
+    output_dir: Path,
+    run_dir: Path,
+    task_dir: Path,
+) -> dict[str, str]:
+    """SFLOW_* plus every variable and artifact, as the task's environment (never its argv)."""
+    env = {name: env_value(value) for name, value in scope["variables"].items()}
+    env.update({name: art["path"] for name, art in scope["artifacts"].items()})
+    env.update(
+        {
+            "SFLOW_WORKSPACE_DIR": str(workspace),
+            "SFLOW_OUTPUT_DIR": str(output_dir),
+            "SFLOW_WORKFLOW_OUTPUT_DIR": str(run_dir),
+            "SFLOW_TASK_OUTPUT_DIR": str(task_dir),
+            "SFLOW_TASK_NAME": inst.name,
+            "SFLOW_WORKFLOW_NAME": spec.workflow.name,
+            "SFLOW_REPLICA_INDEX": str(inst.replica_index or 0),
+            "SFLOW_TASK_ASSIGNED_NODE_NAMES": ",".join(placement.node_names),
+            "SFLOW_TASK_ASSIGNED_NODE_IPS": ",".join(n.ip_address for n in placement.nodes),
+        }
+    )
+    if placement.gpus:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in placement.gpu_list)
+    return env

@@ -1,0 +1,148 @@
+"""From a validated workflow to concrete task instances: replicas, sweeps, dependencies.
+
+Pure: no processes, no allocation. Each instance knows its backend, operator, placement
+request and the variables it adds (sweep values, replica index).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sflow.errors import PlanError, SpecError
+from sflow.graph import CycleError, Graph
+from sflow.placement import Request
+
+if TYPE_CHECKING:
+    from sflow.spec import WorkflowSpec
+
+
+@dataclass
+class TaskInstance:
+    """One runnable copy of a YAML task (a task without replicas has exactly one)."""
+
+    name: str
+    task: Any
+    deps: tuple[str, ...] = ()
+    replica_index: int | None = None
+    sweep: dict[str, Any] = field(default_factory=dict)
+    backend: str = "local"
+    operator: Any = None
+    request: Request = field(default_factory=Request)
+
+
+def replica_name(task: str, index: int) -> str:
+    """`server_0`, `server_1`, ...: valid as an expression attribute (`task.server_0.nodes`)."""
+    return f"{task}_{index}"
+
+
+def expand(spec: WorkflowSpec) -> list[TaskInstance]:
+    """Every task instance in YAML order, dependencies resolved to instance names."""
+    instances: list[TaskInstance] = []
+    names_of: dict[str, list[str]] = {}
+    for task in spec.workflow.tasks:
+        copies = list(_copies(spec, task))
+        names_of[task.name] = [c.name for c in copies]
+        instances.extend(copies)
+    for inst in instances:
+        deps: list[str] = []
+        for dep in inst.task.depends_on or ():
+            if dep not in names_of:  # dropped by --missable-tasks composition
+                continue
+            deps.extend(names_of[dep])
+        if inst.replica_index and inst.task.replicas and inst.task.replicas.policy == "sequential":
+            deps.append(replica_name(inst.task.name, inst.replica_index - 1))
+        inst.deps = tuple(deps)
+    check_acyclic(spec, instances)
+    return instances
+
+
+def check_acyclic(spec: WorkflowSpec, instances: list[TaskInstance]) -> Graph:
+    """The instance graph; a cycle is reported at the `depends_on` of a task on it."""
+    graph = Graph({i.name: i.deps for i in instances})
+    try:
+        graph.order()
+    except CycleError as exc:
+        by_name = {i.name: i for i in instances}
+        first = by_name[exc.cycle[0]].task
+        raise SpecError(str(exc), where=first.loc("depends_on"), field=first.path("depends_on")) from None
+    return graph
+
+
+def _copies(spec: WorkflowSpec, task: Any) -> Iterator[TaskInstance]:
+    backend = spec.backend_for(task)
+    base = TaskInstance(
+        name=task.name,
+        task=task,
+        backend=backend,
+        operator=spec.operator_for(task),
+        request=request_of(task, spec.operator_for(task)),
+    )
+    replicas = task.replicas
+    if replicas is None:
+        yield base
+        return
+    sweeps = _sweep_points(spec, task)
+    count = _replica_count(task, len(sweeps))
+    for index in range(count):
+        sweep = sweeps[index] if sweeps else {}
+        yield TaskInstance(
+            name=replica_name(task.name, index),
+            task=task,
+            replica_index=index,
+            sweep=sweep,
+            backend=base.backend,
+            operator=base.operator,
+            request=base.request,
+        )
+
+
+def _sweep_points(spec: WorkflowSpec, task: Any) -> list[dict[str, Any]]:
+    """The Cartesian product of the swept variables' domains, in declaration order."""
+    names = list(task.replicas.variables or ())
+    if not names:
+        return []
+    axes = []
+    for name in names:
+        var = spec.find_variable(name, task)
+        axes.append([(name, v) for v in var.domain or ()])
+    return [dict(point) for point in itertools.product(*axes)]
+
+
+def _replica_count(task: Any, sweep_size: int) -> int:
+    count = task.replicas.count
+    if sweep_size:
+        if count not in (None, sweep_size):
+            raise SpecError(
+                f"replicas.count is {count} but the sweep has {sweep_size} points; leave count out",
+                where=task.replicas.loc("count"),
+                field=task.replicas.path("count"),
+            )
+        return sweep_size
+    if count is None or int(count) < 1:
+        raise SpecError(
+            "replicas needs a count of at least 1", where=task.replicas.loc(), field=task.path("replicas")
+        )
+    return int(count)
+
+
+def request_of(task: Any, operator: Any = None) -> Request:
+    """The placement request of a task: its `resources`, else the node count of its operator."""
+    nodes = task.resources.nodes if task.resources else None
+    gpus = task.resources.gpus if task.resources else None
+    count = nodes.count if nodes else None
+    if count is None and not (nodes and nodes.indices):
+        op_nodes = getattr(operator, "nodes", None)
+        count = op_nodes if isinstance(op_nodes, int) else None
+    try:
+        return Request(
+            count=None if count is None else int(count),
+            indices=tuple(int(i) for i in (nodes.indices or ())) if nodes else (),
+            exclude=tuple(nodes.exclude or ()) if nodes else (),
+            gpus=int(gpus.count or 0) if gpus else 0,
+            gpu_indices=tuple(int(i) for i in (gpus.indices or ())) if gpus else (),
+        )
+    except (TypeError, ValueError) as exc:
+        raise PlanError(f"task '{task.name}': resources must be whole numbers ({exc})") from None
