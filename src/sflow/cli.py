@@ -47,7 +47,7 @@ def _override_options(fn: F) -> F:
 
 
 def _all_files(files: Sequence[str], file_opts: Sequence[str]) -> list[str]:
-    out = [*file_opts, *files]
+    out = [*files, *file_opts]
     if not out:
         raise click.UsageError("no workflow file given (use -f FILE or a positional FILE)")
     return out

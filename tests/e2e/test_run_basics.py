@@ -1,0 +1,157 @@
+"""`sflow run` end to end with real processes on the local backend."""
+
+from __future__ import annotations
+
+import time
+
+from conftest import REPO
+
+
+def test_hello_runs_and_records(sflow):
+    done = sflow("run", "-f", str(REPO / "examples/hello.yaml"))
+    assert done.code == 0, done.err
+    run_dir = done.run_dir()
+    assert "hello" in run_dir.name
+    log = (run_dir / "hello" / "hello.log").read_text()
+    assert log.startswith("hello from ") and str(run_dir / "hello") in log
+    summary = done.summary()
+    assert summary["ok"] is True
+    task = summary["tasks"]["hello"]
+    assert task["state"] == "succeeded" and task["exit_code"] == 0 and task["attempts"] == 1
+    assert task["nodes"] == ["localhost"] and task["log"].endswith("hello/hello.log")
+    assert task["start"] <= task["end"]
+    assert (run_dir / "sflow.log").read_text().count("hello: succeeded") == 1
+
+
+def test_positional_and_several_files_merge_later_wins(sflow):
+    base = sflow.write(
+        "base.yaml",
+        """
+        version: "0.1"
+        variables:
+          WHO: {value: base}
+        workflow:
+          name: merged
+          tasks:
+            - name: greet
+              script: ["echo hi ${WHO}"]
+        """,
+    )
+    site = sflow.write("site.yaml", 'version: "0.1"\nvariables:\n  WHO: {value: site}\n')
+    done = sflow("run", str(base), "-f", str(site))
+    assert done.code == 0, done.err
+    assert (done.run_dir() / "greet" / "greet.log").read_text() == "hi site\n"
+
+
+def test_environment_of_a_task(sflow):
+    wf = sflow.write(
+        "env.yaml",
+        """
+        version: "0.1"
+        variables:
+          COUNT: {value: 3, type: integer}
+        artifacts:
+          notes: {uri: "file://notes.txt", content: "inline text"}
+        backends:
+          - {name: local, type: local, nodes: 2, gpus_per_node: 2}
+        workflow:
+          name: envwf
+          variables:
+            FIRST: {value: "${{ backends.local.nodes[1].name }}"}
+          tasks:
+            - name: show
+              resources: {gpus: {count: 1}}
+              script:
+                - env | grep -E '^(SFLOW_[A-Z_]+|CUDA_VISIBLE_DEVICES|COUNT|FIRST|notes)=' | sort
+                - cat "$notes"; echo
+                - echo "count=${{ variables.COUNT + 1 }}"
+        """,
+    )
+    done = sflow("run", "-f", str(wf), "--workspace-dir", str(sflow.tmp))
+    assert done.code == 0, done.err
+    run_dir = done.run_dir()
+    lines = (run_dir / "show" / "show.log").read_text().splitlines()
+    env = dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("count="))
+    assert env["SFLOW_WORKSPACE_DIR"] == str(sflow.tmp)
+    assert env["SFLOW_OUTPUT_DIR"] == str(sflow.output_dir)
+    assert env["SFLOW_WORKFLOW_OUTPUT_DIR"] == str(run_dir)
+    assert env["SFLOW_TASK_OUTPUT_DIR"] == str(run_dir / "show")
+    assert env["SFLOW_REPLICA_INDEX"] == "0"
+    assert env["SFLOW_TASK_ASSIGNED_NODE_NAMES"] == "localhost"
+    assert env["SFLOW_TASK_ASSIGNED_NODE_IPS"] == "127.0.0.1"
+    assert env["CUDA_VISIBLE_DEVICES"] == "0"
+    assert env["COUNT"] == "3" and env["FIRST"] == "localhost-1"
+    assert "inline text" in lines and "count=4" in lines
+
+
+def test_bash_syntax_survives_expressions(sflow):
+    wf = sflow.write(
+        "bash.yaml",
+        """
+        version: "0.1"
+        workflow:
+          name: bashy
+          tasks:
+            - name: arr
+              script:
+                - ARR=(a b c d)
+                - 'echo "n=${#ARR[@]} {# not a comment #}"'
+        """,
+    )
+    done = sflow("run", "-f", str(wf))
+    assert done.code == 0, done.err
+    assert (done.run_dir() / "arr" / "arr.log").read_text() == "n=4 {# not a comment #}\n"
+
+
+def test_set_reaches_root_and_workflow_variables(sflow):
+    wf = sflow.write(
+        "vars.yaml",
+        """
+        version: "0.1"
+        variables:
+          A: {value: 1, type: integer}
+        workflow:
+          name: setwf
+          variables:
+            B: {value: "x"}
+          tasks:
+            - name: t
+              script: ['echo "${{ variables.A * 2 }} ${B}"']
+        """,
+    )
+    done = sflow("run", "-f", str(wf), "--set", "A=21", "--set", "B=yz")
+    assert done.code == 0, done.err
+    assert (done.run_dir() / "t" / "t.log").read_text() == "42 yz\n"
+    bad = sflow("run", "-f", str(wf), "--set", "AA=1")
+    assert bad.code == 2 and "unknown variable 'AA'" in bad.err and "Traceback" not in bad.err
+
+
+def test_dependents_start_as_soon_as_dependencies_end(sflow):
+    tasks = "\n".join(
+        f'    - name: t{i}\n      script: ["true"]' + (f"\n      depends_on: [t{i - 1}]" if i else "")
+        for i in range(30)
+    )
+    wf = sflow.write("chain.yaml", f'version: "0.1"\nworkflow:\n  name: chain\n  tasks:\n{tasks}\n')
+    began = time.monotonic()
+    done = sflow("run", "-f", str(wf), "-q")
+    assert done.code == 0, done.err
+    summary = done.summary()
+    assert time.monotonic() - began < 20
+    ts = summary["tasks"]
+    gaps = [ts[f"t{i}"]["start"] - ts[f"t{i - 1}"]["end"] for i in range(1, 30)]
+    assert max(gaps) < 0.5, gaps  # event-driven: no poll interval between a task and its dependent
+
+
+def test_dry_run_validate_visualize(sflow):
+    dag = str(REPO / "examples/dag.yaml")
+    dry = sflow("run", "-f", dag, "--dry-run")
+    assert dry.code == 0, dry.err
+    assert "1. prepare" in dry.out and "after: train_0, train_1" in dry.out
+    assert "sweep: LR=0.01" in dry.out and "seq 2" in dry.out
+    assert not sflow.output_dir.exists()
+    ok = sflow("validate", dag)
+    assert ok.code == 0 and "ok (workflow 'small-dag', 4 task(s))" in ok.out
+    mermaid = sflow("visualize", dag)
+    assert mermaid.out.startswith("flowchart TD") and "t_prepare --> t_train_0" in mermaid.out
+    dot = sflow("visualize", dag, "--format", "dot")
+    assert '"train_1" -> "report";' in dot.out

@@ -1,0 +1,267 @@
+"""Failure semantics end to end: user mistakes, failed tasks, retries, timeouts, Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+
+def proc_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rpartition(b")")[2].split()[0] not in (b"Z", b"X")
+    except FileNotFoundError:
+        return False
+
+
+def test_yaml_mistakes_name_file_line_and_field(sflow):
+    wf = sflow.write(
+        "typo.yaml",
+        """
+        version: "0.1"
+        workflow:
+          name: typo
+          tasks:
+            - name: a
+              script: ["true"]
+            - name: b
+              depend_on: [a]
+              script: ["true"]
+        """,
+    )
+    done = sflow("run", "-f", str(wf))
+    assert done.code == 2
+    assert f"{wf}:8" in done.err and "depend_on" in done.err and "did you mean 'depends_on'" in done.err
+    assert "Traceback" not in done.err and done.err.count("\n") == 1
+
+
+def test_broken_yaml_and_missing_file(sflow):
+    wf = sflow.write("broken.yaml", 'version: "0.1"\nworkflow:\n  name: x\n  tasks: [\n')
+    done = sflow("validate", str(wf))
+    assert done.code == 2 and f"{wf}:" in done.err and "Traceback" not in done.err
+    missing = sflow("run", "-f", "nope.yaml")
+    assert missing.code == 2 and "nope.yaml" in missing.err and "Traceback" not in missing.err
+
+
+def test_cycle_and_unknown_dependency(sflow):
+    wf = sflow.write(
+        "cycle.yaml",
+        """
+        version: "0.1"
+        workflow:
+          name: cyc
+          tasks:
+            - name: a
+              depends_on: [b]
+              script: ["true"]
+            - name: b
+              depends_on: [a]
+              script: ["true"]
+        """,
+    )
+    done = sflow("validate", str(wf))
+    assert done.code == 2 and "dependency cycle" in done.err and f"{wf}:" in done.err
+    unknown = sflow.write(
+        "unknown.yaml",
+        'version: "0.1"\nworkflow:\n  name: u\n  tasks:\n    - name: a\n      depends_on: [prepar]\n      script: ["true"]\n',
+    )
+    done = sflow("validate", str(unknown))
+    assert done.code == 2 and f"{unknown}:6" in done.err and "prepar" in done.err
+
+
+def test_failed_task_is_reported_with_exit_code_log_and_tail(sflow):
+    wf = sflow.write(
+        "fail.yaml",
+        """
+        version: "0.1"
+        workflow:
+          name: failing
+          tasks:
+            - name: boom
+              script:
+                - for i in $(seq 30); do echo "line $i"; done
+                - exit 7
+            - name: never
+              depends_on: [boom]
+              script: ["echo should not run"]
+        """,
+    )
+    done = sflow("run", "-f", str(wf))
+    assert done.code == 1
+    assert "task 'boom' failed: exit code 7" in done.err
+    assert "boom/boom.log" in done.err and "| line 30" in done.err and "| line 5\n" not in done.err
+    summary = done.summary()
+    assert summary["tasks"]["boom"]["state"] == "failed" and summary["tasks"]["boom"]["exit_code"] == 7
+    assert summary["tasks"]["never"]["state"] == "cancelled"
+    assert not (done.run_dir() / "never" / "never.log").exists()
+
+
+def test_retries_keep_every_attempt_log(sflow):
+    wf = sflow.write(
+        "retry.yaml",
+        """
+        version: "0.1"
+        workflow:
+          name: retrying
+          tasks:
+            - name: flaky
+              retries: {count: 2, interval: 0.1, backoff: 2}
+              script:
+                - echo "attempt $SFLOW_ATTEMPT"
+                - test "$SFLOW_ATTEMPT" -ge 3
+        """,
+    )
+    done = sflow("run", "-f", str(wf))
+    assert done.code == 0, done.err
+    task_dir = done.run_dir() / "flaky"
+    assert (task_dir / "flaky.attempt1.log").read_text() == "attempt 1\n"
+    assert (task_dir / "flaky.attempt2.log").read_text() == "attempt 2\n"
+    assert (task_dir / "flaky.log").read_text() == "attempt 3\n"
+    assert done.summary()["tasks"]["flaky"]["attempts"] == 3
+
+
+def test_task_and_workflow_timeouts_are_enforced(sflow):
+    wf = sflow.write(
+        "timeout.yaml",
+        """
+        version: "0.1"
+        workflow:
+          name: slow
+          tasks:
+            - name: sleeper
+              timeout: 0.5
+              script: ["sleep 30"]
+        """,
+    )
+    began = time.monotonic()
+    done = sflow("run", "-f", str(wf), "--grace", "1")
+    assert done.code == 1 and "timed out after 0.5s" in done.err
+    assert time.monotonic() - began < 15
+    wf2 = sflow.write(
+        "wtimeout.yaml",
+        """
+        version: "0.1"
+        workflow:
+          name: slowwf
+          timeout: 1s
+          tasks:
+            - name: sleeper
+              script: ["sleep 30"]
+        """,
+    )
+    done = sflow("run", "-f", str(wf2), "--grace", "1")
+    assert done.code == 1 and "workflow timed out after 1s" in done.err
+
+
+def test_keep_going_lets_independent_branches_finish(sflow):
+    wf = sflow.write(
+        "keep.yaml",
+        """
+        version: "0.1"
+        workflow:
+          name: keep
+          tasks:
+            - name: bad
+              script: ["exit 1"]
+            - name: after_bad
+              depends_on: [bad]
+              script: ["true"]
+            - name: other
+              script: ["sleep 0.3"]
+            - name: after_other
+              depends_on: [other]
+              script: ["true"]
+        """,
+    )
+    done = sflow("run", "-f", str(wf), "--keep-going")
+    assert done.code == 1
+    states = {n: t["state"] for n, t in done.summary()["tasks"].items()}
+    assert states == {
+        "bad": "failed",
+        "after_bad": "skipped",
+        "other": "succeeded",
+        "after_other": "succeeded",
+    }
+
+
+def _start_and_interrupt(sflow, wf: Path, sig: int) -> tuple[subprocess.Popen, int, str]:
+    proc = subprocess.Popen(
+        sflow.argv("run", "-f", str(wf), "--output-dir", str(sflow.output_dir), "--grace", "2"),
+        cwd=sflow.tmp,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=sflow.env(),
+    )
+    pidfile = sflow.tmp / "grandchild.pid"
+    deadline = time.monotonic() + 20
+    while not (pidfile.exists() and pidfile.read_text().strip()):
+        assert time.monotonic() < deadline, "task did not start"
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    return proc, int(pidfile.read_text()), err
+
+
+def _interruptible(sflow) -> Path:
+    return sflow.write(
+        "long.yaml",
+        f"""
+        version: "0.1"
+        workflow:
+          name: long
+          tasks:
+            - name: parent
+              script:
+                - echo started
+                - sleep 300 &
+                - echo $! > {sflow.tmp}/grandchild.pid
+                - wait
+            - name: later
+              depends_on: [parent]
+              script: ["true"]
+        """,
+    )
+
+
+def test_ctrl_c_stops_everything_and_exits_130(sflow):
+    proc, grandchild, err = _start_and_interrupt(sflow, _interruptible(sflow), signal.SIGINT)
+    assert proc.returncode == 130, err
+    assert not proc_alive(grandchild)
+    done_summary = sorted(sflow.output_dir.iterdir())[-1] / "summary.json"
+    assert done_summary.exists()
+    log = (done_summary.parent / "parent" / "parent.log").read_text()
+    assert log == "started\n"
+
+
+def test_sigterm_is_a_clean_stop_too(sflow):
+    proc, grandchild, err = _start_and_interrupt(sflow, _interruptible(sflow), signal.SIGTERM)
+    assert proc.returncode == 130, err
+    assert not proc_alive(grandchild)
+    assert "interrupted" in err
+
+
+def test_no_orphan_after_a_failure(sflow):
+    wf = sflow.write(
+        "orphan.yaml",
+        f"""
+        version: "0.1"
+        workflow:
+          name: orphan
+          tasks:
+            - name: spawner
+              script:
+                - sleep 300 &
+                - echo $! > {sflow.tmp}/bg.pid
+                - sleep 300
+            - name: bad
+              script: ["sleep 0.5; exit 3"]
+        """,
+    )
+    done = sflow("run", "-f", str(wf), "--grace", "1")
+    assert done.code == 1
+    assert not proc_alive(int((sflow.tmp / "bg.pid").read_text()))
+    assert os.path.exists(done.run_dir() / "summary.json")
