@@ -7,6 +7,7 @@ Rendering every script also proves the expressions before anything is started.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,7 @@ def describe_plan(spec: Any, workspace: Path, output_dir: Path) -> str:
         nodes = ", ".join(f"{n.name}({n.num_gpus} gpu)" if n.num_gpus else n.name for n in alloc.nodes)
         lines.append(f"backend {name} [{spec.backend_type(name)}]: {nodes}")
     by_name = {i.name: i for i in instances}
+    base_env = dict(os.environ)
     for step, name in enumerate(Graph({i.name: i.deps for i in instances}).order(), 1):
         inst = by_name[name]
         placement = placements[name]
@@ -89,6 +91,7 @@ def describe_plan(spec: Any, workspace: Path, output_dir: Path) -> str:
             placement=placement,
             allocation=allocations[inst.backend],
             operator=inst.operator,
+            base_env=base_env,
         )
         argv = get_launcher(inst.operator.type).build(ctx).argv
         lines.append(_describe_task(step, inst, placement, argv, script))

@@ -49,13 +49,17 @@ class RunRecord:
         self._events: IO[str] = open(self.run_dir / "events.jsonl", "a", encoding="utf-8")  # noqa: SIM115
         self.task_info: dict[str, dict[str, Any]] = {}
         self.sweep_rows: dict[str, list[dict[str, Any]]] = {}
+        self._task_dirs: dict[str, Path] = {}
         self.extra_listeners: list[Callable[[Event], None]] = []
 
     # -- paths -------------------------------------------------------------------------------
 
     def task_dir(self, task: str) -> Path:
-        path = self.run_dir / safe_name(task)
-        path.mkdir(parents=True, exist_ok=True)
+        """`<run-dir>/<task>/`, created on first use."""
+        path = self._task_dirs.get(task)
+        if path is None:
+            path = self._task_dirs[task] = self.run_dir / safe_name(task)
+            path.mkdir(parents=True, exist_ok=True)
         return path
 
     def log_path(self, task: str) -> Path:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -65,6 +66,7 @@ class WorkflowRun:
         self.context: dict[str, Any] = {}
         self.engine: Engine | None = None
         self.record = RunRecord(options.output_dir, spec.workflow.name, options.run_id)
+        self.base_env = dict(os.environ)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -210,6 +212,7 @@ class WorkflowRun:
             allocation=self.allocations[inst.backend],
             operator=inst.operator,
             attempt=attempt_no,
+            base_env=self.base_env,
         )
 
 

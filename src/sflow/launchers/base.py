@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 import importlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,6 +33,11 @@ class LaunchContext:
     allocation: Allocation
     operator: Any
     attempt: int = 1
+    base_env: Mapping[str, str] | None = None  # the environment the run started with; os.environ if None
+
+    def host_env(self) -> Mapping[str, str]:
+        """The environment tasks inherit (a snapshot taken once per run: copying os.environ is slow)."""
+        return os.environ if self.base_env is None else self.base_env
 
 
 class Launcher(abc.ABC):
@@ -50,7 +55,7 @@ class Launcher(abc.ABC):
 
 def task_process_env(ctx: LaunchContext) -> dict[str, str]:
     """The environment a local process sees: ours, the task's variables, its GPUs."""
-    env = merged_env(os.environ, ctx.env)
+    env = merged_env(ctx.host_env(), ctx.env)
     if ctx.placement.gpus:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in ctx.placement.gpu_list)
     return env

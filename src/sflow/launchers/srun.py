@@ -183,7 +183,9 @@ def step_file(log_path: Path) -> Path:
 
 def srun_env(ctx: LaunchContext, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """srun's environment: ours minus srun input variables, plus the task's; GPUs left to Slurm."""
-    base = {k: v for k, v in (os.environ if environ is None else environ).items() if k not in SRUN_INPUT_VARS}
+    base = {
+        k: v for k, v in (ctx.host_env() if environ is None else environ).items() if k not in SRUN_INPUT_VARS
+    }
     env = merged_env(base, ctx.env)
     if asks_for_gpus(ctx):
         env.pop("CUDA_VISIBLE_DEVICES", None)
