@@ -1,0 +1,179 @@
+"""The callback server: receives worker events over HTTP and authenticates each one first.
+
+Refused with HTTP 403 (and logged) before anything in the body is used: an unknown run id,
+a missing or wrong HMAC-SHA256 signature, a missing or wrong shared token (when one is
+configured), an event whose id was already seen (replay) or whose timestamp is outside the
+allowed clock skew (so the replay cache can forget old ids). Only an authenticated event
+reaches the run's sink, and pickled data in it is decoded later by the caller.
+
+One server can serve several runs (each with its own secret); an executor normally owns
+one. The server is started lazily by remote executors; aiohttp is imported only here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sflow.dispatch import _deps, protocol
+from sflow.dispatch.errors import PayloadError
+
+log = logging.getLogger(__name__)
+
+EventSink = Callable[[protocol.Event], None]
+
+
+class Refused(Exception):
+    """An event that failed authentication; the message is the logged reason."""
+
+
+@dataclass
+class _Run:
+    secret: str
+    sink: EventSink
+
+
+class CallbackServer:
+    """Authenticating HTTP endpoint for worker events. Use `start()` / `aclose()`."""
+
+    def __init__(
+        self,
+        host: str = "0.0.0.0",
+        port: int = 0,
+        *,
+        token: str | None = None,
+        callback_url: str | None = None,
+        advertise_host: str | None = None,
+        path: str = "/sflow/events",
+        max_body: int = 512 * 1024 * 1024,
+        max_skew: float = 600.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.token = token
+        self.path = path
+        self.max_body = max_body
+        self.max_skew = max_skew
+        self._explicit_url = callback_url
+        self._advertise_host = advertise_host
+        self._runs: dict[str, _Run] = {}
+        self._seen: dict[str, float] = {}
+        self._runner: Any = None
+        self.refused = 0
+
+    # -- lifecycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        """Bind and serve. With `port=0` the OS picks a free port (see `url`)."""
+        if self._runner is not None:
+            return
+        web = _deps.aiohttp_web()
+        app = web.Application(client_max_size=self.max_body)
+        app.router.add_post("/{tail:.*}", self._handle)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        await site.start()
+        self._runner = runner
+        sockets = getattr(site._server, "sockets", None) or []
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+        log.debug("callback server listening on %s:%s", self.host, self.port)
+
+    async def aclose(self) -> None:
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    @property
+    def url(self) -> str:
+        """The URL workers post to: the configured `callback_url`, else derived from host and port."""
+        if self._explicit_url:
+            return self._explicit_url
+        host = self._advertise_host or self.host
+        if host in ("", "0.0.0.0", "::"):
+            host = guess_address()
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}{self.path}"
+
+    # -- runs ----------------------------------------------------------------------------
+    def register_run(self, run_id: str, secret: str, sink: EventSink) -> None:
+        """Accept events of `run_id` signed with `secret`, delivering them to `sink`."""
+        self._runs[run_id] = _Run(secret, sink)
+
+    def unregister_run(self, run_id: str) -> None:
+        self._runs.pop(run_id, None)
+
+    # -- authentication (pure: usable without HTTP) ---------------------------------------
+    def authenticate(self, headers: Any, body: bytes, path: str = "") -> tuple[protocol.Event, EventSink]:
+        """The verified event and its sink; raises `Refused` with the reason otherwise."""
+        if self.token is not None and not self._token_ok(headers, path):
+            raise Refused("missing or wrong callback token")
+        run_id = headers.get(protocol.RUN_HEADER)
+        run = self._runs.get(run_id or "")
+        if run is None:
+            raise Refused(f"unknown run id {run_id!r}")
+        if not protocol.verify(run.secret, body, headers.get(protocol.SIGNATURE_HEADER)):
+            raise Refused(f"bad or missing signature for run {run_id}")
+        try:
+            event = protocol.parse_event(body)
+        except PayloadError as exc:
+            raise Refused(f"malformed event: {exc}") from exc
+        if event.run_id != run_id:
+            raise Refused(f"event names run {event.run_id!r} but was sent for {run_id!r}")
+        now = time.time()
+        if abs(now - event.timestamp) > self.max_skew:
+            raise Refused(f"event {event.event_id} is {now - event.timestamp:.0f} s off the server clock")
+        if event.event_id in self._seen:
+            raise Refused(f"replayed event id {event.event_id}")
+        self._remember(event.event_id, now)
+        return event, run.sink
+
+    def _token_ok(self, headers: Any, path: str) -> bool:
+        assert self.token is not None
+        candidates = [headers.get(protocol.TOKEN_HEADER) or "", path.rstrip("/").rsplit("/", 1)[-1]]
+        auth = headers.get("Authorization") or ""
+        if auth.startswith("Bearer "):
+            candidates.append(auth[7:])
+        expected = self.token.encode()
+        return any(hmac.compare_digest(expected, c.encode()) for c in candidates if c)
+
+    def _remember(self, event_id: str, now: float) -> None:
+        self._seen[event_id] = now
+        if len(self._seen) > 4096 and len(self._seen) % 1024 == 0:
+            horizon = now - 2 * self.max_skew  # older ids are refused by timestamp anyway
+            self._seen = {k: t for k, t in self._seen.items() if t >= horizon}
+
+    # -- HTTP ----------------------------------------------------------------------------
+    async def _handle(self, request: Any) -> Any:
+        web = _deps.aiohttp_web()
+        body = await request.read()
+        try:
+            event, sink = self.authenticate(request.headers, body, request.path)
+        except Refused as exc:
+            self.refused += 1
+            log.warning("refused callback from %s: %s", request.remote, exc)
+            return web.json_response({"ok": False, "error": "forbidden"}, status=403)
+        try:
+            sink(event)
+        except Exception:
+            log.exception("callback sink failed on %s for call %s", event.type, event.call_id)
+        return web.json_response({"ok": True})
+
+
+def guess_address() -> str:
+    """This host's address as seen by other hosts (the interface of the default route)."""
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("10.255.255.255", 1))  # no packet is sent for a UDP connect
+        address = str(probe.getsockname()[0])
+        if not address.startswith("0."):
+            return address
+    with contextlib.suppress(OSError):
+        return socket.gethostbyname(socket.gethostname())
+    return "127.0.0.1"

@@ -1,0 +1,137 @@
+"""The `process` executor: calls run in a local process pool, shipped as cloudpickle payloads.
+
+A stand-in for remote execution that needs no network: the callable, its arguments, its
+value and its exception all cross a process boundary, so whatever works here can be
+pickled for a Slurm job too. A pool worker that is already running a call cannot be
+stopped individually; `aclose` terminates the whole pool, so nothing outlives it.
+
+As with any multiprocessing pool started by "forkserver" or "spawn", a main *script* that
+uses this executor needs an `if __name__ == "__main__":` guard: every pool process
+re-imports it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import multiprocessing
+import os
+from collections.abc import Mapping
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any
+
+from sflow.dispatch import _deps, outcome
+from sflow.dispatch.errors import DispatchJobError
+from sflow.dispatch.executor import Executor, Handle
+from sflow.dispatch.invoke import invoke
+from sflow.dispatch.options import parse_options
+
+
+@dataclass
+class ProcessOptions:
+    """`executor_config` of the process executor."""
+
+    max_workers: int | None = None  # pool size (default: max_concurrent, else the CPU count)
+    max_concurrent: int | None = None  # calls running at once (the pool size)
+    timeout: float | None = None  # default per-call timeout in seconds
+    mp_context: str = "forkserver"  # "fork" copies locks held by this process's threads mid-flight
+
+    def __post_init__(self) -> None:
+        if self.mp_context not in multiprocessing.get_all_start_methods():
+            raise ValueError(f"mp_context {self.mp_context!r} is not available here")
+
+
+def run_pickled(blob: bytes) -> tuple[str, dict[str, Any]]:
+    """In the pool worker: unpickle `(fn, args, kwargs)`, run it, encode the outcome."""
+    try:
+        fn, args, kwargs = _deps.cloudpickle().loads(blob)
+        value = invoke(fn, args, kwargs)
+        return "ok", outcome.value_data(value)
+    except BaseException as exc:  # the call's failure, whatever it is, goes back to the caller
+        return "error", outcome.error_data(exc)
+
+
+class ProcessExecutor(Executor):
+    """Runs calls in a `concurrent.futures.ProcessPoolExecutor`."""
+
+    name = "process"
+    resource_keys = None  # nothing to reserve locally; accept and ignore
+
+    def __init__(self, config: Mapping[str, Any] | ProcessOptions | None = None) -> None:
+        self.options = parse_options(ProcessOptions, config, "process executor")
+        super().__init__(default_timeout=self.options.timeout)
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._futures: dict[str, asyncio.Future[Any]] = {}
+
+    @classmethod
+    def validate_config(cls, config: Mapping[str, Any]) -> None:
+        parse_options(ProcessOptions, config, "process executor")
+
+    def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        workers = self.options.max_workers or self.options.max_concurrent or os.cpu_count() or 1
+        return concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context(self.options.mp_context)
+        )
+
+    async def _start(self) -> None:
+        _deps.cloudpickle()  # fail at start, with the install hint, not at the first call
+        self._pool = self._new_pool()
+
+    async def _launch(self, handles: list[Handle]) -> None:
+        cloudpickle = _deps.cloudpickle()
+        loop = asyncio.get_running_loop()
+        for handle in handles:
+            blob = cloudpickle.dumps((handle.call.fn, handle.call.args, dict(handle.call.kwargs)))
+            future = loop.run_in_executor(self._pool, run_pickled, blob)
+            self._futures[handle.call_id] = future
+            handle.host, handle.state = "localhost", "running"
+            self.spawn(self._collect(handle, future))
+
+    async def _collect(self, handle: Handle, future: asyncio.Future[Any]) -> None:
+        try:
+            status, data = await future
+        except asyncio.CancelledError:
+            return
+        except BrokenProcessPool as exc:
+            self._replace_broken_pool()
+            hint = "; a main script without an `if __name__ == '__main__':` guard also causes this"
+            handle.set_exception(
+                DispatchJobError(f"{handle.name}: its pool process died abruptly ({exc}){hint}")
+            )
+            return
+        finally:
+            self._futures.pop(handle.call_id, None)
+        try:
+            if status == "ok":
+                handle.set_result(outcome.decode_value(data))
+            else:
+                handle.set_exception(
+                    outcome.decode_error(data, f"call {handle.call_id} {handle.name} in a pool process")
+                )
+        except Exception as exc:
+            handle.set_exception(exc)
+
+    def _replace_broken_pool(self) -> None:
+        if self._pool is not None and not self._closed:
+            with contextlib.suppress(Exception):
+                self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = self._new_pool()
+
+    async def _terminate(self, handles: list[Handle]) -> None:
+        for handle in handles:
+            future = self._futures.pop(handle.call_id, None)
+            if future is not None:
+                future.cancel()  # stops a queued call; a running one finishes unobserved
+
+    async def _close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        processes = list((getattr(pool, "_processes", None) or {}).values())  # no public API for this
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in processes:
+            if proc.is_alive():
+                proc.terminate()
+        await asyncio.to_thread(lambda: [proc.join(5) for proc in processes])

@@ -1,0 +1,271 @@
+"""The slurm dispatch executor against the real test cluster (scripts/dev-slurm).
+
+Callables here are pickled *by value* (`register_pickle_by_value`), so jobs need not import
+this test module. Each test starts its own executor; every job name starts with PREFIX,
+which is how the leak checks find ours among other sessions' jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import cloudpickle
+import pytest
+
+from sflow.dispatch import Call, DispatchCancelled, DispatchJobError, Executor, get_executor, protocol
+from sflow.dispatch.slurm import SlurmExecutor, SubmitFrame, SubmitPayload
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+SlurmCluster = Any  # the fixture's type lives in conftest.py (not importable)
+PREFIX = "sflow-it-dispatch"
+
+
+class Boom(Exception):
+    """Raised remotely; must come back as this very type."""
+
+
+def add(a: int, b: int = 0) -> int:
+    return a + b
+
+
+def explode(message: str) -> None:
+    def deeper() -> None:
+        raise Boom(message)
+
+    deeper()
+
+
+def nap(seconds: float) -> str:
+    time.sleep(seconds)
+    return "rested"
+
+
+def where() -> str:
+    return socket.gethostname()
+
+
+def _config(cluster: SlurmCluster, **extra: Any) -> dict[str, Any]:
+    return {
+        "partition": cluster.partition,
+        "shared_dir": os.path.join(cluster.work_dir, "dispatch"),
+        "listen_host": "127.0.0.1",
+        "job_name_prefix": f"{PREFIX}-{uuid.uuid4().hex[:6]}",
+        "poll_interval": 0.5,
+        "heartbeat_interval": 1.0,
+        "result_grace": 1.0,
+        **extra,
+    }
+
+
+def run(scenario: Callable[[], Awaitable[Any]], limit: float = 90) -> Any:
+    return asyncio.run(asyncio.wait_for(scenario(), limit))
+
+
+def slurm(*argv: str) -> str:
+    return subprocess.run(argv, check=True, capture_output=True, text=True, timeout=60).stdout
+
+
+async def wait_running(handle: Any, limit: float = 30) -> None:
+    deadline = time.monotonic() + limit
+    while handle.state != "running" or handle.job_id is None:
+        assert time.monotonic() < deadline, f"{handle} never started"
+        await asyncio.sleep(0.1)
+
+
+def test_round_trip_and_remote_exception(slurm_cluster: SlurmCluster) -> None:
+    async def scenario() -> None:
+        async with get_executor("slurm", _config(slurm_cluster)) as ex:
+            handle = await ex.submit(Call(add, (40,), {"b": 2}, name="add"))
+            assert await handle == 42
+            assert handle.host in slurm_cluster.nodes and handle.job_id and handle.job_id.isdigit()
+            with pytest.raises(Boom, match="kaput") as info:
+                await ex.run(explode, "kaput")
+            notes = "\n".join(info.value.__notes__)
+            assert "in deeper" in notes and "raise Boom(message)" in notes and "job " in notes
+
+    run(scenario)
+
+
+def test_two_hundred_items_are_one_job_array(slurm_cluster: SlurmCluster) -> None:
+    async def scenario() -> None:
+        ex: Any
+        async with get_executor("slurm", _config(slurm_cluster, heartbeat_interval=30)) as ex:
+            handles = await ex.submit_many([Call(add, (i,), {"b": 1000}) for i in range(200)])
+            assert len(ex.submitted) == 1  # one sbatch, one array
+            array_id = ex.submitted[0]
+            assert [h.job_id for h in handles] == [f"{array_id}_{i}" for i in range(200)]
+            info = slurm("scontrol", "show", "job", "-o", array_id)
+            assert f"ArrayJobId={array_id}" in info
+            assert await asyncio.gather(*(h.result() for h in handles)) == [1000 + i for i in range(200)]
+        deadline = time.monotonic() + 15  # the last workers are exiting right after their callbacks
+        while True:
+            lines = slurm("squeue", "-h", "-r", "-t", "all", "-j", array_id, "-o", "%i %T").split()
+            if set(lines[1::2]) == {"COMPLETED"} or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.5)
+        assert len(lines) == 400 and set(lines[1::2]) == {"COMPLETED"}
+
+    run(scenario, limit=120)
+
+
+def test_job_cancelled_from_outside_is_reported_with_its_state(slurm_cluster: SlurmCluster) -> None:
+    async def scenario() -> None:
+        async with get_executor("slurm", _config(slurm_cluster)) as ex:
+            handle = await ex.submit(Call(nap, (120,), name="victim"))
+            await wait_running(handle)
+            await asyncio.sleep(1.5)
+            assert handle.last_heartbeat is not None and time.time() - handle.last_heartbeat < 3
+            slurm("scancel", str(handle.job_id))
+            start = time.monotonic()
+            with pytest.raises(DispatchJobError) as info:
+                await handle
+            assert time.monotonic() - start < 10
+            err = info.value
+            assert err.state == "CANCELLED" and err.job_id == handle.job_id
+            assert f"job {handle.job_id}" in str(err) and "worker received SIGTERM" in str(err)
+            assert err.log_path and os.path.exists(err.log_path)
+
+    run(scenario)
+
+
+def test_terminating_signal_like_a_time_limit_is_reported(slurm_cluster: SlurmCluster) -> None:
+    """What the worker sees at a time limit (SIGTERM, then the job ends), in seconds not minutes."""
+
+    async def scenario() -> None:
+        async with get_executor("slurm", _config(slurm_cluster)) as ex:
+            handle = await ex.submit(Call(nap, (120,), name="sigterm"))
+            await wait_running(handle)
+            slurm("scancel", "--signal=TERM", "--full", str(handle.job_id))
+            with pytest.raises(DispatchJobError) as info:
+                await handle
+            assert info.value.state == "FAILED" and "worker received SIGTERM" in str(info.value)
+
+    run(scenario)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("SFLOW_SLOW_TESTS"), reason="a real time limit takes 60-90 s; set SFLOW_SLOW_TESTS=1"
+)
+def test_real_time_limit_becomes_timeout_error(slurm_cluster: SlurmCluster) -> None:
+    async def scenario() -> None:
+        async with get_executor("slurm", _config(slurm_cluster)) as ex:
+            handle = await ex.submit(Call(nap, (300,), name="too-slow", resources={"time": "0:01"}))
+            with pytest.raises(DispatchJobError) as info:
+                await handle
+            assert info.value.state == "TIMEOUT" and "worker received SIGTERM" in str(info.value)
+
+    run(scenario, limit=150)
+
+
+def test_process_killed_hard_is_reported_with_exit_code(slurm_cluster: SlurmCluster) -> None:
+    async def scenario() -> None:
+        async with get_executor("slurm", _config(slurm_cluster)) as ex:
+            with pytest.raises(DispatchJobError) as info:
+                await ex.run(os._exit, 7)
+            err = info.value
+            assert err.state == "FAILED" and "exit code 7:0" in str(err)
+
+    run(scenario)
+
+
+def test_lost_callbacks_are_recovered_from_result_files(slurm_cluster: SlurmCluster) -> None:
+    async def scenario() -> None:
+        config = _config(slurm_cluster, callback_url="http://127.0.0.1:9/nobody-listens", post_attempts=1)
+        async with get_executor("slurm", config) as ex:
+            assert await ex.map(add, [1, 2, 3], kwargs={"b": 10}) == [11, 12, 13]
+            with pytest.raises(Boom):
+                await ex.run(explode, "still delivered")
+
+    run(scenario)
+
+
+def test_forged_callback_is_refused(slurm_cluster: SlurmCluster) -> None:
+    async def scenario() -> None:
+        ex: Any
+        async with get_executor("slurm", _config(slurm_cluster)) as ex:
+            handle = await ex.submit(Call(nap, (3,)))
+            forged = protocol.Event(
+                protocol.TASK_RESULT, ex.run_id, handle.call_id, data={"value": "gASVBQAAAAAAAACMAWWULg=="}
+            )
+            body = forged.to_body()
+            async with aiohttp.ClientSession() as session:
+                headers = {protocol.RUN_HEADER: ex.run_id, protocol.SIGNATURE_HEADER: "sha256=" + "0" * 64}
+                async with session.post(ex.callback_url, data=body, headers=headers) as response:
+                    assert response.status == 403
+                headers = protocol.headers_for(ex.run_id, "guessed-secret", body)
+                async with session.post(ex.callback_url, data=body, headers=headers) as response:
+                    assert response.status == 403
+            assert await handle == "rested"  # the genuine result, not the forged one
+            assert ex._server.refused == 2
+
+    run(scenario)
+
+
+def test_custom_submit_callable(slurm_cluster: SlurmCluster) -> None:
+    seen: list[list[str]] = []
+
+    async def submit(payload: SubmitPayload, frame: SubmitFrame, config: dict[str, Any]) -> str:
+        argv = [*payload.argv[:-1], "--nodelist=node3", payload.argv[-1]]  # a site-specific flag
+        seen.append(argv)
+        proc = await asyncio.create_subprocess_exec(
+            *argv, env={**os.environ, **payload.env}, stdout=asyncio.subprocess.PIPE
+        )
+        out, _ = await proc.communicate()
+        return out.decode().strip()
+
+    def submit_sync(payload: SubmitPayload, frame: SubmitFrame, config: dict[str, Any]) -> str:
+        argv = [*payload.argv[:-1], "--nodelist=node2", payload.argv[-1]]
+        out = subprocess.run(
+            argv, env={**os.environ, **payload.env}, capture_output=True, text=True, check=True
+        )
+        return out.stdout.strip()
+
+    async def scenario() -> None:
+        async with get_executor("slurm", _config(slurm_cluster, submit=submit)) as ex:
+            assert await ex.run(where) == "node3"
+        async with get_executor("slurm", _config(slurm_cluster, submit=submit_sync)) as ex:
+            assert await ex.run(where) == "node2"
+        assert "--partition=debug" in seen[0]
+
+    run(scenario)
+
+
+def test_aclose_cancels_queued_and_running_jobs(slurm_cluster: SlurmCluster, squeue_ours: Any) -> None:
+    config = _config(slurm_cluster, cpus_per_task=4)  # one job fills a node: some must queue
+
+    async def scenario() -> list[Any]:
+        ex: Executor = get_executor("slurm", config)
+        await ex.start()
+        handles = [await ex.submit(Call(nap, (120,))) for _ in range(3)]
+        handles += await ex.submit_many([Call(nap, (120,)) for _ in range(4)])  # an array
+        assert len({h.job_id for h in handles}) == 7
+        await wait_running(handles[0])
+        assert squeue_ours(config["job_name_prefix"])
+        await ex.aclose()
+        return handles
+
+    handles = run(scenario)
+    for handle in handles:
+        assert isinstance(handle.exception(), DispatchCancelled)
+    deadline = time.monotonic() + 20
+    while (left := squeue_ours(config["job_name_prefix"])) and time.monotonic() < deadline:
+        time.sleep(0.5)  # scancelled jobs pass through COMPLETING for up to KillWait
+    assert left == []
+    for handle in handles:
+        state = re.search(r"JobState=(\S+)", slurm("scontrol", "show", "job", "-o", str(handle.job_id)))
+        assert state and state.group(1) == "CANCELLED", (handle.job_id, state)
+
+
+def test_executor_is_the_slurm_one() -> None:
+    assert isinstance(get_executor("slurm"), SlurmExecutor)

@@ -1,0 +1,154 @@
+"""Callback authentication: HMAC over the raw body, run ids, replays, tokens, result files."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from sflow.dispatch import protocol
+from sflow.dispatch.callback import CallbackServer, Refused
+from sflow.dispatch.errors import PayloadError
+
+SECRET = "s3cret" * 8
+
+
+def _signed(
+    event: protocol.Event, secret: str = SECRET, token: str | None = None
+) -> tuple[dict[str, str], bytes]:
+    body = event.to_body()
+    return protocol.headers_for(event.run_id, secret, body, token), body
+
+
+def _server(token: str | None = None) -> tuple[CallbackServer, list[protocol.Event]]:
+    server = CallbackServer("127.0.0.1", 0, token=token)
+    got: list[protocol.Event] = []
+    server.register_run("run1", SECRET, got.append)
+    return server, got
+
+
+def test_a_correctly_signed_event_is_accepted() -> None:
+    server, _ = _server()
+    headers, body = _signed(protocol.Event(protocol.HEARTBEAT, "run1", "c1"))
+    event, _sink = server.authenticate(headers, body)
+    assert event.type == protocol.HEARTBEAT and event.call_id == "c1"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "reason"),
+    [
+        (
+            lambda h, b: ({**h, protocol.SIGNATURE_HEADER: "sha256=" + "0" * 64}, b),
+            "bad or missing signature",
+        ),
+        (
+            lambda h, b: ({k: v for k, v in h.items() if k != protocol.SIGNATURE_HEADER}, b),
+            "bad or missing signature",
+        ),
+        (lambda h, b: (h, b.replace(b'"c1"', b'"c2"')), "bad or missing signature"),  # body tampered
+        (lambda h, b: ({**h, protocol.RUN_HEADER: "other"}, b), "unknown run id"),
+    ],
+)
+def test_forged_or_misdirected_events_are_refused(mutate: Any, reason: str) -> None:
+    server, _ = _server()
+    headers, body = mutate(*_signed(protocol.Event(protocol.TASK_RESULT, "run1", "c1")))
+    with pytest.raises(Refused, match=reason):
+        server.authenticate(headers, body)
+
+
+def test_signed_with_another_runs_secret_is_refused() -> None:
+    server, _ = _server()
+    server.register_run("run2", "other-secret", lambda e: None)
+    headers, body = _signed(protocol.Event(protocol.TASK_RESULT, "run1", "c1"), secret="other-secret")
+    with pytest.raises(Refused, match="signature"):
+        server.authenticate(headers, body)
+    # and a body naming run1 but sent (and validly signed) for run2 is refused too
+    body = protocol.Event(protocol.TASK_RESULT, "run1", "c1").to_body()
+    headers = protocol.headers_for("run2", "other-secret", body)
+    with pytest.raises(Refused, match="names run"):
+        server.authenticate(headers, body)
+
+
+def test_a_replayed_event_id_is_refused() -> None:
+    server, _ = _server()
+    headers, body = _signed(protocol.Event(protocol.TASK_RESULT, "run1", "c1"))
+    server.authenticate(headers, body)
+    with pytest.raises(Refused, match="replayed"):
+        server.authenticate(headers, body)
+
+
+def test_a_stale_event_is_refused() -> None:
+    server, _ = _server()
+    headers, body = _signed(protocol.Event(protocol.HEARTBEAT, "run1", "c1", timestamp=time.time() - 3600))
+    with pytest.raises(Refused, match="off the server clock"):
+        server.authenticate(headers, body)
+
+
+def test_token_is_required_when_configured() -> None:
+    server, _ = _server(token="tok")
+    event = protocol.Event(protocol.HEARTBEAT, "run1", "c1")
+    headers, body = _signed(event)
+    with pytest.raises(Refused, match="token"):
+        server.authenticate(headers, body)  # missing
+    with pytest.raises(Refused, match="token"):
+        server.authenticate({**headers, protocol.TOKEN_HEADER: "wrong"}, body)
+    server.authenticate({**headers, protocol.TOKEN_HEADER: "tok"}, body)
+    headers, body = _signed(protocol.Event(protocol.HEARTBEAT, "run1", "c1"))
+    server.authenticate(headers, body, path="/sflow/events/tok")  # seed style: token in the URL
+    headers, body = _signed(protocol.Event(protocol.HEARTBEAT, "run1", "c1"))
+    with pytest.raises(Refused, match="signature"):  # a right token alone is not enough
+        server.authenticate({**headers, protocol.TOKEN_HEADER: "tok", protocol.SIGNATURE_HEADER: ""}, body)
+
+
+def test_over_http_refusals_are_403_and_never_reach_the_sink(caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        server, got = _server()
+        await server.start()
+        try:
+            async with aiohttp.ClientSession() as session:
+                headers, body = _signed(protocol.Event(protocol.TASK_RESULT, "run1", "c1"))
+                forged = {**headers, protocol.SIGNATURE_HEADER: "sha256=" + "1" * 64}
+                async with session.post(server.url, data=body, headers=forged) as response:
+                    assert response.status == 403
+                async with session.post(server.url, data=body, headers=headers) as response:
+                    assert response.status == 200
+                async with session.post(server.url, data=body, headers=headers) as response:
+                    assert response.status == 403  # replay
+            assert [e.call_id for e in got] == ["c1"]
+            assert server.refused == 2
+        finally:
+            await server.aclose()
+
+    asyncio.run(scenario())
+    assert "refused callback" in caplog.text
+
+
+def test_derived_url_uses_port_and_advertised_host() -> None:
+    async def scenario() -> None:
+        server = CallbackServer("127.0.0.1", 0)
+        await server.start()
+        try:
+            assert server.url == f"http://127.0.0.1:{server.port}/sflow/events" and server.port > 0
+        finally:
+            await server.aclose()
+        explicit = CallbackServer(callback_url="https://front.example/sflow/events/tok")
+        assert explicit.url == "https://front.example/sflow/events/tok"
+
+    asyncio.run(scenario())
+
+
+def test_result_files_are_signed_and_checked(tmp_path: Path) -> None:
+    event = protocol.Event(protocol.TASK_RESULT, "run1", "c1", data={"value": "x"})
+    path = protocol.result_path(tmp_path, "c1")
+    assert protocol.read_result_file(path, SECRET) is None
+    protocol.write_result_file(path, event.to_body(), SECRET)
+    assert protocol.read_result_file(path, SECRET) == event
+    with pytest.raises(PayloadError, match="bad signature"):
+        protocol.read_result_file(path, "another secret")
+    path.write_text("{half")
+    with pytest.raises(PayloadError, match="corrupt"):
+        protocol.read_result_file(path, SECRET)

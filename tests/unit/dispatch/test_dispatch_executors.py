@@ -1,0 +1,229 @@
+"""The local, process and subprocess executors behind the one `Executor` interface."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import dispatch_helpers as h
+import pytest
+
+from sflow.dispatch import Call, DispatchCancelled, DispatchJobError, DispatchTimeout, Executor, get_executor
+from sflow.dispatch.errors import DispatchConfigError
+
+
+def run(scenario: Callable[[], Awaitable[Any]]) -> Any:
+    return asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def make(name: str, shared_dir: str, **config: Any) -> Executor:
+    if name == "subprocess":
+        config = {"shared_dir": shared_dir, "listen_host": "127.0.0.1", "result_grace": 1.0, **config}
+    return get_executor(name, config)
+
+
+ALL = ["local", "process", "subprocess"]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_round_trip_sync_and_async(name: str, shared_dir: str) -> None:
+    async def scenario() -> None:
+        async with make(name, shared_dir) as ex:
+            assert await ex.run(h.add, 1, 2) == 3
+            assert await ex.run(h.async_add, 2, b=5) == 7
+            handle = await ex.submit(Call(h.add, (10,), {"b": 1}, name="ten"))
+            assert await handle == 11 and handle.state == "done" and handle.name == "ten"
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_exception_keeps_its_type(name: str, shared_dir: str) -> None:
+    async def scenario() -> None:
+        async with make(name, shared_dir) as ex:
+            with pytest.raises(h.CustomError) as info:
+                await ex.run(h.fail, "broken")
+            assert info.value.code == 42
+            if name != "local":  # crossed a process boundary: the remote traceback is attached
+                assert "in fail" in info.value.__notes__[0]
+            with pytest.raises(KeyError):
+                await ex.run(h.nested_fail)
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_map_keeps_order(name: str, shared_dir: str) -> None:
+    async def scenario() -> None:
+        async with make(name, shared_dir) as ex:
+            assert await ex.map(h.add, range(6), kwargs={"b": 100}) == list(range(100, 106))
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_timeout_cancels_and_raises_dispatch_timeout(name: str, shared_dir: str) -> None:
+    async def scenario() -> None:
+        async with make(name, shared_dir) as ex:
+            start = time.monotonic()
+            handle = await ex.submit(Call(h.async_sleep_then, (30,), timeout=1.0))
+            with pytest.raises(DispatchTimeout):
+                await handle
+            assert time.monotonic() - start < 10 and isinstance(handle.exception(), TimeoutError)
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_cancel_and_aclose_leave_nothing_running(name: str, shared_dir: str) -> None:
+    async def scenario() -> None:
+        ex = make(name, shared_dir)
+        await ex.start()
+        first = await ex.submit(Call(h.async_sleep_then, (30,)))
+        second = await ex.submit(Call(h.async_sleep_then, (30,)))
+        await asyncio.sleep(0.5)
+        await first.cancel()
+        with pytest.raises(DispatchCancelled):
+            await first
+        await ex.aclose()
+        with pytest.raises(DispatchCancelled):
+            await second
+        assert ex.live_handles() == []
+        await first.cancel()  # cancelling a finished handle is a no-op
+        with pytest.raises(Exception, match="closed"):
+            await ex.submit(Call(h.add, (1,)))
+
+    run(scenario)
+
+
+def test_subprocess_cancel_kills_the_worker_process(shared_dir: str) -> None:
+    async def scenario() -> None:
+        async with make("subprocess", shared_dir) as ex:
+            handle = await ex.submit(Call(h.sleep_then, (30,)))
+            while handle.job_id is None:
+                await asyncio.sleep(0.05)
+            pid = int(handle.job_id.split(":")[1])
+            await handle.cancel()
+            for _ in range(100):
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    return
+                await asyncio.sleep(0.1)
+            pytest.fail(f"worker {pid} survived its cancellation")
+
+    run(scenario)
+
+
+def test_subprocess_worker_dying_without_callback_is_a_job_error(shared_dir: str) -> None:
+    async def scenario() -> None:
+        async with make("subprocess", shared_dir) as ex:
+            handle = await ex.submit(Call(h.hard_exit, (9,)))
+            with pytest.raises(DispatchJobError) as info:
+                await handle
+            err = info.value
+            assert err.state == "FAILED" and "exit code 9" in str(err) and err.log_path
+            assert "without delivering a result" in str(err)
+
+    run(scenario)
+
+
+def test_subprocess_lost_callback_is_recovered_from_the_result_file(shared_dir: str) -> None:
+    async def scenario() -> None:
+        config = {"callback_url": "http://127.0.0.1:9/unreachable", "post_attempts": 1}
+        async with make("subprocess", shared_dir, **config) as ex:
+            assert await ex.run(h.add, 40, 2) == 42
+            with pytest.raises(h.CustomError):
+                await ex.run(h.fail, "still typed")
+
+    run(scenario)
+
+
+def test_subprocess_large_result_travels_through_the_file(shared_dir: str) -> None:
+    async def scenario() -> None:
+        async with make("subprocess", shared_dir) as ex:
+            ex_any: Any = ex
+            ex_any.options.post_attempts = 2
+            value = await ex.run(h.big_value, 3_000_000)
+            assert value == b"x" * 3_000_000
+
+    run(scenario)
+
+
+def test_local_runs_sync_functions_off_the_event_loop(shared_dir: str) -> None:
+    async def scenario() -> None:
+        async with make("local", shared_dir) as ex:
+            handles = await ex.submit_many([Call(h.sleep_then, (0.5, i)) for i in range(4)])
+            start = time.monotonic()
+            ticks = 0
+            while not all(x.done() for x in handles):
+                ticks += 1
+                await asyncio.sleep(0.01)
+            assert ticks > 10 and time.monotonic() - start < 2  # the loop kept turning; they ran in parallel
+            assert [await x for x in handles] == [0, 1, 2, 3]
+
+    run(scenario)
+
+
+def test_local_max_concurrent_bounds_parallelism(shared_dir: str) -> None:
+    async def scenario() -> None:
+        async with make("local", shared_dir, max_concurrent=1) as ex:
+            start = time.monotonic()
+            await ex.map(h.async_sleep_then, [0.3, 0.3, 0.3])
+            assert time.monotonic() - start >= 0.85
+
+    run(scenario)
+
+
+def test_unknown_config_key_names_the_key() -> None:
+    with pytest.raises(DispatchConfigError, match="unknown key 'max_worker'"):
+        get_executor("local", {"max_worker": 3})
+    with pytest.raises(DispatchConfigError, match="'poll_interval' must be float"):
+        get_executor("slurm", {"poll_interval": "fast"})
+    with pytest.raises(DispatchConfigError, match="unknown executor 'nope'"):
+        get_executor("nope")
+
+
+def test_custom_executor_registered_by_name() -> None:
+    from sflow.dispatch import Handle, register_executor
+
+    class Echo(Executor):
+        name = "echo"
+
+        async def _launch(self, handles: list[Handle]) -> None:
+            for handle in handles:
+                handle.set_result((handle.call.args, dict(handle.call.kwargs)))
+
+        async def _terminate(self, handles: list[Handle]) -> None:
+            pass
+
+    register_executor("echo", lambda config: Echo())
+
+    async def scenario() -> None:
+        async with get_executor("echo") as ex:
+            assert await ex.run(h.add, 1, b=2) == ((1,), {"b": 2})
+            with pytest.raises(DispatchConfigError, match="unknown resource key 'gpu'"):
+                await ex.submit(Call(h.add, resources={"gpu": 1}))
+
+    run(scenario)
+
+
+def test_process_executor_needs_cloudpickle_with_an_install_hint(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, asyncio; sys.modules['cloudpickle'] = None; sys.modules['aiohttp'] = None\n"
+        "import sflow.dispatch as d\n"
+        "ex = d.get_executor('local')\n"
+        "try:\n"
+        "    asyncio.run(d.get_executor('process').start())\n"
+        "except ImportError as e:\n"
+        "    print('HINT:', e)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert "install sflow[dispatch]" in proc.stdout, proc.stdout + proc.stderr

@@ -1,0 +1,201 @@
+"""`python -m sflow.backend_worker` as a real subprocess talking to a real callback server."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import dispatch_helpers as h
+import pytest
+
+from sflow.dispatch import outcome, payload, protocol
+from sflow.dispatch.callback import CallbackServer
+from sflow.dispatch.errors import PayloadVersionError
+
+SECRET = "worker-test-secret"
+
+
+class Harness:
+    """A callback server plus a way to start workers on a payload."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.tmp_path = tmp_path
+        self.server = CallbackServer("127.0.0.1", 0)
+        self.events: list[protocol.Event] = []
+        self.server.register_run("run1", SECRET, self.events.append)
+
+    def env(
+        self, calls: list[tuple[str, Callable[..., Any], tuple[Any, ...]]], **header: Any
+    ) -> dict[str, str]:
+        head = payload.PayloadHeader(
+            run_id="run1", result_dir=str(self.tmp_path), callback_url=self.server.url, heartbeat_interval=0.2
+        )
+        head = dataclasses.replace(head, **header)
+        data = payload.encode([(cid, fn.__name__, fn, args, {}) for cid, fn, args in calls], head)
+        if "python" in header:  # forge a payload from another interpreter: patch the JSON header
+            data = data.replace(platform_version().encode(), header["python"].encode(), 1)
+        value = payload.to_env_value(data, self.tmp_path / "p.payload", inline_limit=1024)
+        return {**os.environ, payload.PAYLOAD_ENV: value, payload.SECRET_ENV: SECRET}
+
+    async def run(self, env: dict[str, str], stop_after: float | None = None) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "sflow.backend_worker", env=env, stderr=asyncio.subprocess.PIPE
+        )
+        if stop_after is not None:  # once it runs the call (its handler is installed by then)
+            deadline = time.monotonic() + 30
+            while protocol.TASK_STARTED not in self.types() and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(stop_after)
+            proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+        await asyncio.sleep(0.05)
+        assert proc.returncode is not None
+        return proc.returncode, err.decode()
+
+    def types(self, call_id: str = "c0") -> list[str]:
+        return [e.type for e in self.events if e.call_id == call_id and e.type != protocol.HEARTBEAT]
+
+
+def platform_version() -> str:
+    import platform
+
+    return platform.python_version()
+
+
+def run_with_server(tmp_path: Path, scenario: Callable[[Harness], Any]) -> Any:
+    async def main() -> Any:
+        harness = Harness(tmp_path)
+        await harness.server.start()
+        try:
+            return await scenario(harness)
+        finally:
+            await harness.server.aclose()
+
+    return asyncio.run(main())
+
+
+def test_happy_path_posts_started_then_result_and_writes_the_result_file(tmp_path: Path) -> None:
+    async def scenario(hs: Harness) -> None:
+        code, err = await hs.run(hs.env([("c0", h.add, (2, 3))]))
+        assert code == 0, err
+        assert hs.types() == [protocol.TASK_STARTED, protocol.TASK_RESULT]
+        assert outcome.decode_value(hs.events[-1].data) == 5
+        on_disk = protocol.read_result_file(protocol.result_path(tmp_path, "c0"), SECRET)
+        assert on_disk is not None and outcome.decode_value(on_disk.data) == 5
+
+    run_with_server(tmp_path, scenario)
+
+
+def test_async_callable_runs_in_the_worker(tmp_path: Path) -> None:
+    async def scenario(hs: Harness) -> None:
+        code, err = await hs.run(hs.env([("c0", h.async_add, (2, 40))]))
+        assert code == 0, err
+        assert outcome.decode_value(hs.events[-1].data) == 42
+
+    run_with_server(tmp_path, scenario)
+
+
+def test_error_path_sends_the_exception_with_its_type_and_traceback(tmp_path: Path) -> None:
+    async def scenario(hs: Harness) -> None:
+        code, _ = await hs.run(hs.env([("c0", h.fail, ("nope",))]))
+        assert code == 1
+        assert hs.types() == [protocol.TASK_STARTED, protocol.TASK_ERROR]
+        exc = outcome.decode_error(hs.events[-1].data, "test")
+        assert isinstance(exc, h.CustomError) and exc.code == 42
+        assert "in fail" in exc.__notes__[0] and "CustomError: ('nope', 42)" in exc.__notes__[0]
+        assert "raise CustomError" in str(exc.__cause__)
+
+    run_with_server(tmp_path, scenario)
+
+
+def test_an_unpicklable_exception_arrives_as_remote_error(tmp_path: Path) -> None:
+    from sflow.dispatch.errors import RemoteError
+
+    async def scenario(hs: Harness) -> None:
+        await hs.run(hs.env([("c0", h.fail_unpicklable, ())]))
+        exc = outcome.decode_error(hs.events[-1].data, "test")
+        assert isinstance(exc, RemoteError) and exc.exc_type.endswith("Unpicklable")
+        assert "cannot travel" in str(exc)
+
+    run_with_server(tmp_path, scenario)
+
+
+def test_python_version_mismatch_is_reported_as_an_error_event(tmp_path: Path) -> None:
+    async def scenario(hs: Harness) -> None:
+        code, err = await hs.run(hs.env([("c0", h.add, (1,))], python="2.7.18"))
+        assert code == 3 and "Python version mismatch" in err
+        exc = outcome.decode_error(hs.events[-1].data, "test")
+        assert isinstance(exc, PayloadVersionError) and "2.7.18" in str(exc)
+
+    run_with_server(tmp_path, scenario)
+
+
+def test_array_element_runs_the_item_at_its_task_id(tmp_path: Path) -> None:
+    async def scenario(hs: Harness) -> None:
+        env = hs.env([(f"c{i}", h.add, (i, 100)) for i in range(3)])
+        code, err = await hs.run({**env, "SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_JOB_ID": "77"})
+        assert code == 0, err
+        result = hs.events[-1]
+        assert result.call_id == "c2" and outcome.decode_value(result.data) == 102
+        assert result.data["job_id"] == "77_2"
+
+    run_with_server(tmp_path, scenario)
+
+
+def test_heartbeats_are_posted_while_the_call_runs(tmp_path: Path) -> None:
+    async def scenario(hs: Harness) -> None:
+        code, _ = await hs.run(hs.env([("c0", h.sleep_then, (1.0, "ok"))]))
+        assert code == 0
+        beats = [e for e in hs.events if e.type == protocol.HEARTBEAT]
+        assert len(beats) >= 2  # every 0.2 s during a 1 s call (fewer on a loaded machine)
+
+    run_with_server(tmp_path, scenario)
+
+
+def test_sigterm_posts_task_cancelled(tmp_path: Path) -> None:
+    async def scenario(hs: Harness) -> None:
+        code, err = await hs.run(hs.env([("c0", h.sleep_then, (30, "never"))]), stop_after=0.3)
+        assert code == 143, err
+        assert hs.types() == [protocol.TASK_STARTED, protocol.TASK_CANCELLED]
+        assert hs.events[-1].data["reason"] == "SIGTERM"
+
+    run_with_server(tmp_path, scenario)
+
+
+def test_lost_callback_still_leaves_the_result_file(tmp_path: Path) -> None:
+    async def scenario(hs: Harness) -> None:
+        env = hs.env([("c0", h.add, (20, 22))], callback_url="http://127.0.0.1:9/nobody", post_attempts=2)
+        code, err = await hs.run(env)
+        assert code == 0 and "could not deliver" in err
+        event = protocol.read_result_file(protocol.result_path(tmp_path, "c0"), SECRET)
+        assert event is not None and outcome.decode_value(event.data) == 42
+
+    run_with_server(tmp_path, scenario)
+
+
+def test_missing_environment_is_a_clear_exit_2() -> None:
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SFLOW_BACKEND")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "sflow.backend_worker"], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and "SFLOW_BACKEND_PAYLOAD" in proc.stderr
+
+
+@pytest.mark.parametrize("value", ["@/nonexistent/payload", "bm90IGEgcGF5bG9hZA=="])
+def test_unusable_payload_is_a_clear_exit_2(value: str) -> None:
+    import subprocess
+
+    env = {**os.environ, payload.PAYLOAD_ENV: value, payload.SECRET_ENV: "x"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "sflow.backend_worker"], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and "unusable payload" in proc.stderr
