@@ -17,6 +17,7 @@ import json
 import random
 from pathlib import Path
 
+import sflow.dispatch
 import sflow.flow
 
 
@@ -34,9 +35,9 @@ def main() -> None:
 
     transform_env = None
     if args.slurm:
-        from sflow.dispatch.config import config
-
-        config(environments={"slurm": {"executor": "slurm", "executor_config": {"partition": args.slurm}}})
+        sflow.dispatch.config(
+            environments={"slurm": {"executor": "slurm", "executor_config": {"partition": args.slurm}}}
+        )
         transform_env = "slurm"
 
     with sflow.flow("etl", inputs={"pages": list(range(args.pages)), "out_dir": Path("etl_out")}) as f:

@@ -1,0 +1,185 @@
+"""Running one mapped task's items in this process, fast.
+
+A map is one engine unit that fans out internally: making each item a unit (or even a
+dispatch `Handle`) would cost more than a trivial item itself. Async items run as tasks
+on the loop (all at once, or `limit` worker coroutines pulling from a shared iterator);
+sync items run on a small thread pool whose threads each pull indices in a loop, so the
+per-item cost is a function call, not a future and a loop wake-up.
+
+Both write `out[i]` for each index they complete, so a failed attempt keeps what did
+succeed and a retry only runs the rest. The first exception stops the map and is raised
+as it was, with a note naming the item.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import functools
+import os
+import sys
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from typing import Any
+
+from sflow.flow.errors import add_note
+
+MISSING: Any = object()  # an item without a result yet
+
+
+def default_threads() -> int:
+    """Threads for sync items when nothing says otherwise (Python's thread-pool default)."""
+    return min(32, (os.cpu_count() or 1) + 4)
+
+
+def note_item(exc: BaseException, task: str, index: int, total: int) -> None:
+    """Say which item raised, without changing the exception's type or message."""
+    add_note(exc, f"sflow: raised by item {index} of {total} of mapped task '{task}'")
+
+
+async def map_async(
+    task: str,
+    call: Callable[[Any], Coroutine[Any, Any, Any]],
+    items: Sequence[Any],
+    indices: Sequence[int],
+    out: list[Any],
+    limit: int | None,
+) -> None:
+    """`out[i] = await call(items[i])` for every index, at most `limit` at once."""
+    if limit is None or limit >= len(indices):
+        start = _task_starter()
+        futures = [start(call(items[i])) for i in indices]
+        try:
+            values = await asyncio.gather(*futures)
+        except BaseException as exc:
+            await _cancel(futures)
+            _keep_done(futures, indices, out)
+            if not isinstance(exc, asyncio.CancelledError):
+                note_item(exc, task, _failed_index(futures, indices, exc), len(items))
+            raise
+        for i, value in zip(indices, values, strict=True):
+            out[i] = value
+        return
+    shared = iter(indices)
+    workers = [asyncio.ensure_future(_worker(task, call, items, shared, out)) for _ in range(limit)]
+    try:
+        await asyncio.gather(*workers)
+    except BaseException:
+        await _cancel(workers)
+        raise
+
+
+def _task_starter() -> Callable[[Coroutine[Any, Any, Any]], asyncio.Future[Any]]:
+    """Python 3.12+: eager tasks (an item that never suspends costs no loop round trip)."""
+    loop = asyncio.get_running_loop()
+    if sys.version_info >= (3, 12):
+        return functools.partial(asyncio.Task, loop=loop, eager_start=True)
+    return loop.create_task
+
+
+async def _worker(
+    task: str,
+    call: Callable[[Any], Awaitable[Any]],
+    items: Sequence[Any],
+    shared: Iterator[int],
+    out: list[Any],
+) -> None:
+    for i in shared:
+        try:
+            out[i] = await call(items[i])
+        except Exception as exc:
+            note_item(exc, task, i, len(items))
+            raise
+
+
+async def _cancel(futures: Sequence[asyncio.Future[Any]]) -> None:
+    for future in futures:
+        future.cancel()
+    await asyncio.gather(*futures, return_exceptions=True)
+
+
+def _keep_done(futures: Sequence[asyncio.Future[Any]], indices: Sequence[int], out: list[Any]) -> None:
+    for i, future in zip(indices, futures, strict=True):
+        if future.done() and not future.cancelled() and future.exception() is None:
+            out[i] = future.result()
+
+
+def _failed_index(futures: Sequence[asyncio.Future[Any]], indices: Sequence[int], exc: BaseException) -> int:
+    for i, future in zip(indices, futures, strict=True):
+        if future.done() and not future.cancelled() and future.exception() is exc:
+            return i
+    return -1
+
+
+class _ThreadMap:
+    """The shared state of one sync map: an index iterator, a stop flag, the first error."""
+
+    def __init__(
+        self,
+        task: str,
+        call: Callable[[Any], Any],
+        items: Sequence[Any],
+        indices: Sequence[int],
+        out: list[Any],
+    ):
+        self.task = task
+        self.call = call
+        self.items = items
+        self.out = out
+        self.stop = False
+        self.error: BaseException | None = None
+        self._indices = iter(indices)
+        self._lock = threading.Lock()
+
+    def work(self) -> None:
+        """One thread's loop: take the next index, run it, until done, stopped or failed."""
+        call, items, out, lock, indices = self.call, self.items, self.out, self._lock, self._indices
+        while not self.stop:
+            with lock:
+                i = next(indices, -1)
+            if i < 0:
+                return
+            try:
+                out[i] = call(items[i])
+            except BaseException as exc:
+                self._fail(exc, i)
+                return
+
+    def _fail(self, exc: BaseException, index: int) -> None:
+        with self._lock:
+            if self.error is None:
+                note_item(exc, self.task, index, len(self.items))
+                self.error = exc
+            self.stop = True
+
+
+async def map_threads(
+    task: str,
+    call: Callable[[Any], Any],
+    items: Sequence[Any],
+    indices: Sequence[int],
+    out: list[Any],
+    threads: int,
+) -> None:
+    """`out[i] = call(items[i])` for every index on `threads` threads (never blocks the loop).
+
+    When cancelled, threads stop after their current item; a running item cannot be
+    interrupted, so it finishes in the background.
+    """
+    if not indices:
+        return
+    count = max(1, min(threads, len(indices)))
+    state = _ThreadMap(task, call, items, indices, out)
+    pool = concurrent.futures.ThreadPoolExecutor(count, thread_name_prefix=f"sflow-{task}")
+    loop = asyncio.get_running_loop()
+    try:
+        workers = [
+            loop.run_in_executor(pool, contextvars.copy_context().run, state.work) for _ in range(count)
+        ]
+        await asyncio.gather(*workers)
+    finally:
+        state.stop = True
+        pool.shutdown(wait=False, cancel_futures=True)
+    if state.error is not None:
+        raise state.error

@@ -1,0 +1,201 @@
+"""Running a resolved flow: one engine unit per task, results and errors kept by name.
+
+The engine decides *when* (a task starts the moment its last upstream task is done; no
+level-by-level barrier), retries and stops; this module decides *what* an attempt does:
+gather the upstream values, run the function where its environment says, time it out,
+and keep the value or the original exception for the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sflow.dispatch.errors import DispatchTimeout
+from sflow.engine import Attempt, Engine, Outcome, RunResult, State, Unit
+from sflow.flow.attempt import TaskAttempt, TaskLog, short_reason
+from sflow.flow.errors import TaskTimeout
+from sflow.flow.fanout import MISSING
+from sflow.flow.resolve import ResolvedTask
+from sflow.flow.runners import Runners
+from sflow.record import RunRecord
+
+
+@dataclass
+class RunSettings:
+    """How a flow runs: fail fast or keep going, limits, and where it records."""
+
+    keep_going: bool = False
+    timeout: float | None = None
+    grace: float = 10.0
+    record: bool = True
+    output_dir: Path | None = None
+
+
+class _MapState:
+    """Items of a mapped task and their results so far (kept across retries)."""
+
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
+        self.out: list[Any] = [MISSING] * len(items)
+
+    def missing(self) -> list[int]:
+        return [i for i, value in enumerate(self.out) if value is MISSING]
+
+
+class FlowRun:
+    """One execution of a flow's resolved tasks."""
+
+    def __init__(
+        self, name: str, tasks: Sequence[ResolvedTask], inputs: Mapping[str, Any], settings: RunSettings
+    ) -> None:
+        self.name = name
+        self.tasks = {t.name: t for t in tasks}
+        self.settings = settings
+        self.values: dict[str, Any] = dict(inputs)  # inputs, then task results as they arrive
+        self.errors: dict[str, BaseException] = {}
+        self.record: RunRecord | None = None
+        self.engine: Engine | None = None
+        self._maps: dict[str, _MapState] = {}
+        self._runners = Runners()
+
+    async def run(self) -> RunResult:
+        """Run to a final state; executors are closed (remote work cancelled) whatever happens."""
+        if self.settings.record:
+            output_dir = self.settings.output_dir or Path.cwd() / "sflow_output"
+            self.record = await asyncio.to_thread(RunRecord, Path(output_dir), self.name)
+        self.engine = Engine(
+            [self._unit(t) for t in self.tasks.values()],
+            keep_going=self.settings.keep_going,
+            timeout=self.settings.timeout,
+            grace=self.settings.grace,
+            listeners=[self.record.on_event] if self.record else [],
+        )
+        result: RunResult | None = None
+        try:
+            result = await self.engine.run()
+            return result
+        finally:
+            await asyncio.shield(self._finish(result))
+
+    async def _finish(self, result: RunResult | None) -> None:
+        await self._runners.aclose()
+        if self.record is None:
+            return
+        assert self.engine is not None
+        if result is None:  # cancelled (Ctrl-C): record what the engine knows
+            result = RunResult(
+                units=self.engine.results,
+                stop_reason="interrupted",
+                interrupted=True,
+                order=list(self.engine.units),
+            )
+        try:
+            await asyncio.to_thread(self.record.write_summary, result, {"front_door": "python"})
+        finally:
+            self.record.close()
+
+    # -- units -----------------------------------------------------------------------------------
+
+    def _unit(self, task: ResolvedTask) -> Unit:
+        async def start(attempt_no: int) -> Attempt:
+            return await self._start(task, attempt_no)
+
+        return Unit(name=task.name, start=start, deps=task.deps, retries=task.retries)
+
+    async def _start(self, task: ResolvedTask, attempt_no: int) -> Attempt:
+        env = task.environment
+        info: dict[str, Any] = {"environment": env.name, "executor": env.executor}
+        log: TaskLog | None = None
+        if self.record is not None:
+            path = await asyncio.to_thread(self.record.attempt_log, task.name, attempt_no)
+            log = TaskLog(path, task.name, attempt_no, f"{env.name} (executor {env.executor})")
+            await log.start()
+        work = self._attempt(task, attempt_no, info, log)
+        return TaskAttempt(work, info, log.path if log else None)
+
+    async def _attempt(
+        self, task: ResolvedTask, attempt_no: int, info: dict[str, Any], log: TaskLog | None
+    ) -> Outcome:
+        """Run one attempt; every ending becomes an Outcome (the engine never sees user errors)."""
+        try:
+            value = await _bounded(self._execute(task, info), task, attempt_no)
+        except asyncio.CancelledError:
+            if log is not None:
+                await asyncio.shield(log.end(info, None, cancelled=True))
+            return Outcome(ok=False, reason="cancelled", info=info)
+        except BaseException as exc:  # the task's own failure, whatever it is
+            error = _as_timeout(exc, task, attempt_no)
+            self.errors[task.name] = error
+            if log is not None:
+                await log.end(info, error)
+            return Outcome(ok=False, reason=short_reason(error), info=info)
+        self.values[task.name] = value
+        self.errors.pop(task.name, None)
+        if log is not None:
+            await log.end(info, None)
+        return Outcome(ok=True, info=info)
+
+    async def _execute(self, task: ResolvedTask, info: dict[str, Any]) -> Any:
+        runner = await self._runners.get(task)
+        if not task.mapped:
+            return await runner.call(task, self.values, info)
+        state = self._map_state(task)
+        info["items"] = len(state.items)
+        missing = state.missing()
+        if missing:
+            await runner.map(task, self.values, state.items, missing, state.out, info)
+        return list(state.out)
+
+    def _map_state(self, task: ResolvedTask) -> _MapState:
+        state = self._maps.get(task.name)
+        if state is None:
+            source = task.spec.options.map if task.map_source is None else self.values[task.map_source]
+            state = self._maps[task.name] = _MapState(_materialize(task, source))
+        return state
+
+
+async def _bounded(work: Any, task: ResolvedTask, attempt_no: int) -> Any:
+    """Await `work`, cancelling it (and its remote jobs) after the task's timeout."""
+    if task.timeout is None:
+        return await work
+    inner = asyncio.ensure_future(work)
+    try:
+        done, _ = await asyncio.wait({inner}, timeout=task.timeout)
+    except asyncio.CancelledError:
+        inner.cancel()
+        await asyncio.wait({inner})
+        raise
+    if not done:
+        inner.cancel()
+        await asyncio.wait({inner})
+        raise TaskTimeout(task.name, task.timeout, attempt_no)
+    return inner.result()
+
+
+def _as_timeout(exc: BaseException, task: ResolvedTask, attempt_no: int) -> BaseException:
+    """A dispatch timeout of this task's call is the task's timeout, named as such."""
+    if isinstance(exc, DispatchTimeout) and task.timeout is not None:
+        error = TaskTimeout(task.name, task.timeout, attempt_no)
+        error.__cause__ = exc
+        return error
+    return exc
+
+
+def _materialize(task: ResolvedTask, source: Any) -> list[Any]:
+    if isinstance(source, (str, bytes)) or not isinstance(source, Iterable):
+        where = f"the result of '{task.map_source}'" if task.map_source else "map="
+        raise TypeError(
+            f"task '{task.name}' maps over {where}, which must be an iterable (not str), "
+            f"got {type(source).__name__}"
+        )
+    return list(source)
+
+
+def first_failure(result: RunResult) -> str | None:
+    """The task that failed first (by end time), if any."""
+    failed = [(r.ended or 0.0, n) for n, r in result.units.items() if r.state is State.FAILED]
+    return min(failed)[1] if failed else None

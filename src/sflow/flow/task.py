@@ -1,0 +1,164 @@
+"""What `@f.task` records: the function, its parameters and the options it was given.
+
+Everything that can be checked without knowing the other tasks is checked here, at
+decoration time, so a typo in an option fails on the line that has it. Checks that need
+the whole flow (which names are tasks, cycles) happen when the block ends (`resolve`).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from sflow.engine import RetryPolicy
+from sflow.flow.errors import FlowDefinitionError
+
+RetriesSpec = int | Mapping[str, Any] | RetryPolicy | None
+MapSpec = str | Iterable[Any] | None
+
+_FEEDABLE = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a task function, as far as dependency inference cares."""
+
+    name: str
+    kind: inspect._ParameterKind
+    has_default: bool
+
+    @property
+    def feedable(self) -> bool:
+        """Can receive an upstream value or a map item by keyword."""
+        return self.kind in _FEEDABLE
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """Options given to `@f.task(...)`; None means "use the environment's default"."""
+
+    retries: RetryPolicy | None = None
+    timeout: float | None = None
+    environment: str | None = None
+    map: MapSpec = None
+    max_concurrent: int | None = None
+    resources: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def mapped(self) -> bool:
+        return self.map is not None
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A declared task: name, function, parameters, options and where it was defined."""
+
+    name: str
+    fn: Callable[..., Any]
+    is_async: bool
+    params: tuple[Param, ...]
+    options: TaskOptions
+    where: str
+
+    @property
+    def label(self) -> str:
+        """`'name' (file:line)`, for error messages."""
+        return f"'{self.name}' ({self.where})" if self.where else f"'{self.name}'"
+
+
+def make_spec(fn: Callable[..., Any], name: str | None, options: TaskOptions) -> TaskSpec:
+    """Inspect `fn` once; raises `FlowDefinitionError` for what is wrong with it alone."""
+    if not callable(fn):
+        raise FlowDefinitionError(f"@task needs a function, got {type(fn).__name__}")
+    task_name = name if name is not None else getattr(fn, "__name__", None)
+    if not isinstance(task_name, str) or not task_name.isidentifier():
+        raise FlowDefinitionError(
+            f"task name {task_name!r} is not a Python identifier (dependents name it as a parameter); "
+            "pass name=... to @task"
+        )
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError) as exc:
+        raise FlowDefinitionError(f"task '{task_name}': cannot read the signature of {fn!r}: {exc}") from exc
+    params = tuple(
+        Param(p.name, p.kind, p.default is not inspect.Parameter.empty)
+        for p in signature.parameters.values()
+        if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    )
+    return TaskSpec(task_name, fn, is_coroutine_function(fn), params, options, _where(fn))
+
+
+def is_coroutine_function(fn: Callable[..., Any]) -> bool:
+    """`async def` functions, also behind `functools.partial` or an async `__call__`."""
+    inner = getattr(fn, "func", fn)  # functools.partial
+    return inspect.iscoroutinefunction(inner) or inspect.iscoroutinefunction(type(inner).__call__)
+
+
+def make_options(
+    *,
+    retries: RetriesSpec,
+    timeout: float | None,
+    environment: str | None,
+    map: MapSpec,
+    max_concurrent: int | None,
+    resources: Mapping[str, Any] | None,
+) -> TaskOptions:
+    """Validate decorator options (types and ranges) into a `TaskOptions`."""
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
+    ):
+        raise FlowDefinitionError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if environment is not None and (not isinstance(environment, str) or not environment):
+        raise FlowDefinitionError(f"environment must be a non-empty string, got {environment!r}")
+    if max_concurrent is not None and (
+        isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int) or max_concurrent < 1
+    ):
+        raise FlowDefinitionError(f"max_concurrent must be a positive integer, got {max_concurrent!r}")
+    if resources is not None and not isinstance(resources, Mapping):
+        raise FlowDefinitionError(f"resources must be a mapping, got {type(resources).__name__}")
+    if map is not None and not isinstance(map, str) and not isinstance(map, Iterable):
+        raise FlowDefinitionError(
+            f"map must be a task or input name or an iterable, got {type(map).__name__}"
+        )
+    if isinstance(map, bytes):
+        raise FlowDefinitionError("map must be a task or input name (str) or an iterable, not bytes")
+    if max_concurrent is not None and map is None:
+        raise FlowDefinitionError("max_concurrent only applies to a mapped task (give map=...)")
+    return TaskOptions(
+        retries=parse_retries(retries),
+        timeout=None if timeout is None else float(timeout),
+        environment=environment,
+        map=map,
+        max_concurrent=max_concurrent,
+        resources=MappingProxyType(dict(resources or {})),
+    )
+
+
+def parse_retries(value: Any, where: str = "task") -> RetryPolicy | None:
+    """An engine `RetryPolicy` from an int (extra attempts, no wait), a mapping or a policy.
+
+    The mapping is `{"count": 3, "interval": 1.0, "backoff": 2.0}`: wait 1 s, 2 s, 4 s
+    before the retries. The same shapes as an environment's `retries` in `sflow.dispatch`.
+    """
+    if value is None or isinstance(value, RetryPolicy):
+        return value
+    from sflow.dispatch.errors import DispatchConfigError
+    from sflow.dispatch.retry import RetryPolicy as DispatchRetryPolicy
+
+    if isinstance(value, DispatchRetryPolicy):
+        return RetryPolicy(value.count, value.interval, value.backoff)
+    try:
+        parsed = DispatchRetryPolicy.parse(value, where)
+    except DispatchConfigError as exc:
+        raise FlowDefinitionError(str(exc)) from exc
+    return RetryPolicy(parsed.count, parsed.interval, parsed.backoff)
+
+
+def _where(fn: Callable[..., Any]) -> str:
+    code = getattr(getattr(fn, "func", fn), "__code__", None)
+    if code is None:
+        return ""
+    return f"{code.co_filename.rsplit('/', 1)[-1]}:{code.co_firstlineno}"

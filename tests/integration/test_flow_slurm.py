@@ -1,0 +1,194 @@
+"""`sflow.flow` tasks on the real test Slurm cluster: round trip, errors, job arrays, cancellation.
+
+Task functions are defined inside the tests, so cloudpickle ships them by value; the
+exception type below is pickled by reference, so the jobs import this module (its
+directory is put on PYTHONPATH, which sbatch exports to the jobs).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sflow.flow
+from sflow.dispatch.config import config as configure_dispatch
+from sflow.dispatch.config import reset_config
+from sflow.engine import State
+
+HERE = Path(__file__).resolve().parent
+SlurmCluster = Any  # the fixture's type lives in conftest.py (not importable)
+
+
+class RemoteBoom(Exception):
+    """Raised in a job; must come back to the caller as itself."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message, code)
+        self.code = code
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"sflow-it-flow-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture
+def slurm_env(slurm_cluster: SlurmCluster, prefix: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A `slurm` dispatch environment on the test cluster; jobs named `<prefix>-<task>`."""
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(p for p in (str(HERE), os.environ.get("PYTHONPATH")) if p)
+    )
+    shared = Path(slurm_cluster.work_dir) / prefix
+    shared.mkdir(parents=True)
+    reset_config()
+    configure_dispatch(
+        environments={
+            "slurm": {
+                "executor": "slurm",
+                "executor_config": {
+                    "partition": slurm_cluster.partition,
+                    "time": "0:05:00",
+                    "shared_dir": str(shared),
+                    "job_name_prefix": prefix,
+                    "poll_interval": 0.5,
+                },
+            }
+        }
+    )
+    yield "slurm"
+    reset_config()
+    shutil.rmtree(shared, ignore_errors=True)
+
+
+def _wait_gone(squeue_ours: Callable[[str], list], prefix: str, timeout: float = 30) -> list:
+    deadline = time.monotonic() + timeout
+    jobs = squeue_ours(prefix)
+    while jobs and time.monotonic() < deadline:
+        time.sleep(0.5)
+        jobs = squeue_ours(prefix)
+    return jobs
+
+
+def _array_elements(job_id: str) -> list[str]:
+    out = subprocess.run(
+        ["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, timeout=60
+    ).stdout
+    return re.findall(rf"\bArrayJobId={job_id} ArrayTaskId=(\S+)", out)
+
+
+def test_one_task_round_trip(slurm_env: str, tmp_path: Path, slurm_cluster: SlurmCluster) -> None:
+    with sflow.flow("it-round-trip", inputs={"word": "hi"}, output_dir=tmp_path) as f:
+
+        @f.task(environment=slurm_env)
+        def remote(word):
+            import socket
+
+            return word.upper(), socket.gethostname(), os.environ.get("SLURM_JOB_ID")
+
+        @f.task
+        def local(remote):
+            return remote[0] + "!"
+
+    word, host, job_id = f.result.remote
+    assert word == "HI" and host in slurm_cluster.nodes and job_id
+    assert f.result.local == "HI!"
+    assert f.run_dir is not None
+    info = json.loads((f.run_dir / "summary.json").read_text())["tasks"]["remote"]
+    assert info["state"] == "succeeded" and info["executor"] == "slurm"
+    assert info["job_ids"] == [job_id]
+    assert Path(info["job_logs"][0]).exists()
+    assert job_id in (f.run_dir / "remote" / "remote.log").read_text()
+
+
+def test_remote_exception_keeps_its_type(slurm_env: str) -> None:
+    with pytest.raises(RemoteBoom) as info, sflow.flow("it-boom", environment=slurm_env, record=False) as f:
+
+        @f.task
+        def boom():
+            raise RemoteBoom("bad on the cluster", 13)
+
+        @f.task
+        def after(boom):
+            return boom
+
+    assert info.value.code == 13 and str(info.value.args[0]) == "bad on the cluster"
+    assert "Remote traceback" in "\n".join(info.value.__notes__)
+    assert f.states == {"boom": State.FAILED, "after": State.CANCELLED}
+
+
+def test_map_of_200_items_is_one_job_array(slurm_env: str, tmp_path: Path) -> None:
+    with sflow.flow("it-array", output_dir=tmp_path) as f:
+
+        @f.task(map=range(200), environment=slurm_env)
+        def square(x):
+            return x * x
+
+    assert f.result.square == [x * x for x in range(200)]
+    assert f.run_dir is not None
+    info = json.loads((f.run_dir / "summary.json").read_text())["tasks"]["square"]
+    (array_id,) = info["job_ids"]  # one sbatch for all 200 items
+    assert info["items"] == 200 and info["job_logs_total"] == 200
+    elements = _array_elements(array_id)
+    assert len(elements) == 200 or elements == ["0-199"], elements[:5]
+
+
+def _interrupt_when_queued(
+    squeue_ours: Callable[[str], list], prefix: str, action: Callable[[], None]
+) -> None:
+    def watch() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not squeue_ours(prefix):
+            time.sleep(0.2)
+        time.sleep(0.5)
+        action()
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def test_failure_elsewhere_cancels_queued_jobs(slurm_env: str, prefix: str, squeue_ours) -> None:
+    started = threading.Event()
+    _interrupt_when_queued(squeue_ours, prefix, started.set)
+    with pytest.raises(RuntimeError, match="local failure"), sflow.flow("it-cancel", record=False) as f:
+
+        @f.task(map=range(40), environment=slurm_env)
+        def sleepy(x):
+            time.sleep(120)
+
+        @f.task
+        async def fails_later():
+            import asyncio
+
+            while not started.is_set():
+                await asyncio.sleep(0.1)
+            raise RuntimeError("local failure")
+
+    assert f.states["sleepy"] is State.CANCELLED
+    assert _wait_gone(squeue_ours, prefix) == []
+
+
+def test_ctrl_c_cancels_queued_jobs(slurm_env: str, prefix: str, squeue_ours) -> None:
+    _interrupt_when_queued(squeue_ours, prefix, lambda: os.kill(os.getpid(), signal.SIGINT))
+    with pytest.raises(KeyboardInterrupt), sflow.flow("it-ctrl-c", environment=slurm_env, record=False) as f:
+
+        @f.task(map=range(40))
+        def sleepy(x):
+            time.sleep(120)
+
+        @f.task
+        def single():
+            time.sleep(120)
+
+    assert set(f.states.values()) == {State.CANCELLED}
+    assert _wait_gone(squeue_ours, prefix) == []

@@ -1,0 +1,104 @@
+"""Tasks routed to out-of-process executors: the same path a Slurm job takes, without Slurm.
+
+The `subprocess` executor runs `python -m sflow.backend_worker` with a payload and signed
+callbacks, exactly as a Slurm job does; `process` uses a process pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+import flow_helpers as h
+import pytest
+
+import sflow.flow
+from sflow.dispatch.config import config as configure_dispatch
+from sflow.engine import State
+
+
+@pytest.fixture
+def worker_env(tmp_path: Path) -> str:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    configure_dispatch(
+        environments={
+            "sub": {
+                "executor": "subprocess",
+                "executor_config": {
+                    "shared_dir": str(shared),
+                    "listen_host": "127.0.0.1",
+                    "result_grace": 1.0,
+                },
+            },
+            "pool": {"executor": "process", "executor_config": {"max_workers": 2}},
+        }
+    )
+    return str(shared)
+
+
+def test_round_trip_and_mixed_environments(worker_env: str, tmp_path: Path) -> None:
+    with sflow.flow("remote", inputs={"n": 4}, output_dir=tmp_path / "out") as f:
+
+        @f.task
+        def numbers(n):
+            return list(range(n))
+
+        f.task(h.double, name="doubled", map="numbers", environment="sub")
+        f.task(h.where, name="elsewhere", environment="sub")
+
+        @f.task
+        def total(doubled):
+            return sum(doubled)
+
+    assert f.result.doubled == [0, 2, 4, 6]
+    assert f.result.total == 12
+    assert f.result.elsewhere[1] != os.getpid()  # ran in another process
+    assert f.run_dir is not None
+    summary = json.loads((f.run_dir / "summary.json").read_text())
+    assert summary["tasks"]["doubled"]["executor"] == "subprocess"
+    assert summary["tasks"]["doubled"]["items"] == 4
+
+
+def test_remote_exception_keeps_type_and_traceback(worker_env: str) -> None:
+    with (
+        pytest.raises(h.PipelineError) as info,
+        sflow.flow("remote-fail", environment="sub", record=False) as f,
+    ):
+        f.task(h.explode, name="boom", map=[1, 2])
+    assert info.value.code == 7
+    notes = "\n".join(info.value.__notes__)
+    assert "Remote traceback" in notes and "in explode" in notes
+    assert f.states["boom"] is State.FAILED
+
+
+def test_closure_runs_in_a_process_pool(worker_env: str) -> None:
+    factor = 3
+    with sflow.flow("pool", environment="pool", record=False) as f:
+
+        @f.task(map=[1, 2])
+        def scaled(x):
+            return x * factor
+
+        @f.task
+        async def total(scaled):
+            await asyncio.sleep(0)
+            return sum(scaled)
+
+    assert f.result.scaled == [3, 6]
+    assert f.result.total == 9
+
+
+def test_remote_timeout_is_a_task_timeout(worker_env: str) -> None:
+    with (
+        pytest.raises(sflow.flow.TaskTimeout, match="'nap'"),
+        sflow.flow("remote-timeout", environment="sub", record=False) as f,
+    ):
+
+        @f.task(timeout=1.0)
+        def nap():
+            import time
+
+            time.sleep(30)

@@ -1,0 +1,248 @@
+"""Failures: retries with back-off, timeouts, the original exception, cancellation, Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import signal
+import threading
+import time
+import traceback
+
+import pytest
+
+import sflow.flow
+from sflow.dispatch.config import config as configure_dispatch
+from sflow.engine import State
+from sflow.flow import TaskTimeout
+
+
+class DataError(Exception):
+    pass
+
+
+def test_retries_with_backoff() -> None:
+    starts: list[float] = []
+    with sflow.flow("retry", record=False) as f:
+
+        @f.task(retries={"count": 3, "interval": 0.1, "backoff": 2})
+        def flaky():
+            starts.append(time.perf_counter())
+            if len(starts) < 3:
+                raise ConnectionError("try again")
+            return "ok"
+
+    assert f.result.flaky == "ok"
+    assert f.run_result is not None and f.run_result.units["flaky"].attempts == 3
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert 0.09 < gaps[0] < 0.19 <= gaps[1] < 0.4, gaps  # 0.1 s, then 0.1 * 2
+
+
+def test_retries_exhausted_raise_the_last_exception() -> None:
+    attempts = []
+    with pytest.raises(ConnectionError, match="attempt 3"), sflow.flow("retry", record=False) as f:
+
+        @f.task(retries=2)
+        async def never():
+            attempts.append(1)
+            raise ConnectionError(f"attempt {len(attempts)}")
+
+    assert len(attempts) == 3
+
+
+def test_timeout_raises_named_timeout_error() -> None:
+    cancelled = []
+    started = time.perf_counter()
+    with pytest.raises(TaskTimeout) as info, sflow.flow("slow", record=False) as f:
+
+        @f.task(timeout=0.2)
+        async def slow():
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                cancelled.append(True)
+                raise
+
+    assert isinstance(info.value, TimeoutError)
+    assert info.value.task == "slow" and info.value.timeout == 0.2
+    assert "'slow'" in str(info.value)
+    assert cancelled == [True]
+    assert time.perf_counter() - started < 1.0
+    assert f.states["slow"] is State.FAILED
+
+
+def test_timeout_of_a_sync_task_and_retry() -> None:
+    with pytest.raises(TaskTimeout, match="attempt 2"), sflow.flow("slow", record=False) as f:
+
+        @f.task(timeout=0.1, retries=1)
+        def slow():
+            time.sleep(0.4)
+
+    assert f.run_result is not None and f.run_result.units["slow"].attempts == 2
+
+
+def test_user_timeout_error_is_not_mistaken_for_ours() -> None:
+    with pytest.raises(TimeoutError) as info, sflow.flow("own", record=False) as f:
+
+        @f.task(timeout=5)
+        def own():
+            raise TimeoutError("the database was slow")
+
+    assert not isinstance(info.value, TaskTimeout)
+
+
+def test_failure_reraises_original_and_cancels_dependents() -> None:
+    unrelated_cancelled = []
+    with pytest.raises(DataError) as info, sflow.flow("fail", record=False) as f:
+
+        @f.task
+        def load():
+            return [1, 2]
+
+        @f.task
+        def parse(load):
+            raise DataError("row 2 is broken")
+
+        @f.task
+        def report(parse):
+            return parse
+
+        @f.task
+        def publish(report):
+            return report
+
+        @f.task
+        async def unrelated():
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                unrelated_cancelled.append(True)
+                raise
+
+    assert str(info.value) == "row 2 is broken"
+    frames = [fr.name for fr in traceback.extract_tb(info.value.__traceback__)]
+    assert "parse" in frames  # the original traceback is kept
+    assert any("task 'parse' of flow 'fail'" in n for n in info.value.__notes__)
+    assert f.states == {
+        "load": State.SUCCEEDED,
+        "parse": State.FAILED,
+        "report": State.CANCELLED,
+        "publish": State.CANCELLED,
+        "unrelated": State.CANCELLED,
+    }
+    assert unrelated_cancelled == [True]
+    assert isinstance(f.errors["parse"], DataError)
+
+
+def test_keep_going_finishes_independent_work() -> None:
+    with pytest.raises(DataError), sflow.flow("kg", keep_going=True, record=False) as f:
+
+        @f.task
+        def bad():
+            raise DataError("x")
+
+        @f.task
+        def child(bad):
+            return bad
+
+        @f.task
+        async def independent():
+            await asyncio.sleep(0.1)
+            return "done"
+
+    assert f.result.independent == "done"
+    assert f.states["child"] is State.SKIPPED
+
+
+def test_cancelling_an_async_with_cancels_running_tasks(tmp_path) -> None:
+    cancelled = []
+
+    async def main() -> None:
+        async with sflow.flow("cancel", output_dir=tmp_path) as f:
+
+            @f.task
+            async def long():
+                try:
+                    await asyncio.sleep(10)
+                except asyncio.CancelledError:
+                    cancelled.append(True)
+                    raise
+
+        pytest.fail("not reached")
+
+    async def outer() -> None:
+        task = asyncio.ensure_future(main())
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(outer())
+    assert cancelled == [True]
+    (run_dir,) = tmp_path.iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["interrupted"] is True
+    assert summary["tasks"]["long"]["state"] == "cancelled"
+
+
+def test_ctrl_c_during_the_block_cancels_everything(tmp_path) -> None:
+    cancelled = []
+    threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    with pytest.raises(KeyboardInterrupt), sflow.flow("ctrlc", output_dir=tmp_path) as f:
+
+        @f.task
+        async def a():
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                cancelled.append("a")
+                raise
+
+        @f.task(map=range(5))
+        async def b(x):
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                cancelled.append("b")
+                raise
+
+        @f.task
+        def c(a, b):
+            return 1
+
+    assert sorted(cancelled) == ["a", "b", "b", "b", "b", "b"]
+    assert set(f.states.values()) == {State.CANCELLED}
+    (run_dir,) = tmp_path.iterdir()
+    assert json.loads((run_dir / "summary.json").read_text())["interrupted"] is True
+
+
+def test_environment_defaults_apply() -> None:
+    configure_dispatch(environments={"here": {"executor": "local", "retries": {"count": 2}, "timeout": 0.2}})
+    attempts = []
+    with pytest.raises(TaskTimeout), sflow.flow("envdef", environment="here", record=False) as f:
+
+        @f.task
+        async def slow():
+            attempts.append(1)
+            await asyncio.sleep(5)
+
+    assert len(attempts) == 3
+
+
+def test_environment_max_concurrent_applies_to_maps() -> None:
+    configure_dispatch(environments={"narrow": {"executor": "local", "max_concurrent": 2}})
+    now = peak = 0
+
+    async def item(x: int) -> int:
+        nonlocal now, peak
+        now += 1
+        peak = max(peak, now)
+        await asyncio.sleep(0.01)
+        now -= 1
+        return x
+
+    with sflow.flow("envmax", record=False) as f:
+        f.task(item, map=range(10), environment="narrow")
+    assert peak == 2
