@@ -43,12 +43,12 @@ def parallel_yaml(n: int) -> str:
 
 
 def wide_dag_yaml(n: int) -> str:
-    """n tasks in layers of 100, each depending on one task of the layer before."""
+    """n tasks in layers of 100, each depending on one task of the layer before (block style)."""
     lines = ['version: "0.1"', "workflow:", "  name: big", "  tasks:"]
     for i in range(n):
-        lines += [f"    - name: t{i}", f'      script: ["echo {i}"]']
+        lines += [f"    - name: t{i}", "      script:", f"        - echo {i} ${{{{ workflow.name }}}}"]
         if i >= 100:
-            lines.append(f"      depends_on: [t{i - 100}]")
+            lines += ["      depends_on:", f"        - t{i - 100}"]
     return "\n".join(lines) + "\n"
 
 
@@ -77,7 +77,9 @@ def bench_chain(tmp: Path) -> None:
     _, summary = run_summary(wf, tmp / "out-chain")
     floor = processes_alone(100)
     engine = summary["elapsed"]
-    print(f"chain100: engine run {engine:.3f}s, processes alone {floor:.3f}s, overhead {engine - floor:.3f}s (target < 0.5s)")
+    print(
+        f"chain100: engine run {engine:.3f}s, processes alone {floor:.3f}s, overhead {engine - floor:.3f}s (target < 0.5s)"
+    )
 
 
 def bench_parallel(tmp: Path) -> None:
@@ -100,7 +102,9 @@ def bench_dry_run(tmp: Path, n: int) -> None:
     subprocess.run([*SFLOW, "run", "--dry-run", "-f", str(wf)], check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - began
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    print(f"dryrun: {n} tasks in {wall:.2f}s, peak RSS {max(peak, before) / 1024:.0f} MB (target < 5s, < 400 MB)")
+    print(
+        f"dryrun: {n} tasks in {wall:.2f}s, peak RSS {max(peak, before) / 1024:.0f} MB (target < 5s, < 400 MB)"
+    )
 
 
 def _timed(argv: list[str]) -> float:
@@ -110,7 +114,9 @@ def _timed(argv: list[str]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="10,000-task dry run instead of 100,000")
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpu(s)")

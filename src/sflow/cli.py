@@ -146,8 +146,8 @@ def validate(
 
     all_files = _all_files(files, file_opts)
     spec = _load(all_files, sets, artifacts, missable_tasks)
-    instances = expand(spec)
-    click.echo(f"{', '.join(all_files)}: ok (workflow '{spec.workflow.name}', {len(instances)} task(s))")
+    plan = expand(spec)
+    click.echo(f"{', '.join(all_files)}: ok (workflow '{spec.workflow.name}', {len(plan.instances)} task(s))")
 
 
 @main.command()
@@ -167,7 +167,7 @@ def visualize(
     from sflow.visualize import render_graph
 
     spec = _load(_all_files(files, file_opts), sets, artifacts, missable_tasks)
-    click.echo(render_graph(expand(spec), fmt, title=spec.workflow.name))
+    click.echo(render_graph(expand(spec).instances, fmt, title=spec.workflow.name))
 
 
 @main.command()

@@ -7,7 +7,7 @@ Rendering every script also proves the expressions before anything is started.
 
 from __future__ import annotations
 
-import os
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,8 @@ from sflow.context import (
     base_context,
     render_script,
     rendered_backend_config,
-    task_env,
     task_scope,
 )
-from sflow.graph import Graph
 from sflow.launchers.base import LaunchContext, get_launcher
 from sflow.placement import Placement, Placer
 from sflow.plan import TaskInstance, expand
@@ -39,17 +37,14 @@ def planned_allocations(
 
 
 def simulate_placement(
-    instances: list[TaskInstance], allocations: dict[str, Allocation]
+    ordered: list[TaskInstance], allocations: dict[str, Allocation]
 ) -> dict[str, Placement]:
-    """A plausible placement for every instance, in dependency order; PlanError if one can never fit."""
+    """A plausible placement for every instance, in start order; PlanError if one can never fit."""
     placers = {name: Placer(a.nodes, name) for name, a in allocations.items()}
     held: dict[str, list[Placement]] = {name: [] for name in allocations}
-    by_name = {i.name: i for i in instances}
     out: dict[str, Placement] = {}
-    for name in Graph({i.name: i.deps for i in instances}).order():
-        inst = by_name[name]
+    for inst in ordered:
         placer = placers[inst.backend]
-        placer.candidates(inst.request, inst.name)
         placement = placer.try_place(inst.request, inst.name)
         if placement is None:  # pretend earlier tasks have finished
             for p in held[inst.backend]:
@@ -58,49 +53,57 @@ def simulate_placement(
             placement = placer.try_place(inst.request, inst.name)
             assert placement is not None
         held[inst.backend].append(placement)
-        out[name] = placement
+        out[inst.name] = placement
     return out
 
 
 def describe_plan(spec: Any, workspace: Path, output_dir: Path) -> str:
-    instances = expand(spec)
+    """The plan as text: backends and their nodes, then every task in start order."""
+    ordered = expand(spec).in_order()
     run_dir = output_dir / "<run-id>"
     context = base_context(spec, workspace, run_dir, write_artifacts=False)
-    allocations = planned_allocations(spec, instances, context)
+    allocations = planned_allocations(spec, ordered, context)
     add_backends(context, spec, allocations)
-    placements = simulate_placement(instances, allocations)
-    lines = [f"workflow: {spec.workflow.name}  ({len(instances)} task(s))"]
+    placements = simulate_placement(ordered, allocations)
+    lines = [f"workflow: {spec.workflow.name}  ({len(ordered)} task(s))"]
     for name, alloc in allocations.items():
         nodes = ", ".join(f"{n.name}({n.num_gpus} gpu)" if n.num_gpus else n.name for n in alloc.nodes)
         lines.append(f"backend {name} [{spec.backend_type(name)}]: {nodes}")
-    by_name = {i.name: i for i in instances}
-    base_env = dict(os.environ)
-    for step, name in enumerate(Graph({i.name: i.deps for i in instances}).order(), 1):
-        inst = by_name[name]
-        placement = placements[name]
-        scope = task_scope(context, inst, placement)
-        script = render_script(inst, scope)
-        task_dir = run_dir / name
-        env = task_env(spec, inst, scope, placement, workspace, output_dir, run_dir, task_dir)
-        ctx = LaunchContext(
-            task=name,
-            script_path=task_dir / f"{name}.sh",
-            env=env,
-            cwd=workspace,
-            log_path=task_dir / f"{name}.log",
-            placement=placement,
-            allocation=allocations[inst.backend],
-            operator=inst.operator,
-            base_env=base_env,
+    for step, inst in enumerate(ordered, 1):
+        placement = placements[inst.name]
+        script = render_script(inst, task_scope(context, inst, placement))
+        lines.append(
+            _describe_task(
+                step, inst, placement, _command(inst, placement, allocations, workspace, run_dir), script
+            )
         )
-        argv = get_launcher(inst.operator.type).build(ctx).argv
-        lines.append(_describe_task(step, inst, placement, argv, script))
     return "\n".join(lines)
 
 
-def _describe_task(step: int, inst: TaskInstance, placement: Placement, argv: list[str], script: str) -> str:
-    import shlex
+def _command(
+    inst: TaskInstance,
+    placement: Placement,
+    allocations: dict[str, Allocation],
+    workspace: Path,
+    run_dir: Path,
+) -> list[str]:
+    """The argv the launcher would run (the environment is not shown, so none is built)."""
+    script = Path(f"{run_dir}/{inst.name}/{inst.name}.sh")
+    ctx = LaunchContext(
+        task=inst.name,
+        script_path=script,
+        env={},
+        cwd=workspace,
+        log_path=script.with_suffix(".log"),
+        placement=placement,
+        allocation=allocations[inst.backend],
+        operator=inst.operator,
+        base_env={},
+    )
+    return get_launcher(inst.operator.type).build(ctx).argv
 
+
+def _describe_task(step: int, inst: TaskInstance, placement: Placement, argv: list[str], script: str) -> str:
     where = ", ".join(placement.node_names)
     if placement.gpus:
         where += " gpus " + ";".join(",".join(map(str, g)) for g in placement.gpus)

@@ -60,6 +60,9 @@ class Placement:
         return list(self.gpus[0]) if self.gpus else []
 
 
+_ANY_ONE_NODE = Request()
+
+
 @dataclass
 class _NodeState:
     node: Node
@@ -111,6 +114,10 @@ class Placer:
 
     def try_place(self, req: Request, task: str) -> Placement | None:
         """A placement if the request fits now, else None (it fits once others release)."""
+        if req == _ANY_ONE_NODE and self._nodes:  # the common case: any one node, no GPUs
+            least = min(self._nodes, key=lambda s: (s.load, s.node.index))
+            least.load += 1
+            return Placement(nodes=(least.node,))
         need = self._need(req)
         usable = [s for s in self.candidates(req, task) if self._gpus_fit(s, req)]
         if len(usable) < need:

@@ -38,12 +38,28 @@ def replica_name(task: str, index: int) -> str:
     return f"{task}_{index}"
 
 
-def expand(spec: WorkflowSpec) -> list[TaskInstance]:
+@dataclass
+class Plan:
+    """All task instances, and the order they can start in (dependencies first)."""
+
+    instances: list[TaskInstance]
+    order: list[str]
+
+    def by_name(self) -> dict[str, TaskInstance]:
+        return {i.name: i for i in self.instances}
+
+    def in_order(self) -> list[TaskInstance]:
+        by_name = self.by_name()
+        return [by_name[name] for name in self.order]
+
+
+def expand(spec: WorkflowSpec) -> Plan:
     """Every task instance in YAML order, dependencies resolved to instance names."""
     instances: list[TaskInstance] = []
     names_of: dict[str, list[str]] = {}
+    setup = _Setup(spec)
     for task in spec.workflow.tasks:
-        copies = list(_copies(spec, task))
+        copies = list(_copies(spec, task, setup))
         names_of[task.name] = [c.name for c in copies]
         instances.extend(copies)
     for inst in instances:
@@ -55,31 +71,40 @@ def expand(spec: WorkflowSpec) -> list[TaskInstance]:
         if inst.replica_index and inst.task.replicas and inst.task.replicas.policy == "sequential":
             deps.append(replica_name(inst.task.name, inst.replica_index - 1))
         inst.deps = tuple(deps)
-    check_acyclic(spec, instances)
-    return instances
+    return Plan(instances=instances, order=_checked_order(instances))
 
 
-def check_acyclic(spec: WorkflowSpec, instances: list[TaskInstance]) -> Graph:
-    """The instance graph; a cycle is reported at the `depends_on` of a task on it."""
-    graph = Graph({i.name: i.deps for i in instances})
+def _checked_order(instances: list[TaskInstance]) -> list[str]:
+    """Topological order; a cycle is reported at the `depends_on` of a task on it."""
     try:
-        graph.order()
+        return Graph({i.name: i.deps for i in instances}).order()
     except CycleError as exc:
-        by_name = {i.name: i for i in instances}
-        first = by_name[exc.cycle[0]].task
+        first = next(i.task for i in instances if i.name == exc.cycle[0])
         raise SpecError(str(exc), where=first.loc("depends_on"), field=first.path("depends_on")) from None
-    return graph
 
 
-def _copies(spec: WorkflowSpec, task: Any) -> Iterator[TaskInstance]:
-    backend = spec.backend_for(task)
-    base = TaskInstance(
-        name=task.name,
-        task=task,
-        backend=backend,
-        operator=spec.operator_for(task),
-        request=request_of(task, spec.operator_for(task)),
-    )
+class _Setup:
+    """Backend, operator and placement request of each task, computed once per distinct setup."""
+
+    def __init__(self, spec: WorkflowSpec) -> None:
+        self.spec = spec
+        self._defaults: dict[str, tuple[Any, Request]] = {}
+
+    def of(self, task: Any) -> tuple[str, Any, Request]:
+        backend = self.spec.backend_for(task)
+        if task.operator is not None:  # its own operator, maybe with overrides
+            operator = self.spec.operator_for(task)
+            return backend, operator, request_of(task, operator)
+        if backend not in self._defaults:
+            operator = self.spec.operator_for(task)
+            self._defaults[backend] = (operator, Request(count=_operator_nodes(operator)))
+        operator, plain = self._defaults[backend]
+        return backend, operator, plain if task.resources is None else request_of(task, operator)
+
+
+def _copies(spec: WorkflowSpec, task: Any, setup: _Setup) -> Iterator[TaskInstance]:
+    backend, operator, request = setup.of(task)
+    base = TaskInstance(name=task.name, task=task, backend=backend, operator=operator, request=request)
     replicas = task.replicas
     if replicas is None:
         yield base
@@ -134,8 +159,7 @@ def request_of(task: Any, operator: Any = None) -> Request:
     gpus = task.resources.gpus if task.resources else None
     count = nodes.count if nodes else None
     if count is None and not (nodes and nodes.indices):
-        op_nodes = getattr(operator, "nodes", None)
-        count = op_nodes if isinstance(op_nodes, int) else None
+        count = _operator_nodes(operator)
     try:
         return Request(
             count=None if count is None else int(count),
@@ -146,3 +170,11 @@ def request_of(task: Any, operator: Any = None) -> Request:
         )
     except (TypeError, ValueError) as exc:
         raise PlanError(f"task '{task.name}': resources must be whole numbers ({exc})") from None
+
+
+def _operator_nodes(operator: Any) -> int | None:
+    """The node count an operator asks for (`srun` `nodes: 2`), if it is a plain number."""
+    if "nodes" not in getattr(type(operator), "model_fields", {}):
+        return None
+    nodes = operator.nodes
+    return nodes if isinstance(nodes, int) and not isinstance(nodes, bool) and nodes > 0 else None

@@ -33,6 +33,7 @@ from sflow.plan import TaskInstance, expand
 from sflow.probes import ProbedAttempt, task_probes
 from sflow.record import RunRecord
 from sflow.spec import parse_duration
+from sflow.spec.expressions import render_value
 
 if TYPE_CHECKING:
     from sflow.spec import WorkflowSpec
@@ -57,8 +58,8 @@ class WorkflowRun:
     ):
         self.spec = spec
         self.options = options
-        self.instances = expand(spec)
-        self.by_name = {i.name: i for i in self.instances}
+        self.plan = expand(spec)
+        self.instances = self.plan.instances
         self.listeners = list(listeners)
         self.backends: dict[str, Backend] = {}
         self.allocations: dict[str, Allocation] = {}
@@ -156,8 +157,13 @@ class WorkflowRun:
         placement = await placer.place(inst.request, inst.name)
         try:
             hosts = [n.ip_address for n in placement.nodes]
-            probes = task_probes(inst.task, default_host=hosts[0] if hosts else "127.0.0.1")
-            ctx = self._launch_context(inst, placement, attempt_no)
+            scope = task_scope(self.context, inst, placement)
+            probes = task_probes(
+                {"probes": _rendered(inst.task.probes, scope)},
+                default_host=hosts[0] if hosts else "127.0.0.1",
+            )
+            outputs = [_rendered(output, scope) for output in inst.task.outputs]
+            ctx = self._launch_context(inst, placement, attempt_no, scope)
             attempt = await get_launcher(ctx.operator.type).start(ctx)
         except BaseException:
             placer.release(placement)
@@ -167,23 +173,24 @@ class WorkflowRun:
 
         async def on_end(outcome: Outcome) -> None:
             placer.release(placement)
-            if outcome.ok and inst.task.outputs:
-                await self._collect_outputs(inst, attempt)
+            if outcome.ok and outputs:
+                await self._collect_outputs(inst, attempt, outputs)
 
         return HeldAttempt(attempt, on_end)
 
-    async def _collect_outputs(self, inst: TaskInstance, attempt: Attempt) -> None:
+    async def _collect_outputs(self, inst: TaskInstance, attempt: Attempt, outputs: list[Any]) -> None:
         """Values parsed from the log into `<task>/outputs.json` and the run summary."""
-        values, warnings = await asyncio.to_thread(extract_outputs, attempt.log_path, inst.task.outputs)
+        values, warnings = await asyncio.to_thread(extract_outputs, attempt.log_path, outputs)
         for warning in warnings:
             self.record.note(f"{inst.name}: {warning}")
         write_outputs(self.record.task_dir(inst.name), values)
         replica_of = inst.task.name if inst.replica_index is not None else None
         self.record.set_outputs(inst.name, values, replica_of, inst.replica_index, inst.sweep)
 
-    def _launch_context(self, inst: TaskInstance, placement: Placement, attempt_no: int) -> LaunchContext:
+    def _launch_context(
+        self, inst: TaskInstance, placement: Placement, attempt_no: int, scope: dict[str, Any]
+    ) -> LaunchContext:
         task_dir = self.record.task_dir(inst.name)
-        scope = task_scope(self.context, inst, placement)
         script = render_script(inst, scope)
         script_path = task_dir / f"{task_dir.name}.sh"
         script_path.write_text(script, encoding="utf-8")
@@ -246,6 +253,14 @@ class HeldAttempt(Attempt):
     @property
     def has_readiness(self) -> bool:
         return self.inner.has_readiness
+
+
+def _rendered(model: Any, scope: dict[str, Any]) -> Any:
+    """A probe or output model as plain data with its `${{ }}` fields rendered for one instance."""
+    if model is None:
+        return None
+    data = model.model_dump(exclude_none=True)
+    return render_value(data, scope, where=model.loc(), field=model.path())
 
 
 def _duration(value: Any) -> float | None:

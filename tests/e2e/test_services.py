@@ -1,0 +1,210 @@
+"""Services end to end: a real HTTP server and its client, readiness and failure probes, teardown."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+
+import pytest
+
+SERVER_CLIENT = """
+version: "0.1"
+variables:
+  PORT: {{value: 8000, type: integer}}
+workflow:
+  name: web
+  tasks:
+    - name: server
+      script:
+        - echo "serving on ${{PORT}}"
+        - python3 -m http.server ${{{{ variables.PORT }}}} --bind 127.0.0.1
+      probes:
+        readiness:
+          - {probe}
+            interval: 0.1
+            timeout: 20
+    - name: client
+      depends_on: [server]
+      script:
+        - python3 -c "import urllib.request as u; r = u.urlopen('http://127.0.0.1:${{PORT}}/'); print('status', r.status)"
+"""
+
+PROBES = {
+    "tcp_port": 'tcp_port: {port: "${{ variables.PORT }}"}',
+    "http_get": 'http_get: {url: "http://127.0.0.1:${{ variables.PORT }}/"}',
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def listening(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        return True
+    return False
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("kind", sorted(PROBES))
+def test_http_server_and_client(sflow, kind):
+    port = free_port()
+    wf = sflow.write("web.yaml", SERVER_CLIENT.format(probe=PROBES[kind]))
+    done = sflow("run", "-f", str(wf), "--set", f"PORT={port}")
+    assert done.code == 0, done.err
+    run_dir = done.run_dir()
+    assert (run_dir / "client" / "client.log").read_text() == "status 200\n"
+    server_log = (run_dir / "server" / "server.log").read_text()
+    assert f"serving on {port}" in server_log and '"GET / HTTP/1.1" 200' in server_log
+    tasks = done.summary()["tasks"]
+    server, client = tasks["server"], tasks["client"]
+    assert server["state"] == "succeeded" and client["state"] == "succeeded"
+    assert server["start"] < server["ready"] <= client["start"] < client["end"] <= server["end"]
+    assert not listening(port), "the server outlived the run"
+    assert not alive(server["pid"])
+
+
+LOG_READY = """
+version: "0.1"
+workflow:
+  name: logready
+  tasks:
+    - name: service
+      script:
+        - sleep 0.3
+        - echo "warming up"
+        - for i in 1 2 3; do sleep 0.2; echo "worker $i listening"; done
+        - sleep 60
+      probes:
+        readiness:
+          - log_watch: {{regex_pattern: "listening", match_count: {count}}}
+            interval: 0.05
+            timeout: 10
+    - name: user
+      depends_on: [service]
+      script:
+        - echo "service log when I started:"
+        - cat "$SFLOW_WORKFLOW_OUTPUT_DIR/service/service.log"
+"""
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_log_watch_readiness(sflow, count):
+    wf = sflow.write("logready.yaml", LOG_READY.format(count=count))
+    done = sflow("run", "-f", str(wf))
+    assert done.code == 0, done.err
+    run_dir = done.run_dir()
+    seen = (run_dir / "user" / "user.log").read_text()
+    assert seen.count("listening") >= count  # the user started only once the pattern was there
+    assert seen.count("listening") <= count + 1  # ...and right away, not at the end of the service
+    tasks = done.summary()["tasks"]
+    assert tasks["service"]["state"] == "succeeded"
+    assert tasks["service"]["ready"] - tasks["service"]["start"] >= 0.3 + 0.2 * count - 0.05
+    assert tasks["service"]["end"] - tasks["service"]["start"] < 10  # stopped, not waited for
+
+
+def test_failure_probe_fires(sflow):
+    wf = sflow.write(
+        "fatal.yaml",
+        """
+        version: "0.1"
+        workflow:
+          name: fatal
+          tasks:
+            - name: worker
+              script:
+                - echo "starting"
+                - sleep 0.3
+                - 'echo "FATAL: out of cheese"'
+                - sleep 60
+              probes:
+                failure:
+                  - log_watch: {regex_pattern: "FATAL"}
+                    interval: 0.05
+            - name: after
+              depends_on: [worker]
+              script: ["echo never"]
+        """,
+    )
+    done = sflow("run", "-f", str(wf), "--grace", "2")
+    assert done.code == 1, done.err
+    assert "task 'worker' failed: failure probe log_watch 'FATAL' fired" in done.err
+    assert "FATAL: out of cheese" in done.err  # the log tail is in the report
+    tasks = done.summary()["tasks"]
+    assert tasks["worker"]["state"] == "failed"
+    assert tasks["worker"]["failure_probe"].startswith("failure probe log_watch 'FATAL' fired")
+    assert tasks["worker"]["end"] - tasks["worker"]["start"] < 5
+    assert tasks["after"]["state"] == "cancelled"
+
+
+def test_service_exits_before_ready(sflow):
+    wf = sflow.write(
+        "early.yaml",
+        """
+        version: "0.1"
+        workflow:
+          name: early
+          tasks:
+            - name: server
+              script:
+                - echo "cannot bind" >&2
+                - exit 3
+              probes:
+                readiness:
+                  - tcp_port: {port: 1}
+                    interval: 0.1
+            - name: client
+              depends_on: [server]
+              script: ["echo never"]
+        """,
+    )
+    done = sflow("run", "-f", str(wf))
+    assert done.code == 1
+    assert "task 'server' failed: exited before it became ready (exit code 3)" in done.err
+    assert "cannot bind" in done.err
+    tasks = done.summary()["tasks"]
+    assert tasks["server"]["exit_code"] == 3 and tasks["client"]["state"] == "cancelled"
+
+
+def test_readiness_timeout_names_the_probe(sflow):
+    port = free_port()
+    wf = sflow.write(
+        "never.yaml",
+        """
+        version: "0.1"
+        variables:
+          PORT: {value: 1, type: integer}
+        workflow:
+          name: never
+          tasks:
+            - name: server
+              script: ["echo pretending", "sleep 60"]
+              probes:
+                readiness:
+                  - tcp_port: {port: "${{ variables.PORT }}"}
+                    interval: 0.1
+                    timeout: 0.8
+            - name: client
+              depends_on: [server]
+              script: ["echo never"]
+        """,
+    )
+    done = sflow("run", "-f", str(wf), "--set", f"PORT={port}", "--grace", "2")
+    assert done.code == 1
+    expected = (
+        f"readiness probe tcp_port 127.0.0.1:{port} did not pass within 0.8s (last try: Connection refused)"
+    )
+    assert f"task 'server' failed: {expected}" in done.err
+    tasks = done.summary()["tasks"]
+    assert tasks["server"]["end"] - tasks["server"]["start"] < 5
+    assert tasks["client"]["state"] == "cancelled"

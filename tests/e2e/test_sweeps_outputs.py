@@ -1,0 +1,122 @@
+"""Sweeps end to end: replicas of a Cartesian product, their environment, outputs parsed from their
+logs, the sweep table in summary.json and `<task>.outputs.csv`, and sequential replicas."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+
+SWEEP = """
+version: "0.1"
+variables:
+  A: {value: 1, type: integer, domain: [1, 2]}
+  B: {value: x, domain: [x, y, z]}
+workflow:
+  name: sweep
+  tasks:
+    - name: task
+      replicas:
+        variables: [A, B]
+        policy: POLICY
+      script:
+        - echo "index=${SFLOW_REPLICA_INDEX} a=${A} b=${B} name=${SFLOW_TASK_NAME}"
+        - SLEEP
+        - echo "score=$(( A * 10 + SFLOW_REPLICA_INDEX ))"
+        - echo "label_${B}=${B}${{ variables.A }}"
+      outputs:
+        - {name: score, pattern: "score=(\\\\d+)", type: integer}
+        - {name: label, pattern: "label_${{ variables.B }}=(\\\\S+)"}
+    - name: collect
+      depends_on: [task]
+      script:
+        - ls "$SFLOW_WORKFLOW_OUTPUT_DIR"/task_*/outputs.json | wc -l
+"""
+
+
+def sweep_yaml(policy: str = "parallel", sleep: float = 0.0) -> str:
+    return SWEEP.replace("POLICY", policy).replace("SLEEP", f"sleep {sleep}")
+
+
+def test_two_by_three_sweep_with_outputs(sflow):
+    wf = sflow.write("sweep.yaml", sweep_yaml())
+    done = sflow("run", "-f", str(wf))
+    assert done.code == 0, done.err
+    run_dir = done.run_dir()
+    summary = done.summary()
+    names = [f"task_{i}" for i in range(6)]
+    assert list(summary["tasks"]) == [*names, "collect"]
+    points = list(itertools.product([1, 2], ["x", "y", "z"]))
+    for index, (name, (a, b)) in enumerate(zip(names, points, strict=True)):
+        log = (run_dir / name / f"{name}.log").read_text()
+        assert log.startswith(f"index={index} a={a} b={b} name={name}\n"), log
+        outputs = {"score": a * 10 + index, "label": f"{b}{a}"}
+        assert json.loads((run_dir / name / "outputs.json").read_text()) == outputs
+        task = summary["tasks"][name]
+        assert task["replica_index"] == index and task["sweep"] == {"A": a, "B": b}
+        assert task["outputs"] == outputs
+    # the dependent waited for every replica
+    collect = summary["tasks"]["collect"]
+    assert collect["start"] >= max(summary["tasks"][n]["end"] for n in names)
+    assert (run_dir / "collect" / "collect.log").read_text().strip() == "6"
+    # one table: in summary.json and as CSV
+    rows = [
+        {"replica_index": i, "A": a, "B": b, "score": a * 10 + i, "label": f"{b}{a}"}
+        for i, (a, b) in enumerate(points)
+    ]
+    table = summary["sweeps"]["task"]
+    assert table["rows"] == rows
+    assert table["csv"] == str(run_dir / "task.outputs.csv")
+    with open(run_dir / "task.outputs.csv", newline="") as fh:
+        assert list(csv.DictReader(fh)) == [{k: str(v) for k, v in row.items()} for row in rows]
+
+
+def test_sweep_domains_from_the_command_line(sflow):
+    wf = sflow.write("sweep.yaml", sweep_yaml())
+    done = sflow("run", "-f", str(wf), "--set", "A=[5,6,7]", "--set", "B=[p, q]")
+    assert done.code == 0, done.err
+    summary = done.summary()
+    expected = [(i, a, b) for i, (a, b) in enumerate(itertools.product([5, 6, 7], ["p", "q"]))]
+    rows = summary["sweeps"]["task"]["rows"]
+    assert [(r["replica_index"], r["A"], r["B"]) for r in rows] == expected
+    assert [r["score"] for r in rows] == [a * 10 + i for i, a, _ in expected]
+    assert [r["label"] for r in rows] == [f"{b}{a}" for _, a, b in expected]
+    with open(done.run_dir() / "task.outputs.csv", newline="") as fh:
+        assert len(list(csv.DictReader(fh))) == 6
+    assert "task_5" in summary["tasks"] and "task_6" not in summary["tasks"]
+
+
+def test_sequential_replicas_run_one_at_a_time(sflow):
+    wf = sflow.write("sweep.yaml", sweep_yaml("sequential", sleep=0.2))
+    done = sflow("run", "-f", str(wf))
+    assert done.code == 0, done.err
+    tasks = done.summary()["tasks"]
+    spans = [(tasks[f"task_{i}"]["start"], tasks[f"task_{i}"]["end"]) for i in range(6)]
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        assert start >= end, spans
+    assert spans[-1][1] - spans[0][0] >= 6 * 0.2
+    assert len(done.summary()["sweeps"]["task"]["rows"]) == 6
+
+
+def test_missing_output_is_null_with_a_note(sflow):
+    wf = sflow.write(
+        "missing.yaml",
+        """
+        version: "0.1"
+        workflow:
+          name: missing
+          tasks:
+            - name: t
+              script: ["echo loss=abc"]
+              outputs:
+                - {name: loss, pattern: "loss=(\\\\S+)", type: float}
+                - {name: acc, pattern: "acc=(\\\\S+)"}
+        """,
+    )
+    done = sflow("run", "-f", str(wf))
+    assert done.code == 0, done.err
+    run_dir = done.run_dir()
+    assert json.loads((run_dir / "t" / "outputs.json").read_text()) == {"loss": None, "acc": None}
+    notes = (run_dir / "sflow.log").read_text()
+    assert "output 'loss': 'abc' is not float" in notes and "output 'acc': pattern" in notes
+    assert "sweeps" not in done.summary()
