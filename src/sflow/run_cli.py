@@ -106,8 +106,9 @@ def report(result: RunResult, task_info: dict[str, dict[str, Any]], run_dir: Pat
         return
     for name in result.failed():
         _report_failed(name, result, task_info.get(name, {}), out)
-    why = result.stop_reason or "failed"
-    print(f"sflow: workflow {why} after {result.elapsed:.2f}s ({tally}); run dir {run_dir}", file=out)
+    verdict = "interrupted" if result.interrupted else "failed"
+    why = f": {result.stop_reason}" if result.stop_reason and not result.interrupted else ""
+    print(f"sflow: workflow {verdict} after {result.elapsed:.2f}s{why} ({tally}); run dir {run_dir}", file=out)
 
 
 def _report_failed(name: str, result: RunResult, info: dict[str, Any], out: Any) -> None:
