@@ -4,7 +4,6 @@ sbatch, `sflow batch --submit`, and how fast a dependent step follows its depend
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -172,33 +171,13 @@ def test_sflow_run_inside_sbatch_reuses_the_allocation(
 
 
 def _batch(files: list[str], job_name: str, cwd: Path) -> str:
-    """`sflow batch --submit` through the CLI when it has the command, else the library function."""
-    from sflow import cli
-
-    if "batch" in getattr(cli.main, "commands", {}):
-        args = ["batch", *files, "-J", job_name, "--time", "5", "--submit", "--output-dir", "out"]
-        proc = sflow(*args, cwd=cwd)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        text = proc.stdout
-    else:
-        here = os.getcwd()
-        os.chdir(cwd)
-        try:
-            from sflow.batch import batch_command
-
-            code = batch_command(files, [], [], None, None, "5", None, job_name, None, True, "out")
-        finally:
-            os.chdir(here)
-        assert code == 0
-        text = ""
-    if text:
-        return re.search(r"Submitted batch job (\d+)", text).group(1)  # type: ignore[union-attr]
-    jobs = subprocess.run(
-        ["squeue", "--noheader", "--states=all", "--name", job_name, "--format=%i"],
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    return jobs[0]
+    """`sflow batch --submit` through the CLI; returns the job id it printed."""
+    args = ["batch", *files, "-J", job_name, "--time", "5", "--submit", "--output-dir", "out"]
+    proc = sflow(*args, cwd=cwd)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    match = re.search(r"Submitted batch job (\d+)", proc.stdout)
+    assert match, proc.stdout
+    return match.group(1)
 
 
 @pytest.mark.parametrize(
