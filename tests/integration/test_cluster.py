@@ -62,7 +62,7 @@ def test_four_nodes_schedulable(slurm_cluster: SlurmCluster, squeue_ours) -> Non
         node, part, state, cpus, mem, gres = line.split("|")
         rows[node] = (part, state, cpus, mem, gres)
     assert sorted(rows) == list(slurm_cluster.nodes)
-    busy = squeue_ours("")  # other sessions may be using the cluster
+    busy = squeue_ours("")  # other test runs may be using the cluster
     for node, (part, state, cpus, mem, gres) in rows.items():
         assert part == "debug*", node
         assert (cpus, mem) == ("4", "4000"), node

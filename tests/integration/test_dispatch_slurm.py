@@ -2,7 +2,7 @@
 
 Callables here are pickled *by value* (`register_pickle_by_value`), so jobs need not import
 this test module. Each test starts its own executor; every job name starts with PREFIX,
-which is how the leak checks find ours among other sessions' jobs.
+which is how the leak checks find ours among other test runs' jobs.
 """
 
 from __future__ import annotations
