@@ -8,9 +8,10 @@ and exit code 2; a failed workflow exits 1; Ctrl-C exits 130.
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 
@@ -66,12 +67,31 @@ def _fail_user(exc: Exception) -> None:
     sys.exit(EXIT_USAGE)
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """sflow's own warnings (a later file overriding an earlier one) as one plain line on stderr."""
+    if category.__module__.split(".")[0] == "sflow":
+        click.echo(f"sflow: warning: {message}", err=True)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
+_python_showwarning = warnings.showwarning
+
+
 class _Group(click.Group):
     """Turns user errors raised anywhere below into one line and exit code 2."""
 
     def invoke(self, ctx: click.Context) -> Any:
         from sflow.errors import UserError
 
+        warnings.showwarning = _show_warning
         try:
             return super().invoke(ctx)
         except UserError as exc:
@@ -187,11 +207,13 @@ def compose(
     """Merge several workflow files into one (later files override by name)."""
     import yaml
 
-    from sflow.spec.compose import compose_documents
+    from sflow.spec.compose import ComposeWarning, compose_documents
 
     all_files = _all_files(files, file_opts)
     _load(all_files, sets, artifacts, missable_tasks)  # the merged result must be valid
-    merged = compose_documents(all_files)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ComposeWarning)  # already shown while loading
+        merged = compose_documents(all_files, sets, artifacts, missable_tasks)
     text = yaml.safe_dump(merged, sort_keys=False, default_flow_style=False, allow_unicode=True)
     if output:
         Path(output).write_text(text, encoding="utf-8")

@@ -40,15 +40,40 @@ def read_and_merge(files: Sequence[str | Path]) -> Merged:
 
 
 def compose_documents(
-    files: Sequence[str | Path], sets: Sequence[str] = (), artifacts: Sequence[str] = ()
+    files: Sequence[str | Path],
+    sets: Sequence[str] = (),
+    artifacts: Sequence[str] = (),
+    missable_tasks: bool = False,
 ) -> dict[str, Any]:
-    """The merged plain data of `files` (with `--set`/`--artifact` applied), ready to dump as YAML."""
+    """The merged plain data of `files` (with `--set`/`--artifact` applied), ready to dump as YAML.
+
+    With `missable_tasks`, dependencies on tasks no file defines are left out, so the result runs
+    on its own the way the files ran together.
+    """
     from sflow.spec.overrides import apply_artifacts, apply_sets
 
     data, locs = read_and_merge(files)
     apply_sets(data, locs, sets)
     apply_artifacts(data, locs, artifacts)
-    return to_plain(data)
+    plain = to_plain(data)
+    if missable_tasks:
+        drop_missing_dependencies(plain)
+    return plain
+
+
+def drop_missing_dependencies(data: dict[str, Any]) -> None:
+    """Remove `depends_on` entries naming tasks absent from `data` (what `--missable-tasks` means)."""
+    workflow = data.get("workflow")
+    tasks = workflow.get("tasks") if isinstance(workflow, dict) else None
+    if not isinstance(tasks, list):
+        return
+    present = {task.get("name") for task in tasks if isinstance(task, dict)}
+    for task in tasks:
+        deps = task.get("depends_on") if isinstance(task, dict) else None
+        if isinstance(deps, list):
+            task["depends_on"] = [dep for dep in deps if dep in present]
+        elif isinstance(deps, str) and deps not in present:
+            task["depends_on"] = []
 
 
 def merge(base: Merged, later: Merged) -> Merged:
