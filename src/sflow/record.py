@@ -111,15 +111,16 @@ class RunRecord:
             base = replica_of
             self.sweep_rows.setdefault(base, []).append(table_row(replica_index, sweep or {}, values))
 
-    def _write_sweep_tables(self) -> dict[str, str]:
+    def write_sweep_table(self, base: str) -> Path:
+        """`<run-dir>/<base>.outputs.csv` from the rows so far, in replica order."""
         from sflow.outputs import write_table_csv
 
-        written = {}
-        for base, rows in self.sweep_rows.items():
-            rows.sort(key=lambda r: r.get("replica_index", 0))
-            path = write_table_csv(self.run_dir / f"{safe_name(base)}.outputs.csv", rows)
-            written[base] = str(path)
-        return written
+        rows = self.sweep_rows.setdefault(base, [])
+        rows.sort(key=lambda r: r.get("replica_index") or 0)
+        return write_table_csv(self.run_dir / f"{safe_name(base)}.outputs.csv", rows)
+
+    def _write_sweep_tables(self) -> dict[str, str]:
+        return {base: str(self.write_sweep_table(base)) for base in self.sweep_rows}
 
     # -- summary -----------------------------------------------------------------------------
 

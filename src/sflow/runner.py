@@ -67,6 +67,10 @@ class WorkflowRun:
         self.context: dict[str, Any] = {}
         self.engine: Engine | None = None
         self.record = RunRecord(options.output_dir, spec.workflow.name, options.run_id)
+        self.tables_pending: dict[str, int] = {}  # replicated task -> replicas yet to succeed
+        for inst in self.instances:
+            if inst.replica_index is not None and inst.task.outputs:
+                self.tables_pending[inst.task.name] = self.tables_pending.get(inst.task.name, 0) + 1
         self.base_env = dict(os.environ)
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -186,6 +190,10 @@ class WorkflowRun:
         write_outputs(self.record.task_dir(inst.name), values)
         replica_of = inst.task.name if inst.replica_index is not None else None
         self.record.set_outputs(inst.name, values, replica_of, inst.replica_index, inst.sweep)
+        if replica_of is not None:
+            self.tables_pending[replica_of] -= 1
+            if self.tables_pending[replica_of] == 0:  # before any dependent starts: it may read it
+                await asyncio.to_thread(self.record.write_sweep_table, replica_of)
 
     def _launch_context(
         self, inst: TaskInstance, placement: Placement, attempt_no: int, scope: dict[str, Any]

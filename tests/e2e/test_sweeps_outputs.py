@@ -31,6 +31,7 @@ workflow:
       depends_on: [task]
       script:
         - ls "$SFLOW_WORKFLOW_OUTPUT_DIR"/task_*/outputs.json | wc -l
+        - cat "$SFLOW_WORKFLOW_OUTPUT_DIR/task.outputs.csv"
 """
 
 
@@ -58,7 +59,7 @@ def test_two_by_three_sweep_with_outputs(sflow):
     # the dependent waited for every replica
     collect = summary["tasks"]["collect"]
     assert collect["start"] >= max(summary["tasks"][n]["end"] for n in names)
-    assert (run_dir / "collect" / "collect.log").read_text().strip() == "6"
+    collected = (run_dir / "collect" / "collect.log").read_text()
     # one table: in summary.json and as CSV
     rows = [
         {"replica_index": i, "A": a, "B": b, "score": a * 10 + i, "label": f"{b}{a}"}
@@ -67,8 +68,12 @@ def test_two_by_three_sweep_with_outputs(sflow):
     table = summary["sweeps"]["task"]
     assert table["rows"] == rows
     assert table["csv"] == str(run_dir / "task.outputs.csv")
-    with open(run_dir / "task.outputs.csv", newline="") as fh:
-        assert list(csv.DictReader(fh)) == [{k: str(v) for k, v in row.items()} for row in rows]
+    table_text = (run_dir / "task.outputs.csv").read_text()
+    assert list(csv.DictReader(table_text.splitlines())) == [
+        {k: str(v) for k, v in row.items()} for row in rows
+    ]
+    # the dependent saw every outputs.json and the whole table
+    assert collected == "6\n" + table_text
 
 
 def test_sweep_domains_from_the_command_line(sflow):
