@@ -208,3 +208,30 @@ def test_readiness_timeout_names_the_probe(sflow):
     tasks = done.summary()["tasks"]
     assert tasks["server"]["end"] - tasks["server"]["start"] < 5
     assert tasks["client"]["state"] == "cancelled"
+
+
+def test_service_dying_while_needed_fails_the_run(sflow):
+    wf = sflow.write(
+        "dies.yaml",
+        """
+        version: "0.1"
+        workflow:
+          name: dies
+          tasks:
+            - name: server
+              script: ["echo listening", "sleep 0.3", "echo crash", "exit 4"]
+              probes:
+                readiness:
+                  - log_watch: {regex_pattern: listening}
+                    interval: 0.05
+            - name: client
+              depends_on: [server]
+              script: ["sleep 30"]
+        """,
+    )
+    done = sflow("run", "-f", str(wf), "--grace", "2")
+    assert done.code == 1
+    assert "task 'server' failed: service ended: exit code 4 (still needed by client)" in done.err
+    tasks = done.summary()["tasks"]
+    assert tasks["server"]["exit_code"] == 4 and tasks["client"]["state"] == "cancelled"
+    assert tasks["client"]["end"] - tasks["client"]["start"] < 5
