@@ -213,6 +213,10 @@ class WorkflowRun:
             task_dir,
         )
         env["SFLOW_ATTEMPT"] = str(attempt_no)
+        if "PYTHONUNBUFFERED" not in env and "PYTHONUNBUFFERED" not in self.base_env:
+            # A log is a file, so Python would hold a service's "listening" in its buffer: log_watch
+            # probes and `sflow logs -f` would see nothing until the process exits.
+            env["PYTHONUNBUFFERED"] = "1"
         info = self.record.task_info.setdefault(inst.name, {})
         info.update(backend=inst.backend, nodes=placement.node_names, gpus=[list(g) for g in placement.gpus])
         if inst.replica_index is not None:

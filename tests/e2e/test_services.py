@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import subprocess
 
 import pytest
 
@@ -235,3 +236,40 @@ def test_service_dying_while_needed_fails_the_run(sflow):
     tasks = done.summary()["tasks"]
     assert tasks["server"]["exit_code"] == 4 and tasks["client"]["state"] == "cancelled"
     assert tasks["client"]["end"] - tasks["client"]["start"] < 5
+
+
+def test_python_service_output_reaches_its_log_while_it_runs(sflow):
+    """A log is a file: without help, Python would buffer "listening" until it exits."""
+    wf = sflow.write(
+        "pyservice.yaml",
+        """
+        version: "0.1"
+        workflow:
+          name: pyservice
+          tasks:
+            - name: service
+              script:
+                - python3 -c "import time; time.sleep(0.2); print('listening'); time.sleep(60)"
+              probes:
+                readiness:
+                  - log_watch: {regex_pattern: listening}
+                    interval: 0.05
+                    timeout: 5
+            - name: user
+              depends_on: [service]
+              script: ['echo "PYTHONUNBUFFERED=${PYTHONUNBUFFERED-unset}"']
+        """,
+    )
+    argv = sflow.argv("run", "-f", str(wf), "--output-dir", str(sflow.output_dir), "--grace", "2")
+    host = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    done = subprocess.run(argv, cwd=sflow.tmp, env=host, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    (user_log,) = sflow.output_dir.glob("*/user/user.log")
+    assert user_log.read_text() == "PYTHONUNBUFFERED=1\n"
+    # a value the user chose is kept
+    done = subprocess.run(
+        argv, cwd=sflow.tmp, env={**host, "PYTHONUNBUFFERED": "x"}, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    logs = sorted(sflow.output_dir.glob("*/user/user.log"))
+    assert {p.read_text() for p in logs} == {"PYTHONUNBUFFERED=1\n", "PYTHONUNBUFFERED=x\n"}
