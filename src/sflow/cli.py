@@ -214,12 +214,29 @@ def compose(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ComposeWarning)  # already shown while loading
         merged = compose_documents(all_files, sets, artifacts, missable_tasks)
-    text = yaml.safe_dump(merged, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    text = yaml.dump(
+        merged, Dumper=_block_dumper(), sort_keys=False, default_flow_style=False, allow_unicode=True
+    )
     if output:
         Path(output).write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}", err=True)
     else:
         click.echo(text, nl=False)
+
+
+def _block_dumper() -> Any:
+    """A YAML dumper that writes multi-line strings (scripts) as `|` blocks, as people write them."""
+    import yaml
+
+    class BlockDumper(yaml.SafeDumper):
+        pass
+
+    def text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+        style = "|" if "\n" in value else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    BlockDumper.add_representer(str, text)
+    return BlockDumper
 
 
 @main.command()

@@ -20,7 +20,10 @@ workflow:
   name: composed
   tasks:
     - name: prepare
-      script: ["echo prepare ${WHO}"]
+      script:
+        - |
+          echo prepare \\
+            ${WHO}
     - name: train
       depends_on: [prepare]
       script: ["echo train ${WHO}"]
@@ -80,7 +83,7 @@ def test_three_files_compose_into_one_workflow(sflow):
     assert warnings == [
         "sflow: warning: variables.WHO from b.yaml:3 overrides the one from a.yaml:3",
         "sflow: warning: backends.local from b.yaml:5 overrides the one from a.yaml:6",
-        "sflow: warning: task 'train' from b.yaml:8 overrides the one from a.yaml:12",
+        "sflow: warning: task 'train' from b.yaml:8 overrides the one from a.yaml:15",
         "sflow: warning: variables.N from c.yaml:3 overrides the one from a.yaml:4",
     ]
     assert "ComposeWarning" not in done.err and ".py:" not in done.err
@@ -91,7 +94,9 @@ def test_compose_writes_a_file_that_runs_the_same(sflow):
     composed = sflow("compose", *args, "--set", "N=3", "-o", "merged.yaml")
     assert composed.code == 0, composed.err
     assert composed.err.count("overrides the one from") == 4  # shown once, not per read
-    merged = yaml.safe_load((sflow.tmp / "merged.yaml").read_text())
+    text = (sflow.tmp / "merged.yaml").read_text()
+    assert "    - |\n      echo prepare \\\n        ${WHO}\n" in text  # scripts stay readable blocks
+    merged = yaml.safe_load(text)
     assert [t["name"] for t in merged["workflow"]["tasks"]] == ["prepare", "train", "report"]
     done = sflow("run", "merged.yaml")
     assert done.code == 0, done.err
