@@ -116,7 +116,7 @@ def test_two_hundred_items_are_one_job_array(slurm_cluster: SlurmCluster) -> Non
             await asyncio.sleep(0.5)
         assert len(lines) == 400 and set(lines[1::2]) == {"COMPLETED"}
 
-    run(scenario, limit=120)
+    run(scenario, limit=300)  # a hang guard: 200 worker starts take ~25 s on an idle 2-core machine
 
 
 def test_job_cancelled_from_outside_is_reported_with_its_state(slurm_cluster: SlurmCluster) -> None:
