@@ -10,6 +10,9 @@ Retries depend on what the command does:
 - submissions (`RETRY_SUBMIT`: sbatch, salloc) are retried only when the controller was never
   reached, so a retry can never create a second job; an ambiguous "Socket timed out" after a
   submission is reported instead, with a hint to check squeue.
+
+Slurm's job-state names (which states are final, which hold nodes) live here too, so every
+caller reads squeue and scontrol the same way.
 """
 
 from __future__ import annotations
@@ -46,6 +49,30 @@ TRANSIENT_MARKERS = (
 NOT_SUBMITTED_MARKERS = ("connect failure", "connection refused")
 # "Invalid job id specified": the job (or step) is finished and purged, or never existed.
 INVALID_JOB_RE = re.compile(r"invalid job id", re.IGNORECASE)
+
+# Slurm's job states (squeue %T, scontrol JobState) after which a job will never run again.
+FINAL_STATES = frozenset(
+    {
+        "BOOT_FAIL",
+        "CANCELLED",
+        "COMPLETED",
+        "DEADLINE",
+        "FAILED",
+        "NODE_FAIL",
+        "OUT_OF_MEMORY",
+        "PREEMPTED",
+        "REVOKED",
+        "SPECIAL_EXIT",
+        "TIMEOUT",
+    }
+)
+# States in which the job holds its nodes (its programs run, start or wind down).
+RUNNING_STATES = frozenset({"RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SIGNALING"})
+
+
+def normalize_state(raw: str) -> str:
+    """A job state as Slurm prints it, reduced to its name: `CANCELLED by 0`, `cancelled+` → `CANCELLED`."""
+    return raw.strip().split()[0].rstrip("+").upper() if raw.strip() else "UNKNOWN"
 
 
 class SlurmCommandError(BackendError):
@@ -166,7 +193,7 @@ async def job_state(job_id: str) -> str | None:
             return None
         raise
     states = result.stdout.split()
-    return states[0] if states else None
+    return normalize_state(states[0]) if states else None
 
 
 async def _kill(proc: asyncio.subprocess.Process) -> None:

@@ -26,25 +26,16 @@ from typing import Any
 from sflow.backends.base import Allocation, Backend, register_backend
 from sflow.errors import BackendError
 from sflow.placement import Node
-from sflow.slurm_cli import RETRY_QUERY, SlurmCommandError, job_state, run_slurm, scancel
+from sflow.slurm_cli import (
+    FINAL_STATES,
+    RETRY_QUERY,
+    SlurmCommandError,
+    job_state,
+    run_slurm,
+    scancel,
+)
 
 DEFAULT_JOB_NAME = "sflow"
-# States after which a job will never run again.
-FINAL_STATES = frozenset(
-    {
-        "BOOT_FAIL",
-        "CANCELLED",
-        "COMPLETED",
-        "DEADLINE",
-        "FAILED",
-        "NODE_FAIL",
-        "OUT_OF_MEMORY",
-        "PREEMPTED",
-        "REVOKED",
-        "SPECIAL_EXIT",
-        "TIMEOUT",
-    }
-)
 SALLOC_JOB_RE = re.compile(r"(?:Granted|Pending) job allocation (\d+)|\bjob (\d+) queued")
 RELEASE_TIMEOUT = 120.0
 

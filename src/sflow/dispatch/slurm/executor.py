@@ -31,8 +31,9 @@ from sflow.dispatch.options import parse_options, resolve_callable
 from sflow.dispatch.remote import RemoteExecutor, RemoteOptions
 from sflow.dispatch.slurm import argv as slurm_argv
 from sflow.dispatch.slurm import commands
-from sflow.dispatch.slurm.status import RUNNING_STATES, JobStatus, SlurmWatcher, master_id
+from sflow.dispatch.slurm.status import JobStatus, SlurmWatcher, master_id
 from sflow.dispatch.subprocess import default_worker_command
+from sflow.slurm_cli import RUNNING_STATES
 
 log = logging.getLogger(__name__)
 

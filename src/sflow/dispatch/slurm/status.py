@@ -16,26 +16,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from sflow.dispatch.slurm import commands
+from sflow.slurm_cli import FINAL_STATES, normalize_state
 
 log = logging.getLogger(__name__)
 
-TERMINAL_STATES = frozenset(
-    {
-        "BOOT_FAIL",
-        "CANCELLED",
-        "COMPLETED",
-        "DEADLINE",
-        "FAILED",
-        "NODE_FAIL",
-        "OUT_OF_MEMORY",
-        "PREEMPTED",
-        "REVOKED",
-        "SPECIAL_EXIT",
-        "TIMEOUT",
-        "VANISHED",  # ours: Slurm no longer knows the job at all
-    }
-)
-RUNNING_STATES = frozenset({"RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SIGNALING"})
+# Slurm's final states, plus ours for a job Slurm no longer knows at all.
+TERMINAL_STATES = FINAL_STATES | {"VANISHED"}
 
 
 @dataclass(frozen=True)
@@ -57,11 +43,6 @@ class JobStatus:
             f"reason {self.reason}" if self.reason else "",
         ]
         return ", ".join(p for p in parts if p and not p.endswith(" None"))
-
-
-def normalize_state(raw: str) -> str:
-    """`CANCELLED by 0` → `CANCELLED`, `cancelled+` → `CANCELLED`."""
-    return raw.strip().split()[0].rstrip("+").upper() if raw.strip() else "UNKNOWN"
 
 
 def master_id(job_id: str) -> str:
