@@ -125,3 +125,31 @@ def test_missing_output_is_null_with_a_note(sflow):
     notes = (run_dir / "sflow.log").read_text()
     assert "output 'loss': 'abc' is not float" in notes and "output 'acc': pattern" in notes
     assert "sweeps" not in done.summary()
+
+
+def test_a_task_named_like_a_replica_is_an_error(sflow):
+    sflow.write(
+        "clash.yaml",
+        """
+        version: "0.1"
+        variables:
+          B: {value: x, domain: [x, y, z]}
+        workflow:
+          name: clash
+          tasks:
+            - name: task
+              replicas: {variables: [B]}
+              script: ["echo $B"]
+            - name: task_2
+              script: ["echo plain"]
+            - name: task_3
+              script: ["echo plain too"]
+        """,
+    )
+    done = sflow("run", "clash.yaml")
+    assert done.code == 2
+    assert (
+        "sflow: error: clash.yaml:10: workflow.tasks[1].name: task name 'task_2' is also the name of "
+        "replica 2 of task 'task' (at clash.yaml:7); rename one of them"
+    ) in done.err
+    assert sflow("run", "clash.yaml", "--set", "B=[x,y]").code == 0  # task_0, task_1: no clash

@@ -21,6 +21,7 @@ def check_spec(spec: WorkflowSpec, missable_tasks: bool = False) -> None:
     _dependencies(spec.workflow.tasks, tasks, missable_tasks)
     _backends_and_operators(spec)
     _replica_sweeps(spec)
+    _replica_names(spec, tasks)
 
 
 def _single_default_backend(spec: WorkflowSpec) -> None:
@@ -139,3 +140,32 @@ def _replica_sweeps(spec: WorkflowSpec) -> None:
                     where=where,
                     field=field,
                 )
+
+
+def _replica_names(spec: WorkflowSpec, tasks: dict[str, Task]) -> None:
+    """A replica's name (`train_1`) is not also the name of another task (one of them would be lost)."""
+    for name, other in tasks.items():
+        base, sep, index = name.rpartition("_")
+        task = tasks.get(base) if sep and index.isdigit() and str(int(index)) == index else None
+        if task is None or task.replicas is None:
+            continue
+        count = _replica_count(spec, task)
+        if count is not None and int(index) < count:
+            raise SpecError(
+                f"task name '{name}' is also the name of replica {index} of task '{base}' "
+                f"(at {task.loc('name')}); rename one of them",
+                where=other.loc("name"),
+                field=other.path("name"),
+            )
+
+
+def _replica_count(spec: WorkflowSpec, task: Task) -> int | None:
+    """How many replicas `task` has, when known before rendering (None for an expression)."""
+    assert task.replicas is not None
+    if task.replicas.variables:
+        visible = spec.variables_for(task)
+        count = 1
+        for name in task.replicas.variables:
+            count *= len(visible[name].domain or ())
+        return count
+    return task.replicas.count if isinstance(task.replicas.count, int) else None
