@@ -175,9 +175,10 @@ class WorkflowRun:
         if probes:
             attempt = ProbedAttempt(attempt, probes.readiness, probes.failure, hosts, self.options.grace)
 
-        async def on_end(outcome: Outcome) -> None:
+        async def on_end(outcome: Outcome, stopped_when_ready: bool) -> None:
             placer.release(placement)
-            if outcome.ok and outputs:
+            # a service stopped once it was ready (the end of its work) has its outputs too
+            if (outcome.ok or stopped_when_ready) and outputs:
                 await self._collect_outputs(inst, attempt, outputs)
 
         return HeldAttempt(attempt, on_end)
@@ -236,14 +237,19 @@ class WorkflowRun:
 
 
 class HeldAttempt(Attempt):
-    """An attempt that runs `on_end` (release its placement, collect outputs) once it ends."""
+    """An attempt that runs `on_end` (release its placement, collect outputs) once it ends.
 
-    def __init__(self, inner: Attempt, on_end: Callable[[Outcome], Awaitable[None]]) -> None:
+    `on_end` also learns whether the attempt was stopped on request after it had become ready.
+    """
+
+    def __init__(self, inner: Attempt, on_end: Callable[[Outcome, bool], Awaitable[None]]) -> None:
         self.inner = inner
         self.log_path = inner.log_path
         self.info = inner.info
         self._on_end = on_end
         self._ended: asyncio.Future[Outcome] | None = None
+        self._was_ready = False
+        self._stop_requested = False
 
     async def wait(self) -> Outcome:
         if self._ended is None:
@@ -252,15 +258,18 @@ class HeldAttempt(Attempt):
 
     async def _wait_once(self) -> Outcome:
         outcome = await self.inner.wait()
-        await self._on_end(outcome)
+        await self._on_end(outcome, self._stop_requested and self._was_ready)
         return outcome
 
     async def stop(self, grace: float) -> None:
+        self._stop_requested = True
         await self.inner.stop(grace)
         await self.wait()
 
     async def ready(self) -> Outcome:
-        return await self.inner.ready()
+        verdict = await self.inner.ready()
+        self._was_ready = verdict.ok
+        return verdict
 
     @property
     def has_readiness(self) -> bool:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
 
 import pytest
 
-SERVER_CLIENT = """
+SERVER_CLIENT = r"""
 version: "0.1"
 variables:
   PORT: {{value: 8000, type: integer}}
@@ -20,6 +21,8 @@ workflow:
       script:
         - echo "serving on ${{PORT}}"
         - python3 -m http.server ${{{{ variables.PORT }}}} --bind 127.0.0.1
+      outputs:
+        - {{name: port, pattern: 'serving on (\d+)', type: integer}}
       probes:
         readiness:
           - {probe}
@@ -72,6 +75,9 @@ def test_http_server_and_client(sflow, kind):
     assert server["state"] == "succeeded" and client["state"] == "succeeded"
     assert server["start"] < server["ready"] <= client["start"] < client["end"] <= server["end"]
     assert not listening(port), "the server outlived the run"
+    # a service stopped at the end of its work still has its outputs
+    assert server["outputs"] == {"port": port}
+    assert json.loads((run_dir / "server" / "outputs.json").read_text()) == {"port": port}
     assert not alive(server["pid"])
 
 
