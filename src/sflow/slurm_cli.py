@@ -1,6 +1,7 @@
 """Run Slurm client commands from async code without blocking the loop, retrying politely.
 
-Why a helper: every Slurm call sflow makes (salloc, sbatch, scancel, squeue, scontrol) must
+Why a helper: every Slurm call sflow makes (salloc, sbatch, scancel, squeue, scontrol), from
+the slurm backend, the srun launcher, `sflow batch` and the dispatch Slurm executor alike, must
 not block the event loop, must be bounded in time, and must survive a controller that is
 briefly busy or restarting ("Socket timed out", "Unable to contact slurm controller").
 
@@ -9,7 +10,10 @@ Retries depend on what the command does:
   exponential back-off;
 - submissions (`RETRY_SUBMIT`: sbatch, salloc) are retried only when the controller was never
   reached, so a retry can never create a second job; an ambiguous "Socket timed out" after a
-  submission is reported instead, with a hint to check squeue.
+  submission is reported instead, with a hint to check squeue. A caller that can recognise its
+  own job (the dispatch executor tags each sbatch with a unique comment) passes
+  `find_submitted`: then every transient error is retried, and before each retry that lookup
+  may hand back the job an earlier try created, which is adopted instead of submitting again.
 
 Slurm's job-state names (which states are final, which hold nodes) live here too, so every
 caller reads squeue and scontrol the same way.
@@ -21,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -44,6 +48,7 @@ TRANSIENT_MARKERS = (
     "transport endpoint is not connected",
     "connection refused",
     "slurmctld not responding",
+    "timed out",
 )
 # Of those, the ones where a submission certainly did not reach the controller.
 NOT_SUBMITTED_MARKERS = ("connect failure", "connection refused")
@@ -103,26 +108,34 @@ class SlurmResult:
     stderr: str = ""
 
 
+# Looks for a job an earlier, ambiguous submission created; its result stands in for sbatch's.
+SubmittedLookup = Callable[[], Awaitable[SlurmResult | None]]
+
+
 def is_transient(text: str) -> bool:
     """True for errors that mean "try again later"."""
     low = text.lower()
     return any(marker in low for marker in TRANSIENT_MARKERS)
 
 
-def should_retry(error: SlurmCommandError, kind: RetryKind) -> bool:
+def should_retry(error: SlurmCommandError, kind: RetryKind, *, can_find_submitted: bool = False) -> bool:
     """Whether `error` may be retried for a command of this kind (see the module docstring)."""
     if kind == RETRY_NONE or not error.transient:
         return False
-    if kind == RETRY_SUBMIT:
+    if kind == RETRY_SUBMIT and not can_find_submitted:
         low = error.stderr.lower()
         return error.returncode is not None and any(m in low for m in NOT_SUBMITTED_MARKERS)
     return True
 
 
 async def run_once(
-    argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float = 60.0
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+    error_type: type[SlurmCommandError] = SlurmCommandError,
 ) -> SlurmResult:
-    """Run `argv` once; its output, or `SlurmCommandError` on failure or timeout."""
+    """Run `argv` once; its output, or `error_type` (a `SlurmCommandError`) on failure or timeout."""
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -132,18 +145,18 @@ async def run_once(
             env=dict(env) if env is not None else None,
         )
     except OSError as exc:
-        raise SlurmCommandError(argv, 127, f"cannot run {argv[0]}: {exc}") from exc
+        raise error_type(argv, 127, f"cannot run {argv[0]}: {exc}") from exc
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
     except asyncio.TimeoutError:
         await _kill(proc)
-        raise SlurmCommandError(argv, None, f"no answer within {timeout:g}s") from None
+        raise error_type(argv, None, f"no answer within {timeout:g}s") from None
     except asyncio.CancelledError:
         await asyncio.shield(_kill(proc))
         raise
     stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
     if proc.returncode != 0:
-        raise SlurmCommandError(argv, proc.returncode, stderr or stdout)
+        raise error_type(argv, proc.returncode, stderr or stdout)
     return SlurmResult(stdout, stderr)
 
 
@@ -155,20 +168,33 @@ async def run_slurm(
     timeout: float = 60.0,
     attempts: int = 6,
     first_delay: float = 0.5,
+    find_submitted: SubmittedLookup | None = None,
+    error_type: type[SlurmCommandError] = SlurmCommandError,
 ) -> SlurmResult:
-    """`run_once` with back-off (0.5 s, 1 s, 2 s, ... capped at 30 s) on retryable errors."""
+    """`run_once` with back-off (0.5 s, 1 s, 2 s, ... capped at 30 s) on retryable errors.
+
+    `find_submitted` (submissions only, see the module docstring) runs after each back-off,
+    before the retry; a result from it is returned as the submission's. `error_type` lets a
+    caller raise its own subclass of `SlurmCommandError`.
+    """
+    can_find = retry == RETRY_SUBMIT and find_submitted is not None
     delay = first_delay
     for attempt in range(1, attempts + 1):
         try:
-            return await run_once(argv, env=env, timeout=timeout)
+            return await run_once(argv, env=env, timeout=timeout, error_type=error_type)
         except SlurmCommandError as exc:
-            if attempt == attempts or not should_retry(exc, retry):
+            if attempt == attempts or not should_retry(exc, retry, can_find_submitted=can_find):
                 if retry == RETRY_SUBMIT and exc.transient:
                     exc.args = (f"{exc.args[0]} (the request may have been submitted: check squeue)",)
                 raise
             log.warning("%s: %s; retry %d/%d in %gs", argv[0], exc.stderr, attempt, attempts - 1, delay)
         await asyncio.sleep(delay)
         delay = min(delay * 2, 30.0)
+        if can_find:
+            assert find_submitted is not None
+            found = await find_submitted()
+            if found is not None:
+                return found
     raise AssertionError("unreachable")
 
 

@@ -19,9 +19,10 @@ from typing import Any
 import dispatch_helpers as h
 import pytest
 
-from sflow.dispatch import Call, DispatchJobError, get_executor
-from sflow.dispatch.errors import DispatchConfigError
-from sflow.dispatch.slurm import SlurmExecutor, SubmitFrame, SubmitPayload, commands, status
+from sflow import slurm_cli
+from sflow.dispatch import Call, DispatchError, DispatchJobError, get_executor
+from sflow.dispatch.errors import DispatchConfigError, DispatchSlurmError
+from sflow.dispatch.slurm import SlurmExecutor, SubmitFrame, SubmitPayload, status
 from sflow.dispatch.slurm import argv as sargv
 
 # -- pure functions --------------------------------------------------------------------------
@@ -125,11 +126,11 @@ def test_status_parsing() -> None:
 
 
 def test_transient_errors_are_recognised() -> None:
-    assert commands.is_transient(
+    assert slurm_cli.is_transient(
         "sbatch: error: Batch job submission failed: Socket timed out on send/recv operation"
     )
-    assert commands.is_transient("squeue: error: Unable to contact slurm controller (connect failure)")
-    assert not commands.is_transient("sbatch: error: invalid partition specified: nope")
+    assert slurm_cli.is_transient("squeue: error: Unable to contact slurm controller (connect failure)")
+    assert not slurm_cli.is_transient("sbatch: error: invalid partition specified: nope")
 
 
 def test_unknown_slurm_option_is_refused_with_its_name() -> None:
@@ -362,8 +363,11 @@ def test_permanent_sbatch_error_fails_the_handle_with_sbatch_message(
         fake.set("sbatch.fail", "9 sbatch: error: invalid partition specified: nope")
         async with get_executor("slurm", fake.config(shared_dir)) as ex:
             handle = await ex.submit(Call(h.add, (1,)))
-            with pytest.raises(commands.SlurmCommandError, match="invalid partition"):
+            with pytest.raises(DispatchSlurmError, match="invalid partition") as info:
                 await handle
+            assert isinstance(info.value, DispatchError) and isinstance(
+                info.value, slurm_cli.SlurmCommandError
+            )
             assert len(fake.calls("sbatch")) == 1
 
     run(scenario())

@@ -12,6 +12,8 @@ from sflow.slurm_cli import (
     RETRY_QUERY,
     RETRY_SUBMIT,
     SlurmCommandError,
+    SlurmResult,
+    is_transient,
     run_slurm,
     should_retry,
 )
@@ -54,6 +56,28 @@ def test_submission_retries_only_when_the_controller_was_never_reached(tmp_path:
     assert calls(other) == 1
 
 
+def test_submission_that_can_find_its_job_retries_ambiguous_errors(tmp_path: Path) -> None:
+    looked: list[int] = []
+
+    async def nothing_yet() -> SlurmResult | None:
+        looked.append(calls(tmp_path))
+        return None
+
+    argv = flaky(tmp_path, 2, "sbatch: error: Socket timed out on send/recv operation")
+    result = asyncio.run(run_slurm(argv, retry=RETRY_SUBMIT, first_delay=0.01, find_submitted=nothing_yet))
+    assert result.stdout.strip() == "ok" and calls(tmp_path) == 3
+    assert looked == [1, 2]  # after each failed try, before the next one
+
+
+def test_a_job_found_after_an_ambiguous_submission_is_adopted(tmp_path: Path) -> None:
+    async def found() -> SlurmResult | None:
+        return SlurmResult("555\n")
+
+    argv = flaky(tmp_path, 3, "sbatch: error: Socket timed out on send/recv operation")
+    result = asyncio.run(run_slurm(argv, retry=RETRY_SUBMIT, first_delay=0.01, find_submitted=found))
+    assert result.stdout == "555\n" and calls(tmp_path) == 1
+
+
 def test_a_real_error_is_not_retried_and_keeps_slurms_message(tmp_path: Path) -> None:
     argv = flaky(tmp_path, 5, "salloc: error: Invalid partition name specified")
     with pytest.raises(SlurmCommandError, match="Invalid partition name specified") as info:
@@ -76,4 +100,13 @@ def test_should_retry_matrix() -> None:
     assert should_retry(err("Unable to contact slurm controller (connect failure)"), RETRY_SUBMIT)
     assert not should_retry(err("x", None), RETRY_SUBMIT)
     assert not should_retry(err("Invalid job id specified"), RETRY_QUERY)
+    assert should_retry(err("Socket timed out"), RETRY_SUBMIT, can_find_submitted=True)
+    assert not should_retry(err("Invalid partition name specified"), RETRY_SUBMIT, can_find_submitted=True)
     assert err("Kill job error on job id 5: Invalid job id specified").invalid_job
+
+
+def test_transient_markers() -> None:
+    assert is_transient("sbatch: error: Batch job submission failed: Socket timed out on send/recv operation")
+    assert is_transient("squeue: error: slurmctld not responding")
+    assert is_transient("scontrol: error: Request timed out")
+    assert not is_transient("sbatch: error: invalid partition specified: nope")

@@ -26,14 +26,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sflow.dispatch.callback import CallbackServer
+from sflow.dispatch.errors import DispatchSlurmError
 from sflow.dispatch.executor import Call, Handle
 from sflow.dispatch.options import parse_options, resolve_callable
 from sflow.dispatch.remote import RemoteExecutor, RemoteOptions
 from sflow.dispatch.slurm import argv as slurm_argv
-from sflow.dispatch.slurm import commands
 from sflow.dispatch.slurm.status import JobStatus, SlurmWatcher, master_id
 from sflow.dispatch.subprocess import default_worker_command
-from sflow.slurm_cli import RUNNING_STATES
+from sflow.slurm_cli import (
+    RETRY_QUERY,
+    RETRY_SUBMIT,
+    RUNNING_STATES,
+    SlurmCommandError,
+    SlurmResult,
+    run_once,
+    run_slurm,
+)
 
 log = logging.getLogger(__name__)
 
@@ -225,17 +233,19 @@ class SlurmExecutor(RemoteExecutor):
     async def _sbatch(self, argv: list[str], env: Mapping[str, str], name: str) -> str:
         tag = next(a for a in argv if a.startswith("--comment=")).partition("=")[2]
 
-        async def adopt(_error: commands.SlurmCommandError) -> commands.CommandResult | None:
+        async def adopt() -> SlurmResult | None:
             found = await self._find_by_comment(name, tag)
-            return commands.CommandResult(found, "") if found else None
+            return SlurmResult(found) if found else None
 
         async with self._submit_slots:
-            result = await commands.run_with_retry(
+            result = await run_slurm(
                 argv,
+                retry=RETRY_SUBMIT,
                 env={**os.environ, **env},
                 attempts=self.options.submit_attempts,
                 timeout=self.options.command_timeout,
-                before_retry=adopt,
+                find_submitted=adopt,
+                error_type=DispatchSlurmError,
             )
         job_id = slurm_argv.parse_job_id(result.stdout)
         self.submitted.append(job_id)
@@ -245,8 +255,8 @@ class SlurmExecutor(RemoteExecutor):
         """A job of ours that sbatch created although its answer was lost (avoids a duplicate)."""
         argv = [*self.options.squeue, "-h", "-t", "all", "-u", getpass.getuser(), "-n", name, "-o", "%i|%k"]
         try:
-            result = await commands.run(argv, timeout=self.options.command_timeout)
-        except commands.SlurmCommandError:
+            result = await run_once(argv, timeout=self.options.command_timeout, error_type=DispatchSlurmError)
+        except SlurmCommandError:
             return None
         for line in result.stdout.splitlines():
             job, _, comment = line.partition("|")
@@ -324,7 +334,7 @@ class SlurmExecutor(RemoteExecutor):
     async def _describe(self, job_id: str) -> str:
         try:
             found = await self.watcher.scontrol_status(master_id(job_id))
-        except commands.SlurmCommandError:
+        except SlurmCommandError:
             return ""
         status = found.get(job_id)
         return status.describe() if status else ""
@@ -365,12 +375,14 @@ class SlurmExecutor(RemoteExecutor):
             for job_id in chunk:
                 self._forget(job_id)
             try:
-                await commands.run_with_retry(
+                await run_slurm(
                     [*self.options.scancel, *chunk],
+                    retry=RETRY_QUERY,
                     attempts=self.options.submit_attempts,
                     timeout=self.options.command_timeout,
+                    error_type=DispatchSlurmError,
                 )
-            except commands.SlurmCommandError as exc:
+            except SlurmCommandError as exc:
                 log.warning("scancel %s failed: %s", " ".join(chunk), exc)
 
     async def _close(self) -> None:

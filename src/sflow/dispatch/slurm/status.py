@@ -15,8 +15,8 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from sflow.dispatch.slurm import commands
-from sflow.slurm_cli import FINAL_STATES, normalize_state
+from sflow.dispatch.errors import DispatchSlurmError
+from sflow.slurm_cli import FINAL_STATES, SlurmCommandError, normalize_state, run_once
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ class SlurmWatcher:
                 continue
             try:
                 statuses = await self.poll_once()
-            except commands.SlurmCommandError as exc:
+            except SlurmCommandError as exc:
                 delay = min(delay * 2, self.max_backoff)
                 log.warning("Slurm status query failed (%s); next try in %.0f s", exc, delay)
                 continue
@@ -167,11 +167,13 @@ class SlurmWatcher:
     async def scontrol_status(self, job_id: str) -> dict[str, JobStatus]:
         """`scontrol show job -o <job_id>` parsed; empty when Slurm no longer knows the job."""
         try:
-            result = await commands.run(
-                [*self.scontrol, "show", "job", "-o", job_id], timeout=self.command_timeout
+            result = await run_once(
+                [*self.scontrol, "show", "job", "-o", job_id],
+                timeout=self.command_timeout,
+                error_type=DispatchSlurmError,
             )
-        except commands.SlurmCommandError as exc:
-            if "invalid job id" in exc.stderr.lower():
+        except SlurmCommandError as exc:
+            if exc.invalid_job:
                 return {}
             raise
         return parse_scontrol(result.stdout)
@@ -179,9 +181,9 @@ class SlurmWatcher:
     async def _squeue(self, masters: list[str]) -> dict[str, str]:
         argv = [*self.squeue, "-h", "-r", "-t", "all", "-o", "%i %T", "-j", ",".join(masters)]
         try:
-            result = await commands.run(argv, timeout=self.command_timeout)
-        except commands.SlurmCommandError as exc:
-            if "invalid job id" in exc.stderr.lower():  # every listed job has aged out
+            result = await run_once(argv, timeout=self.command_timeout, error_type=DispatchSlurmError)
+        except SlurmCommandError as exc:
+            if exc.invalid_job:  # every listed job has aged out
                 return {}
             raise
         return parse_squeue(result.stdout)
