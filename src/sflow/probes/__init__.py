@@ -13,7 +13,6 @@ from sflow.probes.checks import Check, CheckResult, build_check
 from sflow.probes.spec import (
     ProbeSpec,
     TaskProbes,
-    parse_seconds,
     probe_from_model,
     probes_from_model,
     task_probes,
@@ -26,7 +25,6 @@ __all__ = [
     "ProbedAttempt",
     "TaskProbes",
     "build_check",
-    "parse_seconds",
     "probe_from_model",
     "probes_from_model",
     "task_probes",

@@ -46,40 +46,6 @@ class TaskProbes:
         return bool(self.readiness or self.failure)
 
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
-_DURATION_FORM = re.compile(r"(?:\d+(?:\.\d+)?\s*(?:ms|s|m|h|d)\s*)+")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_seconds(value: Any) -> float:
-    """Seconds from a number or a string like "500ms", "5s", "1m", "1h30m".
-
-    A deliberately tiny parser so probes do not depend on the spec package; the spec's
-    `parse_duration` accepts a superset and can replace it.
-    """
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration, got {value!r}")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str):
-        seconds = _parse_duration_text(value.strip())
-    else:
-        raise ValueError(f"expected a duration, got {type(value).__name__}")
-    if not 0 <= seconds < float("inf"):
-        raise ValueError(f"duration must be >= 0 seconds, got {value!r}")
-    return seconds
-
-
-def _parse_duration_text(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    if not _DURATION_FORM.fullmatch(text):
-        raise ValueError(f"invalid duration {text!r} (use seconds, '500ms', '5s', '1m' or '1h30m')")
-    return sum(float(num) * _UNIT_SECONDS[unit] for num, unit in _DURATION_PART.findall(text))
-
-
 def get(obj: Any, name: str) -> Any:
     """`obj.name`, or `obj[name]` for a mapping; None when absent (models and dicts alike)."""
     if obj is None:
@@ -148,12 +114,20 @@ def _timing(model: Any, body: Any, name: str) -> Any:
 
 def _seconds(model: Any, body: Any, name: str, default: float) -> float:
     value = _timing(model, body, name)
-    return default if value is None else parse_seconds(value)
+    return default if value is None else _duration(value)
 
 
 def _optional_seconds(model: Any, body: Any, name: str) -> float | None:
     value = _timing(model, body, name)
-    return None if value is None else parse_seconds(value)
+    return None if value is None else _duration(value)
+
+
+def _duration(value: Any) -> float:
+    """Seconds in a timing field ("500ms", "5s", "1h30m", ...), read like every duration in sflow."""
+    # Imported on use: importing sflow.spec runs its package, which loads pydantic.
+    from sflow.spec.durations import parse_duration
+
+    return parse_duration(value)
 
 
 def _count(model: Any, body: Any, name: str, default: int) -> int:

@@ -6,8 +6,9 @@ from types import SimpleNamespace as NS
 
 import pytest
 
-from sflow.probes import ProbeSpec, parse_seconds, probe_from_model, probes_from_model, task_probes
+from sflow.probes import ProbeSpec, probe_from_model, probes_from_model, task_probes
 from sflow.probes.checks import TcpCheck, build_check
+from sflow.spec.durations import parse_duration
 
 
 @pytest.mark.parametrize(
@@ -15,13 +16,14 @@ from sflow.probes.checks import TcpCheck, build_check
     [(5, 5.0), (0.5, 0.5), ("5", 5.0), ("5s", 5.0), ("1m", 60.0), ("500ms", 0.5), ("1h30m", 5400.0)],
 )
 def test_durations(text: object, seconds: float) -> None:
-    assert parse_seconds(text) == seconds
+    assert parse_duration(text) == seconds
+    assert probe_from_model(NS(tcp_port=NS(port=1), delay=text)).delay == seconds
 
 
 @pytest.mark.parametrize("bad", ["soon", "-1", True, None, "5 parsecs"])
 def test_bad_durations(bad: object) -> None:
     with pytest.raises(ValueError):
-        parse_seconds(bad)
+        parse_duration(bad)
 
 
 def test_tcp_port_defaults_to_the_task_node_and_reads_timing() -> None:
