@@ -14,7 +14,7 @@ from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sflow.engine.unit import Attempt, Event, Outcome, State, Unit
+from sflow.engine.unit import Attempt, Event, Outcome, State, Unit, ended_before_ready
 from sflow.graph import Graph
 
 Listener = Callable[[Event], None]
@@ -223,7 +223,7 @@ class Engine:
                 self._became_ready(unit.name, attempt_no, attempt)
             elif ended.done():
                 ready.cancel()
-                return _ended_before_ready(ended.result())
+                return ended_before_ready(ended.result())
             else:
                 ready.cancel()
         done, _ = await asyncio.wait({ended}, timeout=_left(deadline))
@@ -320,13 +320,3 @@ def _secs(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:g}s"
-
-
-def _ended_before_ready(outcome: Outcome) -> Outcome:
-    how = outcome.reason or ("exit code 0" if outcome.ok else "failed")
-    return Outcome(
-        ok=False,
-        reason=f"exited before it became ready ({how})",
-        exit_code=outcome.exit_code,
-        info=outcome.info,
-    )

@@ -45,6 +45,17 @@ class Outcome:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+def ended_before_ready(outcome: Outcome) -> Outcome:
+    """The failure of an attempt that ended (as `outcome` says) before it became ready."""
+    how = outcome.reason or ("exit code 0" if outcome.ok else "failed")
+    return Outcome(
+        ok=False,
+        reason=f"exited before it became ready ({how})",
+        exit_code=outcome.exit_code,
+        info=outcome.info,
+    )
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """`count` extra attempts after the first, waiting `interval * backoff**k` seconds before each."""

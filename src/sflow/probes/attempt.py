@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sflow.engine.unit import Attempt, Outcome
+from sflow.engine.unit import Attempt, Outcome, ended_before_ready
 from sflow.probes.checks import Check, build_check
 from sflow.probes.loops import await_ready, watch_failure
 from sflow.probes.spec import DEFAULT_HOST, ProbeSpec, task_probes
@@ -106,14 +106,7 @@ class ProbedAttempt(Attempt):
         return Outcome(ok=True, reason="ready")
 
     def _ended_before_ready(self) -> Outcome:
-        outcome = self._final or Outcome(ok=False)
-        how = outcome.reason or ("exit code 0" if outcome.ok else "failed")
-        return Outcome(
-            ok=False,
-            reason=f"exited before it became ready ({how})",
-            exit_code=outcome.exit_code,
-            info=outcome.info,
-        )
+        return ended_before_ready(self._final or Outcome(ok=False))
 
     # -- life and failure probes ----------------------------------------------------------------
 
