@@ -108,7 +108,9 @@ def report(result: RunResult, task_info: dict[str, dict[str, Any]], run_dir: Pat
         _report_failed(name, result, task_info.get(name, {}), out)
     verdict = "interrupted" if result.interrupted else "failed"
     why = f": {result.stop_reason}" if result.stop_reason and not result.interrupted else ""
-    print(f"sflow: workflow {verdict} after {result.elapsed:.2f}s{why} ({tally}); run dir {run_dir}", file=out)
+    print(
+        f"sflow: workflow {verdict} after {result.elapsed:.2f}s{why} ({tally}); run dir {run_dir}", file=out
+    )
 
 
 def _report_failed(name: str, result: RunResult, info: dict[str, Any], out: Any) -> None:
