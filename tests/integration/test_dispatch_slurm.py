@@ -154,10 +154,9 @@ def test_terminating_signal_like_a_time_limit_is_reported(slurm_cluster: SlurmCl
     run(scenario)
 
 
-@pytest.mark.skipif(
-    not os.environ.get("SFLOW_SLOW_TESTS"), reason="a real time limit takes 60-90 s; set SFLOW_SLOW_TESTS=1"
-)
 def test_real_time_limit_becomes_timeout_error(slurm_cluster: SlurmCluster) -> None:
+    """Slurm rounds a limit below a minute up to one: this test takes 60-90 s."""
+
     async def scenario() -> None:
         async with get_executor("slurm", _config(slurm_cluster)) as ex:
             handle = await ex.submit(Call(nap, (300,), name="too-slow", resources={"time": "0:01"}))
