@@ -1,0 +1,46 @@
+"""What a plain install carries, and what importing sflow costs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _project() -> dict:
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+
+
+def test_dispatch_extra_carries_what_remote_calls_need_and_plain_install_does_not():
+    project = _project()
+    plain = " ".join(project["dependencies"]).lower()
+    extra = " ".join(project["optional-dependencies"]["dispatch"]).lower()
+    for name in ("cloudpickle", "aiohttp"):
+        assert name in extra and name not in plain
+    assert project["scripts"]["sflow"] == "sflow.cli:main"
+
+
+def _modules_after(code: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport sys; print(' '.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return set(out.split())
+
+
+def test_import_sflow_is_light():
+    loaded = _modules_after("import sflow")
+    heavy = {"pydantic", "jinja2", "rich", "yaml", "aiohttp", "cloudpickle", "asyncio", "click"}
+    assert not heavy & loaded
+
+
+def test_cli_help_loads_no_heavy_module():
+    loaded = _modules_after("from sflow.cli import main")
+    assert not {"pydantic", "jinja2", "rich", "aiohttp", "cloudpickle"} & loaded
