@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 TAIL_BYTES = 32 * 1024 * 1024  # outputs are the *last* match, so a huge log is read from its tail
-TYPES = ("string", "integer", "float", "boolean", "json")
+TYPES = ("string", "integer", "float", "boolean", "list", "dict", "json")  # list, dict, json: JSON text
+_ALIASES = {"str": "string", "int": "integer", "number": "float", "bool": "boolean", "mapping": "dict"}
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
@@ -99,7 +100,8 @@ def _group(match: re.Match[str], name: str) -> str:
 
 
 def convert(text: str, type_name: str) -> Any:
-    """`text` as the output's declared type; ValueError when it is not one."""
+    """`text` as the output's declared type (the variable types, or any JSON); ValueError when it is not one."""
+    type_name = _ALIASES.get(type_name, type_name)
     raw = text.rstrip("\r")
     value = raw.strip()
     try:
@@ -109,10 +111,15 @@ def convert(text: str, type_name: str) -> Any:
             return int(value)
         if type_name == "float":
             return float(value)
-        if type_name == "json":
-            return json.loads(value)
+        if type_name in ("json", "list", "dict"):
+            parsed = json.loads(value)
+            shape = {"list": list, "dict": dict}.get(type_name)
+            if shape is not None and not isinstance(parsed, shape):
+                raise ValueError
+            return parsed
     except ValueError:
-        raise ValueError(f"{value[:80]!r} is not {type_name}") from None
+        kind = {"list": "a JSON list", "dict": "a JSON object"}.get(type_name, type_name)
+        raise ValueError(f"{value[:80]!r} is not {kind}") from None
     if type_name == "boolean" and value.lower() in _TRUE | _FALSE:
         return value.lower() in _TRUE
     if type_name == "boolean":

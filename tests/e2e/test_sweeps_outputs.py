@@ -153,3 +153,61 @@ def test_a_task_named_like_a_replica_is_an_error(sflow):
         "replica 2 of task 'task' (at clash.yaml:7); rename one of them"
     ) in done.err
     assert sflow("run", "clash.yaml", "--set", "B=[x,y]").code == 0  # task_0, task_1: no clash
+
+
+def test_every_output_type_the_spec_accepts_converts(sflow):
+    sflow.write(
+        "types.yaml",
+        r"""
+        version: "0.1"
+        workflow:
+          name: types
+          tasks:
+            - name: t
+              script:
+                - echo 'n=7 x=2.5 ok=yes s=some text'
+                - echo 'items=[1, "b"]'
+                - echo 'cfg={"lr":0.1}'
+              outputs:
+                - {name: n, pattern: 'n=(\d+)', type: int}
+                - {name: x, pattern: 'x=(\S+)', type: float}
+                - {name: ok, pattern: 'ok=(\S+)', type: bool}
+                - {name: s, pattern: ' s=(.*)'}
+                - {name: items, pattern: 'items=(.*)', type: list}
+                - {name: cfg, pattern: 'cfg=(.*)', type: dict}
+                - {name: any, pattern: 'cfg=(.*)', type: json}
+                - {name: notlist, pattern: 'cfg=(.*)', type: list}
+        """,
+    )
+    done = sflow("run", "types.yaml")
+    assert done.code == 0, done.err
+    outputs = json.loads((done.run_dir() / "t" / "outputs.json").read_text())
+    assert outputs == {
+        "n": 7,
+        "x": 2.5,
+        "ok": True,
+        "s": "some text",
+        "items": [1, "b"],
+        "cfg": {"lr": 0.1},
+        "any": {"lr": 0.1},
+        "notlist": None,
+    }
+    assert (
+        """output 'notlist': '{"lr":0.1}' is not a JSON list""" in (done.run_dir() / "sflow.log").read_text()
+    )
+    sflow.write(
+        "bad.yaml",
+        """
+        version: "0.1"
+        workflow:
+          name: bad
+          tasks:
+            - name: t
+              script: ["echo"]
+              outputs:
+                - {name: n, pattern: 'n=(\\\\d+)', type: decimal}
+        """,
+    )
+    bad = sflow("run", "bad.yaml")
+    assert bad.code == 2
+    assert "bad.yaml:8: workflow.tasks[0].outputs[0].type: unknown output type 'decimal'" in bad.err

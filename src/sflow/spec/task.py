@@ -159,6 +159,9 @@ class Probes(SpecModel):
     failure: list[Probe] = Field(default_factory=list)
 
 
+OUTPUT_TYPES = ("string", "integer", "float", "boolean", "list", "dict", "json")
+
+
 class Output(SpecModel):
     """A value captured from the task's log by a regex with one group (or a named group)."""
 
@@ -179,7 +182,12 @@ class Output(SpecModel):
     @field_validator("type")
     @classmethod
     def _known_type(cls, value: str) -> str:
-        return canonical_type(value)
+        if value == "json":
+            return value
+        try:
+            return canonical_type(value)
+        except ValueError:
+            raise ValueError(f"unknown output type {value!r} (one of: {', '.join(OUTPUT_TYPES)})") from None
 
     def group(self, match: re.Match[str]) -> str | None:
         """The captured text: the group named like the output, else the first named, else group 1."""
