@@ -12,7 +12,7 @@ from sflow.launchers.process import LaunchSpec, ProcessAttempt
 class Scripted(Attempt):
     """An attempt that ends after `duration` with `ok`, optionally ready after `ready_after`."""
 
-    def __init__(self, duration, ok=True, ready_after=None, log=None):
+    def __init__(self, duration, ok=True, ready_after=None, log=None, stop_delay=0.0):
         self.info = {}
         self.log_path = None
         self.duration = duration
@@ -24,6 +24,7 @@ class Scripted(Attempt):
             duration, self._end, ok, "exit code 0" if ok else "exit code 1"
         )
         self.log = log
+        self.stop_delay = stop_delay
 
     def _end(self, ok, reason):
         if not self._done.done():
@@ -34,6 +35,7 @@ class Scripted(Attempt):
 
     async def stop(self, grace):
         self.stopped = True
+        await asyncio.sleep(self.stop_delay)  # a process that takes a moment to die
         self._timer.cancel()
         self._end(False, "killed by SIGTERM")
         await self.wait()
@@ -243,3 +245,18 @@ def test_leftover_background_process_is_reaped_when_task_ends(tmp_path: Path):
     result, _ = run([Unit(name="x", start=start)])
     assert result.ok
     assert not alive(int(pidfile.read_text()))
+
+
+def test_interrupt_cancels_a_ready_service_rather_than_succeeding_it():
+    async def main():
+        server = unit("server", plan=[dict(duration=30, ready_after=0.01, stop_delay=0.2)])
+        client = unit("client", ["server"], plan=[dict(duration=30)])
+        engine = Engine([server, client])
+        task = asyncio.ensure_future(engine.run())
+        await asyncio.sleep(0.1)
+        engine.request_stop("interrupted", interrupted=True)
+        return await task
+
+    result = asyncio.run(main())
+    assert result.units["server"].state is State.CANCELLED
+    assert result.units["client"].state is State.CANCELLED

@@ -285,8 +285,12 @@ class Engine:
             self._maybe_stop_services()
 
     def _maybe_stop_services(self) -> None:
-        """When only ready services are left, stop them: the work they served is done."""
-        if self._remaining == 0 or len(self._ready_live) != self._remaining:
+        """When only ready services are left, stop them: the work they served is done.
+
+        Not during a stop (failure, Ctrl-C): then services are cancelled like everything else.
+        """
+        assert self._stopping is not None
+        if self._stopping.is_set() or self._remaining == 0 or len(self._ready_live) != self._remaining:
             return
         for name in list(self._ready_live):
             if name not in self._stopped_services and name in self._attempts:
