@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 from sflow.backends.base import Allocation
 from sflow.errors import SpecError
-from sflow.spec.expressions import has_expression, render, render_value
+from sflow.spec.expressions import (
+    evaluate,
+    failure,
+    has_expression,
+    needs_rendering,
+    reads,
+    render,
+    render_value,
+    split_expressions,
+)
 
 if TYPE_CHECKING:
     from sflow.placement import Placement
@@ -158,12 +167,21 @@ def add_backends(context: dict[str, Any], spec: WorkflowSpec, allocations: Mappi
 
 def task_scope(context: dict[str, Any], inst: TaskInstance, placement: Placement) -> dict[str, Any]:
     """The context one task instance renders with: its variables and sweep values on top."""
+    _add_task(context, inst, placement)
+    return _scope(context, inst)
+
+
+def _add_task(context: dict[str, Any], inst: TaskInstance, placement: Placement) -> None:
+    """`task.<name>.{nodes, ip_addresses, gpus, replica_index}`, for this task and those after it."""
     context["task"][inst.name] = {
         "nodes": placement.node_names,
         "ip_addresses": [n.ip_address for n in placement.nodes],
         "gpus": placement.gpu_list,
         "replica_index": inst.replica_index,
     }
+
+
+def _scope(context: dict[str, Any], inst: TaskInstance) -> dict[str, Any]:
     scope = dict(context)
     scope["variables"] = dict(context["variables"])
     resolve_variables(inst.task.variables or {}, scope)
@@ -176,6 +194,99 @@ def render_script(inst: TaskInstance, scope: dict[str, Any]) -> str:
     text = "\n".join(inst.task.script or ())
     body = render(text, scope, where=inst.task.loc("script"), field=inst.task.path("script"))
     return "#!/usr/bin/env bash\n" + body + "\n"
+
+
+RUN_WIDE = frozenset({"workflow", "artifacts", "backends", "variables"})
+
+
+class ScriptRenderer:
+    """`render_script(inst, task_scope(context, inst, placement))` for every instance of a plan, in
+    order, with each expression that reads only run-wide values evaluated once.
+
+    An expression is evaluated once when it reads nothing but `workflow`, `artifacts`, `backends` and
+    variables by constant name (`variables.X`), none of which the task sets itself (its `variables`,
+    its sweep), and it is pure (`expressions.reads`): then the task's scope hands it the very objects
+    the run-wide context holds, and its text is the same for every task. Those objects could only
+    change through an impure expression (`${{ variables.L.append(1) }}`), so the values kept are
+    dropped whenever a task renders anything that is not pure (or its variables or script use
+    statements). `task.<t>` and `replica_index` differ per task and are always evaluated.
+    """
+
+    def __init__(self, context: dict[str, Any]) -> None:
+        self.context = context
+        self._values: dict[str, str] = {}
+
+    def render(self, inst: TaskInstance, placement: Placement) -> str:
+        _add_task(self.context, inst, placement)
+        task = inst.task
+        scope = None
+        if task.variables:
+            if not all(_pure(var.value) for var in task.variables.values()):
+                self._values.clear()
+            scope = _scope(self.context, inst)
+        text = "\n".join(task.script or ())
+        if not needs_rendering(text):
+            return "#!/usr/bin/env bash\n" + text + "\n"
+        split = split_expressions(text)
+        if split is None:
+            self._values.clear()
+            return render_script(inst, scope or _scope(self.context, inst))
+        plain, sources = split
+        out = [plain[0]]
+        for source, after in zip(sources, plain[1:], strict=True):
+            read = reads(source)
+            value = None
+            if read.pure and self._run_wide(read.names, read.keys, task, inst.sweep):
+                value = self._values.get(source)
+                if value is None:
+                    value = self._values[source] = self._evaluate(source, self.context, inst)
+            else:
+                if not read.pure:
+                    self._values.clear()
+                if scope is None:
+                    scope = _scope(self.context, inst)
+                value = self._evaluate(source, scope, inst)
+            out.append(value)
+            out.append(after)
+        return "#!/usr/bin/env bash\n" + "".join(out) + "\n"
+
+    @staticmethod
+    def _run_wide(
+        names: frozenset[str], keys: Mapping[str, frozenset[str] | None], task: Any, sweep: Any
+    ) -> bool:
+        if not names <= RUN_WIDE:
+            return False
+        if "variables" not in names:
+            return True
+        used = keys["variables"]
+        # the task's scope has its own copy of `variables`: only its items are shared, not its methods
+        return (
+            used is not None
+            and not any(hasattr(dict, key) for key in used)
+            and used.isdisjoint(task.variables)
+            and used.isdisjoint(sweep)
+        )
+
+    @staticmethod
+    def _evaluate(source: str, scope: Mapping[str, Any], inst: TaskInstance) -> str:
+        try:
+            return str(evaluate(source, scope))
+        except Exception as exc:
+            raise failure(exc, inst.task.loc("script"), inst.task.path("script")) from None
+
+
+def _pure(value: Any) -> bool:
+    """A variable value whose expressions (if any) are all pure."""
+    if isinstance(value, str):
+        if not needs_rendering(value):
+            return True
+        split = split_expressions(value)
+        return split is not None and all(reads(source).pure for source in split[1])
+    if isinstance(value, dict):
+        return all(_pure(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_pure(v) for v in value)
+    return True
 
 
 def task_env(

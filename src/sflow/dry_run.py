@@ -12,13 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sflow.backends.base import Allocation, create_backend
-from sflow.context import (
-    add_backends,
-    base_context,
-    render_script,
-    rendered_backend_config,
-    task_scope,
-)
+from sflow.context import ScriptRenderer, add_backends, base_context, rendered_backend_config
 from sflow.launchers.base import LaunchContext, get_launcher
 from sflow.placement import Placement, Placer
 from sflow.plan import TaskInstance, expand
@@ -65,13 +59,14 @@ def describe_plan(spec: Any, workspace: Path, output_dir: Path) -> str:
     allocations = planned_allocations(spec, ordered, context)
     add_backends(context, spec, allocations)
     placements = simulate_placement(ordered, allocations)
+    renderer = ScriptRenderer(context)
     lines = [f"workflow: {spec.workflow.name}  ({len(ordered)} task(s))"]
     for name, alloc in allocations.items():
         nodes = ", ".join(f"{n.name}({n.num_gpus} gpu)" if n.num_gpus else n.name for n in alloc.nodes)
         lines.append(f"backend {name} [{spec.backend_type(name)}]: {nodes}")
     for step, inst in enumerate(ordered, 1):
         placement = placements[inst.name]
-        script = render_script(inst, task_scope(context, inst, placement))
+        script = renderer.render(inst, placement)
         lines.append(
             _describe_task(
                 step, inst, placement, _command(inst, placement, allocations, workspace, run_dir), script

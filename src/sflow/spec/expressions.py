@@ -10,16 +10,22 @@ Speed: a generated workflow has thousands of distinct scripts sharing a few expr
 expressions, and each distinct expression is compiled once (LRU); only text using `${% %}` (or an
 expression that does not split cleanly, like `${{ "}}" }}`) goes through a whole compiled template,
 cached by its text.
+
+`reads` tells what an expression looks at, so a caller rendering many tasks can evaluate an expression
+that only reads run-wide values once (see `sflow.context.ScriptRenderer`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import jinja2
+from jinja2 import nodes
+from jinja2.parser import Parser
 from jinja2.sandbox import SandboxedEnvironment
 
 from sflow.errors import SpecError
@@ -60,6 +66,11 @@ def has_expression(text: Any) -> bool:
     return isinstance(text, str) and START in text
 
 
+def needs_rendering(text: str) -> bool:
+    """False when `render` returns `text` unchanged without looking further."""
+    return START in text or _BLOCK in text
+
+
 @lru_cache(maxsize=4096)
 def _template(text: str) -> jinja2.Template:
     return ENV.from_string(text)
@@ -82,6 +93,101 @@ def _compiled_parts(text: str) -> tuple[list[str], list[Any]] | None:
         return parts[0::2], [_expression(source) for source in parts[1::2]]
     except jinja2.TemplateSyntaxError:
         return None
+
+
+def split_expressions(text: str) -> tuple[list[str], list[str]] | None:
+    """(plain parts, expression sources) of text using only `${{ }}`, every expression compiling;
+    None when `render` would go through the whole template engine. `plain` has one more part."""
+    if _BLOCK in text or _COMMENT in text:
+        return None
+    parts = _SEGMENT.split(text)
+    if len(parts) // 2 != text.count(START):
+        return None
+    sources = parts[1::2]
+    try:
+        for source in sources:
+            _expression(source)
+    except jinja2.TemplateSyntaxError:
+        return None
+    return parts[0::2], sources
+
+
+def evaluate(source: str, context: Mapping[str, Any]) -> Any:
+    """The value of one expression source (as `split_expressions` gives it); raises what Jinja raises."""
+    return _value(_expression(source), context)
+
+
+@dataclass(frozen=True)
+class Reads:
+    """What one expression looks at.
+
+    `names`: the context names it reads. `keys[name]`: the constant attributes or items it reads of
+    that name (`variables.X`, `variables["X"]`), or None when it uses the value otherwise
+    (`variables | length`). `pure`: it calls nothing and draws nothing at random, so it cannot change
+    any value and, given the same values, always gives the same result.
+    """
+
+    names: frozenset[str]
+    keys: Mapping[str, frozenset[str] | None]
+    pure: bool
+
+
+@lru_cache(maxsize=4096)
+def reads(source: str) -> Reads:
+    """`Reads` of one expression source that compiles."""
+    expression = Parser(ENV, source.strip(), state="variable").parse_expression()
+    walk = _ReadsWalk()
+    walk.visit(expression)
+    keys = {name: (None if name in walk.whole else frozenset(walk.keys.get(name, ()))) for name in walk.names}
+    return Reads(frozenset(walk.names), keys, walk.pure)
+
+
+class _ReadsWalk:
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+        self.keys: dict[str, set[str]] = {}
+        self.whole: set[str] = set()
+        self.pure = True
+
+    def visit(self, node: nodes.Node) -> None:
+        if isinstance(node, nodes.Call) or (isinstance(node, nodes.Filter) and not _pure_filter(node)):
+            self.pure = False
+        if isinstance(node, nodes.Name):
+            self.names.add(node.name)
+            self.whole.add(node.name)
+            return
+        key = _constant_key(node)
+        if key is not None:
+            name = node.node.name  # type: ignore[attr-defined]
+            self.names.add(name)
+            self.keys.setdefault(name, set()).add(key)
+            return
+        for child in node.iter_child_nodes():
+            self.visit(child)
+
+
+def _constant_key(node: nodes.Node) -> str | None:
+    """The key read by `name.X` or `name["X"]` (None for anything else)."""
+    if isinstance(node, nodes.Getattr) and isinstance(node.node, nodes.Name):
+        return node.attr
+    if (
+        isinstance(node, nodes.Getitem)
+        and isinstance(node.node, nodes.Name)
+        and isinstance(node.arg, nodes.Const)
+        and isinstance(node.arg.value, str)
+    ):
+        return node.arg.value
+    return None
+
+
+def _pure_filter(node: nodes.Filter) -> bool:
+    """Every filter but `random` gives the same result for the same input; `map` may name any filter."""
+    if node.name == "random":
+        return False
+    if node.name == "map" and (node.args or node.dyn_args):
+        first = node.args[0] if node.args else None
+        return isinstance(first, nodes.Const) and first.value != "random"
+    return True
 
 
 def check_syntax(text: str, where: str | None = None, field: str | None = None) -> None:
@@ -112,7 +218,7 @@ def render(text: str, context: Mapping[str, Any], where: str | None = None, fiel
             out.append(after)
         return "".join(out)
     except Exception as exc:
-        raise _failure(exc, where, field) from None
+        raise failure(exc, where, field) from None
 
 
 def render_value(
@@ -128,7 +234,7 @@ def render_value(
             try:
                 return _value(_expression(single.group(1)), context)
             except Exception as exc:
-                raise _failure(exc, where, field) from None
+                raise failure(exc, where, field) from None
         return render(value, context, where, field)
     if isinstance(value, dict):
         return {k: render_value(v, context, where, _sub(field, k)) for k, v in value.items()}
@@ -144,7 +250,7 @@ def _value(expression: Any, context: Mapping[str, Any]) -> Any:
     return result
 
 
-def _failure(exc: Exception, where: str | None, field: str | None) -> ExpressionError:
+def failure(exc: Exception, where: str | None, field: str | None) -> ExpressionError:
     """Whatever an expression raised, as one `ExpressionError` line."""
     if isinstance(exc, jinja2.UndefinedError):
         message = f"undefined in expression: {exc.message}"

@@ -104,3 +104,27 @@ def test_many_distinct_texts_sharing_an_expression_compile_it_once() -> None:
         check_syntax(f"echo ${{{{ variables.SHARED_ONE }}}} {i}")
         assert render(f"echo ${{{{ variables.N }}}} {i}", CONTEXT) == f"echo 4 {i}"
     assert _expression.cache_info().misses - before <= 2
+
+
+def test_reads_names_constant_keys_and_purity() -> None:
+    from sflow.spec.expressions import reads
+
+    r = reads(' variables.X ~ variables["Y"] ~ workflow.name | upper ')
+    assert r.names == {"variables", "workflow"} and r.pure
+    assert r.keys == {"variables": {"X", "Y"}, "workflow": {"name"}}
+    assert reads("variables | length + variables.N").keys["variables"] is None  # used whole
+    assert reads("task.a.nodes[0] if replica_index else backends.b").names == {
+        "task",
+        "replica_index",
+        "backends",
+    }
+    assert reads("variables[name]").keys == {"variables": None, "name": None}
+    for impure in (
+        "variables.L.append(1)",
+        "range(3) | list",
+        "[1, 2] | random",
+        'x | map("random")',
+        "x | map(f)",
+    ):
+        assert not reads(impure).pure, impure
+    assert reads('x | map("upper") | map(attribute="a") | select("odd") | join(",")').pure

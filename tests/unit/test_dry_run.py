@@ -1,0 +1,238 @@
+"""The dry-run plan: its scripts are exactly what the run would render, however they are computed."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sflow.context
+from sflow.context import ScriptRenderer, add_backends, base_context, render_script, task_scope
+from sflow.dry_run import describe_plan, planned_allocations, simulate_placement
+from sflow.errors import SpecError
+from sflow.plan import expand
+from sflow.spec import WorkflowSpec, load_workflow
+
+WORKFLOW = """
+    version: "0.1"
+    variables:
+      X: {value: b, domain: [a, b, c]}
+      N: 3
+      L: [1, 2]
+    artifacts:
+      data: {uri: "fs://data/in.txt"}
+    backends:
+      - name: multi
+        type: local
+        nodes: 3
+        gpus_per_node: 2
+    workflow:
+      name: wf
+      variables:
+        W: "${{ variables.N }}-w"
+      tasks:
+        - name: a
+          script:
+            - echo ${{ workflow.name }} ${{ variables.X }} ${{ variables.N + 1 }} ${{ variables.W }}
+            - echo ${{ variables["X"] }} ${{ variables.X.domain }} ${{ artifacts.data.path }}
+            - echo ${{ backends.multi.nodes | length }} ${{ replica_index }} ${{ variables | length }}
+        - name: b
+          depends_on: [a]
+          variables:
+            X: override
+            Y: "${{ variables.X }}-y"
+          script:
+            - echo ${{ variables.X }} ${{ variables.Y }} ${{ workflow.name }} ${{ variables.N }}
+            - echo ${{ task.a.nodes }} ${{ task.b.nodes }} ${{ task.b.gpus }}
+        - name: s
+          depends_on: [b]
+          replicas:
+            variables: [X]
+          resources:
+            gpus: {count: 1}
+          script:
+            - echo ${{ variables.X }} ${{ variables["X"] }} ${{ variables.N }} ${{ replica_index }}
+            - echo ${{ workflow.name }} ${{ task.s_0.nodes }} ${{ task.s_0.gpus }}
+        - name: seq
+          depends_on: [s]
+          replicas: {count: 3, policy: sequential}
+          resources:
+            nodes: {count: 2}
+          script: |
+            echo ${{ replica_index }} ${{ variables.X }} ${{ variables.N }}
+            echo ${{ task.s_1.gpus }} ${{ task.seq_0.nodes if replica_index else "none" }}
+        - name: tpl
+          script:
+            - "${% for n in backends.multi.nodes %}${{ n.name }} ${% endfor %}"
+            - echo "${{ '}}' }}" ${{ workflow.name | upper }} ${/* a comment */}
+        - name: plain
+          script: [echo no expressions]
+"""
+
+
+@pytest.fixture
+def load(tmp_path: Path) -> Any:
+    def _load(text: str) -> WorkflowSpec:
+        path = tmp_path / "wf.yaml"
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        return load_workflow([path])
+
+    return _load
+
+
+def _planned(spec: WorkflowSpec, tmp_path: Path) -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
+    """Instances in order, their placements, and a fresh run-wide context."""
+    ordered = expand(spec).in_order()
+    context = base_context(spec, tmp_path, tmp_path / "run", write_artifacts=False)
+    allocations = planned_allocations(spec, ordered, context)
+    add_backends(context, spec, allocations)
+    return ordered, simulate_placement(ordered, allocations), context
+
+
+def _scripts_both_ways(spec: WorkflowSpec, tmp_path: Path) -> tuple[list[str], list[str]]:
+    """Every script rendered as a run renders it (a scope per task), and by `ScriptRenderer`."""
+    ordered, placements, context = _planned(spec, tmp_path)
+    expected = [render_script(i, task_scope(context, i, placements[i.name])) for i in ordered]
+    ordered, placements, context = _planned(spec, tmp_path)
+    renderer = ScriptRenderer(context)
+    return expected, [renderer.render(i, placements[i.name]) for i in ordered]
+
+
+def _count_evaluations(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    real = sflow.context.evaluate
+
+    def counting(source: str, scope: Any) -> Any:
+        counts[source.strip()] = counts.get(source.strip(), 0) + 1
+        return real(source, scope)
+
+    monkeypatch.setattr(sflow.context, "evaluate", counting)
+    return counts
+
+
+def test_renderer_gives_every_task_the_script_its_own_scope_gives(load: Any, tmp_path: Path) -> None:
+    expected, rendered = _scripts_both_ways(load(WORKFLOW), tmp_path)
+    assert rendered == expected
+    by_line = "\n".join(rendered)
+    assert "echo override override-y wf 3" in by_line  # the task's own variable, not the cached X
+    assert "echo a a 3 0" in by_line and "echo c c 3 2" in by_line  # sweep values per replica
+
+
+def test_run_wide_expressions_are_evaluated_once(
+    load: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = load(
+        """
+        version: "0.1"
+        variables:
+          X: {value: 1, domain: [1, 2, 3, 4]}
+          N: 5
+        workflow:
+          name: wf
+          tasks:
+            - name: s
+              replicas:
+                variables: [X]
+              script:
+                - echo ${{ workflow.name }} ${{ variables.N }} ${{ variables.X }} ${{ replica_index }}
+                - echo ${{ task.s_0.nodes }}
+            - name: v
+              replicas: {count: 3}
+              variables:
+                N: 7
+              script:
+                - echo ${{ variables.N }} ${{ variables.items is defined }} ${{ variables | length }}
+        """
+    )
+    counts = _count_evaluations(monkeypatch)
+    expected, rendered = _scripts_both_ways(spec, tmp_path)
+    assert rendered == expected
+    counts.clear()
+    ordered, placements, context = _planned(spec, tmp_path)
+    renderer = ScriptRenderer(context)
+    for inst in ordered:
+        renderer.render(inst, placements[inst.name])
+    assert counts["workflow.name"] == 1
+    assert counts["variables.N"] == 1 + 3  # run-wide for the sweep, the task's own for `v`
+    assert counts["variables.X"] == 4  # swept: one value per replica
+    assert counts["replica_index"] == 4
+    assert counts["task.s_0.nodes"] == 4
+    assert counts["variables.items is defined"] == 3  # a method of each task's own dict
+    assert counts["variables | length"] == 3
+
+
+def test_an_impure_expression_drops_the_values_kept(load: Any, tmp_path: Path) -> None:
+    spec = load(
+        """
+        version: "0.1"
+        variables:
+          L: [1]
+        workflow:
+          name: wf
+          tasks:
+            - name: a
+              replicas: {count: 3}
+              script:
+                - echo ${{ variables.L }} ${{ variables.L.append(5) }} ${{ variables.L }}
+            - name: b
+              script:
+                - echo ${{ variables.L }} ${{ variables.L | length }}
+            - name: c
+              variables:
+                Z: "${{ variables.L.append(7) }}"
+              script:
+                - echo ${{ variables.L }}
+            - name: d
+              script:
+                - "${% set _ = variables.L.append(9) %}${{ variables.L }}"
+            - name: e
+              script:
+                - echo ${{ variables.L }} ${{ [[1]] | map("random") | list }} ${{ [2] | random }}
+            - name: f
+              script:
+                - echo ${{ variables.L }}
+        """
+    )
+    expected, rendered = _scripts_both_ways(spec, tmp_path)
+    assert rendered == expected
+    assert rendered[-1].endswith("echo [1, 5, 5, 5, 7, 9]\n")
+
+
+def test_renderer_errors_are_those_of_the_scope(load: Any, tmp_path: Path) -> None:
+    spec = load(
+        """
+        version: "0.1"
+        workflow:
+          name: wf
+          tasks:
+            - name: a
+              script:
+                - echo ${{ workflow.name }}
+            - name: b
+              script:
+                - echo ${{ workflow.name }}
+                - echo ${{ workflow.nope }}
+        """
+    )
+    ordered, placements, context = _planned(spec, tmp_path)
+    with pytest.raises(SpecError) as expected:
+        for inst in ordered:
+            render_script(inst, task_scope(context, inst, placements[inst.name]))
+    ordered, placements, context = _planned(spec, tmp_path)
+    renderer = ScriptRenderer(context)
+    with pytest.raises(SpecError) as got:
+        for inst in ordered:
+            renderer.render(inst, placements[inst.name])
+    assert str(got.value) == str(expected.value)
+    assert "wf.yaml:9" in str(got.value) and "'nope'" in str(got.value)
+
+
+def test_describe_plan_shows_every_task_in_order(load: Any, tmp_path: Path) -> None:
+    text = describe_plan(load(WORKFLOW), tmp_path, tmp_path / "out")
+    assert text.startswith("workflow: wf  (10 task(s))\nbackend multi [local]: ")
+    assert "\n1. a\n" in text and "\n10. seq_2\n" in text
+    assert f"command: bash {tmp_path}/out/<run-id>/s_1/s_1.sh" in text.replace("'", "")
+    assert "   sweep: X=c\n" in text
+    assert "   | echo override override-y wf 3\n" in text
