@@ -13,6 +13,8 @@ reports an error of its own. Unit tests check that both readers agree on data an
 from __future__ import annotations
 
 import re
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 from sflow.spec.locations import LocMap
@@ -45,27 +47,56 @@ def read_simple(text: str, file: str) -> tuple[Any, LocMap | None, Expressions]:
     return _Reader(text, file).run()
 
 
+Row = tuple[str, str, str, str]
+_CHUNK = 1 << 16  # characters split into rows at a time
+
+
+def _rows(text: str) -> Iterator[tuple[int, list[Row]]]:
+    """(index of the first, rows) of `text`, one row per line as `_LINE.findall(text)` gives them, a
+    chunk of lines at a time: the rows of a whole big file at once would be its largest transient
+    (about 100 MB for 100,000 tasks), and the memory they leave scattered is not given back."""
+    pos, size, first, chunk = 0, len(text), 0, _CHUNK
+    while True:
+        stop = text.find("\n", pos + chunk) if pos + chunk < size else -1
+        rows: list[Row] = _LINE.findall(text[pos:stop] if stop != -1 else text[pos:] if pos else text)
+        yield first, rows
+        if stop == -1:
+            return
+        first += len(rows)
+        pos = stop + 1
+
+
 class _Reader:
     def __init__(self, text: str, file: str) -> None:
         self.text = text
         self.file = file
-        self.rows: list[tuple[str, str, str, str]] = _LINE.findall(text)
         self.lines: list[str] | None = None  # split lazily, only for `|` blocks
         self.exprs: Expressions = []
 
     def run(self) -> tuple[Any, LocMap | None, Expressions]:
         """The line loop. It is hot (a row costs ~2 µs), so the top frame lives in local variables
-        and the plain `key: value` path is inlined; everything unusual goes through helpers."""
-        rows, file, exprs = self.rows, self.file, self.exprs
+        and the plain `key: value` path is inlined; everything unusual goes through helpers.
+        Keys are interned: the same few (`name`, `script`) are kept once per task in the `LocMap`s."""
+        file, exprs = self.file, self.exprs
         special, numeric, digits, words, to_number = _SPECIAL_START, _NUMBER_START, _NUMBER_END, WORDS, number
+        intern = sys.intern
         stack: list[Frame] = []
         root: Any = None
         root_locs: LocMap | None = None
         pending: tuple[int, Any, Any, LocMap, int, bool] | None = None
         t_indent, t_cont, t_locs, t_map = -1, None, LocMap(), False  # the innermost open container
-        total, i, started = len(rows), 0, False
-        while i < total:
-            indent_text, dash, key, rest = rows[i]
+        chunks = _rows(self.text)
+        rows: list[Row] = []
+        i, base, end, started = 0, 0, 0, False  # row i (0-based) is rows[i - base]; rows end before `end`
+        while True:
+            if i >= end:  # the next chunk (a `|` block may have taken us past it)
+                for base, rows in chunks:
+                    end = base + len(rows)
+                    if i < end:
+                        break
+                else:
+                    break
+            indent_text, dash, key, rest = rows[i - base]
             i += 1
             if not key and not dash:  # blank, comment or `---`; anything else is not ours
                 started = _bare_row(indent_text, rest, root is None and not started) or started
@@ -109,6 +140,7 @@ class _Reader:
             elif not t_map:
                 raise Unsupported
             if key:
+                key = intern(key)
                 if key in t_cont:
                     raise Unsupported
                 if not rest or rest[0] == "#":

@@ -191,3 +191,44 @@ def test_random_documents_fast_reader_agrees_or_declines() -> None:
         for path in paths(data):
             assert where_at(locs, path) == where_at(slow.locs, path), (text, path)
     assert handled > 300
+
+
+def test_rows_read_a_chunk_at_a_time_are_the_rows_of_the_whole_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sflow.spec import yaml_fast
+
+    rng = random.Random(7)
+    texts = [*HANDLED.values(), *DECLINED.values(), "", "\n", "a", "a\n\n"]
+    texts += [_random_document(rng) for _ in range(200)]
+    for chunk in (1, 2, 3, 5, 8, 13, 40):
+        monkeypatch.setattr(yaml_fast, "_CHUNK", chunk)
+        for text in texts:
+            got = []
+            for first, rows in yaml_fast._rows(text):
+                assert first == len(got)
+                got.extend(rows)
+            assert got == yaml_fast._LINE.findall(text), (chunk, text)
+
+
+def test_small_chunks_read_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks, `|` scripts and lists cut across chunk boundaries read as if the text were one chunk."""
+    from sflow.spec import yaml_fast
+
+    rng = random.Random(11)
+    texts = [*HANDLED.values(), *(_random_document(rng) for _ in range(300))]
+    texts.append("".join(f"t{i}:\n  s: |\n" + "    x\n" * (i % 7 + 1) + f"  n: {i}\n" for i in range(1, 60)))
+    for text in texts:
+        try:
+            whole = read_simple(text, "f.yaml")
+        except Unsupported:
+            whole = None
+        for chunk in (1, 4, 9, 30):
+            monkeypatch.setattr(yaml_fast, "_CHUNK", chunk)
+            if whole is None:
+                with pytest.raises(Unsupported):
+                    read_simple(text, "f.yaml")
+                continue
+            data, locs, exprs = read_simple(text, "f.yaml")
+            assert same(data, whole[0]) and exprs == whole[2], (chunk, text)
+            for path in paths(data):
+                assert where_at(locs, path) == where_at(whole[1], path), (chunk, text, path)
+        monkeypatch.setattr(yaml_fast, "_CHUNK", 1 << 16)
