@@ -97,9 +97,9 @@ class WorkflowRun:
                 self.record.write_summary(result, extra={"backends": self._allocation_summary()})
             self.record.close()
 
-    def request_stop(self, reason: str, interrupted: bool = False) -> None:
+    def request_stop(self, reason: str, interrupted: bool = False, force: bool = False) -> None:
         if self.engine is not None:
-            self.engine.request_stop(reason, interrupted=interrupted)
+            self.engine.request_stop(reason, interrupted=interrupted, force=force)
 
     async def _allocate(self) -> None:
         used = dict.fromkeys(i.backend for i in self.instances)
@@ -303,9 +303,7 @@ async def run_with_signals(run: WorkflowRun) -> RunResult:
         if run.engine is None:
             main.cancel()
             return
-        if hits > 1:
-            run.engine.grace = 0.0
-        run.request_stop(f"interrupted ({signame})", interrupted=True)
+        run.request_stop(f"interrupted ({signame})", interrupted=True, force=hits > 1)
 
     main = asyncio.ensure_future(run.run())
     for sig in (signal.SIGINT, signal.SIGTERM):

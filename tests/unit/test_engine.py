@@ -260,3 +260,79 @@ def test_interrupt_cancels_a_ready_service_rather_than_succeeding_it():
     result = asyncio.run(main())
     assert result.units["server"].state is State.CANCELLED
     assert result.units["client"].state is State.CANCELLED
+
+
+class Broken(Scripted):
+    """An attempt whose wait() itself fails (a full disk while collecting its outputs)."""
+
+    async def wait(self):
+        await super().wait()
+        raise OSError("No space left on device")
+
+
+def test_an_internal_error_fails_the_unit_instead_of_hanging_the_run():
+    async def start(n):
+        return Broken(duration=0.01)
+
+    result, _ = run([Unit(name="x", start=start), unit("after", ["x"])])
+    assert result.units["x"].state is State.FAILED
+    assert (
+        "internal error" in result.units["x"].outcome.reason
+        and "No space left" in result.units["x"].outcome.reason
+    )
+    assert result.units["after"].state is State.CANCELLED
+
+
+def test_a_failing_listener_does_not_stop_scheduling():
+    def bad_listener(event):
+        raise RuntimeError("view crashed")
+
+    result = asyncio.run(Engine([unit("a"), unit("b", ["a"])], listeners=[bad_listener]).run())
+    assert result.ok
+
+
+def test_a_user_error_at_start_is_not_retried_and_counts_as_an_attempt():
+    from sflow.errors import UserError
+
+    calls = []
+
+    async def start(n):
+        calls.append(n)
+        raise UserError("undefined variable 'NOPE'")
+
+    result, _ = run([Unit(name="x", start=start, retries=RetryPolicy(count=3))])
+    assert calls == [1]
+    assert result.units["x"].state is State.FAILED and result.units["x"].attempts == 1
+
+
+def test_run_returns_only_after_services_have_stopped():
+    server = unit("server", plan=[dict(duration=30, ready_after=0.01, stop_delay=0.3)])
+    result, _ = run([server, unit("client", ["server"])])
+    assert result.ok
+    attempt = server.meta["attempts"][0]
+    assert attempt.stopped and attempt._done.done()  # the stop finished before run() returned
+
+
+def test_second_stop_request_with_force_skips_the_grace():
+    class Stubborn(Scripted):
+        async def stop(self, grace):
+            self.stopped = True
+            await asyncio.wait({self._done}, timeout=grace)  # ignores TERM: only KILL ends it
+            self._end(False, "killed by SIGKILL")
+
+    async def start(n):
+        return Stubborn(duration=60)
+
+    async def main():
+        engine = Engine([Unit(name="x", start=start)], grace=30)
+        task = asyncio.ensure_future(engine.run())
+        await asyncio.sleep(0.05)
+        engine.request_stop("interrupted", interrupted=True)
+        await asyncio.sleep(0.05)
+        began = time.monotonic()
+        engine.request_stop("interrupted", interrupted=True, force=True)
+        result = await asyncio.wait_for(task, 5)
+        return result, time.monotonic() - began
+
+    result, took = asyncio.run(main())
+    assert result.interrupted and took < 2

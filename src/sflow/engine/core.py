@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sflow.engine.unit import Attempt, Event, Outcome, State, Unit, ended_before_ready
+from sflow.errors import UserError
 from sflow.graph import Graph
 
 Listener = Callable[[Event], None]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -96,6 +99,7 @@ class Engine:
                 if self._unmet[name] == 0:
                     self._launch(name)
             await asyncio.wait_for(self._all_done.wait(), self.timeout)
+            await self._wait_drivers()  # services being stopped, stop helpers: nothing outlives run()
         except asyncio.TimeoutError:
             self.request_stop(f"workflow timed out after {_secs(self.timeout)}")
             await self._wait_drivers()
@@ -115,9 +119,18 @@ class Engine:
             order=order,
         )
 
-    def request_stop(self, reason: str, *, interrupted: bool = False) -> None:
-        """Stop the run: nothing new starts, running attempts get TERM then KILL."""
-        if self._stopping is None or self._stopping.is_set():
+    def request_stop(self, reason: str, *, interrupted: bool = False, force: bool = False) -> None:
+        """Stop the run: nothing new starts, running attempts get TERM then KILL after the grace.
+
+        `force` (a second Ctrl-C) skips what is left of the grace: every live attempt is killed now.
+        """
+        if self._stopping is None:
+            return
+        if self._stopping.is_set():
+            if force:
+                self.grace = 0.0
+                for live in list(self._attempts.values()):
+                    self._spawn(live.stop(0.0))
             return
         self._stop_reason = reason
         self._interrupted = interrupted
@@ -126,9 +139,9 @@ class Engine:
             if result.state is State.PENDING and name not in self._drivers:
                 self._finish(name, State.CANCELLED, Outcome(ok=False, reason=f"not started: {reason}"))
         for name, driver in list(self._drivers.items()):
-            attempt = self._attempts.get(name)
-            if attempt is not None:
-                self._spawn(attempt.stop(self.grace))
+            current = self._attempts.get(name)
+            if current is not None:
+                self._spawn(current.stop(self.grace))
             elif not driver.done():
                 driver.cancel()
 
@@ -163,6 +176,9 @@ class Engine:
         except asyncio.CancelledError:
             reason = self._stop_reason or "cancelled"
             self._finish(unit.name, State.CANCELLED, Outcome(ok=False, reason=reason))
+        except Exception as exc:  # a bug or an I/O error below us must fail the unit, never hang the run
+            log.exception("task '%s': internal error", unit.name)
+            self._fail(unit.name, Outcome(ok=False, reason=f"internal error: {exc!r}", retryable=False))
 
     async def _attempt_loop(self, unit: Unit) -> None:
         assert self._stopping is not None
@@ -176,7 +192,11 @@ class Engine:
             if self._stopping.is_set():
                 self._finish(unit.name, State.CANCELLED, outcome)
                 return
-            if attempt_no > unit.retries.count or self.results[unit.name].ready is not None:
+            if (
+                not outcome.retryable
+                or attempt_no > unit.retries.count
+                or self.results[unit.name].ready is not None
+            ):
                 self._fail(unit.name, outcome)
                 return
             delay = unit.retries.delay(attempt_no - 1)
@@ -188,14 +208,18 @@ class Engine:
                 return
 
     async def _one_attempt(self, unit: Unit, attempt_no: int) -> Outcome:
+        result = self.results[unit.name]
         try:
             attempt = await unit.start(attempt_no)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a launcher that cannot start is a failed attempt, not a crash
-            return Outcome(ok=False, reason=f"could not start: {exc}")
+            result.attempts = attempt_no
+            # a mistake in the input (an undefined expression) would fail every attempt the same way
+            return Outcome(
+                ok=False, reason=f"could not start: {exc}", retryable=not isinstance(exc, UserError)
+            )
         self._attempts[unit.name] = attempt
-        result = self.results[unit.name]
         result.attempts = attempt_no
         result.started = result.started or time.time()
         self._emit(unit.name, State.RUNNING, attempt_no, attempt=attempt)
@@ -313,7 +337,10 @@ class Engine:
             self._ready_live.add(name)
         event = Event(name, state, attempt_no, outcome=outcome, attempt_obj=attempt, message=message)
         for listener in self.listeners:
-            listener(event)
+            try:
+                listener(event)
+            except Exception:  # a failing view or record must not stop the scheduling
+                log.exception("listener failed on %s %s", name, state.value)
 
 
 def _left(deadline: float | None) -> float | None:

@@ -43,6 +43,7 @@ class Outcome:
     reason: str = ""
     exit_code: int | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    retryable: bool = True  # False when another attempt would fail the same way (a mistake in the input)
 
 
 def ended_before_ready(outcome: Outcome) -> Outcome:
