@@ -17,6 +17,8 @@ from typing import Any
 
 from sflow.engine.unit import Attempt, Outcome
 
+LEFTOVER_GRACE = 2.0  # seconds that processes a task left behind get between TERM and KILL
+
 
 @dataclass
 class LaunchSpec:
@@ -48,6 +50,7 @@ class ProcessAttempt(Attempt):
         self.log_path = spec.log_path
         self.info = {"pid": proc.pid, **spec.info}
         self._outcome: asyncio.Future[Outcome] | None = None
+        self._stop_deadline: float | None = None  # loop time after which the group gets KILL
 
     @classmethod
     async def start(cls, spec: LaunchSpec, extra_env: Mapping[str, str] | None = None) -> ProcessAttempt:
@@ -78,25 +81,40 @@ class ProcessAttempt(Attempt):
         return Outcome(ok=code == 0, reason=describe_exit(code), exit_code=code, info=self.info)
 
     async def stop(self, grace: float) -> None:
-        if self.proc.returncode is None:
+        """TERM the whole group, give it `grace` seconds (leader and children alike), then KILL.
+
+        A second call with a shorter grace (a second Ctrl-C) shortens the deadline.
+        """
+        loop = asyncio.get_running_loop()
+        if self._stop_deadline is None:
+            self._stop_deadline = loop.time() + grace
             _signal_group(self.proc.pid, signal.SIGTERM)
+        else:
+            self._stop_deadline = min(self._stop_deadline, loop.time() + grace)
+        if self.proc.returncode is None:
             try:
-                await asyncio.wait_for(asyncio.shield(self.proc.wait()), grace)
+                await asyncio.wait_for(
+                    asyncio.shield(self.proc.wait()), max(0.0, self._stop_deadline - loop.time())
+                )
             except asyncio.TimeoutError:
                 _signal_group(self.proc.pid, signal.SIGKILL)
         await self.wait()
 
-    async def _reap_group(self, grace: float = 2.0) -> None:
+    async def _reap_group(self) -> None:
         """The leader is gone; stop whatever it left behind in its group (no orphans).
 
-        The common case (nothing left) costs one failed `killpg(pgid, 0)`.
+        After a natural exit, leftovers get TERM and two seconds; during a `stop` they already had
+        TERM and get what is left of its grace. The common case (nothing left) costs one failed
+        `killpg(pgid, 0)`.
         """
         if not _signal_group(self.proc.pid, 0) or not group_has_live(self.proc.pid):
             return
-        _signal_group(self.proc.pid, signal.SIGTERM)
         loop = asyncio.get_running_loop()
-        deadline, delay = loop.time() + grace, 0.005
-        while group_has_live(self.proc.pid) and loop.time() < deadline:
+        if self._stop_deadline is None:
+            _signal_group(self.proc.pid, signal.SIGTERM)
+            self._stop_deadline = loop.time() + LEFTOVER_GRACE
+        delay = 0.005
+        while group_has_live(self.proc.pid) and loop.time() < self._stop_deadline:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.2)
         if group_has_live(self.proc.pid):
