@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from sflow.errors import UserError
-from sflow.record import safe_name
+from sflow.record import owner_alive, safe_name
 
 
 def find_run(output_dir: Path, ref: str) -> Path:
@@ -42,7 +42,8 @@ def print_log(run_dir: Path, task: str | None, follow: bool = False, poll: float
     log: BinaryIO | None = None
     try:
         while True:
-            ended = (run_dir / "summary.json").exists()  # checked before the read: no last bytes lost
+            # checked before the read, so no last bytes are lost; a run whose sflow died counts as over
+            ended = (run_dir / "summary.json").exists() or not owner_alive(run_dir)
             if log is None:
                 log = _open(path)
             if log is not None:

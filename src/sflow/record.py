@@ -15,12 +15,14 @@ import json
 import os
 import re
 import secrets
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 from sflow.engine import Event, RunResult, State
+from sflow.errors import UserError
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -44,9 +46,16 @@ class RunRecord:
         self.workflow_name = workflow_name
         self.run_id = run_id or new_run_id(workflow_name)
         self.run_dir = (output_dir / self.run_id).resolve()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            _write_json(self.run_dir / "run.json", _owner(self.run_id, workflow_name))
+        except OSError as exc:
+            raise UserError(
+                f"cannot create the run directory {self.run_dir}: {exc.strerror or exc}"
+            ) from None
+        # line-buffered: a run killed outright (OOM, a Slurm time limit) keeps every event it had
         self._human: IO[str] = open(self.run_dir / "sflow.log", "a", encoding="utf-8", buffering=1)  # noqa: SIM115
-        self._events: IO[str] = open(self.run_dir / "events.jsonl", "a", encoding="utf-8")  # noqa: SIM115
+        self._events: IO[str] = open(self.run_dir / "events.jsonl", "a", encoding="utf-8", buffering=1)  # noqa: SIM115
         self.task_info: dict[str, dict[str, Any]] = {}
         self.sweep_rows: dict[str, list[dict[str, Any]]] = {}
         self._task_dirs: dict[str, Path] = {}
@@ -160,14 +169,47 @@ class RunRecord:
         if extra:
             summary.update(extra)
         path = self.run_dir / "summary.json"
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        _write_json(path, summary)
         return path
 
     def close(self) -> None:
         self._events.close()
         self._human.close()
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON atomically: readers see the old file or the new one, never half of one."""
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _owner(run_id: str, workflow: str) -> dict[str, Any]:
+    """Who runs this run (`run.json`): lets `sflow logs -f` stop following a run whose sflow died."""
+    return {
+        "run_id": run_id,
+        "workflow": workflow,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": time.time(),
+    }
+
+
+def owner_alive(run_dir: Path) -> bool:
+    """False when the run's sflow process is known to be gone (same host, pid not running)."""
+    try:
+        owner = json.loads((run_dir / "run.json").read_text())
+    except (OSError, ValueError):
+        return True  # unknown: keep following
+    if owner.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(int(owner["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, KeyError, ValueError):
+        return True
+    return True
 
 
 def _jsonable(value: Any) -> bool:

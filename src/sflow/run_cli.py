@@ -38,8 +38,10 @@ def run_workflow(request: RunRequest) -> int:
         keep_going=request.keep_going,
         grace=request.grace,
     )
-    progress = _progress(request)
-    run = WorkflowRun(request.spec, options, listeners=[progress.on_event] if progress else [])
+    run = WorkflowRun(request.spec, options)
+    progress = _progress(request, total=len(run.instances))
+    if progress:
+        run.listeners.append(progress.on_event)
     print(f"sflow: run {run.record.run_id} -> {run.record.run_dir}", file=sys.stderr)
     if progress:
         progress.start()
@@ -81,7 +83,7 @@ def _use_pidfd_watcher() -> None:
             pass
 
 
-def _progress(request: RunRequest) -> Any:
+def _progress(request: RunRequest, total: int) -> Any:
     from sflow.ui import LiveProgress, PlainProgress
 
     mode = request.progress
@@ -90,7 +92,7 @@ def _progress(request: RunRequest) -> Any:
     if mode == "auto":
         mode = "live" if sys.stdout.isatty() else "plain"
     if mode == "live":
-        return LiveProgress(total=len(request.spec.workflow.tasks), title=request.spec.workflow.name)
+        return LiveProgress(total=total, title=request.spec.workflow.name)
     return PlainProgress()
 
 

@@ -24,7 +24,7 @@ from sflow.context import (
     task_env,
     task_scope,
 )
-from sflow.engine import Attempt, Engine, Event, Outcome, RetryPolicy, RunResult, Unit
+from sflow.engine import Attempt, Engine, Event, Outcome, RetryPolicy, RunResult, State, Unit, UnitResult
 from sflow.errors import BackendError
 from sflow.launchers.base import LaunchContext, get_launcher
 from sflow.outputs import extract_outputs, write_outputs
@@ -78,9 +78,15 @@ class WorkflowRun:
     async def run(self) -> RunResult:
         """Allocate, run every task, release; the record is complete whatever happens."""
         result: RunResult | None = None
+        why_not_started = "interrupted before any task started"
         try:
             self.context = base_context(self.spec, self.options.workspace_dir, self.record.run_dir)
-            await self._allocate()
+            try:
+                await self._allocate()
+            except BackendError as exc:  # Slurm said no: a failed run with its reason, not a traceback
+                self.record.note(str(exc))
+                result = self._not_started(str(exc))
+                return result
             add_backends(self.context, self.spec, self.allocations)
             self.engine = Engine(
                 [self._unit(i) for i in self.instances],
@@ -91,11 +97,22 @@ class WorkflowRun:
             )
             result = await self.engine.run()
             return result
+        except Exception as exc:
+            why_not_started = f"could not start: {exc}"
+            raise
         finally:
             await asyncio.shield(self._release())
-            if result is not None:
-                self.record.write_summary(result, extra={"backends": self._allocation_summary()})
+            summary = result if result is not None else self._not_started(why_not_started)
+            self.record.write_summary(summary, extra={"backends": self._allocation_summary()})
             self.record.close()
+
+    def _not_started(self, reason: str) -> RunResult:
+        """The result of a run that ended before its engine ran (allocation refused, interrupted)."""
+        outcome = Outcome(ok=False, reason=f"not started: {reason}")
+        units = {name: UnitResult(state=State.CANCELLED, outcome=outcome) for name in self.plan.order}
+        return RunResult(
+            units=units, stop_reason=reason, interrupted="interrupted" in reason, order=self.plan.order
+        )
 
     def request_stop(self, reason: str, interrupted: bool = False, force: bool = False) -> None:
         if self.engine is not None:

@@ -265,3 +265,37 @@ def test_no_orphan_after_a_failure(sflow):
     assert done.code == 1
     assert not proc_alive(int((sflow.tmp / "bg.pid").read_text()))
     assert os.path.exists(done.run_dir() / "summary.json")
+
+
+def test_unwritable_output_dir_is_one_line_and_exit_2(sflow):
+    wf = sflow.write(
+        "ok.yaml", 'version: "0.1"\nworkflow:\n  name: ok\n  tasks:\n    - name: a\n      script: ["true"]\n'
+    )
+    done = sflow("run", "-f", str(wf), "--output-dir", "/dev/null/runs")
+    assert done.code == 2 and "cannot create the run directory" in done.err
+    assert "Traceback" not in done.err
+
+
+def test_logs_follow_stops_when_the_runs_sflow_is_gone(sflow, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    run_dir = tmp_path / "out" / "20260101-000000-000-x-dead"
+    (run_dir / "a").mkdir(parents=True)
+    (run_dir / "sflow.log").write_text("")
+    (run_dir / "a" / "a.log").write_text("last words\n")
+    (run_dir / "run.json").write_text(
+        json.dumps({"pid": dead.pid, "host": __import__("socket").gethostname()})
+    )
+    began = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, "-m", "sflow", "logs", str(run_dir), "a", "-f"],
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert out.returncode == 0 and out.stdout == "last words\n"
+    assert time.monotonic() - began < 10
