@@ -58,7 +58,8 @@ if TYPE_CHECKING:
         get_executor,
         register_executor,
     )
-    from sflow.dispatch.retry import RetryPolicy, call_with_retries
+    from sflow.dispatch.retry import call_with_retries
+    from sflow.engine.unit import RetryPolicy
 
 _LAZY = {
     "Call": "sflow.dispatch.executor",
@@ -74,7 +75,7 @@ _LAZY = {
     "PayloadVersionError": "sflow.dispatch.errors",
     "RemoteError": "sflow.dispatch.errors",
     "RemoteTraceback": "sflow.dispatch.errors",
-    "RetryPolicy": "sflow.dispatch.retry",
+    "RetryPolicy": "sflow.engine.unit",  # the engine's policy: one for flows, YAML and dispatch
     "call_with_retries": "sflow.dispatch.retry",
     "executor_names": "sflow.dispatch.executor",
     "get_executor": "sflow.dispatch.executor",

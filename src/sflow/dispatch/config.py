@@ -27,6 +27,7 @@ submodule of the same name), so it imports the executor machinery only when used
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,14 +35,27 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from sflow.dispatch.errors import DispatchConfigError
-from sflow.dispatch.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from sflow.dispatch.executor import Executor
+    from sflow.engine.unit import RetryPolicy
 
 ENVIRONMENT_KEYS = ("executor", "executor_config", "retries", "timeout", "max_concurrent")
 FILE_KEYS = ("default_environment", "environments")
 _BUILTIN_WITH_OPTIONS = frozenset({"local", "process", "subprocess", "slurm"})
+
+
+def _retry_policy(value: Any, where: str) -> RetryPolicy:
+    """The engine's `RetryPolicy` from the `retries` shape; imported here, not at start-up.
+
+    The worker imports this package; the engine is not something it needs.
+    """
+    from sflow.engine.unit import RetryPolicy
+
+    try:
+        return RetryPolicy.from_config(value, where)
+    except ValueError as exc:
+        raise DispatchConfigError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -51,7 +65,7 @@ class Environment:
     name: str
     executor: str
     executor_config: Mapping[str, Any] = field(default_factory=dict)
-    retries: RetryPolicy = field(default_factory=RetryPolicy)
+    retries: RetryPolicy = field(default_factory=lambda: _retry_policy(None, ""))
     timeout: float | None = None
     max_concurrent: int | None = None
 
@@ -83,7 +97,12 @@ class DispatchConfig:
     environments: dict[str, Environment] = field(default_factory=dict)
 
 
-_LOCAL = Environment("local", "local")
+@functools.cache
+def _local() -> Environment:
+    """The in-process environment used when none is configured (built on first use)."""
+    return Environment("local", "local")
+
+
 _current = DispatchConfig()
 
 
@@ -149,7 +168,7 @@ def parse_environment(name: str, spec: Mapping[str, Any]) -> Environment:
         name=name,
         executor=executor,
         executor_config=MappingProxyType(dict(options)),
-        retries=RetryPolicy.parse(spec.get("retries"), where),
+        retries=_retry_policy(spec.get("retries"), where),
         timeout=_positive(spec.get("timeout"), "timeout", where),
         max_concurrent=_count(spec.get("max_concurrent"), where),
     )
@@ -159,11 +178,11 @@ def resolve_environment(name: str | None = None) -> Environment:
     """The environment `name`, else the default one, else an in-process `local` environment."""
     chosen = name or _current.default_environment
     if chosen is None:
-        return _current.environments.get("local", _LOCAL)
+        return _current.environments.get("local") or _local()
     if chosen in _current.environments:
         return _current.environments[chosen]
     if chosen == "local":
-        return _LOCAL
+        return _local()
     known = ", ".join(sorted(_current.environments)) or "none configured"
     raise DispatchConfigError(f"unknown dispatch environment {chosen!r} (known: {known})")
 

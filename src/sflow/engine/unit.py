@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 import enum
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,7 +66,39 @@ class RetryPolicy:
     backoff: float = 1.0
 
     def delay(self, retry_index: int) -> float:
+        """Seconds to wait before retry number `retry_index` (0 for the first retry)."""
         return self.interval * (self.backoff**retry_index)
+
+    @classmethod
+    def from_config(cls, value: Any, where: str) -> RetryPolicy:
+        """A policy from the `retries` shape of the configuration files and `@f.task(retries=...)`.
+
+        An int is `count` (extra attempts, no wait); a mapping is `{count, interval, backoff}`;
+        None means no retry; a policy is returned as is. Anything else is a `ValueError` whose
+        message starts with `where`.
+        """
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = {"count": value}
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{where}: 'retries' must be an integer or a mapping, got {value!r}")
+        unknown = sorted(set(value) - {"count", "interval", "backoff"})
+        if unknown:
+            raise ValueError(
+                f"{where}: unknown key {unknown[0]!r} in 'retries' (valid: count, interval, backoff)"
+            )
+        try:
+            policy = cls(
+                int(value.get("count", 0)), float(value.get("interval", 0)), float(value.get("backoff", 1))
+            )
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{where}: bad 'retries': {exc}") from None
+        if policy.count < 0 or policy.interval < 0 or policy.backoff < 1:
+            raise ValueError(f"{where}: 'retries' needs count >= 0, interval >= 0, backoff >= 1")
+        return policy
 
 
 class Attempt(abc.ABC):

@@ -125,7 +125,7 @@ def _resolve_one(
         item_positional=item_positional,
         map_source=map_source,
         environment=env,
-        retries=options.retries if options.retries is not None else _engine_policy(env),
+        retries=options.retries if options.retries is not None else env.retries,
         timeout=options.timeout if options.timeout is not None else env.timeout,
         max_concurrent=options.max_concurrent if options.max_concurrent is not None else env.max_concurrent,
     )
@@ -165,11 +165,6 @@ def _item_param(spec: TaskSpec, known: Callable[[str], bool], errors: list[str])
         return p.name, index == 0 and p.kind is not inspect.Parameter.KEYWORD_ONLY
     errors.append("a mapped task needs a parameter for the item (one that is neither a task nor an input)")
     return None, False
-
-
-def _engine_policy(env: Environment) -> RetryPolicy:
-    r = env.retries
-    return RetryPolicy(r.count, r.interval, r.backoff)
 
 
 def _names(names: Iterable[str]) -> str:

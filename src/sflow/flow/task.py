@@ -141,20 +141,15 @@ def parse_retries(value: Any, where: str = "task") -> RetryPolicy | None:
     """An engine `RetryPolicy` from an int (extra attempts, no wait), a mapping or a policy.
 
     The mapping is `{"count": 3, "interval": 1.0, "backoff": 2.0}`: wait 1 s, 2 s, 4 s
-    before the retries. The same shapes as an environment's `retries` in `sflow.dispatch`.
+    before the retries. The same shapes as an environment's `retries` in `sflow.dispatch`
+    (both use `RetryPolicy.from_config`).
     """
-    if value is None or isinstance(value, RetryPolicy):
-        return value
-    from sflow.dispatch.errors import DispatchConfigError
-    from sflow.dispatch.retry import RetryPolicy as DispatchRetryPolicy
-
-    if isinstance(value, DispatchRetryPolicy):
-        return RetryPolicy(value.count, value.interval, value.backoff)
+    if value is None:
+        return None
     try:
-        parsed = DispatchRetryPolicy.parse(value, where)
-    except DispatchConfigError as exc:
-        raise FlowDefinitionError(str(exc)) from exc
-    return RetryPolicy(parsed.count, parsed.interval, parsed.backoff)
+        return RetryPolicy.from_config(value, where)
+    except ValueError as exc:
+        raise FlowDefinitionError(str(exc)) from None
 
 
 def _where(fn: Callable[..., Any]) -> str:

@@ -153,3 +153,41 @@ def test_call_with_retries_resubmits_until_success() -> None:
 
     asyncio.run(scenario())
     assert len(attempts) == 2
+
+
+def test_one_retry_policy_for_the_engine_flows_and_dispatch() -> None:
+    from sflow.engine import RetryPolicy as EngineRetryPolicy
+    from sflow.flow.task import parse_retries
+
+    assert RetryPolicy is EngineRetryPolicy
+    dispatch.config(environments={"a": {"executor": "local", "retries": {"count": 2, "interval": 3}}})
+    assert type(dispatch.resolve_environment("a").retries) is EngineRetryPolicy
+    assert parse_retries({"count": 2, "interval": 3}) == EngineRetryPolicy(2, 3.0, 1.0)
+    assert EngineRetryPolicy.from_config(4, "here") == EngineRetryPolicy(4)
+    assert EngineRetryPolicy.from_config(None, "here") == EngineRetryPolicy()
+    with pytest.raises(ValueError, match="here: 'retries' needs count >= 0"):
+        EngineRetryPolicy.from_config({"count": 1, "backoff": 0.5}, "here")
+
+
+def test_call_with_retries_waits_interval_then_interval_times_backoff(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    waits: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def record(delay: float, *args: Any, **kwargs: Any) -> Any:
+        if delay > 0:
+            waits.append(delay)
+        return await real_sleep(0)
+
+    def always_fails() -> None:
+        raise RuntimeError("no")
+
+    async def scenario() -> None:
+        async with dispatch.get_executor("local") as ex:
+            monkeypatch.setattr(asyncio, "sleep", record)
+            with pytest.raises(RuntimeError):
+                await call_with_retries(ex, Call(always_fails), RetryPolicy(count=3, interval=2, backoff=3))
+
+    asyncio.run(scenario())
+    assert waits == [2, 6, 18]
