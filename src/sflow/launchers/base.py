@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from sflow.backends.base import Allocation
 from sflow.engine.unit import Attempt
+from sflow.errors import PlanError
 from sflow.launchers.process import LaunchSpec, ProcessAttempt, merged_env
 from sflow.placement import Placement
 
@@ -62,7 +63,11 @@ def task_process_env(ctx: LaunchContext) -> dict[str, str]:
 
 
 _REGISTRY: dict[str, Launcher] = {}
-_BUILTIN = {"bash": "sflow.launchers.bash", "srun": "sflow.launchers.srun"}
+_BUILTIN = {
+    "bash": "sflow.launchers.bash",
+    "srun": "sflow.launchers.srun",
+    "python": "sflow.launchers.python",
+}
 
 
 def register_launcher(type_name: str) -> Callable[[type[Launcher]], type[Launcher]]:
@@ -83,4 +88,6 @@ def get_launcher(type_name: str) -> Launcher:
         return _REGISTRY[type_name]
     except KeyError:
         known = ", ".join(sorted({*_REGISTRY, *_BUILTIN}))
-        raise ValueError(f"no launcher for operator type '{type_name}' (known: {known})") from None
+        raise PlanError(
+            f"operator type '{type_name}' cannot run tasks in this version (use one of: {known})"
+        ) from None

@@ -183,7 +183,7 @@ class SshOperator(OperatorBase):
 
 
 class PythonOperator(OperatorBase):
-    """Runs the script as Python code (`python_exec -c`)."""
+    """Runs the script as Python code: `python_exec [extra_args] <script file>`."""
 
     type: Literal["python"] = "python"
     python_exec: str = "python3"

@@ -1,0 +1,49 @@
+"""Operators on the local backend: python runs Python source; one with no launcher is a clear error."""
+
+from __future__ import annotations
+
+
+def test_python_operator_runs_the_script_as_python(sflow):
+    wf = sflow.write(
+        "py.yaml",
+        """
+        version: "0.1"
+        variables:
+          N: {value: 3, type: integer}
+        operators:
+          - name: py
+            type: python
+            python_exec: python3 -u
+        workflow:
+          name: pyop
+          tasks:
+            - name: compute
+              operator: py
+              script:
+                - import os
+                - print(sum(range(${{ variables.N }})), os.environ["SFLOW_TASK_NAME"])
+        """,
+    )
+    done = sflow("run", "-f", str(wf))
+    assert done.code == 0, done.err
+    assert (done.run_dir() / "compute" / "compute.log").read_text() == "3 compute\n"
+
+
+def test_operator_without_a_launcher_is_one_line(sflow):
+    wf = sflow.write(
+        "ssh.yaml",
+        """
+        version: "0.1"
+        operators:
+          - {name: remote, type: ssh, host: example}
+        workflow:
+          name: sshop
+          tasks:
+            - name: t
+              operator: remote
+              script: ["true"]
+        """,
+    )
+    done = sflow("run", "-f", str(wf), "--dry-run")
+    assert done.code == 2 and "operator type 'ssh' cannot run tasks" in done.err
+    assert "Traceback" not in done.err
