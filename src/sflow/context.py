@@ -184,8 +184,9 @@ def _add_task(context: dict[str, Any], inst: TaskInstance, placement: Placement)
 def _scope(context: dict[str, Any], inst: TaskInstance) -> dict[str, Any]:
     scope = dict(context)
     scope["variables"] = dict(context["variables"])
-    resolve_variables(inst.task.variables or {}, scope)
-    scope["variables"].update(inst.sweep)
+    scope["variables"].update(inst.sweep)  # first, so the task's own variables can build on them
+    own = {name: var for name, var in (inst.task.variables or {}).items() if name not in inst.sweep}
+    resolve_variables(own, scope)
     scope["replica_index"] = inst.replica_index
     return scope
 

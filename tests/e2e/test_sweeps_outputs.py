@@ -211,3 +211,26 @@ def test_every_output_type_the_spec_accepts_converts(sflow):
     bad = sflow("run", "bad.yaml")
     assert bad.code == 2
     assert "bad.yaml:8: workflow.tasks[0].outputs[0].type: unknown output type 'decimal'" in bad.err
+
+
+def test_task_variables_built_from_a_swept_variable_follow_the_sweep(sflow):
+    wf = sflow.write(
+        "sweepvars.yaml",
+        """
+        version: "0.1"
+        variables:
+          LR: {value: 1, domain: [1, 2, 3]}
+        workflow:
+          name: sweepvars
+          tasks:
+            - name: t
+              replicas: {variables: [LR]}
+              variables:
+                ARGS: {value: "--lr ${{ variables.LR }}"}
+              script: ['echo "$ARGS"']
+        """,
+    )
+    done = sflow("run", "-f", str(wf))
+    assert done.code == 0, done.err
+    logs = [(done.run_dir() / f"t_{i}" / f"t_{i}.log").read_text() for i in range(3)]
+    assert logs == ["--lr 1\n", "--lr 2\n", "--lr 3\n"]
