@@ -85,16 +85,15 @@ class Placer:
     def candidates(self, req: Request, task: str) -> list[_NodeState]:
         """Nodes the request may use, ignoring what is busy now; PlanError when it can never fit."""
         n = len(self._nodes)
-        if req.indices:
-            bad = [i for i in req.indices if not -n <= i < n]
-            if bad:
-                where = f"{n} nodes in '{self.backend}'"
-                raise PlanError(f"task '{task}': node index {bad[0]} is out of range ({where})")
-            states = [self._nodes[i] for i in dict.fromkeys(req.indices)]
-        else:
-            states = list(self._nodes)
-        excluded = {e for e in req.exclude}
-        states = [s for s in states if s.node.name not in excluded and s.node.index not in excluded]
+        ints = [i for i in (*req.indices, *req.exclude) if isinstance(i, int)]
+        bad = [i for i in ints if not -n <= i < n]
+        if bad:
+            where = f"{n} nodes in '{self.backend}'"
+            raise PlanError(f"task '{task}': node index {bad[0]} is out of range ({where})")
+        # node indices count from the end when negative, in `indices` and `exclude` alike
+        states = [self._nodes[i] for i in dict.fromkeys(req.indices)] if req.indices else list(self._nodes)
+        excluded = {self._nodes[e].node.name if isinstance(e, int) else e for e in req.exclude}
+        states = [s for s in states if s.node.name not in excluded]
         states = [s for s in states if s.node.num_gpus >= max(req.gpus, len(req.gpu_indices))]
         for gi in req.gpu_indices:
             states = [s for s in states if 0 <= gi < s.node.num_gpus]

@@ -57,3 +57,11 @@ def test_place_waits_for_release_without_polling():
         return second.gpu_list
 
     assert asyncio.run(main()) == [0]
+
+
+def test_negative_exclude_counts_from_the_end_and_out_of_range_is_an_error():
+    p = Placer(nodes(3, gpus=0), backend="local")
+    assert p.try_place(Request(count=2, exclude=(-1,)), "a").node_names == ["n0", "n1"]
+    assert p.try_place(Request(exclude=("n0", -2)), "b").node_names == ["n2"]
+    with pytest.raises(PlanError, match="out of range"):
+        p.candidates(Request(exclude=(-4,)), "far")
