@@ -23,13 +23,18 @@ class Graph:
     """Nodes and their dependencies (edges point from a node to what it depends on)."""
 
     def __init__(self, deps: Mapping[str, Iterable[str]]) -> None:
-        self.deps: dict[str, tuple[str, ...]] = {name: tuple(dict.fromkeys(d)) for name, d in deps.items()}
-        self.dependents: dict[str, list[str]] = {name: [] for name in self.deps}
+        self.deps: dict[str, tuple[str, ...]] = {
+            name: d if d.__class__ is tuple and len(d) < 2 else tuple(dict.fromkeys(d))
+            for name, d in deps.items()
+        }
+        dependents: dict[str, list[str]] = {name: [] for name in self.deps}
         for name, ds in self.deps.items():
             for dep in ds:
-                if dep not in self.dependents:
+                children = dependents.get(dep)
+                if children is None:
                     raise PlanError(f"task '{name}' depends on unknown task '{dep}'")
-                self.dependents[dep].append(name)
+                children.append(name)
+        self.dependents = dependents
 
     def __len__(self) -> int:
         return len(self.deps)

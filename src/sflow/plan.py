@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from sflow.spec import WorkflowSpec
 
 
-@dataclass
+@dataclass(slots=True)
 class TaskInstance:
     """One runnable copy of a YAML task (a task without replicas has exactly one)."""
 
@@ -56,21 +56,32 @@ class Plan:
 def expand(spec: WorkflowSpec) -> Plan:
     """Every task instance in YAML order, dependencies resolved to instance names."""
     instances: list[TaskInstance] = []
-    names_of: dict[str, list[str]] = {}
+    copies_of: dict[str, list[str] | None] = {}  # instance names of each task (None: just the task's)
     setup = _Setup(spec)
     for task in spec.workflow.tasks:
-        copies = list(_copies(spec, task, setup))
-        names_of[task.name] = [c.name for c in copies]
-        instances.extend(copies)
+        if task.replicas is None:
+            backend, operator, request = setup.of(task)
+            instances.append(TaskInstance(task.name, task, (), None, {}, backend, operator, request))
+            copies_of[task.name] = None
+        else:
+            copies = list(_copies(spec, task, setup))
+            copies_of[task.name] = [c.name for c in copies]
+            instances.extend(copies)
     for inst in instances:
+        task = inst.task
         deps: list[str] = []
-        for dep in inst.task.depends_on or ():
-            if dep not in names_of:  # dropped by --missable-tasks composition
+        for dep in task.depends_on or ():
+            if dep not in copies_of:  # dropped by --missable-tasks composition
                 continue
-            deps.extend(names_of[dep])
-        if inst.replica_index and inst.task.replicas and inst.task.replicas.policy == "sequential":
-            deps.append(replica_name(inst.task.name, inst.replica_index - 1))
-        inst.deps = tuple(deps)
+            names = copies_of[dep]
+            if names is None:
+                deps.append(dep)
+            else:
+                deps.extend(names)
+        if inst.replica_index and task.replicas and task.replicas.policy == "sequential":
+            deps.append(replica_name(task.name, inst.replica_index - 1))
+        if deps:
+            inst.deps = tuple(deps)
     return Plan(instances=instances, order=_checked_order(instances))
 
 
