@@ -201,7 +201,11 @@ async def open_executor(environment: str | None = None) -> AsyncIterator[Executo
 
 
 def load_config_file(path: str | Path) -> DispatchConfig:
-    """Apply a TOML (`.toml`) or YAML (`.yaml`/`.yml`) file of the same shape as `config()`."""
+    """Apply a TOML (`.toml`) or YAML (`.yaml`/`.yml`) file of the same shape as `config()`.
+
+    YAML is read as workflow files are (`sflow.spec.yaml_source`, YAML 1.2 scalars): only
+    `true`/`false` are booleans and `1:30:00` is text, never a number of seconds.
+    """
     path = Path(path)
     doc = _read_document(path)
     if not isinstance(doc, Mapping):
@@ -234,12 +238,15 @@ def _read_document(path: Path) -> Any:
         except tomllib.TOMLDecodeError as exc:
             raise DispatchConfigError(f"{path}: invalid TOML: {exc}") from exc
     if suffix in (".yaml", ".yml"):
-        import yaml
+        # The workflow files' reader (YAML 1.2 scalars): `time: 1:30:00` stays "1:30:00" and
+        # `partition: no` stays "no", as in a workflow; PyYAML's 1.1 rules would give 5400 and False.
+        from sflow.errors import SpecError
+        from sflow.spec.yaml_source import parse_text
 
         try:
-            return yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise DispatchConfigError(f"{path}: invalid YAML: {exc}") from exc
+            return parse_text(text, str(path)).data or {}
+        except SpecError as exc:
+            raise DispatchConfigError(f"invalid YAML: {exc}") from None
     raise DispatchConfigError(f"{path}: unknown config format (use .toml, .yaml or .yml)")
 
 

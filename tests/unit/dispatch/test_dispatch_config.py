@@ -123,6 +123,29 @@ def test_toml_and_yaml_files(tmp_path: Path) -> None:
         dispatch.load_config_file(bad)
 
 
+def test_yaml_file_means_what_a_workflow_file_means(tmp_path: Path) -> None:
+    """YAML 1.2 scalars, as in workflow files: no sexagesimal numbers, `no`/`off` are text."""
+    path = tmp_path / "dispatch.yml"
+    path.write_text(
+        "environments:\n"
+        "  hpc:\n"
+        "    executor: slurm\n"
+        "    executor_config:\n"
+        "      partition: no\n"
+        "      time: 1:30:00\n"
+        "      env: {VERBOSE: off, RATE: 1:30}\n"
+    )
+    dispatch.load_config_file(path)
+    options = dispatch.resolve_environment("hpc").executor_config
+    assert options["partition"] == "no" and options["time"] == "1:30:00"
+    assert options["env"] == {"VERBOSE": "off", "RATE": "1:30"}
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("environments: [1\n")
+    with pytest.raises(DispatchConfigError, match=r"broken\.yaml:2: YAML syntax error"):
+        dispatch.load_config_file(broken)
+
+
 def test_open_executor_starts_and_closes() -> None:
     dispatch.config(environments={"here": {"executor": "local", "timeout": 0.2}})
 
