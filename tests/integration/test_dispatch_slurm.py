@@ -167,6 +167,20 @@ def test_real_time_limit_becomes_timeout_error(slurm_cluster: SlurmCluster) -> N
     run(scenario, limit=150)
 
 
+def test_a_bare_number_of_time_is_minutes_as_for_slurm_itself(slurm_cluster: SlurmCluster) -> None:
+    """`time: 2` is two minutes, as `sbatch --time=2` and a workflow's slurm backend read it."""
+
+    async def scenario() -> None:
+        async with get_executor("slurm", _config(slurm_cluster, time=2)) as ex:
+            plain = await ex.submit(Call(add, (1,), name="minutes"))
+            units = await ex.submit(Call(add, (1,), name="units", resources={"time": "3m"}))
+            assert await plain == 1 and await units == 1
+            for handle, limit in ((plain, "00:02:00"), (units, "00:03:00")):
+                assert f"TimeLimit={limit}" in slurm("scontrol", "show", "job", "-o", str(handle.job_id))
+
+    run(scenario)
+
+
 def test_process_killed_hard_is_reported_with_exit_code(slurm_cluster: SlurmCluster) -> None:
     async def scenario() -> None:
         async with get_executor("slurm", _config(slurm_cluster)) as ex:

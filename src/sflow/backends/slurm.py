@@ -23,6 +23,7 @@ import socket
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sflow import slurm_cli
 from sflow.backends.base import Allocation, Backend, register_backend
 from sflow.errors import BackendError
 from sflow.placement import Node
@@ -55,12 +56,11 @@ def config_value(config: Any, name: str, default: Any = None) -> Any:
 
 
 def slurm_time(value: Any) -> str:
-    """A `time:` value as Slurm reads it; numbers are minutes (Slurm's unit), strings verbatim."""
-    if isinstance(value, bool):
-        raise BackendError(f"time: expected a Slurm time like '01:30:00', got {value!r}")
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value).strip()
+    """A `time:` value as Slurm reads it (`sflow.slurm_cli.slurm_time`: bare numbers are minutes)."""
+    try:
+        return slurm_cli.slurm_time(value)
+    except ValueError as exc:
+        raise BackendError(f"time: {exc}") from None
 
 
 def allocation_options(config: Any) -> list[list[str]]:

@@ -113,13 +113,18 @@ def _slurm_time(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ValueError(f"expected a Slurm time like '01:30:00', got {describe(value)}")
     text = str(value).strip()
-    if not (is_expression(text) or _SLURM_TIME.fullmatch(text)):
-        raise ValueError(f"invalid Slurm time {text!r} (use minutes, 'HH:MM:SS' or 'D-HH:MM:SS')")
+    if is_expression(text) or _SLURM_TIME.fullmatch(text):
+        return text
+    from sflow.slurm_cli import slurm_time  # the rule every Slurm command uses (units: "90s", "5m")
+
+    slurm_time(text)  # ValueError naming the accepted forms
     return text
 
 
 SlurmTime = Annotated[str, PlainValidator(_slurm_time, json_schema_input_type=str | int)]
-"""A Slurm `--time` value kept as text (`1:30:00` is never read as a number)."""
+"""A Slurm `--time` value kept as text (`1:30:00` is never read as a number); a bare number is minutes.
+
+`sflow.slurm_cli.slurm_time` turns it into the flag's value (`"5m"` → `0:05:00`)."""
 
 
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"

@@ -44,7 +44,7 @@ def test_build_sbatch_argv_puts_resources_as_flags_and_nothing_secret() -> None:
         "--output=/shared/run/logs/sflow-train-%j.log",
         "--comment=sflow:run:c1",
         "--partition=debug",
-        "--time=0:01:30",
+        "--time=90",
         "--mem=2G",
         "--gpus=1",
         "--qos=low",
@@ -64,13 +64,13 @@ def test_array_argv_and_log_paths() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("1:00:00", "1:00:00"), (5400, "1:30:00"), (61, "0:01:01"), (0.5, "0:00:01"), (90000, "25:00:00")],
+    [("1:00:00", "1:00:00"), (90, "90"), (1.5, "0:01:30"), ("90s", "0:01:30"), ("25h", "25:00:00")],
 )
 def test_format_time(value: Any, expected: str) -> None:
     assert sargv.format_time(value) == expected
 
 
-@pytest.mark.parametrize("value", [0, -5, True, "", [1]])
+@pytest.mark.parametrize("value", [0, -5, True, "", [1], "1.5", "soon"])
 def test_format_time_rejects_nonsense(value: Any) -> None:
     with pytest.raises(DispatchConfigError):
         sargv.format_time(value)

@@ -197,3 +197,35 @@ def test_salloc_refusal_is_a_backend_error_with_slurms_message() -> None:
 def test_unrendered_expression_is_a_clear_error() -> None:
     with pytest.raises(BackendError, match="still an expression"):
         salloc_argv({"nodes": "${{ variables.N }}"})
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (90, "90"),  # a bare number is minutes, Slurm's own rule for --time=90
+        (90.0, "90"),
+        (1.5, "0:01:30"),
+        ("90", "90"),
+        ("1:30:00", "1:30:00"),
+        ("2-12", "2-12"),
+        ("UNLIMITED", "UNLIMITED"),
+        ("90s", "0:01:30"),
+        ("5m", "0:05:00"),
+        ("1h", "1:00:00"),
+        ("1h30m", "1:30:00"),
+    ],
+)
+def test_one_time_rule_for_salloc_srun_sbatch_and_the_dispatch_executor(value: Any, expected: str) -> None:
+    from sflow.dispatch.slurm import argv as dispatch_argv
+    from sflow.slurm_cli import slurm_time as shared_rule
+
+    assert shared_rule(value) == expected
+    assert slurm_time(value) == expected  # salloc, #SBATCH lines and srun steps
+    assert dispatch_argv.resource_args({"time": value}) == [f"--time={expected}"]
+
+
+def test_backend_time_with_a_unit_is_converted_in_salloc_argv() -> None:
+    config = SlurmBackendModel(name="slurm", time="45m", nodes=1)
+    assert salloc_argv(config)[-4:] == ["-t", "0:45:00", "-N", "1"]
+    with pytest.raises(ValueError, match="invalid Slurm time"):
+        SlurmBackendModel(name="slurm", time="soon")

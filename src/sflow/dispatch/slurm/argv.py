@@ -7,13 +7,13 @@ world-readable (`ps`, `scontrol show job`) and limited to about 128 KiB.
 
 from __future__ import annotations
 
-import math
 import re
 import shlex
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sflow.dispatch.errors import DispatchConfigError
+from sflow.slurm_cli import slurm_time
 
 # Resource keys a call (or the executor config) may give, in the order their flags appear.
 RESOURCE_FLAGS: dict[str, str] = {
@@ -29,21 +29,14 @@ RESOURCE_KEYS = frozenset({*RESOURCE_FLAGS, "extra_args"})
 
 
 def format_time(value: Any) -> str:
-    """A Slurm `--time` value. Strings pass unchanged; numbers are seconds.
+    """A Slurm `--time` value by `sflow.slurm_cli.slurm_time`'s rule: a bare number is minutes.
 
-    Numbers as seconds also repair YAML's sexagesimal surprise: unquoted `1:30:00` is
-    read as 5400, which here means 1 h 30 min as intended.
+    Strings in Slurm's formats pass unchanged; `"90s"`, `"5m"`, `"1h"` are converted.
     """
-    if isinstance(value, str):
-        if not value.strip():
-            raise DispatchConfigError("Slurm time must not be empty")
-        return value.strip()
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise DispatchConfigError(
-            f"Slurm time must be a string or a positive number of seconds, got {value!r}"
-        )
-    seconds = math.ceil(value)
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+    try:
+        return slurm_time(value)
+    except ValueError as exc:
+        raise DispatchConfigError(f"Slurm time: {exc}") from None
 
 
 def merge_resources(defaults: Mapping[str, Any], call: Mapping[str, Any]) -> dict[str, Any]:

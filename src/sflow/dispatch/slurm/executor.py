@@ -41,6 +41,7 @@ from sflow.slurm_cli import (
     SlurmResult,
     run_once,
     run_slurm,
+    seconds_to_slurm_time,
 )
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class SlurmOptions(RemoteOptions):
     job_name_prefix: str = "sflow"
     partition: str | None = None
     account: str | None = None
-    time: str | int | float | None = None  # a Slurm time string, or seconds
+    time: str | int | float | None = None  # Slurm's --time: "1:30:00", "90s", or a number of minutes
     nodes: int | str | None = None
     cpus_per_task: int | None = None
     mem: str | int | None = None
@@ -195,10 +196,10 @@ class SlurmExecutor(RemoteExecutor):
             handle.set_exception(exc)
 
     def resources_for(self, call: Call) -> dict[str, Any]:
-        """Executor defaults overlaid with the call's resources; `timeout` bounds `time`."""
+        """Executor defaults overlaid with the call's resources; `timeout` (seconds) bounds `time`."""
         merged = slurm_argv.merge_resources(self.options.default_resources(), call.resources)
         if "time" not in merged and call.timeout is not None:
-            merged["time"] = call.timeout
+            merged["time"] = seconds_to_slurm_time(call.timeout)
         return merged
 
     def sbatch_argv(self, handles: Sequence[Handle]) -> tuple[list[str], str, str]:
