@@ -68,6 +68,11 @@ class _NodeState:
     node: Node
     load: int = 0
     free_gpus: set[int] = field(default_factory=set)
+    alone: Placement | None = None  # this node and no GPUs: one value shared by every such placement
+
+
+def _by_load(s: _NodeState) -> tuple[int, int]:
+    return (s.load, s.node.index)
 
 
 class Placer:
@@ -75,7 +80,9 @@ class Placer:
 
     def __init__(self, nodes: Sequence[Node], backend: str = "") -> None:
         self.backend = backend
-        self._nodes = [_NodeState(n, free_gpus=set(range(n.num_gpus))) for n in nodes]
+        self._nodes = [
+            _NodeState(n, free_gpus=set(range(n.num_gpus)), alone=Placement(nodes=(n,))) for n in nodes
+        ]
         self._waiters: list[asyncio.Future[None]] = []
 
     @property
@@ -113,10 +120,12 @@ class Placer:
 
     def try_place(self, req: Request, task: str) -> Placement | None:
         """A placement if the request fits now, else None (it fits once others release)."""
-        if req == _ANY_ONE_NODE and self._nodes:  # the common case: any one node, no GPUs
-            least = min(self._nodes, key=lambda s: (s.load, s.node.index))
+        if (req is _ANY_ONE_NODE or req == _ANY_ONE_NODE) and self._nodes:  # the common case
+            states = self._nodes
+            least = states[0] if len(states) == 1 else min(states, key=_by_load)
             least.load += 1
-            return Placement(nodes=(least.node,))
+            assert least.alone is not None
+            return least.alone
         need = self._need(req)
         usable = [s for s in self.candidates(req, task) if self._gpus_fit(s, req)]
         if len(usable) < need:

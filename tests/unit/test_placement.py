@@ -65,3 +65,12 @@ def test_negative_exclude_counts_from_the_end_and_out_of_range_is_an_error():
     assert p.try_place(Request(exclude=("n0", -2)), "b").node_names == ["n2"]
     with pytest.raises(PlanError, match="out of range"):
         p.candidates(Request(exclude=(-4,)), "far")
+
+
+def test_any_one_node_placements_share_one_value_and_release_like_any_other():
+    p = Placer(nodes(2, gpus=0))
+    a, b, c = (p.try_place(Request(), t) for t in "abc")
+    assert a.node_names == ["n0"] and b.node_names == ["n1"] and c is a
+    p.release(a)
+    p.release(c)
+    assert p.try_place(Request(), "d") is a
