@@ -211,27 +211,33 @@ class ScriptRenderer:
     change through an impure expression (`${{ variables.L.append(1) }}`), so the values kept are
     dropped whenever a task renders anything that is not pure (or its variables or script use
     statements). `task.<t>` and `replica_index` differ per task and are always evaluated.
+
+    `context["task"]` gets the entries of the tasks rendered so far only when something that may read
+    it is evaluated: a plan whose expressions never use `task` does not build them at all.
     """
 
     def __init__(self, context: dict[str, Any]) -> None:
         self.context = context
         self._values: dict[str, str] = {}
+        self._unlisted: list[TaskInstance] = []  # rendered, not yet in context["task"]
+        self._unlisted_placements: list[Placement] = []
 
     def render(self, inst: TaskInstance, placement: Placement) -> str:
-        _add_task(self.context, inst, placement)
+        self._unlisted.append(inst)
+        self._unlisted_placements.append(placement)
         task = inst.task
         scope = None
         if task.variables:
             if not all(_pure(var.value) for var in task.variables.values()):
                 self._values.clear()
-            scope = _scope(self.context, inst)
+            scope = self._scope(inst)
         text = "\n".join(task.script or ())
         if not needs_rendering(text):
             return "#!/usr/bin/env bash\n" + text + "\n"
         split = split_expressions(text)
         if split is None:
             self._values.clear()
-            return render_script(inst, scope or _scope(self.context, inst))
+            return render_script(inst, scope or self._scope(inst))
         plain, sources = split
         out = [plain[0]]
         for source, after in zip(sources, plain[1:], strict=True):
@@ -245,11 +251,19 @@ class ScriptRenderer:
                 if not read.pure:
                     self._values.clear()
                 if scope is None:
-                    scope = _scope(self.context, inst)
+                    scope = self._scope(inst)
                 value = self._evaluate(source, scope, inst)
             out.append(value)
             out.append(after)
         return "#!/usr/bin/env bash\n" + "".join(out) + "\n"
+
+    def _scope(self, inst: TaskInstance) -> dict[str, Any]:
+        """`task_scope`'s value, every task rendered so far listed in `context["task"]` first."""
+        for listed, placement in zip(self._unlisted, self._unlisted_placements, strict=True):
+            _add_task(self.context, listed, placement)
+        self._unlisted.clear()
+        self._unlisted_placements.clear()
+        return _scope(self.context, inst)
 
     @staticmethod
     def _run_wide(

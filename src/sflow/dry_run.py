@@ -91,15 +91,22 @@ def _describe_plan(spec: Any, workspace: Path, output_dir: Path) -> str:
     for name, alloc in allocations.items():
         nodes = ", ".join(f"{n.name}({n.num_gpus} gpu)" if n.num_gpus else n.name for n in alloc.nodes)
         lines.append(f"backend {name} [{spec.backend_type(name)}]: {nodes}")
+    batch: list[str] = []  # joined every _BATCH tasks: fewer small strings alive at once
     for step, inst in enumerate(ordered, 1):
         placement = placements[inst.name]
         script = renderer.render(inst, placement)
-        lines.append(
-            _describe_task(
-                step, inst, placement, _command(inst, placement, allocations, workspace, run_dir), script
-            )
-        )
+        argv = _command(inst, placement, allocations, workspace, run_dir)
+        batch.append(_describe_task(step, inst, placement, argv, script))
+        if len(batch) == _BATCH:
+            lines.append("\n".join(batch))
+            batch.clear()
+    if batch:
+        lines.append("\n".join(batch))
+    del ordered, placements, renderer, context, batch
     return "\n".join(lines)
+
+
+_BATCH = 1000
 
 
 def _command(
@@ -110,7 +117,7 @@ def _command(
     run_dir: Path,
 ) -> list[str]:
     """The argv the launcher would run (the environment is not shown, so none is built)."""
-    script = Path(f"{run_dir}/{inst.name}/{inst.name}.sh")
+    script = run_dir.joinpath(f"{inst.name}/{inst.name}.sh")
     ctx = LaunchContext(
         task=inst.name,
         script_path=script,
@@ -126,17 +133,18 @@ def _command(
 
 
 def _describe_task(step: int, inst: TaskInstance, placement: Placement, argv: list[str], script: str) -> str:
-    where = ", ".join(placement.node_names)
+    where = ", ".join([n.name for n in placement.nodes])
     if placement.gpus:
         where += " gpus " + ";".join(",".join(map(str, g)) for g in placement.gpus)
-    head = [
-        f"\n{step}. {inst.name}",
-        f"   backend: {inst.backend}  operator: {inst.operator.name}  nodes: {where}",
-    ]
+    text = (
+        f"\n{step}. {inst.name}\n   backend: {inst.backend}  operator: {inst.operator.name}  nodes: {where}"
+    )
     if inst.deps:
-        head.append(f"   after: {', '.join(inst.deps)}")
+        text += f"\n   after: {', '.join(inst.deps)}"
     if inst.sweep:
-        head.append("   sweep: " + ", ".join(f"{k}={v}" for k, v in inst.sweep.items()))
-    head.append(f"   command: {shlex.join(argv)}")
-    body = [f"   | {line}" for line in script.splitlines()[1:]]
-    return "\n".join(head + body)
+        text += "\n   sweep: " + ", ".join(f"{k}={v}" for k, v in inst.sweep.items())
+    text += f"\n   command: {shlex.join(argv)}"
+    body = script.splitlines()
+    if len(body) > 1:
+        text += "\n   | " + "\n   | ".join(body[1:])
+    return text

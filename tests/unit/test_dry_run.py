@@ -236,3 +236,38 @@ def test_describe_plan_shows_every_task_in_order(load: Any, tmp_path: Path) -> N
     assert f"command: bash {tmp_path}/out/<run-id>/s_1/s_1.sh" in text.replace("'", "")
     assert "   sweep: X=c\n" in text
     assert "   | echo override override-y wf 3\n" in text
+
+
+def test_task_entries_are_listed_only_when_something_may_read_them(load: Any, tmp_path: Path) -> None:
+    spec = load(
+        """
+        version: "0.1"
+        workflow:
+          name: wf
+          tasks:
+            - name: a
+              script:
+                - echo ${{ workflow.name }}
+            - name: b
+              script: [echo plain]
+            - name: c
+              script:
+                - "${% for t in task %}${{ t }} ${% endfor %}"
+            - name: d
+              script:
+                - echo ${{ workflow.name }}
+        """
+    )
+    ordered, placements, context = _planned(spec, tmp_path)
+    renderer = ScriptRenderer(context)
+    scripts = [renderer.render(i, placements[i.name]) for i in ordered[:2]]
+    assert context["task"] == {}
+    scripts += [renderer.render(i, placements[i.name]) for i in ordered[2:]]
+    assert scripts[2] == "#!/usr/bin/env bash\na b c \n"
+    assert list(context["task"]) == ["a", "b", "c"]
+    assert context["task"]["a"] == {
+        "nodes": ["localhost"],
+        "ip_addresses": ["127.0.0.1"],
+        "gpus": [],
+        "replica_index": None,
+    }
