@@ -145,8 +145,9 @@ def run(
         grace=grace,
         progress="none" if quiet else ("live" if tui else "plain" if tui is False else "auto"),
     )
+    plan_text = dry_run_plan(request)  # renders every task once: a mistake shows now, not hours in
     if dry_run:
-        click.echo(dry_run_plan(request))
+        click.echo(plan_text)
         return
     sys.exit(run_workflow(request))
 
@@ -161,13 +162,16 @@ def validate(
     artifacts: tuple[str, ...],
     missable_tasks: bool,
 ) -> None:
-    """Check workflow files without running anything."""
+    """Check workflow files without running anything: structure, placement and every expression."""
+    from sflow.dry_run import describe_plan
     from sflow.plan import expand
 
     all_files = _all_files(files, file_opts)
     spec = _load(all_files, sets, artifacts, missable_tasks)
-    plan = expand(spec)
-    click.echo(f"{', '.join(all_files)}: ok (workflow '{spec.workflow.name}', {len(plan.instances)} task(s))")
+    workspace = Path.cwd()
+    describe_plan(spec, workspace, workspace / "sflow_output")
+    count = len(expand(spec).instances)
+    click.echo(f"{', '.join(all_files)}: ok (workflow '{spec.workflow.name}', {count} task(s))")
 
 
 @main.command()

@@ -299,3 +299,26 @@ def test_logs_follow_stops_when_the_runs_sflow_is_gone(sflow, tmp_path):
     )
     assert out.returncode == 0 and out.stdout == "last words\n"
     assert time.monotonic() - began < 10
+
+
+def test_an_undefined_name_in_a_later_task_stops_the_run_before_anything_starts(sflow):
+    wf = sflow.write(
+        "late.yaml",
+        """
+        version: "0.1"
+        workflow:
+          name: late
+          tasks:
+            - name: first
+              script: ["sleep 5"]
+            - name: second
+              depends_on: [first]
+              script: ["echo ${{ variables.NOPE }}"]
+        """,
+    )
+    began = time.monotonic()
+    done = sflow("run", "-f", str(wf))
+    assert done.code == 2 and f"{wf}:9" in done.err and "NOPE" in done.err
+    assert time.monotonic() - began < 4 and not sflow.output_dir.exists()
+    check = sflow("validate", str(wf))
+    assert check.code == 2 and "NOPE" in check.err
