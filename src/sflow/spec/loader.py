@@ -10,6 +10,7 @@ from pathlib import Path
 from sflow.spec.checks import check_spec
 from sflow.spec.compose import read_and_merge
 from sflow.spec.overrides import apply_artifacts, apply_sets
+from sflow.spec.static import render_static_fields
 from sflow.spec.validation import validate_spec
 from sflow.spec.workflow import WorkflowSpec
 
@@ -34,6 +35,7 @@ def load_workflow(
         spec = validate_spec(data, locs)
         del data  # the raw document is garbage now: free it before the GC comes back
         check_spec(spec, missable_tasks)
+        render_static_fields(spec)
     spec._sources = tuple(str(f) for f in files)
     return spec
 

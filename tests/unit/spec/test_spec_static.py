@@ -1,0 +1,60 @@
+"""Plan-shaping fields (replicas, retries, resources, timeouts) may use variables through ${{ }}."""
+
+from __future__ import annotations
+
+import pytest
+
+from sflow.errors import SpecError
+
+WF = """
+version: "0.1"
+variables:
+  N: {value: 3, type: integer}
+  LIMIT: {value: "2m"}
+workflow:
+  name: wf
+  timeout: "${{ variables.LIMIT }}"
+  variables:
+    TRIES: {value: "${{ variables.N - 1 }}"}
+  tasks:
+    - name: t
+      variables:
+        MODE: {value: sequential}
+      replicas: {count: "${{ variables.N }}", policy: "${{ variables.MODE }}"}
+      retries: {count: "${{ variables.TRIES }}", interval: "${{ variables.N }}s"}
+      resources:
+        nodes: {count: "${{ variables.N - 2 }}", exclude: ["${{ -1 }}"]}
+        gpus: {count: "${{ variables.N - 3 }}"}
+      timeout: "${{ variables.N * 10 }}"
+      script: ["true"]
+"""
+
+
+def test_expressions_in_plan_fields_become_plain_values(load):
+    spec = load(WF)
+    task = spec.workflow.tasks[0]
+    assert spec.workflow.timeout == 120
+    assert task.replicas.count == 3 and task.replicas.policy == "sequential"
+    assert task.retries.count == 2 and task.retries.interval == 3
+    assert task.resources.nodes.count == 1 and task.resources.nodes.exclude == [-1]
+    assert task.resources.gpus.count == 0
+    assert task.timeout == 30
+
+
+def test_set_reaches_plan_fields(load):
+    spec = load(WF, sets=["N=5"])
+    assert spec.workflow.tasks[0].replicas.count == 5
+
+
+def test_a_plan_field_cannot_use_nodes(load, write):
+    text = WF.replace('"${{ variables.N * 10 }}"', '"${{ backends.x.nodes[0].num_gpus }}"')
+    with pytest.raises(SpecError) as info:
+        load(text)
+    message = str(info.value)
+    assert "wf.yaml:19: workflow.tasks[0].timeout" in message and "'backends' is undefined" in message
+    assert "can use variables.* and workflow.name" in message
+
+
+def test_a_rendered_value_is_checked_like_a_literal(load):
+    with pytest.raises(SpecError, match=r"resources\.nodes\.count: must be >= 1, got -1"):
+        load(WF, sets=["N=1"])
