@@ -72,7 +72,7 @@ class Reporter:
                     response.read()
                 return True
             except urllib.error.HTTPError as exc:
-                if exc.code in (400, 403):  # refused: retrying the same bytes cannot help
+                if exc.code in (400, 403, 413):  # refused: retrying the same bytes cannot help
                     _say(f"callback refused the event (HTTP {exc.code}); relying on the result file")
                     return False
                 error: Exception = exc

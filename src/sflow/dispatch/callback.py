@@ -1,10 +1,13 @@
 """The callback server: receives worker events over HTTP and authenticates each one first.
 
-Refused with HTTP 403 (and logged) before anything in the body is used: an unknown run id,
-a missing or wrong HMAC-SHA256 signature, a missing or wrong shared token (when one is
-configured), an event whose id was already seen (replay) or whose timestamp is outside the
-allowed clock skew (so the replay cache can forget old ids). Only an authenticated event
-reaches the run's sink, and pickled data in it is decoded later by the caller.
+Checked from the headers alone, before a byte of the body is read: the shared token (when
+one is configured), that the run id names a registered run, and that a signature is given;
+a failure is HTTP 403. A body larger than `max_body` (the worker's inline-result limit plus
+a margin: larger results travel through the result file) is HTTP 413. Then, with the body:
+a wrong HMAC-SHA256 signature, an event whose id was already seen (replay) or whose
+timestamp is outside the allowed clock skew (so the replay cache can forget old ids) is
+HTTP 403 too. Every refusal is logged. Only an authenticated event reaches the run's sink,
+and pickled data in it is decoded later by the caller.
 
 One server can serve several runs (each with its own secret); an executor normally owns
 one. The server is started lazily by remote executors; aiohttp is imported only here.
@@ -23,8 +26,12 @@ from typing import Any
 
 from sflow.dispatch import _deps, protocol
 from sflow.dispatch.errors import PayloadError
+from sflow.dispatch.payload import DEFAULT_INLINE_RESULT_LIMIT
 
 log = logging.getLogger(__name__)
+
+# The largest event a worker POSTs is its inline-result limit; JSON framing adds a little.
+DEFAULT_MAX_BODY = DEFAULT_INLINE_RESULT_LIMIT + 64 * 1024
 
 EventSink = Callable[[protocol.Event], None]
 
@@ -51,7 +58,7 @@ class CallbackServer:
         callback_url: str | None = None,
         advertise_host: str | None = None,
         path: str = "/sflow/events",
-        max_body: int = 512 * 1024 * 1024,
+        max_body: int = DEFAULT_MAX_BODY,
         max_skew: float = 600.0,
     ) -> None:
         self.host = host
@@ -75,7 +82,9 @@ class CallbackServer:
         web = _deps.aiohttp_web()
         app = web.Application(client_max_size=self.max_body)
         app.router.add_post("/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None)
+        # lingering_time: after a refusal, the unread rest of a body is read and dropped for at most
+        # a second (aiohttp's default, 10 s, would also hold up `aclose` when the client hung up)
+        runner = web.AppRunner(app, access_log=None, lingering_time=1.0)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
         await site.start()
@@ -111,14 +120,24 @@ class CallbackServer:
         self._runs.pop(run_id, None)
 
     # -- authentication (pure: usable without HTTP) ---------------------------------------
-    def authenticate(self, headers: Any, body: bytes, path: str = "") -> tuple[protocol.Event, EventSink]:
-        """The verified event and its sink; raises `Refused` with the reason otherwise."""
+    def check_headers(self, headers: Any, path: str = "") -> tuple[str, _Run]:
+        """What can be refused before reading the body: token, run id, a signature at all.
+
+        Returns the run id and its run; raises `Refused` with the reason otherwise.
+        """
         if self.token is not None and not self._token_ok(headers, path):
             raise Refused("missing or wrong callback token")
-        run_id = headers.get(protocol.RUN_HEADER)
-        run = self._runs.get(run_id or "")
+        run_id = headers.get(protocol.RUN_HEADER) or ""
+        run = self._runs.get(run_id)
         if run is None:
             raise Refused(f"unknown run id {run_id!r}")
+        if not (headers.get(protocol.SIGNATURE_HEADER) or "").strip():
+            raise Refused(f"bad or missing signature for run {run_id}")
+        return run_id, run
+
+    def authenticate(self, headers: Any, body: bytes, path: str = "") -> tuple[protocol.Event, EventSink]:
+        """The verified event and its sink; raises `Refused` with the reason otherwise."""
+        run_id, run = self.check_headers(headers, path)
         if not protocol.verify(run.secret, body, headers.get(protocol.SIGNATURE_HEADER)):
             raise Refused(f"bad or missing signature for run {run_id}")
         try:
@@ -153,18 +172,38 @@ class CallbackServer:
     # -- HTTP ----------------------------------------------------------------------------
     async def _handle(self, request: Any) -> Any:
         web = _deps.aiohttp_web()
-        body = await request.read()
+        try:
+            self.check_headers(request.headers, request.path)  # nothing of the body read yet
+        except Refused as exc:
+            return self._refuse(request, exc)
+        size = request.content_length
+        if size is not None and size > self.max_body:
+            return self._too_large(request, f"{size} bytes announced")
+        try:
+            body = await request.read()  # bounded by client_max_size (= max_body) when chunked
+        except web.HTTPRequestEntityTooLarge:
+            return self._too_large(request, "chunked body over the limit")
         try:
             event, sink = self.authenticate(request.headers, body, request.path)
         except Refused as exc:
-            self.refused += 1
-            log.warning("refused callback from %s: %s", request.remote, exc)
-            return web.json_response({"ok": False, "error": "forbidden"}, status=403)
+            return self._refuse(request, exc)
         try:
             sink(event)
         except Exception:
             log.exception("callback sink failed on %s for call %s", event.type, event.call_id)
         return web.json_response({"ok": True})
+
+    def _refuse(self, request: Any, reason: Refused) -> Any:
+        self.refused += 1
+        log.warning("refused callback from %s: %s", request.remote, reason)
+        return _deps.aiohttp_web().json_response({"ok": False, "error": "forbidden"}, status=403)
+
+    def _too_large(self, request: Any, detail: str) -> Any:
+        self.refused += 1
+        log.warning(
+            "refused callback from %s: body larger than %d bytes (%s)", request.remote, self.max_body, detail
+        )
+        return _deps.aiohttp_web().json_response({"ok": False, "error": "too large"}, status=413)
 
 
 def guess_address() -> str:

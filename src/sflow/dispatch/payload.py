@@ -34,6 +34,8 @@ SECRET_ENV = "SFLOW_BACKEND_SECRET"
 TOKEN_ENV = "SFLOW_CALLBACK_TOKEN"
 INDEX_ENV = "SFLOW_BACKEND_INDEX"
 DEFAULT_INLINE_LIMIT = 64 * 1024
+# A final event larger than this is written to the result file only; the POST announces it.
+DEFAULT_INLINE_RESULT_LIMIT = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ class PayloadHeader:
     cloudpickle: str = ""
     heartbeat_interval: float = 30.0
     post_attempts: int = 6
-    inline_result_limit: int = 8 * 1024 * 1024
+    inline_result_limit: int = DEFAULT_INLINE_RESULT_LIMIT
     functions: tuple[int, int] = (0, 0)
     items: list[PayloadItem] = field(default_factory=list)
 

@@ -127,6 +127,74 @@ def test_over_http_refusals_are_403_and_never_reach_the_sink(caplog: pytest.LogC
     assert "refused callback" in caplog.text
 
 
+async def _post_headers_only(server: CallbackServer, headers: dict[str, str], announced: int) -> int:
+    """POST that announces `announced` body bytes but sends only 10: the status, if one comes at once."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        lines = [f"POST {server.path} HTTP/1.1", f"Host: 127.0.0.1:{server.port}"]
+        lines += [f"{k}: {v}" for k, v in headers.items()]
+        lines.append(f"Content-Length: {announced}")
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + b"{" * 10)
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 3)  # no body is coming: must not wait for it
+        return int(status_line.split()[1])
+    finally:
+        writer.close()
+
+
+def test_callers_are_refused_before_their_body_is_read() -> None:
+    """Token, run id and a signature are checked from the headers; an oversized body is 413."""
+
+    async def scenario() -> None:
+        server, got = _server(token="tok")
+        await server.start()
+        try:
+            huge = 200 * 1024 * 1024
+            signed = {
+                protocol.RUN_HEADER: "run1",
+                protocol.SIGNATURE_HEADER: "sha256=" + "0" * 64,
+                protocol.TOKEN_HEADER: "tok",
+            }
+            assert await _post_headers_only(server, {**signed, protocol.TOKEN_HEADER: "no"}, huge) == 403
+            assert await _post_headers_only(server, {**signed, protocol.RUN_HEADER: "nobody"}, huge) == 403
+            unsigned = {k: v for k, v in signed.items() if k != protocol.SIGNATURE_HEADER}
+            assert await _post_headers_only(server, unsigned, huge) == 403
+            assert await _post_headers_only(server, signed, huge) == 413
+            assert server.max_body < 16 * 1024 * 1024  # near the worker's inline-result limit
+            assert server.refused == 4 and got == []
+        finally:
+            await server.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_chunked_body_over_the_limit_is_413_and_a_normal_event_passes() -> None:
+    async def scenario() -> None:
+        server = CallbackServer("127.0.0.1", 0, max_body=4096)
+        got: list[protocol.Event] = []
+        server.register_run("run1", SECRET, got.append)
+        await server.start()
+        try:
+            big = protocol.Event(protocol.TASK_RESULT, "run1", "c1", data={"value": "x" * 10_000})
+            headers, body = _signed(big)
+
+            async def chunks() -> Any:
+                for start in range(0, len(body), 1000):
+                    yield body[start : start + 1000]
+
+            async with aiohttp.ClientSession() as session:
+                async with session.post(server.url, data=chunks(), headers=headers) as response:
+                    assert response.status == 413
+                headers, body = _signed(protocol.Event(protocol.TASK_RESULT, "run1", "c2"))
+                async with session.post(server.url, data=body, headers=headers) as response:
+                    assert response.status == 200
+            assert [e.call_id for e in got] == ["c2"]
+        finally:
+            await server.aclose()
+
+    asyncio.run(scenario())
+
+
 def test_derived_url_uses_port_and_advertised_host() -> None:
     async def scenario() -> None:
         server = CallbackServer("127.0.0.1", 0)
