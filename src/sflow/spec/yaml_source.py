@@ -91,13 +91,10 @@ def _check_expressions(expressions: list[tuple[int, str]]) -> None:
     """Syntax-check `${{ }}` strings; on an error let libyaml re-read the file for the field path."""
     if not expressions:
         return
-    from sflow.spec.expressions import ExpressionError, check_syntax
+    from sflow.spec.expressions import all_valid
 
-    for _line, text in expressions:
-        try:
-            check_syntax(text)
-        except ExpressionError:
-            raise Unsupported from None
+    if not all_valid(text for _line, text in expressions):
+        raise Unsupported
 
 
 def _syntax_error(exc: yaml.MarkedYAMLError, file: str) -> SpecError:

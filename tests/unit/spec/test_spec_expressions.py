@@ -128,3 +128,32 @@ def test_reads_names_constant_keys_and_purity() -> None:
     ):
         assert not reads(impure).pure, impure
     assert reads('x | map("upper") | map(attribute="a") | select("odd") | join(",")').pure
+
+
+def test_all_valid_agrees_with_check_syntax() -> None:
+    from sflow.spec.expressions import all_valid
+
+    def accepted(text: str) -> bool:
+        try:
+            check_syntax(text)
+        except ExpressionError:
+            return False
+        return True
+
+    texts = [
+        'echo ${{ "}}" }}',  # does not split cleanly, but is a valid template
+        'echo ${{ "}} x',  # the same first source, not valid
+        "${{ x",
+        "${% if %}",
+        "${{ a }} ${{ b | nofilter }}",
+        "${/* c */}",
+        "${{ 1 + }}",
+        "plain",
+        "${% for x in y %}${{ x }}${% endfor %}",
+        "${{ a }}}}",
+        '${{ {"a": 1} }}',
+    ]
+    for text in texts:
+        for before in ([], [texts[0]], ["echo ${{ a }}"]):
+            assert all_valid([*before, text]) == accepted(text), (before, text)
+    assert all_valid(f"echo {i} ${{{{ workflow.name }}}}" for i in range(100))
