@@ -181,6 +181,22 @@ def test_a_bare_number_of_time_is_minutes_as_for_slurm_itself(slurm_cluster: Slu
     run(scenario)
 
 
+def test_timeout_counts_from_the_start_not_the_queue(slurm_cluster: SlurmCluster) -> None:
+    """An array throttled to one element at a time: the last one waits in the queue (PENDING)
+    longer than the timeout, and still succeeds because its timeout starts when it runs."""
+
+    async def scenario() -> None:
+        async with get_executor("slurm", _config(slurm_cluster, max_concurrent=1)) as ex:
+            start = time.monotonic()
+            handles = await ex.submit_many([Call(nap, (1.5,), name="queued", timeout=4) for _ in range(3)])
+            assert len(ex.submitted) == 1  # one array, %1
+            assert await asyncio.gather(*(h.result() for h in handles)) == ["rested"] * 3
+            assert time.monotonic() - start > 4.5  # a timer started at submission would have fired
+            assert all(h.started_at is not None for h in handles)
+
+    run(scenario, limit=60)
+
+
 def test_process_killed_hard_is_reported_with_exit_code(slurm_cluster: SlurmCluster) -> None:
     async def scenario() -> None:
         async with get_executor("slurm", _config(slurm_cluster)) as ex:

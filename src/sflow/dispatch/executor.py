@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
@@ -52,9 +53,12 @@ class Call:
     """What to run: `fn(*args, **kwargs)`, plus how (resources, timeout) and a display name.
 
     `resources` are executor specific (Slurm: `partition`, `time`, `mem`, `gpus`, ...); an
-    executor rejects keys it does not know. `timeout` (seconds) counts from submission and
-    covers queueing and running; when it expires the work is cancelled and the handle
-    raises `DispatchTimeout`.
+    executor rejects keys it does not know. `timeout` (seconds) bounds the *run*: it counts
+    from the moment the call is known to have started (the worker reported `task_started`,
+    the Slurm job was seen running, a thread or process picked it up), so time spent waiting
+    in a Slurm queue or for a `max_concurrent` slot does not count. When it expires the work
+    is cancelled and the handle raises `DispatchTimeout`. (Remote executors can bound the
+    wait before the start separately: their `queue_timeout` option.)
     """
 
     fn: Callable[..., Any]
@@ -78,6 +82,7 @@ class Handle:
     Executors fill in the descriptive attributes as they learn them: `job_id` (e.g. the
     Slurm job or array element id), `log_path`, `host`, `state` (`pending`, `running`,
     `done`, `failed`, `cancelled`), `started_at` and `last_heartbeat` (epoch seconds).
+    They call `mark_started()` once the call is known to run; that starts its `timeout`.
     """
 
     def __init__(self, call: Call, executor: Executor, call_id: str | None = None) -> None:
@@ -129,6 +134,16 @@ class Handle:
         await self.executor.cancel(self)
 
     # -- for executors -------------------------------------------------------------------
+    def mark_started(self, at: float | None = None) -> None:
+        """The call is running (idempotent): state `running`, `started_at`, and its timeout starts."""
+        if self._future.done():
+            return
+        if self.state == "pending":
+            self.state = "running"
+        if self.started_at is None:
+            self.started_at = time.time() if at is None else at
+        self.executor._call_started(self)
+
     def set_result(self, value: Any) -> bool:
         """Resolve with a value; False (and no change) if the handle was already resolved."""
         if self._future.done():
@@ -153,17 +168,26 @@ class Executor(ABC):
     and resolve each handle later) and `_terminate(handles)` (stop the work of handles that
     are being cancelled; they are already resolved when it is called). `resource_keys`
     lists the `Call.resources` keys the executor understands (None: accept any).
+
+    An executor that calls `handle.mark_started()` when a call starts sets `reports_start`;
+    a call's `timeout` then counts from its start. For one that does not (the default, so
+    an executor written before this existed keeps its timeouts), it counts from submission.
+    `queue_timeout` (seconds, optional) bounds the wait between submission and start of an
+    executor that reports starts: a call not started by then fails with `DispatchTimeout`.
     """
 
     name: ClassVar[str] = "executor"
     resource_keys: ClassVar[frozenset[str] | None] = frozenset()
+    reports_start: ClassVar[bool] = False
 
-    def __init__(self, *, default_timeout: float | None = None) -> None:
+    def __init__(self, *, default_timeout: float | None = None, queue_timeout: float | None = None) -> None:
         self.default_timeout = default_timeout
+        self.queue_timeout = queue_timeout
         self._live: dict[str, Handle] = {}
         self._started = False
         self._closed = False
-        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._timers: dict[str, asyncio.TimerHandle] = {}  # call id -> its run timeout
+        self._queue_timers: dict[str, asyncio.TimerHandle] = {}  # call id -> its queue-wait bound
         self._tasks: set[asyncio.Task[Any]] = set()
 
     async def __aenter__(self) -> Executor:
@@ -284,21 +308,56 @@ class Executor(ABC):
     def _track(self, handle: Handle) -> None:
         self._live[handle.call_id] = handle
         handle.add_done_callback(self._untrack)
-        if handle.call.timeout is not None:
+        if not self.reports_start:
+            self._arm_timeout(handle)
+        elif self.queue_timeout is not None:
+            loop = asyncio.get_running_loop()
+            self._queue_timers[handle.call_id] = loop.call_later(
+                self.queue_timeout, self._expire_queued, handle
+            )
+
+    def _call_started(self, handle: Handle) -> None:
+        """`Handle.mark_started`: the wait in the queue is over; the run's timeout starts now."""
+        queued = self._queue_timers.pop(handle.call_id, None)
+        if queued is not None:
+            queued.cancel()
+        if handle.call_id in self._live:
+            self._arm_timeout(handle)
+
+    def _arm_timeout(self, handle: Handle) -> None:
+        if handle.call.timeout is not None and handle.call_id not in self._timers:
             loop = asyncio.get_running_loop()
             self._timers[handle.call_id] = loop.call_later(handle.call.timeout, self._expire, handle)
 
     def _untrack(self, handle: Handle) -> None:
         self._live.pop(handle.call_id, None)
-        timer = self._timers.pop(handle.call_id, None)
-        if timer is not None:
-            timer.cancel()
+        for timers in (self._timers, self._queue_timers):
+            timer = timers.pop(handle.call_id, None)
+            if timer is not None:
+                timer.cancel()
 
     def _expire(self, handle: Handle) -> None:
+        since = "of starting" if self.reports_start else "of submission"
         self.spawn(
             self._stop(
                 [handle],
-                lambda h: DispatchTimeout(f"{h.name} ({h.call_id}) did not finish within {h.call.timeout} s"),
+                lambda h: DispatchTimeout(
+                    f"{h.name} ({h.call_id}) did not finish within {h.call.timeout:g} s {since}"
+                ),
+                state="failed",
+            )
+        )
+
+    def _expire_queued(self, handle: Handle) -> None:
+        self._queue_timers.pop(handle.call_id, None)
+        job = f", job {handle.job_id}" if handle.job_id else ""
+        self.spawn(
+            self._stop(
+                [handle],
+                lambda h: DispatchTimeout(
+                    f"{h.name} ({h.call_id}{job}) did not start within {self.queue_timeout:g} s "
+                    "(queue_timeout)"
+                ),
                 state="failed",
             )
         )

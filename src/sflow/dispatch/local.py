@@ -11,7 +11,6 @@ import asyncio
 import concurrent.futures
 import functools
 import inspect
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +33,7 @@ class LocalExecutor(Executor):
 
     name = "local"
     resource_keys = None  # resources mean nothing in-process; accept and ignore them
+    reports_start = True  # a call's timeout counts once it holds a max_concurrent slot
 
     def __init__(self, config: Mapping[str, Any] | LocalOptions | None = None) -> None:
         self.options = parse_options(LocalOptions, config, "local executor")
@@ -69,9 +69,8 @@ class LocalExecutor(Executor):
 
     async def _run_now(self, handle: Handle) -> None:
         call = handle.call
-        handle.state = "running"
         handle.host = "localhost"
-        handle.started_at = time.time()
+        handle.mark_started()
         try:
             if inspect.iscoroutinefunction(call.fn):
                 value = await call.fn(*call.args, **call.kwargs)

@@ -58,21 +58,25 @@ class ProcessExecutor(Executor):
 
     name = "process"
     resource_keys = None  # nothing to reserve locally; accept and ignore
+    reports_start = True  # a call is handed to the pool only when a pool process is free
 
     def __init__(self, config: Mapping[str, Any] | ProcessOptions | None = None) -> None:
         self.options = parse_options(ProcessOptions, config, "process executor")
         super().__init__(default_timeout=self.options.timeout)
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._futures: dict[str, asyncio.Future[Any]] = {}
+        self._slots = asyncio.Semaphore(self._workers())
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> None:
         parse_options(ProcessOptions, config, "process executor")
 
+    def _workers(self) -> int:
+        return self.options.max_workers or self.options.max_concurrent or os.cpu_count() or 1
+
     def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
-        workers = self.options.max_workers or self.options.max_concurrent or os.cpu_count() or 1
         return concurrent.futures.ProcessPoolExecutor(
-            max_workers=workers, mp_context=multiprocessing.get_context(self.options.mp_context)
+            max_workers=self._workers(), mp_context=multiprocessing.get_context(self.options.mp_context)
         )
 
     async def _start(self) -> None:
@@ -81,13 +85,20 @@ class ProcessExecutor(Executor):
 
     async def _launch(self, handles: list[Handle]) -> None:
         cloudpickle = _deps.cloudpickle()
-        loop = asyncio.get_running_loop()
         for handle in handles:
             blob = cloudpickle.dumps((handle.call.fn, handle.call.args, dict(handle.call.kwargs)))
-            future = loop.run_in_executor(self._pool, run_pickled, blob)
+            self.spawn(self._run(handle, blob))
+
+    async def _run(self, handle: Handle, blob: bytes) -> None:
+        """Hand the call to the pool once a pool process is free: from then on it runs."""
+        async with self._slots:
+            if handle.done():  # cancelled or timed out while waiting for a process
+                return
+            future = asyncio.get_running_loop().run_in_executor(self._pool, run_pickled, blob)
             self._futures[handle.call_id] = future
-            handle.host, handle.state = "localhost", "running"
-            self.spawn(self._collect(handle, future))
+            handle.host = "localhost"
+            handle.mark_started()
+            await self._collect(handle, future)
 
     async def _collect(self, handle: Handle, future: asyncio.Future[Any]) -> None:
         try:

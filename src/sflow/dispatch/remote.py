@@ -47,12 +47,15 @@ class RemoteOptions:
     payload_inline_limit: int = payload.DEFAULT_INLINE_LIMIT  # larger payloads go through a file
     post_attempts: int = 6  # worker POST attempts per final event (exponential back-off)
     env: dict[str, str] = field(default_factory=dict)  # extra environment for the workers
-    timeout: float | None = None  # default per-call timeout in seconds
+    timeout: float | None = None  # default per-call timeout in seconds, counted from the call's start
+    queue_timeout: float | None = None  # optional bound in seconds on the wait before a call starts
     max_concurrent: int | None = None  # calls live at once (Slurm arrays: the %N throttle)
 
     def __post_init__(self) -> None:
         if self.listen_port < 0 or self.listen_port > 65535:
             raise ValueError(f"listen_port {self.listen_port} is not a TCP port")
+        if self.queue_timeout is not None and self.queue_timeout <= 0:
+            raise ValueError("queue_timeout must be > 0 (or None: wait for the start as long as it takes)")
         if self.heartbeat_interval <= 0 or self.result_grace < 0:
             raise ValueError("heartbeat_interval must be > 0 and result_grace >= 0")
         if self.max_concurrent is not None and self.max_concurrent < 1:
@@ -69,8 +72,10 @@ def new_run_id() -> str:
 class RemoteExecutor(Executor):
     """Base of executors whose calls run `python -m sflow.backend_worker` elsewhere."""
 
+    reports_start = True  # task_started events (and subclasses' own signs) start a call's timeout
+
     def __init__(self, options: RemoteOptions, *, server: CallbackServer | None = None) -> None:
-        super().__init__(default_timeout=options.timeout)
+        super().__init__(default_timeout=options.timeout, queue_timeout=options.queue_timeout)
         self.options = options
         self.run_id = new_run_id()
         self.secret = secrets.token_hex(32)
@@ -146,9 +151,8 @@ class RemoteExecutor(Executor):
         now = time.time()
         handle.last_heartbeat = now
         if event.type == protocol.TASK_STARTED:
-            handle.state = "running"
-            handle.started_at = now
             handle.host = event.data.get("host") or handle.host
+            handle.mark_started(now)
         elif event.type in protocol.FINAL_TYPES:
             self._delivering.add(handle.call_id)  # before the task runs: job_ended must wait for it
             self.spawn(self._deliver(handle, event))

@@ -89,6 +89,7 @@ class SubprocessExecutor(RemoteExecutor):
             )
         handle.job_id, handle.log_path = f"pid:{proc.pid}", str(log_path)
         self._procs[handle.call_id] = proc
+        handle.mark_started()  # the worker process runs (a lost task_started must not matter)
         try:
             code = await proc.wait()
         finally:

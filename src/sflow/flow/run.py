@@ -159,8 +159,12 @@ class FlowRun:
 
 
 async def _bounded(work: Any, task: ResolvedTask, attempt_no: int) -> Any:
-    """Await `work`, cancelling it (and its remote jobs) after the task's timeout."""
-    if task.timeout is None:
+    """Await `work`, cancelling it (and its remote jobs) after the task's timeout.
+
+    A single call through a dispatch executor is bounded by the executor instead (the call's
+    `timeout`), which counts from the call's start: time in a Slurm queue does not count.
+    """
+    if task.timeout is None or not (task.local or task.mapped):
         return await work
     inner = asyncio.ensure_future(work)
     try:

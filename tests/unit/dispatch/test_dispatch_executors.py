@@ -79,6 +79,50 @@ def test_timeout_cancels_and_raises_dispatch_timeout(name: str, shared_dir: str)
 
 
 @pytest.mark.parametrize("name", ALL)
+def test_timeout_counts_from_the_start_not_from_the_wait_for_a_slot(name: str, shared_dir: str) -> None:
+    """Three 1 s calls, one at a time: the last ends ~3 s after submission, within 2.5 s of its start."""
+
+    async def scenario() -> None:
+        async with make(name, shared_dir, max_concurrent=1) as ex:
+            start = time.monotonic()
+            handles = await ex.submit_many([Call(h.sleep_then, (1.0, i), timeout=2.5) for i in range(3)])
+            assert [await handle for handle in handles] == [0, 1, 2]
+            assert time.monotonic() - start > 2.9  # so a timer started at submission would have fired
+            assert all(handle.started_at is not None for handle in handles)
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("name", ["local", "subprocess"])
+def test_timeout_after_the_start_still_fires_and_says_so(name: str, shared_dir: str) -> None:
+    async def scenario() -> None:
+        async with make(name, shared_dir, max_concurrent=1) as ex:
+            first = await ex.submit(Call(h.sleep_then, (1.0, "ok")))
+            slow = await ex.submit(Call(h.async_sleep_then, (30,), name="slow", timeout=1.0))
+            assert await first == "ok"
+            with pytest.raises(DispatchTimeout, match=r"slow .* did not finish within 1 s of starting"):
+                await slow
+
+    run(scenario)
+
+
+def test_queue_timeout_bounds_only_the_wait_before_the_start(shared_dir: str) -> None:
+    async def scenario() -> None:
+        async with make("subprocess", shared_dir, max_concurrent=1, queue_timeout=1.0) as ex:
+            busy = await ex.submit(Call(h.sleep_then, (3.0, "done")))
+            waiting = await ex.submit(Call(h.add, (1,), name="waiting"))
+            with pytest.raises(
+                DispatchTimeout, match=r"waiting .* did not start within 1 s \(queue_timeout\)"
+            ):
+                await waiting
+            assert await busy == "done"  # started in time: the bound no longer applies
+        with pytest.raises(DispatchConfigError, match="queue_timeout"):
+            make("subprocess", shared_dir, queue_timeout=0)
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("name", ALL)
 def test_cancel_and_aclose_leave_nothing_running(name: str, shared_dir: str) -> None:
     async def scenario() -> None:
         ex = make(name, shared_dir)

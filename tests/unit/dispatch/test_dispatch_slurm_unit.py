@@ -378,7 +378,7 @@ def test_timeout_sets_slurm_time_when_none_given(fake: FakeSlurm, shared_dir: st
         async with get_executor("slurm", fake.config(shared_dir, partition="debug")) as ex:
             await ex.submit(Call(h.add, (1,), timeout=125))
             argv = fake.calls("sbatch")[0]["argv"]
-            assert "--time=0:02:05" in argv and "--partition=debug" in argv
+            assert "--time=0:03:05" in argv and "--partition=debug" in argv  # timeout + a minute
 
     run(scenario())
 

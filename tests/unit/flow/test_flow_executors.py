@@ -91,6 +91,39 @@ def test_closure_runs_in_a_process_pool(worker_env: str) -> None:
     assert f.result.total == 9
 
 
+def test_remote_timeout_counts_from_the_calls_start(tmp_path: Path) -> None:
+    """Two 1.5 s tasks share one slot: the second ends ~3 s after the flow submitted it."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    configure_dispatch(
+        environments={
+            "one": {
+                "executor": "subprocess",
+                "executor_config": {"shared_dir": str(shared), "listen_host": "127.0.0.1"},
+                "max_concurrent": 1,
+                "timeout": 2.5,
+            }
+        }
+    )
+    with sflow.flow("queued", environment="one", record=False) as f:
+
+        @f.task
+        def first():
+            import time
+
+            time.sleep(1.5)
+            return 1
+
+        @f.task
+        def second():
+            import time
+
+            time.sleep(1.5)
+            return 2
+
+    assert (f.result.first, f.result.second) == (1, 2)
+
+
 def test_remote_timeout_is_a_task_timeout(worker_env: str) -> None:
     with (
         pytest.raises(sflow.flow.TaskTimeout, match="'nap'"),

@@ -46,6 +46,8 @@ from sflow.slurm_cli import (
 
 log = logging.getLogger(__name__)
 
+TIME_LIMIT_MARGIN = 60.0  # seconds a job's derived time limit exceeds its call's timeout
+
 
 @dataclass
 class SlurmOptions(RemoteOptions):
@@ -196,10 +198,15 @@ class SlurmExecutor(RemoteExecutor):
             handle.set_exception(exc)
 
     def resources_for(self, call: Call) -> dict[str, Any]:
-        """Executor defaults overlaid with the call's resources; `timeout` (seconds) bounds `time`."""
+        """Executor defaults overlaid with the call's resources; `timeout` (seconds) bounds `time`.
+
+        The derived time limit is `TIME_LIMIT_MARGIN` longer than the timeout: the caller's timer
+        starts once the job is seen running, a little after Slurm's clock did, and it is the one
+        meant to fire (a `DispatchTimeout` naming the timeout, not a TIMEOUT job error).
+        """
         merged = slurm_argv.merge_resources(self.options.default_resources(), call.resources)
         if "time" not in merged and call.timeout is not None:
-            merged["time"] = seconds_to_slurm_time(call.timeout)
+            merged["time"] = seconds_to_slurm_time(call.timeout + TIME_LIMIT_MARGIN)
         return merged
 
     def sbatch_argv(self, handles: Sequence[Handle]) -> tuple[list[str], str, str]:
@@ -317,8 +324,8 @@ class SlurmExecutor(RemoteExecutor):
         handle = self._jobs.get(status.job_id)
         if handle is None or handle.done():
             return
-        if status.state in RUNNING_STATES and handle.state == "pending":
-            handle.state = "running"
+        if status.state in RUNNING_STATES:
+            handle.mark_started()  # the job holds its node: the call's timeout counts from here
         if status.terminal:
             self._jobs.pop(status.job_id, None)
             detail = (
