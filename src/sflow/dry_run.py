@@ -8,10 +8,10 @@ Rendering every script also proves the expressions before anything is started.
 from __future__ import annotations
 
 import gc
-import shlex
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from shlex import quote as _quote
 from typing import Any
 
 from sflow.backends.base import Allocation, create_backend
@@ -117,19 +117,31 @@ def _command(
     run_dir: Path,
 ) -> list[str]:
     """The argv the launcher would run (the environment is not shown, so none is built)."""
-    script = run_dir.joinpath(f"{inst.name}/{inst.name}.sh")
-    ctx = LaunchContext(
+    ctx = _PlannedLaunch(
         task=inst.name,
-        script_path=script,
+        script_path=run_dir.joinpath(f"{inst.name}/{inst.name}.sh"),
         env={},
         cwd=workspace,
-        log_path=script.with_suffix(".log"),
+        log_path=None,  # type: ignore[arg-type]  # made from the script path when read
         placement=placement,
         allocation=allocations[inst.backend],
         operator=inst.operator,
         base_env={},
     )
-    return get_launcher(inst.operator.type).build(ctx).argv
+    return get_launcher(inst.operator.type).argv(ctx)
+
+
+class _PlannedLaunch(LaunchContext):
+    """A launch context whose log path (beside the script) is made only if a launcher reads it (the
+    built-in ones do not for their argv): a path costs as much as the rest of a command line."""
+
+    @property
+    def log_path(self) -> Path:
+        return self.script_path.with_suffix(".log")
+
+    @log_path.setter
+    def log_path(self, value: Path | None) -> None:
+        pass
 
 
 def _describe_task(step: int, inst: TaskInstance, placement: Placement, argv: list[str], script: str) -> str:
@@ -143,7 +155,7 @@ def _describe_task(step: int, inst: TaskInstance, placement: Placement, argv: li
         text += f"\n   after: {', '.join(inst.deps)}"
     if inst.sweep:
         text += "\n   sweep: " + ", ".join(f"{k}={v}" for k, v in inst.sweep.items())
-    text += f"\n   command: {shlex.join(argv)}"
+    text += "\n   command: " + " ".join([_quote(arg) for arg in argv])
     body = script.splitlines()
     if len(body) > 1:
         text += "\n   | " + "\n   | ".join(body[1:])

@@ -271,3 +271,46 @@ def test_task_entries_are_listed_only_when_something_may_read_them(load: Any, tm
         "gpus": [],
         "replica_index": None,
     }
+
+
+def test_launchers_argv_is_the_argv_they_build(load: Any, tmp_path: Path) -> None:
+    from sflow.dry_run import _PlannedLaunch
+    from sflow.launchers.base import LaunchContext, get_launcher
+
+    spec = load(
+        """
+        version: "0.1"
+        backends:
+          - {name: local, type: local, nodes: 2, gpus_per_node: 2, default: true}
+          - {name: cl, type: slurm, nodes: 2, gpus_per_node: 4}
+        operators:
+          - {name: py, type: python, python_exec: "python3 -X dev", extra_args: [-u]}
+          - {name: wide, type: srun, nodes: 2, extra_args: ["--mpi=pmix"]}
+        workflow:
+          name: wf
+          tasks:
+            - {name: a, script: [echo a]}
+            - {name: b, operator: py, script: ["print(1)"], resources: {gpus: {count: 1}}}
+            - {name: c, backend: cl, script: [echo c]}
+            - {name: d, backend: cl, operator: wide, script: [echo d], resources: {gpus: {count: 2}}}
+        """
+    )
+    ordered, placements, context = _planned(spec, tmp_path)
+    allocations = planned_allocations(spec, ordered, context)
+    for inst in ordered:
+        script = tmp_path / inst.name / f"{inst.name}.sh"
+        fields = dict(
+            task=inst.name,
+            script_path=script,
+            env={"X": "1"},
+            cwd=tmp_path,
+            placement=placements[inst.name],
+            allocation=allocations[inst.backend],
+            operator=inst.operator,
+            base_env={},
+        )
+        launcher = get_launcher(inst.operator.type)
+        ctx = LaunchContext(log_path=script.with_suffix(".log"), **fields)  # type: ignore[arg-type]
+        planned = _PlannedLaunch(log_path=None, **fields)  # type: ignore[arg-type]
+        assert planned.log_path == ctx.log_path
+        assert launcher.argv(planned) == launcher.argv(ctx) == launcher.build(ctx).argv, inst.name

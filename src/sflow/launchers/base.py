@@ -50,6 +50,10 @@ class Launcher(abc.ABC):
     def build(self, ctx: LaunchContext) -> LaunchSpec:
         """The argv, environment and paths for this attempt (no side effects)."""
 
+    def argv(self, ctx: LaunchContext) -> list[str]:
+        """`build(ctx).argv` alone, without making the environment (what --dry-run shows)."""
+        return self.build(ctx).argv
+
     async def start(self, ctx: LaunchContext) -> Attempt:
         return await ProcessAttempt.start(self.build(ctx))
 

@@ -8,9 +8,12 @@ from sflow.launchers.process import LaunchSpec
 
 @register_launcher("bash")
 class BashLauncher(Launcher):
+    def argv(self, ctx: LaunchContext) -> list[str]:
+        return ["bash", str(ctx.script_path)]
+
     def build(self, ctx: LaunchContext) -> LaunchSpec:
         return LaunchSpec(
-            argv=["bash", str(ctx.script_path)],
+            argv=self.argv(ctx),
             env=task_process_env(ctx),
             cwd=ctx.cwd,
             log_path=ctx.log_path,

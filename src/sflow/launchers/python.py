@@ -10,12 +10,15 @@ from sflow.launchers.process import LaunchSpec
 
 @register_launcher("python")
 class PythonLauncher(Launcher):
-    def build(self, ctx: LaunchContext) -> LaunchSpec:
+    def argv(self, ctx: LaunchContext) -> list[str]:
         op = ctx.operator
         python = shlex.split(getattr(op, "python_exec", None) or "python3")
         extra = list(getattr(op, "extra_args", None) or [])
+        return [*python, *extra, str(ctx.script_path)]
+
+    def build(self, ctx: LaunchContext) -> LaunchSpec:
         return LaunchSpec(
-            argv=[*python, *extra, str(ctx.script_path)],
+            argv=self.argv(ctx),
             env=task_process_env(ctx),
             cwd=ctx.cwd,
             log_path=ctx.log_path,

@@ -197,6 +197,9 @@ def srun_env(ctx: LaunchContext, environ: Mapping[str, str] | None = None) -> di
 class SrunLauncher(Launcher):
     """Builds `srun --jobid ... bash <script>` and supervises it as a `SrunAttempt`."""
 
+    def argv(self, ctx: LaunchContext) -> list[str]:
+        return srun_argv(ctx)
+
     def build(self, ctx: LaunchContext) -> LaunchSpec:
         info = {"nodes": ctx.placement.node_names, "slurm_job_id": ctx.allocation.job_id}
         return LaunchSpec(srun_argv(ctx), srun_env(ctx), ctx.cwd, ctx.log_path, info)
