@@ -240,9 +240,15 @@ class ScriptRenderer:
             return render_script(inst, scope or self._scope(inst))
         plain, sources = split
         out = [plain[0]]
+        values, shared = self._values, not task.variables and not inst.sweep
         for source, after in zip(sources, plain[1:], strict=True):
+            # kept for one task, a value fits every task that sets no variables of its own
+            value = values.get(source) if shared else None
+            if value is not None:
+                out.append(value)
+                out.append(after)
+                continue
             read = reads(source)
-            value = None
             if read.pure and self._run_wide(read.names, read.keys, task, inst.sweep):
                 value = self._values.get(source)
                 if value is None:
