@@ -58,9 +58,16 @@ def expand(spec: WorkflowSpec) -> Plan:
     instances: list[TaskInstance] = []
     copies_of: dict[str, list[str] | None] = {}  # instance names of each task (None: just the task's)
     setup = _Setup(spec)
+    plain: dict[str | None, tuple[str, Any, Request]] = {}  # setup of tasks with no operator or resources
     for task in spec.workflow.tasks:
         if task.replicas is None:
-            backend, operator, request = setup.of(task)
+            if task.operator is None and task.resources is None:
+                shared = plain.get(task.backend)
+                if shared is None:
+                    shared = plain[task.backend] = setup.of(task)
+                backend, operator, request = shared
+            else:
+                backend, operator, request = setup.of(task)
             instances.append(TaskInstance(task.name, task, (), None, {}, backend, operator, request))
             copies_of[task.name] = None
         else:
@@ -71,18 +78,19 @@ def expand(spec: WorkflowSpec) -> Plan:
         task = inst.task
         deps: list[str] = []
         for dep in task.depends_on or ():
-            if dep not in copies_of:  # dropped by --missable-tasks composition
-                continue
-            names = copies_of[dep]
+            names = copies_of.get(dep, _DROPPED)
             if names is None:
                 deps.append(dep)
-            else:
+            elif names is not _DROPPED:  # else dropped by --missable-tasks composition
                 deps.extend(names)
         if inst.replica_index and task.replicas and task.replicas.policy == "sequential":
             deps.append(replica_name(task.name, inst.replica_index - 1))
         if deps:
             inst.deps = tuple(deps)
     return Plan(instances=instances, order=_checked_order(instances))
+
+
+_DROPPED: list[str] = []
 
 
 def _checked_order(instances: list[TaskInstance]) -> list[str]:
