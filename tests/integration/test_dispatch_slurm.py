@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -268,6 +270,57 @@ def test_custom_submit_callable(slurm_cluster: SlurmCluster) -> None:
         assert "--partition=debug" in seen[0]
 
     run(scenario)
+
+
+def _worker_pid(job_id: str) -> int:
+    """The worker process of a job (the test cluster's nodes all run on this machine)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"sflow.backend_worker" in cmdline and f"SLURM_JOB_ID={job_id}".encode() in environ:
+            return int(entry)
+    raise AssertionError(f"no worker process of job {job_id} on this machine")
+
+
+def test_custom_submit_without_job_id_whose_worker_dies_silently(slurm_cluster: SlurmCluster) -> None:
+    """A submitter that keeps the job id to itself; the job is then SIGKILLed (no last event).
+
+    Nothing can poll a job sflow does not know: the heartbeat watchdog must fail the call.
+    """
+    job_ids: list[str] = []
+
+    async def submit(payload: SubmitPayload, frame: SubmitFrame, config: dict[str, Any]) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            *payload.argv, env={**os.environ, **payload.env}, stdout=asyncio.subprocess.PIPE
+        )
+        out, _ = await proc.communicate()
+        job_ids.append(out.decode().strip().split(";")[0])
+
+    async def scenario() -> None:
+        config = _config(slurm_cluster, submit=submit, heartbeat_interval=0.5, heartbeat_misses=4)
+        async with get_executor("slurm", config) as ex:
+            handle = await ex.submit(Call(nap, (120,), name="silent"))
+            assert handle.job_id is None and job_ids
+            deadline = time.monotonic() + 30
+            while handle.last_heartbeat is None:
+                assert time.monotonic() < deadline, "the worker never reported"
+                await asyncio.sleep(0.1)
+            os.kill(_worker_pid(job_ids[0]), signal.SIGKILL)  # scancel would SIGTERM first
+            start = time.monotonic()
+            with pytest.raises(DispatchJobError) as info:
+                await handle
+            assert time.monotonic() - start < 6  # 4 x 0.5 s of silence, checked every 0.25 s
+            err = info.value
+            assert err.state == "LOST" and err.job_id is None
+            assert f"silent ({handle.call_id})" in str(err) and "no job id" in str(err)
+            assert "log: " in str(err)
+
+    run(scenario, limit=60)
 
 
 def test_aclose_cancels_queued_and_running_jobs(slurm_cluster: SlurmCluster, squeue_ours: Any) -> None:

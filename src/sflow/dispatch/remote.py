@@ -6,6 +6,15 @@ server that accepts only events signed with the secret. A subclass only says how
 start workers (`_launch`), how to stop them (`_terminate`) and tells the base when a
 worker's job has ended (`job_ended`); the base turns events and result files into
 resolved handles, and a job that ended without either into a `DispatchJobError`.
+
+A watchdog covers the workers nobody else watches (a custom Slurm `submit` that returned
+no job id) and those that freeze or lose their node: once a worker has been heard from,
+`heartbeat_misses` heartbeat intervals without any event from it fail its call with a
+`DispatchJobError` (state `LOST`) naming the call, the job and the log, and its work is
+stopped. Before that, its result file is read: a call that finished while its callbacks
+were lost is delivered, not failed. The result files of workers without a job id are
+also read on every round, so such a call is delivered even if none of its callbacks
+arrives.
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ class RemoteOptions:
         None  # shared by caller and workers; default $SFLOW_SHARED_DIR or ./sflow_output/dispatch
     )
     heartbeat_interval: float = 30.0  # seconds between worker heartbeats
+    heartbeat_misses: int = 4  # intervals of silence after which a worker heard from counts as lost
     result_grace: float = 3.0  # how long to wait for a result file after a job ended
     payload_inline_limit: int = payload.DEFAULT_INLINE_LIMIT  # larger payloads go through a file
     post_attempts: int = 6  # worker POST attempts per final event (exponential back-off)
@@ -58,6 +68,8 @@ class RemoteOptions:
             raise ValueError("queue_timeout must be > 0 (or None: wait for the start as long as it takes)")
         if self.heartbeat_interval <= 0 or self.result_grace < 0:
             raise ValueError("heartbeat_interval must be > 0 and result_grace >= 0")
+        if self.heartbeat_misses < 2:
+            raise ValueError("heartbeat_misses must be at least 2 (one late heartbeat is not a lost worker)")
         if self.max_concurrent is not None and self.max_concurrent < 1:
             raise ValueError("max_concurrent must be at least 1")
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in self.env.items()):
@@ -85,6 +97,8 @@ class RemoteExecutor(Executor):
         self._owns_server = server is None
         self._handles: dict[str, Handle] = {}
         self._delivering: set[str] = set()  # call ids whose final event is being decoded
+        self._heard: dict[str, float] = {}  # call id -> monotonic time of its worker's last event
+        self._checking: set[str] = set()  # call ids the watchdog is looking at
 
     @property
     def callback_url(self) -> str | None:
@@ -103,6 +117,7 @@ class RemoteExecutor(Executor):
             )
         await self._server.start()
         self._server.register_run(self.run_id, self.secret, self._on_event)
+        self.spawn(self._watchdog())
 
     async def _close(self) -> None:
         if self._server is not None:
@@ -128,6 +143,7 @@ class RemoteExecutor(Executor):
 
     def _forget_handle(self, handle: Handle) -> None:
         self._handles.pop(handle.call_id, None)
+        self._heard.pop(handle.call_id, None)
 
     def _encode(self, handles: list[Handle]) -> str:
         header = payload.PayloadHeader(
@@ -150,6 +166,7 @@ class RemoteExecutor(Executor):
             return
         now = time.time()
         handle.last_heartbeat = now
+        self._heard[handle.call_id] = time.monotonic()
         if event.type == protocol.TASK_STARTED:
             handle.host = event.data.get("host") or handle.host
             handle.mark_started(now)
@@ -161,6 +178,85 @@ class RemoteExecutor(Executor):
 
     def worker_cancelled(self, handle: Handle, reason: str) -> None:
         """The worker reported a termination signal; by default wait for the job's end state."""
+
+    def log_hint(self, handle: Handle) -> str | None:
+        """Where the log of a call without a known log path probably is (for error messages)."""
+        return None
+
+    def unwatched(self, handle: Handle) -> bool:
+        """True when nothing but the worker's own events and files tells how `handle`'s call ends.
+
+        The watchdog reads the result files of these calls on every round. By default none.
+        """
+        return False
+
+    # -- watchdog ------------------------------------------------------------------------
+    @property
+    def silence_limit(self) -> float:
+        """Seconds without an event after which a worker that was heard from counts as lost."""
+        return self.options.heartbeat_misses * self.options.heartbeat_interval
+
+    async def _watchdog(self) -> None:
+        """Every half heartbeat interval: look at silent workers and at unwatched calls."""
+        period = max(0.05, self.options.heartbeat_interval / 2)
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(period)
+            now, before = time.monotonic(), last
+            last = now
+            if now - before > 2 * period + 1.0:  # this loop was stalled: let queued events in first
+                continue
+            for handle in list(self._handles.values()):
+                call_id = handle.call_id
+                if handle.done() or call_id in self._delivering or call_id in self._checking:
+                    continue
+                heard = self._heard.get(call_id)
+                if heard is not None and now - heard > self.silence_limit:
+                    self._checking.add(call_id)
+                    self.spawn(self._lost(handle, now - heard))
+                elif self.unwatched(handle):
+                    self._checking.add(call_id)
+                    self.spawn(self._look_for_result(handle))
+
+    async def _look_for_result(self, handle: Handle) -> bool:
+        """Deliver the call's result file if it is there; True when the handle is resolved."""
+        try:
+            path = protocol.result_path(self.run_dir, handle.call_id)
+            try:
+                event = await asyncio.to_thread(protocol.read_result_file, path, self.secret)
+            except PayloadError as exc:
+                handle.set_exception(exc)
+                return True
+            if event is not None and event.type in protocol.FINAL_TYPES and not handle.done():
+                log.info("%s: callback lost, result read from %s", handle.name, path)
+                await self._deliver(handle, event)
+            return handle.done()
+        finally:
+            self._checking.discard(handle.call_id)
+
+    async def _lost(self, handle: Handle, silence: float) -> None:
+        """A worker went silent: use its result file if it left one, else fail and stop the call."""
+        self._checking.add(handle.call_id)
+        if await self._look_for_result(handle):
+            return
+        job = (
+            f"job {handle.job_id}" if handle.job_id else "its worker (no job id: the custom submit gave none)"
+        )
+        message = (
+            f"{handle.name} ({handle.call_id}): no heartbeat from {job} for {silence:.0f} s "
+            f"({self.options.heartbeat_misses} x heartbeat_interval {self.options.heartbeat_interval:g} s); "
+            "the worker is presumed dead or cut off and its work was stopped"
+        )
+        if handle.log_path:
+            message += f"; log: {handle.log_path}"
+            tail = _tail(Path(handle.log_path))
+            if tail:
+                message += "\n--- last lines of the log ---\n" + tail
+        elif self.log_hint(handle):
+            message += f"; log: {self.log_hint(handle)}"
+        log.warning("%s", message.splitlines()[0])
+        error = DispatchJobError(message, job_id=handle.job_id, state="LOST", log_path=handle.log_path)
+        await self._stop([handle], lambda _h: error, state="failed")
 
     async def _deliver(self, handle: Handle, event: protocol.Event) -> None:
         """Resolve `handle` from an authenticated final event (decoded in a thread: may be large)."""

@@ -105,6 +105,7 @@ class SubprocessExecutor(RemoteExecutor):
         procs = [p for h in handles if (p := self._procs.get(h.call_id)) is not None]
         for proc in procs:
             _signal_group(proc, signal.SIGTERM)
+            _signal_group(proc, signal.SIGCONT)  # a stopped (frozen) worker gets the TERM now
         if procs:
             self.spawn(self._kill_after_grace(procs))
 

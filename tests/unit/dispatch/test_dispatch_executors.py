@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -161,6 +162,38 @@ def test_subprocess_cancel_kills_the_worker_process(shared_dir: str) -> None:
             pytest.fail(f"worker {pid} survived its cancellation")
 
     run(scenario)
+
+
+def test_a_worker_that_stops_heartbeating_fails_its_call(shared_dir: str) -> None:
+    """A frozen worker (SIGSTOP: alive, silent) is declared lost after heartbeat_misses intervals."""
+
+    async def scenario() -> None:
+        async with make("subprocess", shared_dir, heartbeat_interval=0.2, heartbeat_misses=3) as ex:
+            handle = await ex.submit(Call(h.sleep_then, (60,), name="frozen"))
+            while handle.last_heartbeat is None:  # heard from: its events reach us
+                await asyncio.sleep(0.05)
+            assert handle.job_id is not None
+            pid = int(handle.job_id.split(":")[1])
+            os.kill(pid, signal.SIGSTOP)
+            start = time.monotonic()
+            with pytest.raises(DispatchJobError) as info:
+                await handle
+            assert time.monotonic() - start < 5
+            err = info.value
+            assert err.state == "LOST" and err.job_id == handle.job_id and err.log_path == handle.log_path
+            assert f"frozen ({handle.call_id})" in str(err) and "no heartbeat" in str(err)
+            assert f"log: {handle.log_path}" in str(err)
+            for _ in range(100):  # and its work was stopped (SIGKILL reaches a stopped process)
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    return
+                await asyncio.sleep(0.1)
+            raise AssertionError(f"worker {pid} still alive")
+
+    run(scenario)
+    with pytest.raises(DispatchConfigError, match="heartbeat_misses"):
+        make("subprocess", shared_dir, heartbeat_misses=1)
 
 
 def test_subprocess_worker_dying_without_callback_is_a_job_error(shared_dir: str) -> None:

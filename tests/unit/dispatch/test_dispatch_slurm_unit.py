@@ -424,6 +424,57 @@ def test_custom_submit_sync(shared_dir: str) -> None:
     run(scenario())
 
 
+def test_custom_submit_without_job_id_dead_worker_is_reported(shared_dir: str) -> None:
+    """Nobody can ask Slurm about a job without an id: silence after the start must fail the call."""
+    jobs: list[LocalJob] = []
+
+    def submit(payload: SubmitPayload, frame: SubmitFrame, config: dict[str, Any]) -> None:
+        jobs.append(LocalJob(_start_worker_locally(payload)))  # returns None: no job id
+
+    async def scenario() -> None:
+        config = {
+            "submit": submit,
+            "shared_dir": shared_dir,
+            "listen_host": "127.0.0.1",
+            "heartbeat_interval": 0.2,
+            "heartbeat_misses": 4,
+        }
+        async with get_executor("slurm", config) as ex:
+            handle = await ex.submit(Call(h.sleep_then, (60,), name="orphan"))
+            while handle.last_heartbeat is None:
+                await asyncio.sleep(0.05)
+            jobs[0].proc.kill()  # SIGKILL: no task_cancelled, no result, no job to poll
+            with pytest.raises(DispatchJobError) as info:
+                await handle
+            message = str(info.value)
+            assert info.value.state == "LOST" and info.value.job_id is None
+            assert f"orphan ({handle.call_id})" in message and "no job id" in message
+            assert "log: " in message and "%j" in message  # the log path suggested to the submitter
+
+    run(scenario())
+
+
+def test_custom_submit_without_job_id_and_no_callbacks_reads_the_result_file(shared_dir: str) -> None:
+    def submit(payload: SubmitPayload, frame: SubmitFrame, config: dict[str, Any]) -> None:
+        _start_worker_locally(payload)
+
+    async def scenario() -> None:
+        config = {
+            "submit": submit,
+            "shared_dir": shared_dir,
+            "listen_host": "127.0.0.1",
+            "callback_url": "http://127.0.0.1:9/nobody-listens",
+            "post_attempts": 1,
+            "heartbeat_interval": 0.2,
+        }
+        async with get_executor("slurm", config) as ex:
+            assert await ex.run(h.add, 40, 2) == 42
+            with pytest.raises(h.CustomError):
+                await ex.run(h.fail, "still delivered")
+
+    run(scenario())
+
+
 def test_custom_submit_async_returning_a_job_id(fake: FakeSlurm, shared_dir: str) -> None:
     procs: list[subprocess.Popen[bytes]] = []
 

@@ -132,6 +132,7 @@ class SlurmExecutor(RemoteExecutor):
         self._jobs: dict[str, Handle] = {}  # job or array element id -> handle
         self._arrays: dict[str, list[Handle]] = {}  # array job id -> its handles
         self._custom: dict[str, Any] = {}  # call id -> object returned by a custom submit
+        self._no_job_id: dict[str, str] = {}  # call id -> log template, custom submits without a job id
         self._signalled: dict[str, str] = {}  # call id -> signal the worker reported
         self.submitted: list[str] = []  # job ids in submission order (arrays once)
         self.watcher = SlurmWatcher(
@@ -296,6 +297,9 @@ class SlurmExecutor(RemoteExecutor):
             await self._register([(str(job_id).strip(), handle)], log_template)
         elif handle.done():
             await self._terminate([handle])
+        else:  # no squeue can follow it: the watchdog (result file, heartbeats) does
+            self._no_job_id[handle.call_id] = log_template
+            handle.add_done_callback(self._forget_no_job_id)
 
     async def _register(self, jobs: list[tuple[str, Handle]], log_template: str) -> None:
         """Record submitted jobs and watch them; scancel at once those cancelled meanwhile."""
@@ -346,6 +350,16 @@ class SlurmExecutor(RemoteExecutor):
             return ""
         status = found.get(job_id)
         return status.describe() if status else ""
+
+    def _forget_no_job_id(self, handle: Handle) -> None:
+        self._no_job_id.pop(handle.call_id, None)
+
+    def unwatched(self, handle: Handle) -> bool:
+        return handle.call_id in self._no_job_id
+
+    def log_hint(self, handle: Handle) -> str | None:
+        template = self._no_job_id.get(handle.call_id)
+        return f"{template} (as suggested to the custom submit; %j is the job id)" if template else None
 
     def worker_cancelled(self, handle: Handle, reason: str) -> None:
         self._signalled[handle.call_id] = reason
