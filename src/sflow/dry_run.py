@@ -87,6 +87,7 @@ def _describe_plan(spec: Any, workspace: Path, output_dir: Path) -> str:
     add_backends(context, spec, allocations)
     placements = simulate_placement(ordered, allocations)
     renderer = ScriptRenderer(context)
+    run_text = str(run_dir)
     lines = [f"workflow: {spec.workflow.name}  ({len(ordered)} task(s))"]
     for name, alloc in allocations.items():
         nodes = ", ".join(f"{n.name}({n.num_gpus} gpu)" if n.num_gpus else n.name for n in alloc.nodes)
@@ -95,7 +96,7 @@ def _describe_plan(spec: Any, workspace: Path, output_dir: Path) -> str:
     for step, inst in enumerate(ordered, 1):
         placement = placements[inst.name]
         script = renderer.render(inst, placement)
-        argv = _command(inst, placement, allocations, workspace, run_dir)
+        argv = _command(inst, placement, allocations, workspace, run_text)
         batch.append(_describe_task(step, inst, placement, argv, script))
         if len(batch) == _BATCH:
             lines.append("\n".join(batch))
@@ -114,15 +115,14 @@ def _command(
     placement: Placement,
     allocations: dict[str, Allocation],
     workspace: Path,
-    run_dir: Path,
+    run_dir: str,
 ) -> list[str]:
     """The argv the launcher would run (the environment is not shown, so none is built)."""
     ctx = _PlannedLaunch(
+        f"{run_dir}/{inst.name}/{inst.name}.sh",
         task=inst.name,
-        script_path=run_dir.joinpath(f"{inst.name}/{inst.name}.sh"),
         env={},
         cwd=workspace,
-        log_path=None,  # type: ignore[arg-type]  # made from the script path when read
         placement=placement,
         allocation=allocations[inst.backend],
         operator=inst.operator,
@@ -132,8 +132,27 @@ def _command(
 
 
 class _PlannedLaunch(LaunchContext):
-    """A launch context whose log path (beside the script) is made only if a launcher reads it (the
-    built-in ones do not for their argv): a path costs as much as the rest of a command line."""
+    """A launch context whose paths are made only if a launcher reads them: the built-in launchers'
+    command lines need only `script_text()`, and a `Path` costs more than the rest of a command line.
+
+    `script` must read as its `Path` would: `run_dir/<task>/<task>.sh` does (a task name has no `/`
+    and does not start with a dot).
+    """
+
+    def __init__(self, script: str, **fields: Any) -> None:
+        self._script = script
+        super().__init__(script_path=None, log_path=None, **fields)  # type: ignore[arg-type]
+
+    def script_text(self) -> str:
+        return self._script
+
+    @property
+    def script_path(self) -> Path:
+        return Path(self._script)
+
+    @script_path.setter
+    def script_path(self, value: Path | None) -> None:
+        pass
 
     @property
     def log_path(self) -> Path:

@@ -311,6 +311,22 @@ def test_launchers_argv_is_the_argv_they_build(load: Any, tmp_path: Path) -> Non
         )
         launcher = get_launcher(inst.operator.type)
         ctx = LaunchContext(log_path=script.with_suffix(".log"), **fields)  # type: ignore[arg-type]
-        planned = _PlannedLaunch(log_path=None, **fields)  # type: ignore[arg-type]
-        assert planned.log_path == ctx.log_path
+        del fields["script_path"]
+        planned = _PlannedLaunch(f"{tmp_path}/{inst.name}/{inst.name}.sh", **fields)
+        assert planned.script_path == ctx.script_path and planned.log_path == ctx.log_path
+        assert planned.script_text() == ctx.script_text() == str(script)
         assert launcher.argv(planned) == launcher.argv(ctx) == launcher.build(ctx).argv, inst.name
+        assert launcher.build(planned) == launcher.build(ctx)
+
+
+def test_a_planned_script_path_reads_as_its_path() -> None:
+    """The dry run writes `<run dir>/<task>/<task>.sh` as text; a task name keeps it normalized."""
+    import re
+
+    from sflow.spec.fieldtypes import NAME_PATTERN
+
+    run_dir = Path("/work/out/<run-id>")
+    for name in ("a", "t_0", "A.b", "x-", "9..9", "_", "a.sh", "n...", "b-_.c"):
+        assert re.match(NAME_PATTERN, name)
+        text = f"{run_dir}/{name}/{name}.sh"
+        assert str(Path(text)) == text

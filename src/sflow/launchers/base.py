@@ -40,6 +40,10 @@ class LaunchContext:
         """The environment tasks inherit (a snapshot taken once per run: copying os.environ is slow)."""
         return os.environ if self.base_env is None else self.base_env
 
+    def script_text(self) -> str:
+        """`str(script_path)`, as a command line holds it."""
+        return str(self.script_path)
+
 
 class Launcher(abc.ABC):
     """Builds and starts attempts for one operator type."""

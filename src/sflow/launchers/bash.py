@@ -9,7 +9,7 @@ from sflow.launchers.process import LaunchSpec
 @register_launcher("bash")
 class BashLauncher(Launcher):
     def argv(self, ctx: LaunchContext) -> list[str]:
-        return ["bash", str(ctx.script_path)]
+        return ["bash", ctx.script_text()]
 
     def build(self, ctx: LaunchContext) -> LaunchSpec:
         return LaunchSpec(

@@ -14,7 +14,7 @@ class PythonLauncher(Launcher):
         op = ctx.operator
         python = shlex.split(getattr(op, "python_exec", None) or "python3")
         extra = list(getattr(op, "extra_args", None) or [])
-        return [*python, *extra, str(ctx.script_path)]
+        return [*python, *extra, ctx.script_text()]
 
     def build(self, ctx: LaunchContext) -> LaunchSpec:
         return LaunchSpec(

@@ -172,7 +172,7 @@ def srun_argv(ctx: LaunchContext) -> list[str]:
         "bash",
         "-c",
         STEP_RECORDER,
-        str(ctx.script_path),
+        ctx.script_text(),
     ]
 
 
