@@ -60,7 +60,7 @@ class Placement:
         return list(self.gpus[0]) if self.gpus else []
 
 
-_ANY_ONE_NODE = Request()
+ANY_ONE_NODE = Request()  # the common request; placement checks for this very object first
 
 
 @dataclass
@@ -120,7 +120,7 @@ class Placer:
 
     def try_place(self, req: Request, task: str) -> Placement | None:
         """A placement if the request fits now, else None (it fits once others release)."""
-        if (req is _ANY_ONE_NODE or req == _ANY_ONE_NODE) and self._nodes:  # the common case
+        if (req is ANY_ONE_NODE or req == ANY_ONE_NODE) and self._nodes:  # the common case
             states = self._nodes
             least = states[0] if len(states) == 1 else min(states, key=_by_load)
             least.load += 1

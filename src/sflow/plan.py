@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sflow.errors import PlanError, SpecError
 from sflow.graph import CycleError, Graph
-from sflow.placement import Request
+from sflow.placement import ANY_ONE_NODE, Request
 
 if TYPE_CHECKING:
     from sflow.spec import WorkflowSpec
@@ -116,7 +116,8 @@ class _Setup:
             return backend, operator, request_of(task, operator)
         if backend not in self._defaults:
             operator = self.spec.operator_for(task)
-            self._defaults[backend] = (operator, Request(count=_operator_nodes(operator)))
+            count = _operator_nodes(operator)
+            self._defaults[backend] = (operator, ANY_ONE_NODE if count is None else Request(count=count))
         operator, plain = self._defaults[backend]
         return backend, operator, plain if task.resources is None else request_of(task, operator)
 
