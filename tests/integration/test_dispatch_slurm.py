@@ -349,5 +349,73 @@ def test_aclose_cancels_queued_and_running_jobs(slurm_cluster: SlurmCluster, squ
         assert state and state.group(1) == "CANCELLED", (handle.job_id, state)
 
 
+def _slow_answer_sbatch(tmp: Path) -> tuple[list[str], Path]:
+    """An sbatch that submits at once but answers 10 s later: a cancel lands in between."""
+    marker = tmp / "submitted"
+    wrapper = tmp / "sbatch"
+    wrapper.write_text(  # sleep's output goes elsewhere: killing the wrapper closes sflow's pipes
+        f'#!/bin/sh\nout=$(sbatch "$@") || exit $?\ntouch {marker}\nsleep 10 >/dev/null 2>&1\necho "$out"\n'
+    )
+    wrapper.chmod(0o755)
+    return [str(wrapper), "--parsable"], marker
+
+
+async def _until(path: Path, limit: float = 10) -> None:
+    deadline = time.monotonic() + limit
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        await asyncio.sleep(0.05)
+
+
+def _no_job_left(prefix: str, squeue_ours: Any) -> list[Any]:
+    deadline = time.monotonic() + 10
+    while (left := squeue_ours(prefix)) and time.monotonic() < deadline:
+        time.sleep(0.25)  # scancelled jobs pass through COMPLETING
+    for job in left:  # do not leave a leak behind for the next tests
+        subprocess.run(["scancel", job.job_id.split("_")[0]], check=False, timeout=60)
+    return left
+
+
+def test_submission_cancelled_while_sbatch_runs_leaves_no_job(
+    slurm_cluster: SlurmCluster, squeue_ours: Any, tmp_path: Path
+) -> None:
+    """Ctrl-C during submit_many: sbatch is killed after the controller created the array."""
+    sbatch, marker = _slow_answer_sbatch(tmp_path)
+    config = _config(slurm_cluster, sbatch=sbatch)
+
+    async def scenario() -> None:
+        async with get_executor("slurm", config) as ex:
+            calls = [Call(nap, (60,)) for _ in range(3)]
+            submitting: asyncio.Task[Any] = asyncio.create_task(ex.submit_many(calls))
+            await _until(marker)
+            assert squeue_ours(config["job_name_prefix"])  # the array exists, its id unknown to us
+            submitting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await submitting
+
+    run(scenario, limit=30)
+    assert _no_job_left(config["job_name_prefix"], squeue_ours) == []
+
+
+def test_aclose_while_a_throttled_submission_waits_for_sbatch_leaves_no_job(
+    slurm_cluster: SlurmCluster, squeue_ours: Any, tmp_path: Path
+) -> None:
+    sbatch, marker = _slow_answer_sbatch(tmp_path)
+    config = _config(slurm_cluster, sbatch=sbatch, max_concurrent=1)
+
+    async def scenario() -> Any:
+        ex: Executor = get_executor("slurm", config)
+        await ex.start()
+        handle = await ex.submit(Call(nap, (60,)))  # returns at once; sbatch runs in the background
+        await _until(marker)
+        assert squeue_ours(config["job_name_prefix"])
+        await ex.aclose()
+        return handle
+
+    handle = run(scenario, limit=30)
+    assert isinstance(handle.exception(), DispatchCancelled)
+    assert _no_job_left(config["job_name_prefix"], squeue_ours) == []
+
+
 def test_executor_is_the_slurm_one() -> None:
     assert isinstance(get_executor("slurm"), SlurmExecutor)

@@ -162,6 +162,9 @@ if fails:
             open(os.path.join(state, "adoptable"), "w").write(read(tool + ".creates"))
         print(message, file=sys.stderr)
         sys.exit(1)
+if tool == "sbatch" and read("sbatch.hang"):
+    import time
+    time.sleep(float(read("sbatch.hang")))
 if tool == "sbatch":
     n = int(read("next_id", "100"))
     open(os.path.join(state, "next_id"), "w").write(str(n + 1))
@@ -352,6 +355,30 @@ def test_sbatch_answer_lost_but_job_created_is_adopted_not_duplicated(
             ex_slurm._find_by_comment = find
             handle = await ex.submit(call)
             assert handle.job_id == "555" and len(fake.calls("sbatch")) == 1
+
+    run(scenario())
+
+
+def test_cancelled_sbatch_whose_job_shows_up_late_is_still_scancelled(
+    fake: FakeSlurm, shared_dir: str
+) -> None:
+    """The controller created the job after sbatch was killed: a later lookup still finds it."""
+
+    async def scenario() -> None:
+        fake.set("sbatch.hang", "30")
+        async with get_executor("slurm", fake.config(shared_dir)) as ex:
+            submitting = asyncio.create_task(ex.submit(Call(h.add, (1,))))
+            while not fake.calls("sbatch"):
+                await asyncio.sleep(0.02)
+            comment = next(a for a in fake.calls("sbatch")[0]["argv"] if a.startswith("--comment="))
+            submitting.cancel()
+            while not fake.calls("squeue"):  # the first lookup finds nothing yet
+                await asyncio.sleep(0.02)
+            fake.set("adoptable", f"777|{comment.partition('=')[2]}\n")
+            with pytest.raises(asyncio.CancelledError):
+                await submitting
+            assert [c["argv"] for c in fake.calls("scancel")] == [["777"]]
+            assert len(fake.calls("squeue")) >= 2
 
     run(scenario())
 

@@ -10,6 +10,10 @@ Outcomes arrive as signed callbacks (or, when those are lost, as result files). 
 `SlurmWatcher` polls all live jobs with a single squeue per interval; a job that reaches a
 terminal state without having delivered a result fails its call with a `DispatchJobError`
 naming the job, its state and its log. `cancel`/`aclose` scancel in one batched call.
+
+A submission cancelled while sbatch runs (Ctrl-C during `submit_many`, `aclose` while a
+`max_concurrent` submission waits for its answer) kills sbatch, but the controller may
+already have created the job: it is looked up by its unique `--comment` and scancelled.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import inspect
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +52,7 @@ from sflow.slurm_cli import (
 log = logging.getLogger(__name__)
 
 TIME_LIMIT_MARGIN = 60.0  # seconds a job's derived time limit exceeds its call's timeout
+SUBMIT_CLEANUP_WINDOW = 2.0  # seconds to look for the job of a cancelled sbatch
 
 
 @dataclass
@@ -244,24 +250,51 @@ class SlurmExecutor(RemoteExecutor):
 
         async def adopt() -> SlurmResult | None:
             found = await self._find_by_comment(name, tag)
+            if found:
+                log.warning("adopting job %s: sbatch created it before its answer was lost", found)
             return SlurmResult(found) if found else None
 
         async with self._submit_slots:
-            result = await run_slurm(
-                argv,
-                retry=RETRY_SUBMIT,
-                env={**os.environ, **env},
-                attempts=self.options.submit_attempts,
-                timeout=self.options.command_timeout,
-                find_submitted=adopt,
-                error_type=DispatchSlurmError,
-            )
+            try:
+                result = await run_slurm(
+                    argv,
+                    retry=RETRY_SUBMIT,
+                    env={**os.environ, **env},
+                    attempts=self.options.submit_attempts,
+                    timeout=self.options.command_timeout,
+                    find_submitted=adopt,
+                    error_type=DispatchSlurmError,
+                )
+            except asyncio.CancelledError:  # Ctrl-C, aclose: sbatch is killed, its job may exist
+                await self._cancel_unanswered(name, tag)
+                raise
         job_id = slurm_argv.parse_job_id(result.stdout)
         self.submitted.append(job_id)
         return job_id
 
+    async def _cancel_unanswered(self, name: str, tag: str) -> None:
+        """scancel the job (or array) a cancelled sbatch may have created before it was killed.
+
+        The controller may still be processing the request: looked up a few times over
+        `SUBMIT_CLEANUP_WINDOW` seconds by its unique comment. A second cancellation stops
+        the search (the warning below is not logged then).
+        """
+        deadline = time.monotonic() + SUBMIT_CLEANUP_WINDOW
+        delay = 0.25
+        while True:
+            found = await self._find_by_comment(name, tag)
+            if found:
+                log.warning("scancel job %s: its submission was cancelled while sbatch ran", found)
+                await self._scancel([found])
+                return
+            if time.monotonic() + delay > deadline:
+                log.debug("no job tagged %s after a cancelled sbatch", tag)
+                return
+            await asyncio.sleep(delay)
+            delay *= 2
+
     async def _find_by_comment(self, name: str, tag: str) -> str | None:
-        """A job of ours that sbatch created although its answer was lost (avoids a duplicate)."""
+        """The job (array: its id) of ours whose comment is `tag`, in any state; None if none."""
         argv = [*self.options.squeue, "-h", "-t", "all", "-u", getpass.getuser(), "-n", name, "-o", "%i|%k"]
         try:
             result = await run_once(argv, timeout=self.options.command_timeout, error_type=DispatchSlurmError)
@@ -270,7 +303,6 @@ class SlurmExecutor(RemoteExecutor):
         for line in result.stdout.splitlines():
             job, _, comment = line.partition("|")
             if comment.strip() == tag:
-                log.warning("adopting job %s: sbatch created it before its answer was lost", job)
                 return master_id(job.strip())
         return None
 
