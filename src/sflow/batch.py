@@ -8,11 +8,19 @@ Why it looks like this:
 - The body runs `<this interpreter> -m sflow run ...` with absolute paths: the job uses exactly
   the sflow that generated it (same venv, nothing downloaded at run time), and `exec` makes the
   job's exit code the workflow's (0 ok, 1 failed, 2 invalid, 130 interrupted).
+- `--set` values are often secrets (tokens): they never go on a command line (any user can read
+  it with `ps`) nor into the script. They are written to `<script>.sets`, mode 0600, beside the
+  script (mode 0700), and the job runs `<python> -m sflow.batch --set-file <that file> run ...`,
+  which reads them and runs `sflow run` in the same process with them.
+- Backend fields may be `${{ }}` expressions (`partition: ${{ variables.PARTITION }}`): they are
+  rendered as `sflow run` renders them (workflow, artifacts, top-level variables, `--set`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import shlex
 import sys
 import time
@@ -42,6 +50,7 @@ class BatchOptions:
     job_name: str | None = None
     submit_dir: Path = field(default_factory=Path.cwd)
     python: str = field(default_factory=lambda: sys.executable)
+    sets_file: Path | None = None  # where `sets` are stored for the job (required when there are any)
 
 
 def slurm_backend_config(spec: Any) -> Any | None:
@@ -53,9 +62,26 @@ def slurm_backend_config(spec: Any) -> Any | None:
     return slurm[0] if slurm else None
 
 
+def rendered_backend(spec: Any, backend: Any, options: BatchOptions) -> Any:
+    """The backend with its `${{ }}` fields rendered as `sflow run` will render them in the job.
+
+    Only a loaded `WorkflowSpec` can be rendered; anything else is returned as it is.
+    """
+    from sflow.spec.workflow import WorkflowSpec
+
+    if backend is None or not isinstance(spec, WorkflowSpec):
+        return backend
+    from sflow.context import base_context, rendered_backend_config
+
+    workspace = options.submit_dir.resolve()  # the job cds there and runs without --workspace-dir
+    run_dir = options.output_dir.resolve() / "<run-id>"
+    context = base_context(spec, workspace, run_dir, write_artifacts=False)
+    return rendered_backend_config(spec, config_value(backend, "name"), context)
+
+
 def effective_config(spec: Any, options: BatchOptions) -> dict[str, Any]:
-    """Backend fields with the command line's -p/-A/--time/-N/-J on top."""
-    backend = slurm_backend_config(spec)
+    """Backend fields (rendered) with the command line's -p/-A/--time/-N/-J on top."""
+    backend = rendered_backend(spec, slurm_backend_config(spec), options)
     config = {name: config_value(backend, name) for name in BACKEND_FIELDS} if backend else {}
     workflow = getattr(getattr(spec, "workflow", None), "name", None)
     config["job_name"] = options.job_name or config.get("job_name") or workflow or "sflow"
@@ -79,12 +105,20 @@ def sbatch_lines(spec: Any, options: BatchOptions) -> list[str]:
 
 
 def run_command(files: Sequence[str | Path], options: BatchOptions) -> list[str]:
-    """`<python> -m sflow run -f <abs files> --set ... --output-dir <abs dir>`."""
-    argv = [options.python, "-m", "sflow", "run"]
+    """`<python> -m sflow run -f <abs files> --output-dir <abs dir>`.
+
+    With `--set` values: `<python> -m sflow.batch --set-file <sets_file> run ...` instead, so
+    the values stay in their 0600 file (see `main`).
+    """
+    if options.sets and options.sets_file is None:
+        raise ValueError("--set values need a sets_file: they must not appear on a command line")
+    if options.sets:
+        assert options.sets_file is not None
+        argv = [options.python, "-m", "sflow.batch", "--set-file", str(options.sets_file.resolve()), "run"]
+    else:
+        argv = [options.python, "-m", "sflow", "run"]
     for f in files:
         argv += ["-f", str(Path(f).resolve())]
-    for assignment in options.sets:
-        argv += ["--set", assignment]
     return [*argv, "--output-dir", str(options.output_dir.resolve())]
 
 
@@ -132,11 +166,30 @@ def default_script_path(output_dir: Path, job_name: str) -> Path:
     return output_dir / f"{safe}-{time.strftime('%Y%m%d-%H%M%S')}.sbatch"
 
 
+def sets_file_for(script: Path) -> Path:
+    """Where the `--set` values of the job run by `script` are stored: beside it."""
+    return script.with_name(script.name + ".sets")
+
+
 def write_script(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    path.chmod(0o755)
+    _write_private(path, text, 0o700)
     return path
+
+
+def write_sets(path: Path, sets: Sequence[str]) -> Path:
+    """The `--set` values as a JSON list, readable by the owner only (mode 0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_private(path, json.dumps(list(sets)) + "\n", 0o600)
+    return path
+
+
+def _write_private(path: Path, text: str, mode: int) -> None:
+    """Write `text` to `path` with `mode`, also when the file existed with a looser one."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        os.fchmod(out.fileno(), mode)
+        out.write(text)
 
 
 def batch_command(
@@ -171,10 +224,16 @@ def batch_command(
         nodes=nodes,
         job_name=job_name,
     )
+    name = effective_config(spec, options)["job_name"]
+    path = Path(sbatch_path) if sbatch_path else default_script_path(out_dir, name)
+    options.sets_file = sets_file_for(path)
     text = build_batch_script(files, spec, options)
     out_dir.mkdir(parents=True, exist_ok=True)  # sbatch cannot open --output in a missing dir
-    name = effective_config(spec, options)["job_name"]
-    path = write_script(Path(sbatch_path) if sbatch_path else default_script_path(out_dir, name), text)
+    if options.sets:
+        write_sets(options.sets_file, options.sets)
+    else:
+        options.sets_file.unlink(missing_ok=True)  # values of an earlier script at this path
+    write_script(path, text)
     print(f"sbatch script: {path}")
     if not submit:
         return 0
@@ -185,3 +244,34 @@ def batch_command(
         return 1
     print(f"Submitted batch job {job}")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """In the job: `python -m sflow.batch --set-file PATH run ARGS...` (the script `sflow batch` wrote).
+
+    Runs `sflow run ARGS...` in this process with the `--set` values read from PATH, so they
+    never appear on a command line.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) < 3 or args[0] != "--set-file":
+        print(
+            "usage: python -m sflow.batch --set-file PATH run ARGS... (as written by `sflow batch`)",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    path, command = args[1], args[2:]
+    try:
+        sets = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        print(f"sflow: error: cannot read the --set values of this job from {path}: {exc}", file=sys.stderr)
+        sys.exit(2)
+    if not isinstance(sets, list) or not all(isinstance(s, str) for s in sets):
+        print(f"sflow: error: {path} is not a JSON list of NAME=VALUE strings", file=sys.stderr)
+        sys.exit(2)
+    from sflow.cli import main as sflow_command
+
+    sflow_command(args=[*command, *(word for s in sets for word in ("--set", s))], prog_name="sflow")
+
+
+if __name__ == "__main__":
+    main()

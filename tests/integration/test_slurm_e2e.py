@@ -198,6 +198,53 @@ def test_sflow_batch_submit_exit_code_is_the_workflows(
     assert summary(tmp / "out")["backends"]["slurm_cluster"]["reused"] is True
 
 
+def test_sflow_batch_set_values_stay_off_command_lines_and_expressions_render(
+    slurm_cluster: SlurmCluster, tmp: Path
+) -> None:
+    """`--set` values reach the job through a 0600 file, not argv; `${{ }}` backend fields render."""
+    name = _name("secret")
+    secret = "tok-" + uuid.uuid4().hex
+    wf = tmp / "wf.yaml"
+    wf.write_text(
+        'version: "0.1"\n'
+        "variables:\n"
+        "  TOKEN: {value: none}\n"
+        "  PARTITION: {value: no-such-partition}\n"
+        "backends:\n"
+        "  - name: slurm_cluster\n"
+        "    type: slurm\n"
+        "    default: true\n"
+        "    partition: ${{ variables.PARTITION }}\n"
+        '    time: "00:05:00"\n'
+        "    nodes: 1\n"
+        "workflow:\n"
+        "  name: secretive\n"
+        "  tasks:\n"
+        "    - name: check\n"
+        "      script:\n"
+        f"        - printf '%s' \"$TOKEN\" > {tmp}/got.txt\n"
+        f"        - printf '%s\\n' \"$TOKEN\" > {tmp}/pattern.txt\n"  # grep reads it: not in its argv
+        f"        - grep -F -l -a -f {tmp}/pattern.txt /proc/[0-9]*/cmdline > {tmp}/leaks.txt || true\n"
+        f"        - printf 'sflow.batch\\n' > {tmp}/ours.txt\n"
+        f"        - grep -F -l -a -f {tmp}/ours.txt /proc/[0-9]*/cmdline > {tmp}/seen.txt || true\n"
+    )
+    args = ["batch", str(wf), "-J", name, "--submit", "--output-dir", "out", "-o", str(tmp / "job.sbatch")]
+    args += ["--set", f"TOKEN={secret}", "--set", f"PARTITION={slurm_cluster.partition}"]
+    proc = sflow(*args, cwd=tmp)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    match = re.search(r"Submitted batch job (\d+)", proc.stdout)
+    assert match, proc.stdout
+    job = match.group(1)
+    assert wait_final(job) == "COMPLETED", (tmp / "out" / f"sflow-{job}.out").read_text()
+    assert job_field(job, "Partition") == slurm_cluster.partition
+    assert (tmp / "got.txt").read_text() == secret
+    assert (tmp / "seen.txt").read_text().strip(), "the job's sflow process was not visible"
+    assert (tmp / "leaks.txt").read_text() == "", "a command line carried the --set value"
+    script = tmp / "job.sbatch"
+    assert secret not in script.read_text() and script.stat().st_mode & 0o777 == 0o700
+    assert (tmp / "job.sbatch.sets").stat().st_mode & 0o777 == 0o600
+
+
 def test_dependent_step_starts_right_after_its_dependency(slurm_cluster: SlurmCluster, tmp: Path) -> None:
     name = _name("chain")
     tasks = (

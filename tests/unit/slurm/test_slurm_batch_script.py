@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -103,24 +105,37 @@ def test_sbatch_lines_follow_the_backend_then_extras_then_overrides(wf: Path, tm
 
 
 def test_body_runs_this_interpreter_with_absolute_paths(wf: Path, tmp_path: Path) -> None:
-    options = BatchOptions(output_dir=Path("out"), sets=["GREETING=hi there"], submit_dir=tmp_path)
+    options = BatchOptions(output_dir=Path("out"), submit_dir=tmp_path)
     script = build_batch_script(["wf.yaml"], SPEC, options)
     assert script.startswith("#!/bin/bash\n")
     body = [line for line in script.splitlines() if line and not line.startswith("#")]
     assert body[0] == f"cd {shlex.quote(str(tmp_path))} || exit 1"
     argv = shlex.split(body[1])
     assert argv[0] == "exec" and argv[1] == sys.executable
-    assert argv[2:] == [
+    assert argv[2:] == ["-m", "sflow", "run", "-f", str(wf), "--output-dir", str(tmp_path / "out")]
+
+
+def test_set_values_go_to_a_private_file_not_on_the_command_line(wf: Path, tmp_path: Path) -> None:
+    options = BatchOptions(
+        output_dir=Path("out"), sets=["GREETING=hi there"], submit_dir=tmp_path, sets_file=Path("job.sets")
+    )
+    script = build_batch_script(["wf.yaml"], SPEC, options)
+    assert "hi there" not in script
+    argv = shlex.split(next(line for line in script.splitlines() if line.startswith("exec ")))
+    assert argv[1:] == [
+        sys.executable,
         "-m",
-        "sflow",
+        "sflow.batch",
+        "--set-file",
+        str(tmp_path / "job.sets"),
         "run",
         "-f",
         str(wf),
-        "--set",
-        "GREETING=hi there",
         "--output-dir",
         str(tmp_path / "out"),
     ]
+    with pytest.raises(ValueError, match="sets_file"):
+        build_batch_script(["wf.yaml"], SPEC, BatchOptions(output_dir=Path("out"), sets=["A=1"]))
 
 
 def test_workflow_without_slurm_backend_uses_only_the_command_line(tmp_path: Path) -> None:
@@ -174,3 +189,76 @@ def test_batch_command_writes_an_executable_script(
     text = target.read_text()
     assert "#SBATCH -N 2" in text and "#SBATCH --comment=x" in text
     assert (tmp_path / "out").is_dir()
+
+
+def test_set_values_reach_the_workflow_but_never_a_command_line_or_the_script(tmp_path: Path) -> None:
+    """The generated script run by bash (the job's view, without Slurm): the value arrives, and no
+    process between the job and the task has it in its command line."""
+    secret = "tok-" + "s3cret-value-42"
+    ancestors = tmp_path / "ancestors.txt"
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(
+        'version: "0.1"\n'
+        "variables:\n"
+        "  TOKEN: {value: none}\n"
+        "workflow:\n"
+        "  name: secretive\n"
+        "  tasks:\n"
+        "    - name: check\n"
+        "      script:\n"
+        f'        - test "$TOKEN" = "{secret}"\n'
+        f'        - p=$$; while [ "$p" -gt 1 ] && [ "$p" != {os.getpid()} ]; do'  # up to this test
+        f" tr '\\0' ' ' < /proc/$p/cmdline >> {ancestors}; echo >> {ancestors};"
+        " p=$(awk '{print $4}' /proc/$p/stat); done\n"
+    )
+    script = tmp_path / "job.sbatch"
+    code = batch_command(
+        [str(wf)],
+        [f"TOKEN={secret}"],
+        [],
+        None,
+        None,
+        None,
+        None,
+        None,
+        str(script),
+        False,
+        str(tmp_path / "out"),
+    )
+    assert code == 0
+    sets_file = tmp_path / "job.sbatch.sets"
+    assert secret not in script.read_text() and secret in sets_file.read_text()
+    assert script.stat().st_mode & 0o777 == 0o700 and sets_file.stat().st_mode & 0o777 == 0o600
+    job = subprocess.run(["bash", str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert job.returncode == 0, job.stdout + job.stderr
+    chain = ancestors.read_text()
+    assert "sflow.batch --set-file" in chain and secret not in chain
+
+
+def test_backend_fields_with_expressions_are_rendered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    wf = tmp_path / "wf.yaml"
+    wf.write_text(
+        'version: "0.1"\n'
+        "variables:\n"
+        "  PARTITION: {value: debug}\n"
+        "  HOURS: {value: 2}\n"
+        "backends:\n"
+        "  - name: cluster\n"
+        "    type: slurm\n"
+        "    partition: ${{ variables.PARTITION }}\n"
+        '    time: "${{ variables.HOURS }}:00:00"\n'
+        "    job_name: ${{ workflow.name }}-job\n"
+        "workflow:\n"
+        "  name: rendered\n"
+        "  tasks:\n"
+        "    - name: t\n"
+        "      script: [hostname]\n"
+    )
+    script = tmp_path / "job.sbatch"
+    args = ([], None, None, None, None, None, str(script), False, "out")
+    assert batch_command([str(wf)], ["PARTITION=gpu"], *args) == 0
+    lines = sbatch_lines(script.read_text())
+    assert lines[:3] == ["#SBATCH --job-name rendered-job", "#SBATCH -p gpu", "#SBATCH -t 2:00:00"]
