@@ -223,6 +223,11 @@ class ScriptRenderer:
         self._unlisted_placements: list[Placement] = []
 
     def render(self, inst: TaskInstance, placement: Placement) -> str:
+        """The script of `inst`, placed at `placement` (instances in start order)."""
+        return "#!/usr/bin/env bash\n" + self.render_body(inst, placement) + "\n"
+
+    def render_body(self, inst: TaskInstance, placement: Placement) -> str:
+        """`render()` without the `#!` line and the final newline."""
         self._unlisted.append(inst)
         self._unlisted_placements.append(placement)
         task = inst.task
@@ -231,13 +236,15 @@ class ScriptRenderer:
             if not all(_pure(var.value) for var in task.variables.values()):
                 self._values.clear()
             scope = self._scope(inst)
-        text = "\n".join(task.script or ())
+        script = task.script
+        text = script[0] if script and len(script) == 1 else "\n".join(script or ())
         if not needs_rendering(text):
-            return "#!/usr/bin/env bash\n" + text + "\n"
+            return text
         split = split_expressions(text)
         if split is None:
             self._values.clear()
-            return render_script(inst, scope or self._scope(inst))
+            scope = scope or self._scope(inst)
+            return render(text, scope, where=task.loc("script"), field=task.path("script"))
         plain, sources = split
         out = [plain[0]]
         values, shared = self._values, not task.variables and not inst.sweep
@@ -261,7 +268,7 @@ class ScriptRenderer:
                 value = self._evaluate(source, scope, inst)
             out.append(value)
             out.append(after)
-        return "#!/usr/bin/env bash\n" + "".join(out) + "\n"
+        return "".join(out)
 
     def _scope(self, inst: TaskInstance) -> dict[str, Any]:
         """`task_scope`'s value, every task rendered so far listed in `context["task"]` first."""

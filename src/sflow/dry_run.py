@@ -95,9 +95,9 @@ def _describe_plan(spec: Any, workspace: Path, output_dir: Path) -> str:
     batch: list[str] = []  # joined every _BATCH tasks: fewer small strings alive at once
     for step, inst in enumerate(ordered, 1):
         placement = placements[inst.name]
-        script = renderer.render(inst, placement)
+        body = renderer.render_body(inst, placement)
         argv = _command(inst, placement, allocations, workspace, run_text)
-        batch.append(_describe_task(step, inst, placement, argv, script))
+        batch.append(_describe_task(step, inst, placement, argv, body))
         if len(batch) == _BATCH:
             lines.append("\n".join(batch))
             batch.clear()
@@ -163,7 +163,8 @@ class _PlannedLaunch(LaunchContext):
         pass
 
 
-def _describe_task(step: int, inst: TaskInstance, placement: Placement, argv: list[str], script: str) -> str:
+def _describe_task(step: int, inst: TaskInstance, placement: Placement, argv: list[str], body: str) -> str:
+    """One task's entry; `body` is its rendered script without the `#!` line."""
     where = ", ".join([n.name for n in placement.nodes])
     if placement.gpus:
         where += " gpus " + ";".join(",".join(map(str, g)) for g in placement.gpus)
@@ -174,8 +175,6 @@ def _describe_task(step: int, inst: TaskInstance, placement: Placement, argv: li
         text += f"\n   after: {', '.join(inst.deps)}"
     if inst.sweep:
         text += "\n   sweep: " + ", ".join(f"{k}={v}" for k, v in inst.sweep.items())
-    text += "\n   command: " + " ".join([_quote(arg) for arg in argv])
-    body = script.splitlines()
-    if len(body) > 1:
-        text += "\n   | " + "\n   | ".join(body[1:])
-    return text
+    command = " ".join([_quote(arg) for arg in argv])
+    lines = "\n   | ".join((body + "\n").splitlines())  # the script's lines after the `#!` line
+    return f"{text}\n   command: {command}\n   | {lines}"

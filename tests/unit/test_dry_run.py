@@ -330,3 +330,19 @@ def test_a_planned_script_path_reads_as_its_path() -> None:
         assert re.match(NAME_PATTERN, name)
         text = f"{run_dir}/{name}/{name}.sh"
         assert str(Path(text)) == text
+
+
+def test_script_lines_are_those_after_the_shebang_line() -> None:
+    from sflow.dry_run import _describe_task
+    from sflow.placement import Node, Placement
+    from sflow.plan import TaskInstance
+    from sflow.spec.workflow import BUILTIN_OPERATORS
+
+    inst = TaskInstance("t", None, operator=BUILTIN_OPERATORS["bash"])
+    placement = Placement(nodes=(Node("n", "127.0.0.1", 0),))
+    for body in ("", "a", "a\n", "a\n\n", "\n", "a\rb", "a\r\nb\x0cc", "x\u2028y", "\r"):
+        script = "#!/usr/bin/env bash\n" + body + "\n"
+        text = _describe_task(1, inst, placement, ["bash", "t.sh"], body)
+        assert text.split("\n   command: bash t.sh\n")[1].split("\n") == [
+            f"   | {line}" for line in script.splitlines()[1:]
+        ], repr(body)
