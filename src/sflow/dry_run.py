@@ -8,6 +8,7 @@ Rendering every script also proves the expressions before anything is started.
 from __future__ import annotations
 
 import gc
+import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -88,26 +89,20 @@ def _describe_plan(spec: Any, workspace: Path, output_dir: Path) -> str:
     placements = simulate_placement(ordered, allocations)
     renderer = ScriptRenderer(context)
     run_text = str(run_dir)
-    lines = [f"workflow: {spec.workflow.name}  ({len(ordered)} task(s))"]
+    out = io.StringIO()  # grows one buffer and hands it back as the result: no second copy
+    out.write(f"workflow: {spec.workflow.name}  ({len(ordered)} task(s))")
     for name, alloc in allocations.items():
         nodes = ", ".join(f"{n.name}({n.num_gpus} gpu)" if n.num_gpus else n.name for n in alloc.nodes)
-        lines.append(f"backend {name} [{spec.backend_type(name)}]: {nodes}")
-    batch: list[str] = []  # joined every _BATCH tasks: fewer small strings alive at once
+        out.write(f"\nbackend {name} [{spec.backend_type(name)}]: {nodes}")
+    write = out.write
     for step, inst in enumerate(ordered, 1):
         placement = placements[inst.name]
         body = renderer.render_body(inst, placement)
         argv = _command(inst, placement, allocations, workspace, run_text)
-        batch.append(_describe_task(step, inst, placement, argv, body))
-        if len(batch) == _BATCH:
-            lines.append("\n".join(batch))
-            batch.clear()
-    if batch:
-        lines.append("\n".join(batch))
-    del ordered, placements, renderer, context, batch
-    return "\n".join(lines)
-
-
-_BATCH = 1000
+        write("\n")
+        write(_describe_task(step, inst, placement, argv, body))
+    del ordered, placements, renderer, context
+    return out.getvalue()
 
 
 def _command(
