@@ -79,8 +79,9 @@ def slurm(*argv: str) -> str:
 
 
 async def wait_running(handle: Any, limit: float = 30) -> None:
+    """Until the worker itself has reported in (squeue's RUNNING comes before Python is up)."""
     deadline = time.monotonic() + limit
-    while handle.state != "running" or handle.job_id is None:
+    while handle.state != "running" or handle.job_id is None or handle.last_heartbeat is None:
         assert time.monotonic() < deadline, f"{handle} never started"
         await asyncio.sleep(0.1)
 
