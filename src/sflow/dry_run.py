@@ -7,10 +7,7 @@ Rendering every script also proves the expressions before anything is started.
 
 from __future__ import annotations
 
-import gc
 import io
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from shlex import quote as _quote
 from typing import Any
@@ -20,6 +17,7 @@ from sflow.context import ScriptRenderer, add_backends, base_context, rendered_b
 from sflow.launchers.base import LaunchContext, get_launcher
 from sflow.placement import Placement, Placer
 from sflow.plan import TaskInstance, expand
+from sflow.spec.loader import gc_paused
 
 
 def planned_allocations(
@@ -57,27 +55,8 @@ def simulate_placement(
 
 def describe_plan(spec: Any, workspace: Path, output_dir: Path) -> str:
     """The plan as text: backends and their nodes, then every task in start order."""
-    with _gc_paused():
+    with gc_paused():  # planning, like loading, makes many objects and no cycles
         return _describe_plan(spec, workspace, output_dir)
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Keep the cyclic GC out of planning (as `load_workflow` does for loading).
-
-    Planning a big workflow makes several objects per task and no reference cycles, but with the GC on
-    it would rescan every one of them, and every object of the loaded workflow, several times over
-    (more than 2 s for 100,000 tasks).
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.freeze()
-        gc.unfreeze()
-        if enabled:
-            gc.enable()
 
 
 def _describe_plan(spec: Any, workspace: Path, output_dir: Path) -> str:

@@ -28,7 +28,7 @@ def load_workflow(
     """
     if isinstance(files, (str, Path)):
         files = [files]
-    with _gc_paused():
+    with gc_paused():
         data, locs = read_and_merge(files)
         apply_sets(data, locs, sets)
         apply_artifacts(data, locs, artifacts)
@@ -41,8 +41,8 @@ def load_workflow(
 
 
 @contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Keep the cyclic GC out of loading.
+def gc_paused() -> Iterator[None]:
+    """Keep the cyclic GC out of loading (and of planning, which makes objects the same way).
 
     A big workflow allocates millions of acyclic objects; with the GC on, it rescans them again and
     again while finding nothing to free (more than doubling the load time of 100,000 tasks). On the
