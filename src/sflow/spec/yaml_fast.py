@@ -28,9 +28,14 @@ class Unsupported(Exception):
 Expressions = list[tuple[int, str]]
 Frame = tuple[int, Any, LocMap, bool]  # (indent, container, locations, is_mapping)
 
-# indent, "- " of a sequence item, `key:` of a mapping entry, and the rest of the line
+# indent, "- " of a sequence item, `key:` of a mapping entry, and the rest of the line. A key is
+# words without `:` or `#` (matched possessively: a lazy match tried `:` after every character);
+# `a:b: c` has none, so its line is left to libyaml.
 _LINE = re.compile(
-    r"^( *)(-(?: +|$))?(?:(?!<<)([^\s\-?:,\[\]{}#&*!|>'\"%@`][^#\n]*?) *:(?: +|$))?(.*)$", re.M
+    r"^( *)(-(?: +|$))?"
+    r"(?:(?!<<)([^\s\-?:,\[\]{}#&*!|>'\"%@`][^#\n: ]*+(?: ++[^#\n: ]++)*+) *:(?: +|$))?"
+    r"(.*)$",
+    re.M,
 )
 _BAD_CHARS = re.compile(r"[\t\r\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufeff]")
 _SPECIAL_START = frozenset("-?:,[]{}#&*!|>'\"%@`")

@@ -232,3 +232,10 @@ def test_small_chunks_read_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
             for path in paths(data):
                 assert where_at(locs, path) == where_at(whole[1], path), (chunk, text, path)
         monkeypatch.setattr(yaml_fast, "_CHUNK", 1 << 16)
+
+
+def test_a_key_with_a_colon_is_left_to_libyaml() -> None:
+    for text in ("a:b: c\n", "k:\n  - x:y: 1\n", "http://h:1: x\n"):
+        with pytest.raises(Unsupported):
+            read_simple(text, "f.yaml")
+    assert parse_text("a:b: c\nd: e\n", "f.yaml").data == {"a:b": "c", "d": "e"}
