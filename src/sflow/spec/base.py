@@ -46,8 +46,8 @@ class SpecModel(BaseModel):
         """Dotted path of `field` (or of this object) for messages: `workflow.tasks[2].depends_on`."""
         private = self.__pydantic_private__
         own = private.get("path", "") if private else ""
-        if isinstance(own, tuple):  # (list path, index), left unformatted by `_attach_list`
-            own = private["path"] = f"{own[0]}[{own[1]}]"  # type: ignore[index]
+        if private and "index" in private:  # the list's path and an index, left apart by `_attach_list`
+            own = private["path"] = f"{own}[{private.pop('index')}]"
         return join_path(own, field)
 
     def locations(self) -> LocMap | None:
@@ -67,6 +67,7 @@ def attach_origins(model: SpecModel, locs: LocMap | None, path: str) -> None:
     else:
         private["locs"] = locs
         private["path"] = path
+        private.pop("index", None)
     for name in _nested(type(model)).intersection(model.__pydantic_fields_set__):
         _attach_value(getattr(model, name), locs.leaf(name) if locs else None, join_path(path, name))
 
@@ -100,7 +101,7 @@ def _attach_list(items: list[Any], locs: LocMap | None, path: str) -> None:
         item_locs = entries.get(index)
         if item_locs.__class__ is not LocMap:
             item_locs = locs.leaf(index) if locs is not None else None
-        origin = {"locs": item_locs, "path": (path, index)}  # formatted only when asked for
+        origin = {"locs": item_locs, "path": path, "index": index}  # formatted only when asked for
         if item.__pydantic_private__ is None:
             setattr_(item, "__pydantic_private__", origin)
         else:
