@@ -113,8 +113,10 @@ class _PlannedLaunch(LaunchContext):
     and does not start with a dot).
     """
 
-    def __init__(self, script: str, **fields: Any) -> None:
-        self._script = script
+    def __init__(self, script: str | None = None, **fields: Any) -> None:
+        path = fields.pop("script_path", None)  # given instead by dataclasses.replace()
+        self._script = script if script is not None else str(path)
+        fields.pop("log_path", None)
         super().__init__(script_path=None, log_path=None, **fields)  # type: ignore[arg-type]
 
     def script_text(self) -> str:

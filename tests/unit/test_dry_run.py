@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -317,6 +318,9 @@ def test_launchers_argv_is_the_argv_they_build(load: Any, tmp_path: Path) -> Non
         assert planned.script_text() == ctx.script_text() == str(script)
         assert launcher.argv(planned) == launcher.argv(ctx) == launcher.build(ctx).argv, inst.name
         assert launcher.build(planned) == launcher.build(ctx)
+        assert launcher.build(dataclasses.replace(planned, attempt=2)) == launcher.build(
+            dataclasses.replace(ctx, attempt=2)
+        )
 
 
 def test_a_planned_script_path_reads_as_its_path() -> None:
