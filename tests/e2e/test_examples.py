@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
-from conftest import REPO
+
+REPO = Path(__file__).resolve().parents[2]  # not imported from conftest: names clash
 
 EXAMPLES = sorted((REPO / "examples").rglob("*.yaml"))
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
-from conftest import REPO
+REPO = Path(__file__).resolve().parents[2]  # not imported from conftest: names clash
 
 
 def test_hello_runs_and_records(sflow):
