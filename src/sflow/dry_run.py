@@ -67,7 +67,7 @@ def _describe_plan(spec: Any, workspace: Path, output_dir: Path) -> str:
     add_backends(context, spec, allocations)
     placements = simulate_placement(ordered, allocations)
     renderer = ScriptRenderer(context)
-    run_text = str(run_dir)
+    commands = _Commands(allocations, workspace, str(run_dir))
     out = io.StringIO()  # grows one buffer and hands it back as the result: no second copy
     out.write(f"workflow: {spec.workflow.name}  ({len(ordered)} task(s))")
     for name, alloc in allocations.items():
@@ -77,32 +77,46 @@ def _describe_plan(spec: Any, workspace: Path, output_dir: Path) -> str:
     for step, inst in enumerate(ordered, 1):
         placement = placements[inst.name]
         body = renderer.render_body(inst, placement)
-        argv = _command(inst, placement, allocations, workspace, run_text)
+        argv = commands.argv(inst, placement)
         write("\n")
         write(_describe_task(step, inst, placement, argv, body))
     del ordered, placements, renderer, context
     return out.getvalue()
 
 
-def _command(
-    inst: TaskInstance,
-    placement: Placement,
-    allocations: dict[str, Allocation],
-    workspace: Path,
-    run_dir: str,
-) -> list[str]:
-    """The argv the launcher would run (the environment is not shown, so none is built)."""
-    ctx = _PlannedLaunch(
-        f"{run_dir}/{inst.name}/{inst.name}.sh",
-        task=inst.name,
-        env={},
-        cwd=workspace,
-        placement=placement,
-        allocation=allocations[inst.backend],
-        operator=inst.operator,
-        base_env={},
-    )
-    return get_launcher(inst.operator.type).argv(ctx)
+class _Commands:
+    """The argv each launcher would run (the environment is not shown, so none is built)."""
+
+    def __init__(self, allocations: dict[str, Allocation], workspace: Path, run_dir: str) -> None:
+        self.allocations = allocations
+        self.workspace = workspace
+        self.run_dir = run_dir
+        self._last: _PlannedLaunch | None = None
+
+    def argv(self, inst: TaskInstance, placement: Placement) -> list[str]:
+        script = f"{self.run_dir}/{inst.name}/{inst.name}.sh"
+        allocation = self.allocations[inst.backend]
+        ctx = self._last
+        if (
+            ctx is not None
+            and ctx.placement is placement
+            and ctx.operator is inst.operator
+            and ctx.allocation is allocation
+        ):  # the previous task's context serves this one (launchers keep nothing of it)
+            ctx.task = inst.name
+            ctx._script = script
+            return get_launcher(inst.operator.type).argv(ctx)
+        ctx = self._last = _PlannedLaunch(
+            script,
+            task=inst.name,
+            env={},
+            cwd=self.workspace,
+            placement=placement,
+            allocation=allocation,
+            operator=inst.operator,
+            base_env={},
+        )
+        return get_launcher(inst.operator.type).argv(ctx)
 
 
 class _PlannedLaunch(LaunchContext):

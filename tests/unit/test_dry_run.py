@@ -350,3 +350,22 @@ def test_script_lines_are_those_after_the_shebang_line() -> None:
         assert text.split("\n   command: bash t.sh\n")[1].split("\n") == [
             f"   | {line}" for line in script.splitlines()[1:]
         ], repr(body)
+
+
+def test_consecutive_tasks_on_one_placement_get_their_own_command(load: Any, tmp_path: Path) -> None:
+    spec = load(
+        """
+        version: "0.1"
+        backends:
+          - {name: cl, type: slurm, nodes: 1, default: true}
+        workflow:
+          name: wf
+          tasks:
+            - {name: a, script: [echo a]}
+            - {name: b, script: [echo b]}
+            - {name: c, script: [echo c]}
+        """
+    )
+    text = describe_plan(spec, tmp_path, tmp_path / "out")
+    for name in "abc":
+        assert f"--job-name {name} " in text and f"/out/<run-id>/{name}/{name}.sh'\n" in text
