@@ -369,3 +369,83 @@ def test_consecutive_tasks_on_one_placement_get_their_own_command(load: Any, tmp
     text = describe_plan(spec, tmp_path, tmp_path / "out")
     for name in "abc":
         assert f"--job-name {name} " in text and f"/out/<run-id>/{name}/{name}.sh'\n" in text
+
+
+_SNIPPETS = [
+    "${{ workflow.name }}",
+    "${{ variables.X }}",
+    '${{ variables["Y"] }}',
+    "${{ variables.L }}",
+    "${{ variables.L | length }}",
+    "${{ variables.X ~ variables.Y }}",
+    "${{ variables | length }}",
+    "${{ variables.items is defined }}",
+    "${{ backends.local.nodes[0].name }}",
+    "${{ replica_index }}",
+    "${{ task.t0.nodes if task.t0 is defined else 'none' }}",
+    "${{ variables.L.append(1) }}",
+    "${{ variables.L.pop() if variables.L | length > 3 else 0 }}",
+    "${% for n in variables.L %}${{ n }}${% endfor %}",
+    "plain",
+    "${{ variables.Z }}",
+]
+
+
+def _random_workflow(rng: Any) -> str:
+    lines = [
+        'version: "0.1"',
+        "variables:",
+        "  X: {value: x1, domain: [x1, x2]}",
+        "  Y: {value: y1, domain: [y1, y2, y3]}",
+        "  L: [1, 2]",
+        "workflow:",
+        "  name: wf",
+        "  tasks:",
+    ]
+    for t in range(rng.randint(1, 6)):
+        lines.append(f"    - name: t{t}")
+        kind = rng.random()
+        if kind < 0.25:
+            lines.append(f"      replicas: {{variables: [{rng.choice(['X', 'Y', 'X, Y'])}]}}")
+        elif kind < 0.4:
+            lines.append(f"      replicas: {{count: {rng.randint(1, 3)}}}")
+        if rng.random() < 0.3:
+            lines.append("      variables:")
+            lines.append(f"        {rng.choice('XYZ')}: {rng.choice(['own', '${{ variables.L }}'])}")
+        lines.append("      script:")
+        for _ in range(rng.randint(1, 3)):
+            text = " ".join(rng.choice(_SNIPPETS) for _ in range(rng.randint(1, 3)))
+            lines.append("        - '" + text.replace("'", "''") + "'")
+    return "\n".join(lines) + "\n"
+
+
+def test_random_workflows_render_as_their_own_scopes_render_them(tmp_path: Path) -> None:
+    import random
+
+    rng = random.Random(20261122)
+    checked = 0
+    for index in range(150):
+        path = tmp_path / f"wf{index}.yaml"
+        path.write_text(_random_workflow(rng), encoding="utf-8")
+        try:
+            spec = load_workflow([path])
+        except SpecError:
+            continue
+        results = []
+        for fast in (False, True):
+            ordered, placements, context = _planned(spec, tmp_path)
+            renderer = ScriptRenderer(context)
+            scripts: list[str] = []
+            try:
+                for inst in ordered:
+                    placement = placements[inst.name]
+                    if fast:
+                        scripts.append(renderer.render(inst, placement))
+                    else:
+                        scripts.append(render_script(inst, task_scope(context, inst, placement)))
+            except SpecError as exc:
+                scripts.append(f"error: {exc}")
+            results.append(scripts)
+        assert results[0] == results[1], path.read_text()
+        checked += 1
+    assert checked > 100
