@@ -144,6 +144,8 @@ def _replica_sweeps(spec: WorkflowSpec) -> None:
 
 def _replica_names(spec: WorkflowSpec, tasks: dict[str, Task]) -> None:
     """A replica's name (`train_1`) is not also the name of another task (one of them would be lost)."""
+    if all(task.replicas is None for task in tasks.values()):
+        return
     for name, other in tasks.items():
         base, sep, index = name.rpartition("_")
         task = tasks.get(base) if sep and index.isdigit() and str(int(index)) == index else None
