@@ -219,6 +219,7 @@ class ScriptRenderer:
     def __init__(self, context: dict[str, Any]) -> None:
         self.context = context
         self._values: dict[str, str] = {}
+        self.left_cycles = False  # a whole Jinja template (`${% %}`) was rendered: it leaves cycles
         self._unlisted: list[TaskInstance] = []  # rendered, not yet in context["task"]
         self._unlisted_placements: list[Placement] = []
 
@@ -235,6 +236,7 @@ class ScriptRenderer:
         if task.variables:
             if not all(_pure(var.value) for var in task.variables.values()):
                 self._values.clear()
+                self.left_cycles = True  # (or something impure: no matter)
             scope = self._scope(inst)
         script = task.script
         text = script[0] if script and len(script) == 1 else "\n".join(script or ())
@@ -243,6 +245,7 @@ class ScriptRenderer:
         split = split_expressions(text)
         if split is None:
             self._values.clear()
+            self.left_cycles = True
             scope = scope or self._scope(inst)
             return render(text, scope, where=task.loc("script"), field=task.path("script"))
         plain, sources = split

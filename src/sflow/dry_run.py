@@ -8,6 +8,7 @@ Rendering every script also proves the expressions before anything is started.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 from shlex import quote as _quote
 from typing import Any
@@ -55,11 +56,11 @@ def simulate_placement(
 
 def describe_plan(spec: Any, workspace: Path, output_dir: Path) -> str:
     """The plan as text: backends and their nodes, then every task in start order."""
-    with gc_paused():  # planning, like loading, makes many objects and no cycles
-        return _describe_plan(spec, workspace, output_dir)
+    with gc_paused() as resume:  # planning, like loading, makes many objects and no cycles...
+        return _describe_plan(spec, workspace, output_dir, resume)
 
 
-def _describe_plan(spec: Any, workspace: Path, output_dir: Path) -> str:
+def _describe_plan(spec: Any, workspace: Path, output_dir: Path, resume_gc: Callable[[], None]) -> str:
     ordered = expand(spec).in_order()
     run_dir = output_dir / "<run-id>"
     context = base_context(spec, workspace, run_dir, write_artifacts=False)
@@ -77,6 +78,8 @@ def _describe_plan(spec: Any, workspace: Path, output_dir: Path) -> str:
     for step, inst in enumerate(ordered, 1):
         placement = placements[inst.name]
         body = renderer.render_body(inst, placement)
+        if renderer.left_cycles:  # ...but a `${% %}` template leaves cycles behind
+            resume_gc()
         argv = commands.argv(inst, placement)
         write("\n")
         write(_describe_task(step, inst, placement, argv, body))

@@ -449,3 +449,47 @@ def test_random_workflows_render_as_their_own_scopes_render_them(tmp_path: Path)
         assert results[0] == results[1], path.read_text()
         checked += 1
     assert checked > 100
+
+
+def test_planning_turns_the_gc_back_on_once_a_template_leaves_cycles(
+    load: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    import sflow.dry_run
+
+    spec = load(
+        """
+        version: "0.1"
+        workflow:
+          name: wf
+          tasks:
+            - name: a
+              script:
+                - echo ${{ workflow.name }}
+            - name: b
+              script:
+                - "${% for n in backends.local.nodes %}${{ n.name }}${% endfor %}"
+            - name: c
+              script:
+                - echo ${{ workflow.name }}
+        """
+    )
+    seen: list[tuple[str, bool]] = []
+    render_body = ScriptRenderer.render_body
+
+    def spying(self: ScriptRenderer, inst: Any, placement: Any) -> str:
+        seen.append((inst.name, gc.isenabled()))
+        return render_body(self, inst, placement)
+
+    monkeypatch.setattr(ScriptRenderer, "render_body", spying)
+    assert gc.isenabled()
+    sflow.dry_run.describe_plan(spec, tmp_path, tmp_path / "out")
+    assert seen == [("a", False), ("b", False), ("c", True)] and gc.isenabled()
+    gc.disable()
+    try:
+        seen.clear()
+        sflow.dry_run.describe_plan(spec, tmp_path, tmp_path / "out")
+        assert seen == [("a", False), ("b", False), ("c", False)] and not gc.isenabled()
+    finally:
+        gc.enable()
