@@ -18,6 +18,7 @@ from sflow.spec.expressions import (
     failure,
     has_expression,
     needs_rendering,
+    one_expression,
     reads,
     render,
     render_value,
@@ -242,6 +243,11 @@ class ScriptRenderer:
         text = script[0] if script and len(script) == 1 else "\n".join(script or ())
         if not needs_rendering(text):
             return text
+        values, shared = self._values, not task.variables and not inst.sweep
+        if shared:  # the common case first: one expression, its value already kept
+            one = one_expression(text)
+            if one is not None and one[1] in values:
+                return one[0] + values[one[1]] + one[2]
         split = split_expressions(text)
         if split is None:
             self._values.clear()
@@ -250,7 +256,6 @@ class ScriptRenderer:
             return render(text, scope, where=task.loc("script"), field=task.path("script"))
         plain, sources = split
         out = [plain[0]]
-        values, shared = self._values, not task.variables and not inst.sweep
         for source, after in zip(sources, plain[1:], strict=True):
             # kept for one task, a value fits every task that sets no variables of its own
             value = values.get(source) if shared else None

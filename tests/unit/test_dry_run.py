@@ -414,7 +414,7 @@ def _random_workflow(rng: Any) -> str:
             lines.append(f"        {rng.choice('XYZ')}: {rng.choice(['own', '${{ variables.L }}'])}")
         lines.append("      script:")
         for _ in range(rng.randint(1, 3)):
-            text = " ".join(rng.choice(_SNIPPETS) for _ in range(rng.randint(1, 3)))
+            text = " ".join(rng.choice(_SNIPPETS) for _ in range(rng.randint(1, 3))) + rng.choice(["", " ;"])
             lines.append("        - '" + text.replace("'", "''") + "'")
     return "\n".join(lines) + "\n"
 
@@ -493,3 +493,26 @@ def test_planning_turns_the_gc_back_on_once_a_template_leaves_cycles(
         assert seen == [("a", False), ("b", False), ("c", False)] and not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_kept_value_goes_between_the_text_around_it(load: Any, tmp_path: Path) -> None:
+    spec = load(
+        """
+        version: "0.1"
+        workflow:
+          name: wf
+          tasks:
+            - name: a
+              script: ["before ${{ workflow.name }} after", "next"]
+            - name: b
+              script: ["before ${{ workflow.name }} after", "next"]
+            - name: c
+              script: ["${{ workflow.name }}}"]
+            - name: d
+              script: ["${{ workflow.name }}}"]
+        """
+    )
+    expected, rendered = _scripts_both_ways(spec, tmp_path)
+    assert rendered == expected
+    assert rendered[1] == "#!/usr/bin/env bash\nbefore wf after\nnext\n"
+    assert rendered[3] == "#!/usr/bin/env bash\nwf}\n"

@@ -157,3 +157,21 @@ def test_all_valid_agrees_with_check_syntax() -> None:
         for before in ([], [texts[0]], ["echo ${{ a }}"]):
             assert all_valid([*before, text]) == accepted(text), (before, text)
     assert all_valid(f"echo {i} ${{{{ workflow.name }}}}" for i in range(100))
+
+
+def test_one_expression_splits_as_split_expressions_does() -> None:
+    import random
+
+    from sflow.spec.expressions import one_expression, split_expressions
+
+    rng = random.Random(3)
+    pieces = ["${{", "}}", "}", "{", " x ", "a", "${%", "%}", "${/*", "*/}", "$", "\n", "'}}'", " y.z "]
+    for _ in range(5000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 6)))
+        one, split = one_expression(text), split_expressions(text)
+        if split is not None and len(split[1]) == 1:
+            assert one == (split[0][0], split[1][0], split[0][1]), text
+        if one is not None:
+            assert text.count("${{") == 1 and one[0] + "${{" + one[1] + "}}" + one[2] == text, text
+            if split is not None:
+                assert len(split[1]) == 1, text
