@@ -28,6 +28,8 @@ def render_static_fields(spec: WorkflowSpec) -> None:
     _add_variables(base, spec.workflow.variables)
     _render(spec.workflow, "timeout", _DURATION, base)
     for task in spec.workflow.tasks:
+        if not (task.variables or task.timeout or task.retries or task.replicas or task.resources):
+            continue  # nothing to render (most tasks of a big workflow)
         context = base
         if task.variables:
             context = {**base, "variables": dict(base["variables"])}
