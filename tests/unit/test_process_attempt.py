@@ -58,5 +58,5 @@ def test_a_shorter_second_stop_kills_at_once(tmp_path: Path) -> None:
         return time.monotonic() - began
 
     took = asyncio.run(main())
-    assert took < 1.5
+    assert took < 5  # far below the first stop's 30 s grace, with room for a loaded machine
     assert "clean done" not in (tmp_path / "x.log").read_text()
