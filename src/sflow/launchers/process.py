@@ -99,6 +99,8 @@ class ProcessAttempt(Attempt):
             except asyncio.TimeoutError:
                 _signal_group(self.proc.pid, signal.SIGKILL)
         await self.wait()
+        if group_has_live(self.proc.pid):  # a reap still waiting on an earlier, longer deadline
+            await _kill_group(self.proc.pid)
 
     async def _reap_group(self) -> None:
         """The leader is gone; stop whatever it left behind in its group (no orphans).
@@ -118,7 +120,18 @@ class ProcessAttempt(Attempt):
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.2)
         if group_has_live(self.proc.pid):
-            _signal_group(self.proc.pid, signal.SIGKILL)
+            await _kill_group(self.proc.pid)
+
+
+async def _kill_group(pgid: int) -> None:
+    """KILL a process group and return once none of it is alive (KILL lands asynchronously)."""
+    _signal_group(pgid, signal.SIGKILL)
+    delay = 0.001
+    for _ in range(100):
+        if not group_has_live(pgid):
+            return
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.05)
 
 
 def _signal_group(pgid: int, sig: int) -> bool:
