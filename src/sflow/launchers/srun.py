@@ -35,7 +35,14 @@ from typing import Any
 from sflow.backends.slurm import slurm_time, split_args
 from sflow.engine.unit import Outcome
 from sflow.launchers.base import LaunchContext, Launcher, register_launcher
-from sflow.launchers.process import LaunchSpec, ProcessAttempt, _signal_group, describe_exit, merged_env
+from sflow.launchers.process import (
+    Child,
+    LaunchSpec,
+    ProcessAttempt,
+    _signal_group,
+    describe_exit,
+    merged_env,
+)
 from sflow.slurm_cli import SlurmCommandError, run_slurm, scancel
 
 STEP_FILE_ENV = "SFLOW_SLURM_STEP_FILE"
@@ -259,7 +266,7 @@ class SrunAttempt(ProcessAttempt):
 
     task = ""
 
-    def __init__(self, proc: asyncio.subprocess.Process, spec: LaunchSpec) -> None:
+    def __init__(self, proc: Child, spec: LaunchSpec) -> None:
         super().__init__(proc, spec)
         self.job_id = str(spec.info.get("slurm_job_id") or "")
         self.step_path = Path(spec.env[STEP_FILE_ENV])
