@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sflow.launchers.process import LaunchSpec, PidfdChild, ProcessAttempt
+from sflow.launchers.process import LaunchSpec, PidfdChild, ProcessAttempt, _descriptors_at_start
 
 needs_spawn = pytest.mark.skipif(
     not (hasattr(os, "posix_spawn") and hasattr(os, "pidfd_open")), reason="no posix_spawn/pidfd here"
@@ -81,6 +81,7 @@ def test_descriptors_sflow_inherited_stay_out_of_the_task(
     monkeypatch.chdir(tmp_path)
     read_end, write_end = os.pipe()
     os.set_inheritable(write_end, True)
+    _descriptors_at_start.cache_clear()  # as if sflow had been started holding it
     try:
         _, code = _run(
             f"test -e /proc/self/fd/{write_end} && echo leaked || echo closed", tmp_path, tmp_path / "a.log"

@@ -231,21 +231,27 @@ def _which(name: str, path: str) -> str:
 
 
 def _inherited_fds() -> list[int]:
-    """Inheritable descriptors above stderr: closed in the task, as subprocess's close_fds does."""
-    try:
-        names = os.listdir("/proc/self/fd")
-    except OSError:
-        return []
+    """Inheritable descriptors above stderr: closed in the task, as subprocess's close_fds does.
+
+    Python makes its own descriptors non-inheritable, so only those sflow was started with can
+    be; they are listed once (listing /proc/self/fd costs one step per open pidfd).
+    """
     fds = []
-    for name in names:
-        fd = int(name)
-        if fd > 2:
-            try:
-                if os.get_inheritable(fd):
-                    fds.append(fd)
-            except OSError:  # the descriptor listdir itself used
-                pass
+    for fd in _descriptors_at_start():
+        try:
+            if os.get_inheritable(fd):
+                fds.append(fd)
+        except OSError:  # closed since
+            pass
     return fds
+
+
+@functools.lru_cache(maxsize=1)
+def _descriptors_at_start() -> tuple[int, ...]:
+    try:
+        return tuple(fd for fd in map(int, os.listdir("/proc/self/fd")) if fd > 2)
+    except OSError:
+        return ()
 
 
 def _signal_group(pgid: int, sig: int) -> bool:
