@@ -180,8 +180,30 @@ class RunRecord:
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     """Write JSON atomically: readers see the old file or the new one, never half of one."""
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    tmp.write_text(readable_json(data), encoding="utf-8")
     os.replace(tmp, path)
+
+
+def readable_json(data: dict[str, Any]) -> str:
+    """JSON indented for its first two levels, one line per entry below (a task in a summary).
+
+    As readable as `indent=2` for a summary and fast for a big one: json's C encoder only
+    works without `indent`.
+    """
+    lines = ["{"]
+    for i, (key, value) in enumerate(data.items()):
+        comma = "," if i < len(data) - 1 else ""
+        if isinstance(value, dict) and value:
+            lines.append(f"  {json.dumps(key)}: {{")
+            lines.extend(
+                f"    {json.dumps(k)}: {json.dumps(v)}{',' if j < len(value) - 1 else ''}"
+                for j, (k, v) in enumerate(value.items())
+            )
+            lines.append("  }" + comma)
+        else:
+            lines.append(f"  {json.dumps(key)}: {json.dumps(value)}{comma}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
 
 
 def _owner(run_id: str, workflow: str) -> dict[str, Any]:
