@@ -38,18 +38,18 @@ def simulate_placement(
 ) -> dict[str, Placement]:
     """A plausible placement for every instance, in start order; PlanError if one can never fit."""
     placers = {name: Placer(a.nodes, name) for name, a in allocations.items()}
-    held: dict[str, list[Placement]] = {name: [] for name in allocations}
+    held: dict[str, list[tuple[Placement, str]]] = {name: [] for name in allocations}
     out: dict[str, Placement] = {}
     for inst in ordered:
         placer = placers[inst.backend]
         placement = placer.try_place(inst.request, inst.name)
         if placement is None:  # pretend earlier tasks have finished
-            for p in held[inst.backend]:
-                placer.release(p)
+            for p, holder in held[inst.backend]:
+                placer.release(p, holder)
             held[inst.backend].clear()
             placement = placer.try_place(inst.request, inst.name)
             assert placement is not None
-        held[inst.backend].append(placement)
+        held[inst.backend].append((placement, inst.name))
         out[inst.name] = placement
     return out
 

@@ -2,7 +2,9 @@
 
 Nodes are shared by default (a task takes the least-loaded ones); GPUs are exclusive
 and handed back when a task ends, so a later task reuses them. A request that could
-never fit is a `PlanError` at planning time, before anything runs.
+never fit is a `PlanError` at planning time, before anything runs. A request that can
+no longer fit, because everything holding what it needs is a ready service that keeps it
+until the other tasks end, is a `PlanError` as soon as that is so, not a wait forever.
 """
 
 from __future__ import annotations
@@ -84,6 +86,8 @@ class Placer:
             _NodeState(n, free_gpus=set(range(n.num_gpus)), alone=Placement(nodes=(n,))) for n in nodes
         ]
         self._waiters: list[asyncio.Future[None]] = []
+        self._holders: dict[str, int] = {}  # task -> placements it holds
+        self._parked: set[str] = set()  # holders that keep theirs until the other tasks end
 
     @property
     def nodes(self) -> list[Node]:
@@ -124,6 +128,7 @@ class Placer:
             states = self._nodes
             least = states[0] if len(states) == 1 else min(states, key=_by_load)
             least.load += 1
+            self._holders[task] = self._holders.get(task, 0) + 1
             assert least.alone is not None
             return least.alone
         need = self._need(req)
@@ -139,6 +144,7 @@ class Placer:
             picked = tuple(req.gpu_indices) if req.gpu_indices else tuple(sorted(s.free_gpus)[: req.gpus])
             s.free_gpus.difference_update(picked)
             gpus.append(picked)
+        self._holders[task] = self._holders.get(task, 0) + 1
         return Placement(
             nodes=tuple(s.node for s in chosen), gpus=tuple(gpus) if req.gpus or req.gpu_indices else ()
         )
@@ -149,22 +155,58 @@ class Placer:
             return set(req.gpu_indices) <= s.free_gpus
         return len(s.free_gpus) >= req.gpus
 
-    def release(self, placement: Placement) -> None:
+    def release(self, placement: Placement, task: str) -> None:
+        held = self._holders.get(task, 0) - 1
+        if held > 0:
+            self._holders[task] = held
+        else:
+            self._holders.pop(task, None)
+            self._parked.discard(task)
         by_name = {s.node.name: s for s in self._nodes}
         for i, node in enumerate(placement.nodes):
             s = by_name[node.name]
             s.load -= 1
             if placement.gpus:
                 s.free_gpus.update(placement.gpus[i])
+        self._wake_waiters()
+
+    def park(self, task: str) -> None:
+        """`task` (a ready service) keeps what it holds until the workflow's other tasks end."""
+        if task in self._holders:
+            self._parked.add(task)
+            self._wake_waiters()  # each checks whether it can still ever fit
+
+    def _wake_waiters(self) -> None:
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
 
     async def place(self, req: Request, task: str) -> Placement:
-        """Wait until the request fits (woken by `release`, never by a timer)."""
+        """Wait until the request fits (woken by `release` or `park`, never by a timer).
+
+        PlanError once it never can: everything held is held by parked services.
+        """
         while (placement := self.try_place(req, task)) is None:
+            if self._holders and self._parked.issuperset(self._holders):
+                raise PlanError(self._held_by_services(req))
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)
             await waiter
         return placement
+
+    def _held_by_services(self, req: Request) -> str:
+        names = sorted(self._parked)
+        listed = ", ".join(f"'{n}'" for n in names[:5]) + (
+            f" and {len(names) - 5} more" if len(names) > 5 else ""
+        )
+        what = f"{self._need(req)} node(s)" + (
+            f" with {req.gpus or len(req.gpu_indices)} free GPU(s) each"
+            if req.gpus or req.gpu_indices
+            else ""
+        )
+        return (
+            f"it needs {what} on backend '{self.backend}', but the running service(s) {listed} "
+            "hold them until the workflow's other tasks end; give the services fewer GPUs or nodes, "
+            "or the backend more"
+        )

@@ -187,18 +187,18 @@ class WorkflowRun:
             ctx = self._launch_context(inst, placement, attempt_no, scope)
             attempt = await get_launcher(ctx.operator.type).start(ctx)
         except BaseException:
-            placer.release(placement)
+            placer.release(placement, inst.name)
             raise
         if probes:
             attempt = ProbedAttempt(attempt, probes.readiness, probes.failure, hosts, self.options.grace)
 
         async def on_end(outcome: Outcome, stopped_when_ready: bool) -> None:
-            placer.release(placement)
+            placer.release(placement, inst.name)
             # a service stopped once it was ready (the end of its work) has its outputs too
             if (outcome.ok or stopped_when_ready) and outputs:
                 await self._collect_outputs(inst, attempt, outputs)
 
-        return HeldAttempt(attempt, on_end)
+        return HeldAttempt(attempt, on_end, on_ready=lambda: placer.park(inst.name))
 
     async def _collect_outputs(self, inst: TaskInstance, attempt: Attempt, outputs: list[Any]) -> None:
         """Values parsed from the log into `<task>/outputs.json` and the run summary."""
@@ -256,11 +256,18 @@ class WorkflowRun:
 class HeldAttempt(Attempt):
     """An attempt that runs `on_end` (release its placement, collect outputs) once it ends.
 
-    `on_end` also learns whether the attempt was stopped on request after it had become ready.
+    `on_end` also learns whether the attempt was stopped on request after it had become ready;
+    `on_ready` runs when a service becomes ready (from then on it keeps its placement).
     """
 
-    def __init__(self, inner: Attempt, on_end: Callable[[Outcome, bool], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        inner: Attempt,
+        on_end: Callable[[Outcome, bool], Awaitable[None]],
+        on_ready: Callable[[], None] = lambda: None,
+    ) -> None:
         self.inner = inner
+        self._on_ready = on_ready
         self.log_path = inner.log_path
         self.info = inner.info
         self._on_end = on_end
@@ -286,6 +293,8 @@ class HeldAttempt(Attempt):
     async def ready(self) -> Outcome:
         verdict = await self.inner.ready()
         self._was_ready = verdict.ok
+        if verdict.ok:
+            self._on_ready()
         return verdict
 
     @property

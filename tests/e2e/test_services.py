@@ -244,6 +244,38 @@ def test_service_dying_while_needed_fails_the_run(sflow):
     assert tasks["client"]["end"] - tasks["client"]["start"] < 5
 
 
+def test_a_task_needing_the_gpus_its_service_holds_fails_instead_of_waiting(sflow):
+    wf = sflow.write(
+        "gpus.yaml",
+        """
+        version: "0.1"
+        backends:
+          - {name: local, type: local, nodes: 1, gpus_per_node: 2}
+        workflow:
+          name: gpus
+          tasks:
+            - name: server
+              script: ["echo listening", "sleep 60"]
+              resources: {gpus: {count: 2}}
+              probes:
+                readiness:
+                  - log_watch: {regex_pattern: listening}
+                    interval: 0.05
+            - name: client
+              depends_on: [server]
+              script: ["echo never"]
+              resources: {gpus: {count: 1}}
+        """,
+    )
+    done = sflow("run", "-f", str(wf), "--grace", "2", timeout=30)
+    assert done.code == 1, done.err
+    assert "task 'client' failed: could not start: it needs 1 node(s) with 1 free GPU(s) each" in done.err
+    assert "the running service(s) 'server' hold them" in done.err
+    tasks = done.summary()["tasks"]
+    assert tasks["client"]["state"] == "failed" and tasks["client"]["attempts"] == 1
+    assert tasks["server"]["end"] - tasks["server"]["start"] < 10  # stopped, not left for its 60 s
+
+
 def test_python_service_output_reaches_its_log_while_it_runs(sflow):
     """A log is a file: without help, Python would buffer "listening" until it exits."""
     wf = sflow.write(

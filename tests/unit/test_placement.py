@@ -24,7 +24,7 @@ def test_gpus_are_exclusive_and_reused_after_release():
     assert a.gpu_list != b.gpu_list
     assert sorted(a.gpu_list + b.gpu_list) == [0, 1]
     assert p.try_place(Request(gpus=1), "c") is None
-    p.release(a)
+    p.release(a, "a")
     c = p.try_place(Request(gpus=1), "c")
     assert c.gpu_list == a.gpu_list
 
@@ -52,7 +52,7 @@ def test_place_waits_for_release_without_polling():
         waiter = asyncio.ensure_future(p.place(Request(gpus=1), "b"))
         await asyncio.sleep(0)
         assert not waiter.done()
-        p.release(first)
+        p.release(first, "a")
         second = await asyncio.wait_for(waiter, 1)
         return second.gpu_list
 
@@ -71,6 +71,50 @@ def test_any_one_node_placements_share_one_value_and_release_like_any_other():
     p = Placer(nodes(2, gpus=0))
     a, b, c = (p.try_place(Request(), t) for t in "abc")
     assert a.node_names == ["n0"] and b.node_names == ["n1"] and c is a
-    p.release(a)
-    p.release(c)
+    p.release(a, "a")
+    p.release(c, "c")
     assert p.try_place(Request(), "d") is a
+
+
+def test_a_request_only_parked_services_block_fails_at_once():
+    async def main():
+        p = Placer(nodes(1, gpus=2), backend="local")
+        p.try_place(Request(gpus=2), "server")
+        waiter = asyncio.ensure_future(p.place(Request(gpus=1), "client"))
+        await asyncio.sleep(0)
+        assert not waiter.done()  # the server may still end and give its GPUs back
+        p.park("server")  # it became ready: it keeps them until the other tasks end
+        with pytest.raises(PlanError, match="service\\(s\\) 'server' hold them"):
+            await asyncio.wait_for(waiter, 1)
+
+    asyncio.run(main())
+
+
+def test_a_request_waits_while_anything_but_a_parked_service_may_still_release():
+    async def main():
+        p = Placer(nodes(1, gpus=2), backend="local")
+        p.try_place(Request(gpus=1), "server")
+        worker = p.try_place(Request(gpus=1), "worker")
+        p.park("server")
+        waiter = asyncio.ensure_future(p.place(Request(gpus=1), "next"))
+        await asyncio.sleep(0)
+        assert not waiter.done()
+        p.release(worker, "worker")
+        return (await asyncio.wait_for(waiter, 1)).gpu_list
+
+    assert asyncio.run(main()) == [1]
+
+
+def test_a_released_service_is_no_longer_parked():
+    async def main():
+        p = Placer(nodes(1, gpus=1), backend="local")
+        held = p.try_place(Request(gpus=1), "svc")
+        p.park("svc")
+        p.release(held, "svc")
+        p.try_place(Request(gpus=1), "other")  # held by a task that is not parked
+        waiter = asyncio.ensure_future(p.place(Request(gpus=1), "late"))
+        await asyncio.sleep(0)
+        assert not waiter.done()
+        waiter.cancel()
+
+    asyncio.run(main())
