@@ -186,6 +186,8 @@ def _scope(context: dict[str, Any], inst: TaskInstance) -> dict[str, Any]:
     scope = dict(context)
     scope["variables"] = dict(context["variables"])
     scope["variables"].update(inst.sweep)  # first, so the task's own variables can build on them
+    if inst.follows_sweep:  # `RUN: lr_${{ variables.LR }}` follows a swept LR
+        resolve_variables(inst.follows_sweep, scope)
     own = {name: var for name, var in (inst.task.variables or {}).items() if name not in inst.sweep}
     resolve_variables(own, scope)
     scope["replica_index"] = inst.replica_index
@@ -264,7 +266,7 @@ class ScriptRenderer:
                 out.append(after)
                 continue
             read = reads(source)
-            if read.pure and self._run_wide(read.names, read.keys, task, inst.sweep):
+            if read.pure and self._run_wide(read.names, read.keys, inst):
                 value = self._values.get(source)
                 if value is None:
                     value = self._values[source] = self._evaluate(source, self.context, inst)
@@ -288,7 +290,7 @@ class ScriptRenderer:
 
     @staticmethod
     def _run_wide(
-        names: frozenset[str], keys: Mapping[str, frozenset[str] | None], task: Any, sweep: Any
+        names: frozenset[str], keys: Mapping[str, frozenset[str] | None], inst: TaskInstance
     ) -> bool:
         if not names <= RUN_WIDE:
             return False
@@ -299,8 +301,9 @@ class ScriptRenderer:
         return (
             used is not None
             and not any(hasattr(dict, key) for key in used)
-            and used.isdisjoint(task.variables)
-            and used.isdisjoint(sweep)
+            and used.isdisjoint(inst.task.variables)
+            and used.isdisjoint(inst.sweep)
+            and used.isdisjoint(inst.follows_sweep)
         )
 
     @staticmethod

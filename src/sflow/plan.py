@@ -28,9 +28,13 @@ class TaskInstance:
     deps: tuple[str, ...] = ()
     replica_index: int | None = None
     sweep: dict[str, Any] = field(default_factory=dict)
+    follows_sweep: dict[str, Any] = field(default_factory=dict)  # run-wide variables built from it
     backend: str = "local"
     operator: Any = None
     request: Request = field(default_factory=Request)
+
+
+_NOTHING: dict[str, Any] = {}  # follows_sweep of a task without a sweep (never written to)
 
 
 def replica_name(task: str, index: int) -> str:
@@ -68,7 +72,9 @@ def expand(spec: WorkflowSpec) -> Plan:
                 backend, operator, request = shared
             else:
                 backend, operator, request = setup.of(task)
-            instances.append(TaskInstance(task.name, task, (), None, {}, backend, operator, request))
+            instances.append(
+                TaskInstance(task.name, task, (), None, {}, _NOTHING, backend, operator, request)
+            )
             copies_of[task.name] = None
         else:
             copies = list(_copies(spec, task, setup))
@@ -131,6 +137,7 @@ def _copies(spec: WorkflowSpec, task: Any, setup: _Setup) -> Iterator[TaskInstan
         return
     sweeps = _sweep_points(spec, task)
     count = _replica_count(task, len(sweeps))
+    follows = _following_sweep(spec, task, sweeps[0]) if sweeps else {}
     for index in range(count):
         sweep = sweeps[index] if sweeps else {}
         yield TaskInstance(
@@ -138,6 +145,7 @@ def _copies(spec: WorkflowSpec, task: Any, setup: _Setup) -> Iterator[TaskInstan
             task=task,
             replica_index=index,
             sweep=sweep,
+            follows_sweep=follows,
             backend=base.backend,
             operator=base.operator,
             request=base.request,
@@ -154,6 +162,23 @@ def _sweep_points(spec: WorkflowSpec, task: Any) -> list[dict[str, Any]]:
         var = spec.find_variable(name, task)
         axes.append([(name, v) for v in var.domain or ()])
     return [dict(point) for point in itertools.product(*axes)]
+
+
+def _following_sweep(spec: WorkflowSpec, task: Any, swept: dict[str, Any]) -> dict[str, Any]:
+    """Top-level and workflow variables built (maybe through others) from a swept one, in order:
+    each replica renders them again with its own sweep values. The task's own variables are
+    rendered per replica anyway."""
+    from sflow.spec.expressions import reads_variables
+
+    changed = set(swept)
+    out: dict[str, Any] = {}
+    for name, var in (*spec.variables.items(), *spec.workflow.variables.items()):
+        if name in swept or name in task.variables:
+            continue
+        if reads_variables(var.value, changed):
+            out[name] = var
+            changed.add(name)
+    return out
 
 
 def _replica_count(task: Any, sweep_size: int) -> int:

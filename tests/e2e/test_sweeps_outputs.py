@@ -234,3 +234,42 @@ def test_task_variables_built_from_a_swept_variable_follow_the_sweep(sflow):
     assert done.code == 0, done.err
     logs = [(done.run_dir() / f"t_{i}" / f"t_{i}.log").read_text() for i in range(3)]
     assert logs == ["--lr 1\n", "--lr 2\n", "--lr 3\n"]
+
+
+DERIVED = """
+version: "0.1"
+variables:
+  LR: {value: 0.1, domain: [0.1, 0.2]}
+  RUN: "lr_${{ variables.LR }}"
+  OTHER: plain
+workflow:
+  name: derived
+  variables:
+    OUT: "${{ variables.RUN }}/ckpt"
+  tasks:
+    - name: train
+      replicas:
+        variables: [LR]
+      script:
+        - echo "env $RUN $OUT $OTHER"
+        - echo "expr ${{ variables.RUN }} ${{ variables.OUT }} ${{ variables.OTHER }}"
+    - name: after
+      depends_on: [train]
+      script:
+        - echo "after $RUN $OUT ${{ variables.OUT }}"
+"""
+
+
+def test_variables_built_from_a_swept_one_follow_the_sweep(sflow):
+    wf = sflow.write("derived.yaml", DERIVED)
+    done = sflow("run", "-f", str(wf))
+    assert done.code == 0, done.err
+    run_dir = done.run_dir()
+    for index, lr in enumerate(["0.1", "0.2"]):
+        log = (run_dir / f"train_{index}" / f"train_{index}.log").read_text()
+        assert log == f"env lr_{lr} lr_{lr}/ckpt plain\nexpr lr_{lr} lr_{lr}/ckpt plain\n"
+    # a task outside the sweep sees the defaults
+    assert (run_dir / "after" / "after.log").read_text() == "after lr_0.1 lr_0.1/ckpt lr_0.1/ckpt\n"
+    dry = sflow("run", "--dry-run", "-f", str(wf))
+    assert dry.code == 0, dry.err
+    assert "expr lr_0.2 lr_0.2/ckpt plain" in dry.out

@@ -18,7 +18,7 @@ that only reads run-wide values once (see `sflow.context.ScriptRenderer`).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -152,6 +152,30 @@ def reads(source: str) -> Reads:
     walk.visit(expression)
     keys = {name: (None if name in walk.whole else frozenset(walk.keys.get(name, ()))) for name in walk.names}
     return Reads(frozenset(walk.names), keys, walk.pure)
+
+
+def reads_variables(value: Any, names: Collection[str]) -> bool:
+    """True when a value (text, or lists and maps of it) may read `variables.<n>` for one of `names`.
+
+    A whole Jinja template, or an expression that uses `variables` other than by constant key,
+    counts as reading them all.
+    """
+    if isinstance(value, str):
+        if not needs_rendering(value):
+            return False
+        split = split_expressions(value)
+        if split is None:
+            return True
+        for source in split[1]:
+            used = reads(source).keys.get("variables", frozenset())
+            if used is None or not used.isdisjoint(names):
+                return True
+        return False
+    if isinstance(value, dict):
+        return any(reads_variables(v, names) for v in value.values())
+    if isinstance(value, list):
+        return any(reads_variables(v, names) for v in value)
+    return False
 
 
 class _ReadsWalk:

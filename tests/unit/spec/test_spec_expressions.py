@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from sflow.errors import SpecError
-from sflow.spec.expressions import ExpressionError, check_syntax, has_expression, render, render_value
+from sflow.spec.expressions import (
+    ExpressionError,
+    check_syntax,
+    has_expression,
+    reads_variables,
+    render,
+    render_value,
+)
 
 CONTEXT = {
     "variables": {"N": 4, "MODEL": "llama", "LIST": [1, 2]},
@@ -175,3 +182,21 @@ def test_one_expression_splits_as_split_expressions_does() -> None:
             assert text.count("${{") == 1 and one[0] + "${{" + one[1] + "}}" + one[2] == text, text
             if split is not None:
                 assert len(split[1]) == 1, text
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("lr_${{ variables.LR }}", True),
+        ('${{ variables["LR"] * 2 }}', True),
+        ("${{ variables.OTHER }}", False),
+        ("no expression", False),
+        (["a", {"k": "${{ variables.LR }}"}], True),
+        ({"k": ["${{ workflow.name }}"]}, False),
+        ("${{ variables | length }}", True),  # reads the whole mapping
+        ("${% if true %}x${% endif %}", True),  # a whole template: assume it reads anything
+        (3, False),
+    ],
+)
+def test_reads_variables(value, expected):
+    assert reads_variables(value, {"LR"}) is expected
