@@ -42,6 +42,8 @@ class BatchOptions:
 
     output_dir: Path
     sets: Sequence[str] = ()
+    artifacts: Sequence[str] = ()
+    missable_tasks: bool = False
     extras: Sequence[str] = ()
     partition: str | None = None
     account: str | None = None
@@ -119,6 +121,10 @@ def run_command(files: Sequence[str | Path], options: BatchOptions) -> list[str]
         argv = [options.python, "-m", "sflow", "run"]
     for f in files:
         argv += ["-f", str(Path(f).resolve())]
+    for artifact in options.artifacts:
+        argv += ["--artifact", artifact]
+    if options.missable_tasks:
+        argv.append("--missable-tasks")
     return [*argv, "--output-dir", str(options.output_dir.resolve())]
 
 
@@ -204,6 +210,9 @@ def batch_command(
     sbatch_path: str | None,
     submit: bool,
     output_dir: str | None,
+    *,
+    artifacts: Sequence[str] = (),
+    missable_tasks: bool = False,
 ) -> int:
     """All of `sflow batch`: validate, write the script, print its path, submit when asked.
 
@@ -212,11 +221,15 @@ def batch_command(
     """
     from sflow.spec import load_workflow
 
-    spec = load_workflow(list(files), sets=list(sets))
+    spec = load_workflow(
+        list(files), sets=list(sets), artifacts=list(artifacts), missable_tasks=missable_tasks
+    )
     out_dir = Path(output_dir or Path.cwd() / "sflow_output").resolve()
     options = BatchOptions(
         output_dir=out_dir,
         sets=list(sets),
+        artifacts=list(artifacts),
+        missable_tasks=missable_tasks,
         extras=list(extras),
         partition=partition,
         account=account,

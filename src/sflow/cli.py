@@ -258,7 +258,7 @@ def logs(run_ref: str, task: str | None, output_dir: str, follow: bool) -> None:
 
 @main.command()
 @_files_options
-@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="Set a variable (repeatable).")
+@_override_options
 @click.option("-e", "--sbatch-extra-args", "extras", multiple=True, help="Extra sbatch flag (repeatable).")
 @click.option("-p", "--partition", default=None)
 @click.option("-A", "--account", default=None)
@@ -276,6 +276,8 @@ def batch(
     files: tuple[str, ...],
     file_opts: tuple[str, ...],
     sets: tuple[str, ...],
+    artifacts: tuple[str, ...],
+    missable_tasks: bool,
     extras: tuple[str, ...],
     partition: str | None,
     account: str | None,
@@ -301,5 +303,7 @@ def batch(
         sbatch_path,
         submit,
         output_dir,
+        artifacts=artifacts,
+        missable_tasks=missable_tasks,
     )
     sys.exit(code)

@@ -132,6 +132,15 @@ def test_missable_tasks(sflow):
     assert again.code == 0, again.err
     assert logs_of(again.run_dir()) == EXPECTED_LOGS
 
+    # the job `sflow batch` writes runs the same way: the flag reaches its `sflow run`
+    batch = sflow("batch", *args, "--missable-tasks", "-o", "job.sbatch", "--output-dir", "batch-out")
+    assert batch.code == 0, batch.err
+    assert "--missable-tasks" in (sflow.tmp / "job.sbatch").read_text()
+    job = subprocess.run(["bash", "job.sbatch"], cwd=sflow.tmp, capture_output=True, text=True, timeout=60)
+    assert job.returncode == 0, job.stderr
+    batch_runs = [p for p in (sflow.tmp / "batch-out").iterdir() if p.is_dir()]
+    assert len(batch_runs) == 1 and logs_of(batch_runs[0]) == EXPECTED_LOGS
+
     unfixed = sflow("compose", *args, "-o", "never.yaml")
     assert unfixed.code == 2 and "depends on unknown task 'evaluate'" in unfixed.err
     assert not (sflow.tmp / "never.yaml").exists()

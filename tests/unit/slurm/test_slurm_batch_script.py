@@ -262,3 +262,14 @@ def test_backend_fields_with_expressions_are_rendered(
     assert batch_command([str(wf)], ["PARTITION=gpu"], *args) == 0
     lines = sbatch_lines(script.read_text())
     assert lines[:3] == ["#SBATCH --job-name rendered-job", "#SBATCH -p gpu", "#SBATCH -t 2:00:00"]
+
+
+def test_artifacts_and_missable_tasks_reach_the_jobs_run(wf: Path, tmp_path: Path) -> None:
+    script = tmp_path / "job.sbatch"
+    args = ([], None, None, None, None, None, str(script), False, "out")
+    code = batch_command([str(wf)], [], *args, artifacts=["data=fs:///scratch/d"], missable_tasks=True)
+    assert code == 0
+    exec_line = script.read_text().splitlines()[-1]
+    words = shlex.split(exec_line)
+    assert words[words.index("--artifact") + 1] == "data=fs:///scratch/d"
+    assert "--missable-tasks" in words
