@@ -19,6 +19,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from sflow.log_tail import read_end
+
 TAIL_BYTES = 32 * 1024 * 1024  # outputs are the *last* match, so a huge log is read from its tail
 TYPES = ("string", "integer", "float", "boolean", "list", "dict", "json")  # list, dict, json: JSON text
 _ALIASES = {"str": "string", "int": "integer", "number": "float", "bool": "boolean", "mapping": "dict"}
@@ -52,7 +54,7 @@ def extract_outputs(log_path: Path | None, output_models: Any) -> Extracted:
     values: dict[str, Any] = dict.fromkeys(name for name, _ in models)
     if not models:
         return Extracted(values, [])
-    text = read_tail(log_path) if log_path is not None else None
+    text = read_end(log_path, TAIL_BYTES)
     if text is None:
         return Extracted(values, [f"outputs: no log at {log_path}; {', '.join(values)} not set"])
     warnings: list[str] = []
@@ -62,20 +64,6 @@ def extract_outputs(log_path: Path | None, output_models: Any) -> Extracted:
         except ValueError as exc:
             warnings.append(f"output '{name}': {exc}")
     return Extracted(values, warnings)
-
-
-def read_tail(path: Path, limit: int = TAIL_BYTES) -> str | None:
-    """The log's text (its last `limit` bytes, from a line start); None when there is no file."""
-    try:
-        with open(path, "rb") as log:
-            size = log.seek(0, os.SEEK_END)
-            log.seek(max(0, size - limit))
-            data = log.read()
-    except FileNotFoundError:
-        return None
-    if size > limit:
-        data = data[data.find(b"\n") + 1 :]
-    return data.decode("utf-8", errors="replace")
 
 
 def extract_one(text: str, name: str, pattern: str | None, type_name: str) -> Any:

@@ -251,19 +251,3 @@ def _human_line(event: Event) -> str:
     if event.message:
         text += f" {event.message}"
     return text
-
-
-def tail(path: Path | str | None, lines: int = 20, max_bytes: int = 64 * 1024) -> list[str]:
-    """The last `lines` lines of a log, read from its end (logs can be large)."""
-    if path is None:
-        return []
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - max_bytes))
-            data = fh.read()
-    except OSError:
-        return []
-    text = data.decode("utf-8", errors="replace")
-    return text.splitlines()[-lines:]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sflow.engine import RunResult, State
-from sflow.record import tail
+from sflow.log_tail import last_lines
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 TAIL_LINES = 20
@@ -129,7 +129,7 @@ def _report_failed(name: str, result: RunResult, info: dict[str, Any], out: Any)
     log = info.get("log")
     if log:
         print(f"  log: {log}", file=out)
-        lines = tail(log, TAIL_LINES)
+        lines = last_lines(log, TAIL_LINES)
         if lines:
             print(f"  last {len(lines)} line(s):", file=out)
             for line in lines:

@@ -10,11 +10,11 @@ from types import SimpleNamespace as NS
 
 import pytest
 
+from sflow.log_tail import read_end
 from sflow.outputs import (
     convert,
     extract_outputs,
     outputs_table,
-    read_tail,
     table_row,
     write_outputs,
     write_table_csv,
@@ -104,7 +104,7 @@ def test_conversions() -> None:
 def test_a_huge_log_is_read_from_its_tail(tmp_path: Path) -> None:
     path = tmp_path / "big.log"
     path.write_text("value=1\n" + "x" * 50 + "\nvalue=2\n")
-    assert read_tail(path, limit=20) == "value=2\n"
+    assert read_end(path, 20) == "value=2\n"
     values, _ = extract_outputs(path, [out("v", r"value=(\d)", "integer")])
     assert values == {"v": 2}
 

@@ -33,6 +33,7 @@ from sflow.dispatch import outcome, payload, protocol
 from sflow.dispatch.callback import CallbackServer
 from sflow.dispatch.errors import DispatchJobError, PayloadError
 from sflow.dispatch.executor import Executor, Handle
+from sflow.log_tail import last_lines
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +250,7 @@ class RemoteExecutor(Executor):
         )
         if handle.log_path:
             message += f"; log: {handle.log_path}"
-            tail = _tail(Path(handle.log_path))
+            tail = _log_end(handle.log_path)
             if tail:
                 message += "\n--- last lines of the log ---\n" + tail
         elif self.log_hint(handle):
@@ -331,18 +332,11 @@ class RemoteExecutor(Executor):
             message += f" ({detail})"
         if log_path:
             message += f"; log: {log_path}"
-            tail = _tail(Path(log_path))
+            tail = _log_end(log_path)
             if tail:
                 message += "\n--- last lines of the log ---\n" + tail
         return DispatchJobError(message, job_id=handle.job_id, state=state, log_path=log_path)
 
 
-def _tail(path: Path, lines: int = 15, max_bytes: int = 8192) -> str:
-    try:
-        with path.open("rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - max_bytes))
-            text = f.read().decode(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.rstrip().splitlines()[-lines:])
+def _log_end(path: str) -> str:
+    return "\n".join(last_lines(path, 15, max_bytes=8192))

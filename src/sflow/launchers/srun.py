@@ -25,7 +25,6 @@ Decisions, and why:
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 from collections.abc import Mapping
@@ -43,6 +42,7 @@ from sflow.launchers.process import (
     describe_exit,
     merged_env,
 )
+from sflow.log_tail import read_end
 from sflow.slurm_cli import SlurmCommandError, run_slurm, scancel
 
 STEP_FILE_ENV = "SFLOW_SLURM_STEP_FILE"
@@ -296,7 +296,7 @@ class SrunAttempt(ProcessAttempt):
         code = await self.proc.wait()
         self._watcher.cancel()
         await self._reap_group()
-        tail = _tail(self.log_path)
+        tail = read_end(self.log_path, 8192) or ""  # where srun and slurmstepd write their verdicts
         banner_step, state = parse_banner(tail)
         step = self.step_id or banner_step
         self.step_path.unlink(missing_ok=True)  # its content now lives in info
@@ -370,15 +370,3 @@ class SrunAttempt(ProcessAttempt):
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
-
-
-def _tail(path: Path | None, size: int = 8192) -> str:
-    """The end of the attempt's log, where srun and slurmstepd write their verdicts."""
-    if path is None:
-        return ""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(max(0, fh.seek(0, os.SEEK_END) - size))
-            return fh.read().decode(errors="replace")
-    except OSError:
-        return ""
