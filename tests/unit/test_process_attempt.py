@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -60,3 +61,22 @@ def test_a_shorter_second_stop_kills_at_once(tmp_path: Path) -> None:
     took = asyncio.run(main())
     assert took < 5  # far below the first stop's 30 s grace, with room for a loaded machine
     assert "clean done" not in (tmp_path / "x.log").read_text()
+
+
+def test_a_stopped_group_gets_its_term_at_once(tmp_path: Path) -> None:
+    """A frozen (SIGSTOP) task is woken by the stop, so its TERM handler runs within the grace."""
+
+    async def main() -> float:
+        script = "trap 'echo got term; exit 3' TERM; echo up; while :; do sleep 0.05; done"
+        spec = LaunchSpec(["bash", "-c", script], dict(os.environ), tmp_path, tmp_path / "y.log")
+        attempt = await ProcessAttempt.start(spec)
+        while "up" not in (tmp_path / "y.log").read_text():
+            await asyncio.sleep(0.01)
+        os.killpg(attempt.proc.pid, signal.SIGSTOP)
+        began = time.monotonic()
+        await attempt.stop(grace=20)
+        return time.monotonic() - began
+
+    took = asyncio.run(main())
+    assert "got term" in (tmp_path / "y.log").read_text()
+    assert took < 10  # far below the 20 s grace a frozen group would have waited out

@@ -3,20 +3,20 @@
 It exercises exactly the path a Slurm job takes (payload in the environment, signed
 callbacks, result file fallback, heartbeats, SIGTERM handling) without a scheduler, so it
 is both a faithful test double for remote execution and a way to isolate calls that may
-crash the interpreter. Each process gets its own session so cancellation reaches its
-children too.
+crash the interpreter. Each worker is started and stopped as a YAML task's process is
+(`launchers.process`): its own session, TERM to the whole group, a grace, then KILL.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shlex
 import signal
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sflow.dispatch.callback import CallbackServer
@@ -24,6 +24,7 @@ from sflow.dispatch.executor import Handle
 from sflow.dispatch.options import parse_options
 from sflow.dispatch.payload import INDEX_ENV
 from sflow.dispatch.remote import RemoteExecutor, RemoteOptions
+from sflow.launchers.process import LaunchSpec, ProcessAttempt, signal_group
 
 
 @dataclass
@@ -57,7 +58,7 @@ class SubprocessExecutor(RemoteExecutor):
         cmd = options.command or default_worker_command()
         self.command = shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
         self._slots = asyncio.Semaphore(options.max_concurrent) if options.max_concurrent else None
-        self._procs: dict[str, asyncio.subprocess.Process] = {}
+        self._workers: dict[str, ProcessAttempt] = {}
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> None:
@@ -79,53 +80,31 @@ class SubprocessExecutor(RemoteExecutor):
         if handle.done():  # cancelled while waiting for a slot
             return
         log_path = self.run_dir / "logs" / f"{handle.call_id}.log"
-        with log_path.open("wb") as log_file:
-            proc = await asyncio.create_subprocess_exec(
-                *self.command,
-                env=env,
-                stdout=log_file,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
-        handle.job_id, handle.log_path = f"pid:{proc.pid}", str(log_path)
-        self._procs[handle.call_id] = proc
+        worker = await ProcessAttempt.start(LaunchSpec(self.command, env, Path.cwd(), log_path))
+        handle.job_id, handle.log_path = f"pid:{worker.proc.pid}", str(log_path)
+        self._workers[handle.call_id] = worker
         handle.mark_started()  # the worker process runs (a lost task_started must not matter)
         try:
-            code = await proc.wait()
+            outcome = await worker.wait()
+        except asyncio.CancelledError:  # aclose: never leave the worker behind
+            signal_group(worker.proc.pid, signal.SIGKILL)
+            raise
         finally:
-            self._procs.pop(handle.call_id, None)
-            if proc.returncode is None:  # cancelled (aclose): never leave the worker behind
-                _signal_group(proc, signal.SIGKILL)
+            self._workers.pop(handle.call_id, None)
+        code = outcome.exit_code or 0
         state = (
             "COMPLETED" if code == 0 else f"KILLED({signal.Signals(-code).name})" if code < 0 else "FAILED"
         )
         await self.job_ended(handle, state, f"exit code {code}", str(log_path))
 
     async def _terminate(self, handles: list[Handle]) -> None:
-        procs = [p for h in handles if (p := self._procs.get(h.call_id)) is not None]
-        for proc in procs:
-            _signal_group(proc, signal.SIGTERM)
-            _signal_group(proc, signal.SIGCONT)  # a stopped (frozen) worker gets the TERM now
-        if procs:
-            self.spawn(self._kill_after_grace(procs))
-
-    async def _kill_after_grace(self, procs: list[asyncio.subprocess.Process]) -> None:
-        try:
-            await asyncio.wait_for(asyncio.gather(*(p.wait() for p in procs)), self.options.kill_grace)
-        except asyncio.TimeoutError:
-            pass
-        finally:
-            for proc in procs:
-                if proc.returncode is None:
-                    _signal_group(proc, signal.SIGKILL)
+        for handle in handles:
+            worker = self._workers.get(handle.call_id)
+            if worker is not None:
+                self.spawn(worker.stop(self.options.kill_grace))
 
     async def _close(self) -> None:
-        procs = list(self._procs.values())
-        if procs:  # already sent SIGTERM by the cancel in aclose; give them their grace
-            await self._kill_after_grace(procs)
+        workers = list(self._workers.values())
+        if workers:  # already sent SIGTERM by the cancel in aclose; give them their grace
+            await asyncio.gather(*(w.stop(self.options.kill_grace) for w in workers))
         await super()._close()
-
-
-def _signal_group(proc: asyncio.subprocess.Process, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, sig)

@@ -130,7 +130,8 @@ class ProcessAttempt(Attempt):
         loop = asyncio.get_running_loop()
         if self._stop_deadline is None:
             self._stop_deadline = loop.time() + grace
-            _signal_group(self.proc.pid, signal.SIGTERM)
+            signal_group(self.proc.pid, signal.SIGTERM)
+            signal_group(self.proc.pid, signal.SIGCONT)  # a stopped (frozen) process gets the TERM now
         else:
             self._stop_deadline = min(self._stop_deadline, loop.time() + grace)
         if self.proc.returncode is None:
@@ -139,7 +140,7 @@ class ProcessAttempt(Attempt):
                     asyncio.shield(self.proc.wait()), max(0.0, self._stop_deadline - loop.time())
                 )
             except asyncio.TimeoutError:
-                _signal_group(self.proc.pid, signal.SIGKILL)
+                signal_group(self.proc.pid, signal.SIGKILL)
         await self.wait()
         if group_has_live(self.proc.pid):  # a reap still waiting on an earlier, longer deadline
             await _kill_group(self.proc.pid)
@@ -151,11 +152,11 @@ class ProcessAttempt(Attempt):
         TERM and get what is left of its grace. The common case (nothing left) costs one failed
         `killpg(pgid, 0)`.
         """
-        if not _signal_group(self.proc.pid, 0) or not group_has_live(self.proc.pid):
+        if not signal_group(self.proc.pid, 0) or not group_has_live(self.proc.pid):
             return
         loop = asyncio.get_running_loop()
         if self._stop_deadline is None:
-            _signal_group(self.proc.pid, signal.SIGTERM)
+            signal_group(self.proc.pid, signal.SIGTERM)
             self._stop_deadline = loop.time() + LEFTOVER_GRACE
         delay = 0.005
         while group_has_live(self.proc.pid) and loop.time() < self._stop_deadline:
@@ -167,7 +168,7 @@ class ProcessAttempt(Attempt):
 
 async def _kill_group(pgid: int) -> None:
     """KILL a process group and return once none of it is alive (KILL lands asynchronously)."""
-    _signal_group(pgid, signal.SIGKILL)
+    signal_group(pgid, signal.SIGKILL)
     delay = 0.001
     for _ in range(100):
         if not group_has_live(pgid):
@@ -254,7 +255,7 @@ def _descriptors_at_start() -> tuple[int, ...]:
         return ()
 
 
-def _signal_group(pgid: int, sig: int) -> bool:
+def signal_group(pgid: int, sig: int) -> bool:
     """Send `sig` to a process group; False when the group no longer exists."""
     try:
         os.killpg(pgid, sig)
@@ -266,7 +267,7 @@ def _signal_group(pgid: int, sig: int) -> bool:
 def group_has_live(pgid: int) -> bool:
     """True while a process of group `pgid` is alive; zombies (an init that reaps late) do not count."""
     if not os.path.isdir("/proc/self"):
-        return _signal_group(pgid, 0)
+        return signal_group(pgid, 0)
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue

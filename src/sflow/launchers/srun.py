@@ -38,9 +38,9 @@ from sflow.launchers.process import (
     Child,
     LaunchSpec,
     ProcessAttempt,
-    _signal_group,
     describe_exit,
     merged_env,
+    signal_group,
 )
 from sflow.log_tail import read_end
 from sflow.slurm_cli import SlurmCommandError, run_slurm, scancel
@@ -329,11 +329,11 @@ class SrunAttempt(ProcessAttempt):
                 return
             except SlurmCommandError:
                 pass
-        _signal_group(self.proc.pid, signal.SIGTERM)
+        signal_group(self.proc.pid, signal.SIGTERM)
 
     async def _force(self, step: str | None) -> None:
         """After the grace: srun kills the step on TERM; scancel makes sure even if srun is stuck."""
-        _signal_group(self.proc.pid, signal.SIGTERM)
+        signal_group(self.proc.pid, signal.SIGTERM)
         if step:
             try:
                 await scancel(step)
@@ -342,7 +342,7 @@ class SrunAttempt(ProcessAttempt):
         try:
             await asyncio.wait_for(asyncio.shield(self.proc.wait()), STOP_KILL_WAIT)
         except asyncio.TimeoutError:
-            _signal_group(self.proc.pid, signal.SIGKILL)
+            signal_group(self.proc.pid, signal.SIGKILL)
 
     async def _find_step(self) -> str | None:
         """The step by name from squeue, for a step that has not written its id (yet)."""
