@@ -20,12 +20,9 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from sflow.log_tail import read_end
+from sflow.spec.fieldtypes import OUTPUT_TYPES, TYPE_ALIASES, to_scalar
 
 TAIL_BYTES = 32 * 1024 * 1024  # outputs are the *last* match, so a huge log is read from its tail
-TYPES = ("string", "integer", "float", "boolean", "list", "dict", "json")  # list, dict, json: JSON text
-_ALIASES = {"str": "string", "int": "integer", "number": "float", "bool": "boolean", "mapping": "dict"}
-_TRUE = {"true", "yes", "on", "1"}
-_FALSE = {"false", "no", "off", "0"}
 
 
 class Extracted(NamedTuple):
@@ -81,38 +78,41 @@ def extract_one(text: str, name: str, pattern: str | None, type_name: str) -> An
 
 
 def _group(match: re.Match[str], name: str) -> str:
-    """The group named like the output, else the first group, else the whole match."""
-    if name in match.re.groupindex:
+    """The group named like the output, else the first named group, else group 1, else the match."""
+    names = match.re.groupindex
+    if name in names:
         return match.group(name) or ""
+    if names:
+        return match.group(min(names.values())) or ""
     return (match.group(1) if match.re.groups else match.group(0)) or ""
+
+
+_KINDS = {
+    "list": "a JSON list",
+    "dict": "a JSON object",
+    "boolean": "boolean (true/false, yes/no, on/off, 1/0)",
+}
 
 
 def convert(text: str, type_name: str) -> Any:
     """`text` as the output's declared type (the variable types, or any JSON); ValueError when it is not one."""
-    type_name = _ALIASES.get(type_name, type_name)
+    type_name = TYPE_ALIASES.get(type_name, type_name)
     raw = text.rstrip("\r")
     value = raw.strip()
+    if type_name == "string":
+        return raw
+    if type_name not in OUTPUT_TYPES:
+        raise ValueError(f"unknown type {type_name!r} (one of {', '.join(OUTPUT_TYPES)})")
     try:
-        if type_name == "string":
-            return raw
-        if type_name == "integer":
-            return int(value)
-        if type_name == "float":
-            return float(value)
-        if type_name in ("json", "list", "dict"):
-            parsed = json.loads(value)
-            shape = {"list": list, "dict": dict}.get(type_name)
-            if shape is not None and not isinstance(parsed, shape):
-                raise ValueError
-            return parsed
+        if type_name in ("integer", "float", "boolean"):
+            return to_scalar(value, type_name)
+        parsed = json.loads(value)
+        shape = {"list": list, "dict": dict}.get(type_name)
+        if shape is not None and not isinstance(parsed, shape):
+            raise ValueError
+        return parsed
     except ValueError:
-        kind = {"list": "a JSON list", "dict": "a JSON object"}.get(type_name, type_name)
-        raise ValueError(f"{value[:80]!r} is not {kind}") from None
-    if type_name == "boolean" and value.lower() in _TRUE | _FALSE:
-        return value.lower() in _TRUE
-    if type_name == "boolean":
-        raise ValueError(f"{value[:80]!r} is not boolean (true/false, yes/no, on/off, 1/0)")
-    raise ValueError(f"unknown type {type_name!r} (one of {', '.join(TYPES)})")
+        raise ValueError(f"{value[:80]!r} is not {_KINDS.get(type_name, type_name)}") from None
 
 
 def write_outputs(task_dir: Path, values: Mapping[str, Any]) -> Path:

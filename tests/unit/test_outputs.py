@@ -13,6 +13,7 @@ import pytest
 from sflow.log_tail import read_end
 from sflow.outputs import (
     convert,
+    extract_one,
     extract_outputs,
     outputs_table,
     table_row,
@@ -130,3 +131,16 @@ def test_sweep_table(tmp_path: Path) -> None:
     assert table[0] == columns
     assert table[1] == ["0", "0.1", "32", "0.5", "true", "", ""]
     assert table[2] == ["1", "0.01", "32", "", "", '{"n": 1}', "9"]
+
+
+@pytest.mark.parametrize(
+    ("name", "pattern", "expected"),
+    [
+        ("loss", r"loss=(?P<loss>[0-9.]+)", "0.25"),  # the group named like the output
+        ("x", r"(step) (?P<n>\d+)", "12"),  # else the first named group
+        ("x", r"step (\d+)", "12"),  # else group 1
+        ("x", r"step \d+", "step 12"),  # else the whole match
+    ],
+)
+def test_which_group_is_the_value(name: str, pattern: str, expected: str) -> None:
+    assert extract_one("loss=0.25 at step 12\n", name, pattern, "string") == expected

@@ -141,14 +141,15 @@ PATTERN_HINTS = {
 
 
 VARIABLE_TYPES = ("string", "integer", "float", "boolean", "list", "dict")
-_TYPE_ALIASES = {"str": "string", "int": "integer", "number": "float", "bool": "boolean", "mapping": "dict"}
+OUTPUT_TYPES = (*VARIABLE_TYPES, "json")  # an output's list, dict and json are JSON text in the log
+TYPE_ALIASES = {"str": "string", "int": "integer", "number": "float", "bool": "boolean", "mapping": "dict"}
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
 
 
 def canonical_type(name: str) -> str:
     """`int` -> `integer` etc.; ValueError for unknown type names."""
-    canonical = _TYPE_ALIASES.get(name, name)
+    canonical = TYPE_ALIASES.get(name, name)
     if canonical not in VARIABLE_TYPES:
         raise ValueError(f"unknown variable type {name!r} (one of: {', '.join(VARIABLE_TYPES)})")
     return canonical
@@ -159,6 +160,11 @@ def coerce(value: Any, type_name: str | None) -> Any:
     if type_name is None or is_expression(value):
         return value
     return _COERCERS[type_name](value)
+
+
+def to_scalar(text: str, type_name: str) -> Any:
+    """Text (an output found in a log) as an integer, float or boolean, as a variable's value would be."""
+    return _COERCERS[type_name](text)
 
 
 def _to_string(value: Any) -> str:

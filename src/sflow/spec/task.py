@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field, PlainValidator, field_validator, model_v
 
 from sflow.spec.base import SpecModel
 from sflow.spec.fieldtypes import (
+    OUTPUT_TYPES,
     CountOrExpr,
     Duration,
     IndexList,
@@ -159,9 +160,6 @@ class Probes(SpecModel):
     failure: list[Probe] = Field(default_factory=list)
 
 
-OUTPUT_TYPES = ("string", "integer", "float", "boolean", "list", "dict", "json")
-
-
 class Output(SpecModel):
     """A value captured from the task's log by a regex with one group (or a named group)."""
 
@@ -188,15 +186,6 @@ class Output(SpecModel):
             return canonical_type(value)
         except ValueError:
             raise ValueError(f"unknown output type {value!r} (one of: {', '.join(OUTPUT_TYPES)})") from None
-
-    def group(self, match: re.Match[str]) -> str | None:
-        """The captured text: the group named like the output, else the first named, else group 1."""
-        names = match.re.groupindex
-        if self.name in names:
-            return match.group(self.name)
-        if names:
-            return match.group(next(iter(names)))
-        return match.group(1)
 
 
 def _check_regex(pattern: str) -> re.Pattern[str]:

@@ -275,14 +275,3 @@ def test_script_text_joins_lines(load: Load) -> None:
         'version: "0.1"\nworkflow:\n  name: wf\n  tasks:\n    - name: t\n      script:\n        - echo a\n        - echo b\n'
     )
     assert spec.workflow.tasks[0].script_text == "echo a\necho b"
-
-
-def test_output_captures_named_or_first_group() -> None:
-    import re
-
-    from sflow.spec.models import Output
-
-    named = Output(name="loss", pattern=r"loss=(?P<loss>[0-9.]+)", type="float")
-    first = Output(name="step", pattern=r"step (\d+)")
-    assert named.group(re.search(named.pattern, "loss=0.25")) == "0.25"  # type: ignore[arg-type]
-    assert first.group(re.search(first.pattern, "at step 12")) == "12"  # type: ignore[arg-type]
