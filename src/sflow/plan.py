@@ -17,6 +17,7 @@ from sflow.placement import ANY_ONE_NODE, Request
 
 if TYPE_CHECKING:
     from sflow.spec import WorkflowSpec
+    from sflow.spec.models import OperatorBase, Task
 
 
 @dataclass(slots=True)
@@ -24,13 +25,13 @@ class TaskInstance:
     """One runnable copy of a YAML task (a task without replicas has exactly one)."""
 
     name: str
-    task: Any
+    task: Task
     deps: tuple[str, ...] = ()
     replica_index: int | None = None
     sweep: dict[str, Any] = field(default_factory=dict)
     follows_sweep: dict[str, Any] = field(default_factory=dict)  # run-wide variables built from it
     backend: str = "local"
-    operator: Any = None
+    operator: OperatorBase = None  # type: ignore[assignment]  # expand() always sets it
     request: Request = field(default_factory=Request)
 
 

@@ -12,13 +12,16 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from sflow.backends.base import Allocation
 from sflow.engine.unit import Attempt
 from sflow.errors import PlanError
 from sflow.launchers.process import LaunchSpec, ProcessAttempt, merged_env
 from sflow.placement import Placement
+
+if TYPE_CHECKING:
+    from sflow.spec.models import OperatorBase
 
 
 @dataclass
@@ -32,7 +35,7 @@ class LaunchContext:
     log_path: Path
     placement: Placement
     allocation: Allocation
-    operator: Any
+    operator: OperatorBase
     attempt: int = 1
     base_env: Mapping[str, str] | None = None  # the environment the run started with; os.environ if None
 
