@@ -346,13 +346,20 @@ def test_sbatch_answer_lost_but_job_created_is_adopted_not_duplicated(
             fake.set("sbatch.creates", f"555|sflow:{ex_slurm.run_id}:PLACEHOLDER\n")
             call = Call(h.add, (1,))
             # the comment tag names the first call id, known only once the handle exists: patch it in
-            original = ex_slurm._find_by_comment
+            tagged = ex_slurm.tagged
 
-            async def find(name: str, tag: str) -> str | None:
-                fake.set("adoptable", f"555|{tag}\n")
-                return await original(name, tag)
+            def tagged_and_adoptable(name: str, tag: str) -> Any:
+                submission = tagged(name, tag)
+                find = submission.find
 
-            ex_slurm._find_by_comment = find
+                async def find_after_the_lost_answer() -> str | None:
+                    fake.set("adoptable", f"555|{tag}\n")
+                    return await find()
+
+                submission.find = find_after_the_lost_answer
+                return submission
+
+            ex_slurm.tagged = tagged_and_adoptable
             handle = await ex.submit(call)
             assert handle.job_id == "555" and len(fake.calls("sbatch")) == 1
 

@@ -11,21 +11,19 @@ Outcomes arrive as signed callbacks (or, when those are lost, as result files). 
 terminal state without having delivered a result fails its call with a `DispatchJobError`
 naming the job, its state and its log. `cancel`/`aclose` scancel in one batched call.
 
-A submission cancelled while sbatch runs (Ctrl-C during `submit_many`, `aclose` while a
-`max_concurrent` submission waits for its answer) kills sbatch, but the controller may
-already have created the job: it is looked up by its unique `--comment` and scancelled.
+Each sbatch carries a unique `--comment` (`sflow.slurm_submit`): a job whose answer was
+lost is adopted, and one created by an sbatch cancelled meanwhile (Ctrl-C during
+`submit_many`, `aclose` while a submission waits for its answer) is scancelled.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import getpass
 import inspect
 import json
 import logging
 import os
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,19 +38,16 @@ from sflow.dispatch.slurm.status import JobStatus, SlurmWatcher, master_id
 from sflow.dispatch.subprocess import default_worker_command
 from sflow.slurm_cli import (
     RETRY_QUERY,
-    RETRY_SUBMIT,
     RUNNING_STATES,
     SlurmCommandError,
-    SlurmResult,
-    run_once,
     run_slurm,
     seconds_to_slurm_time,
 )
+from sflow.slurm_submit import TaggedSubmission
 
 log = logging.getLogger(__name__)
 
 TIME_LIMIT_MARGIN = 60.0  # seconds a job's derived time limit exceeds its call's timeout
-SUBMIT_CLEANUP_WINDOW = 2.0  # seconds to look for the job of a cancelled sbatch
 
 
 @dataclass
@@ -247,64 +242,24 @@ class SlurmExecutor(RemoteExecutor):
 
     async def _sbatch(self, argv: list[str], env: Mapping[str, str], name: str) -> str:
         tag = next(a for a in argv if a.startswith("--comment=")).partition("=")[2]
-
-        async def adopt() -> SlurmResult | None:
-            found = await self._find_by_comment(name, tag)
-            if found:
-                log.warning("adopting job %s: sbatch created it before its answer was lost", found)
-            return SlurmResult(found) if found else None
-
+        submission = self.tagged(name, tag)
         async with self._submit_slots:
-            try:
-                result = await run_slurm(
-                    argv,
-                    retry=RETRY_SUBMIT,
-                    env={**os.environ, **env},
-                    attempts=self.options.submit_attempts,
-                    timeout=self.options.command_timeout,
-                    find_submitted=adopt,
-                    error_type=DispatchSlurmError,
-                )
-            except asyncio.CancelledError:  # Ctrl-C, aclose: sbatch is killed, its job may exist
-                await self._cancel_unanswered(name, tag)
-                raise
+            result = await submission.submit(argv, env={**os.environ, **env})
         job_id = slurm_argv.parse_job_id(result.stdout)
         self.submitted.append(job_id)
         return job_id
 
-    async def _cancel_unanswered(self, name: str, tag: str) -> None:
-        """scancel the job (or array) a cancelled sbatch may have created before it was killed.
-
-        The controller may still be processing the request: looked up a few times over
-        `SUBMIT_CLEANUP_WINDOW` seconds by its unique comment. A second cancellation stops
-        the search (the warning below is not logged then).
-        """
-        deadline = time.monotonic() + SUBMIT_CLEANUP_WINDOW
-        delay = 0.25
-        while True:
-            found = await self._find_by_comment(name, tag)
-            if found:
-                log.warning("scancel job %s: its submission was cancelled while sbatch ran", found)
-                await self._scancel([found])
-                return
-            if time.monotonic() + delay > deadline:
-                log.debug("no job tagged %s after a cancelled sbatch", tag)
-                return
-            await asyncio.sleep(delay)
-            delay *= 2
-
-    async def _find_by_comment(self, name: str, tag: str) -> str | None:
-        """The job (array: its id) of ours whose comment is `tag`, in any state; None if none."""
-        argv = [*self.options.squeue, "-h", "-t", "all", "-u", getpass.getuser(), "-n", name, "-o", "%i|%k"]
-        try:
-            result = await run_once(argv, timeout=self.options.command_timeout, error_type=DispatchSlurmError)
-        except SlurmCommandError:
-            return None
-        for line in result.stdout.splitlines():
-            job, _, comment = line.partition("|")
-            if comment.strip() == tag:
-                return master_id(job.strip())
-        return None
+    def tagged(self, name: str, tag: str) -> TaggedSubmission:
+        """How this executor's sbatch finds a job again by its comment (see `sflow.slurm_submit`)."""
+        return TaggedSubmission(
+            name,
+            tag,
+            squeue=self.options.squeue,
+            scancel=self.options.scancel,
+            timeout=self.options.command_timeout,
+            attempts=self.options.submit_attempts,
+            error_type=DispatchSlurmError,
+        )
 
     async def _submit_custom(self, handle: Handle) -> None:
         argv, name, log_template = self.sbatch_argv([handle])
