@@ -12,6 +12,8 @@ Why it looks like this:
   it with `ps`) nor into the script. They are written to `<script>.sets`, mode 0600, beside the
   script (mode 0700), and the job runs `<python> -m sflow.batch --set-file <that file> run ...`,
   which reads them and runs `sflow run` in the same process with them.
+- The first `#SBATCH` line is a unique `--comment`: a Ctrl-C while `--submit`'s sbatch runs
+  finds the job sbatch may already have created by it, and scancels it (`sflow.slurm_submit`).
 - Backend fields may be `${{ }}` expressions (`partition: ${{ variables.PARTITION }}`): they are
   rendered as `sflow run` renders them (workflow, artifacts, top-level variables, `--set`).
 """
@@ -31,7 +33,7 @@ from typing import Any
 
 from sflow.backends.slurm import allocation_options, config_value, split_args
 from sflow.errors import SflowError
-from sflow.slurm_cli import RETRY_SUBMIT, run_slurm
+from sflow.slurm_submit import TaggedSubmission, new_tag
 
 BACKEND_FIELDS = ("job_name", "account", "partition", "time", "nodes", "gpus_per_node", "extra_args")
 
@@ -53,6 +55,7 @@ class BatchOptions:
     submit_dir: Path = field(default_factory=Path.cwd)
     python: str = field(default_factory=lambda: sys.executable)
     sets_file: Path | None = None  # where `sets` are stored for the job (required when there are any)
+    tag: str | None = None  # the job's `--comment`: how an interrupted submission finds its job again
 
 
 def slurm_backend_config(spec: Any) -> Any | None:
@@ -98,8 +101,12 @@ def effective_config(spec: Any, options: BatchOptions) -> dict[str, Any]:
 
 
 def sbatch_lines(spec: Any, options: BatchOptions) -> list[str]:
-    """The `#SBATCH` lines: backend options, `-e` extras, then the job's output file."""
-    groups = allocation_options(effective_config(spec, options))
+    """The `#SBATCH` lines: the tag, backend options, `-e` extras, then the job's output file.
+
+    The tag comes first: a `--comment` of the user's, later, wins (only Ctrl-C cleanup needs it).
+    """
+    groups = [[f"--comment={options.tag}"]] if options.tag else []
+    groups += allocation_options(effective_config(spec, options))
     groups += [words for extra in options.extras if (words := split_args(extra))]
     output = options.output_dir.resolve() / "sflow-%j.out"
     groups.append([f"--output={output}"])
@@ -153,15 +160,31 @@ def parse_sbatch_job_id(stdout: str) -> str:
     return job
 
 
-async def submit_async(script_path: str | Path) -> str:
-    """`sbatch --parsable <script>` without blocking the loop; the job id."""
-    result = await run_slurm(["sbatch", "--parsable", str(script_path)], retry=RETRY_SUBMIT)
+async def submit_async(script_path: str | Path, job_name: str, tag: str) -> str:
+    """`sbatch --parsable <script>` without blocking the loop; the job id.
+
+    Cancelled (Ctrl-C) while sbatch runs, the job it may have created is found by its tag and
+    scancelled before the cancellation goes on; `Interrupted` says which job that was.
+    """
+    submission = TaggedSubmission(job_name, tag)
+    try:
+        result = await submission.submit(["sbatch", "--parsable", str(script_path)])
+    except asyncio.CancelledError:
+        raise Interrupted(submission.cancelled_job) from None
     return parse_sbatch_job_id(result.stdout)
 
 
-def submit(script_path: str | Path) -> str:
+class Interrupted(Exception):
+    """Ctrl-C during the submission; `job` is the job it had created and that was scancelled."""
+
+    def __init__(self, job: str | None) -> None:
+        super().__init__(job)
+        self.job = job
+
+
+def submit(script_path: str | Path, job_name: str, tag: str) -> str:
     """Submit the script (from synchronous code such as the CLI); the job id."""
-    return asyncio.run(submit_async(script_path))
+    return asyncio.run(submit_async(script_path, job_name, tag))
 
 
 submit_script = submit  # `batch_command`'s `submit` flag shadows the function's name
@@ -238,6 +261,7 @@ def batch_command(
         job_name=job_name,
     )
     name = effective_config(spec, options)["job_name"]
+    options.tag = new_tag("sflow-batch")
     path = Path(sbatch_path) if sbatch_path else default_script_path(out_dir, name)
     options.sets_file = sets_file_for(path)
     text = build_batch_script(files, spec, options)
@@ -251,10 +275,19 @@ def batch_command(
     if not submit:
         return 0
     try:
-        job = submit_script(path)
+        job = submit_script(path, name, options.tag)
     except SflowError as exc:
         print(f"sflow: error: {exc}", file=sys.stderr)
         return 1
+    except (Interrupted, KeyboardInterrupt) as exc:
+        created = exc.job if isinstance(exc, Interrupted) else None
+        done = (
+            f"job {created}, which sbatch had already created, was cancelled"
+            if created
+            else "no job was created"
+        )
+        print(f"sflow: interrupted while submitting; {done}", file=sys.stderr)
+        return 130
     print(f"Submitted batch job {job}")
     return 0
 

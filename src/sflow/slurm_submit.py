@@ -44,6 +44,7 @@ class TaggedSubmission:
     attempts: int = 6
     error_type: type[SlurmCommandError] = SlurmCommandError
     cleanup_window: float = field(default=CLEANUP_WINDOW)
+    cancelled_job: str | None = None  # the job a cancelled submission had created (scancelled)
 
     async def submit(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> SlurmResult:
         """Run sbatch (retrying transient errors, adopting a job whose answer was lost)."""
@@ -65,7 +66,7 @@ class TaggedSubmission:
                 error_type=self.error_type,
             )
         except asyncio.CancelledError:  # Ctrl-C, aclose: sbatch is killed, its job may exist
-            await self.cancel_unanswered()
+            self.cancelled_job = await self.cancel_unanswered()
             raise
 
     async def find(self) -> str | None:

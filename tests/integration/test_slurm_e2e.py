@@ -4,7 +4,9 @@ sbatch, `sflow batch --submit`, and how fast a dependent step follows its depend
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -269,3 +271,37 @@ def _no_leaked_jobs(squeue_ours):
     if left:
         subprocess.run(["scancel", *[j.job_id for j in left]], check=False)
     assert not left, f"jobs left behind: {left}"
+
+
+def test_ctrl_c_while_sbatch_runs_cancels_the_job_it_created(
+    slurm_cluster: SlurmCluster, tmp: Path, squeue_ours: Any
+) -> None:
+    """sbatch created the job but its answer never came: the job is found by its tag and cancelled."""
+    name = _name("intr")
+    wf = _workflow(slurm_cluster, tmp, f"{name}-yaml", "  - name: t\n    script:\n      - sleep 60\n")
+    slow = tmp / "bin"
+    slow.mkdir()
+    (slow / "sbatch").write_text(f'#!/bin/bash\n{shutil.which("sbatch")} "$@" > /dev/null\nexec sleep 30\n')
+    (slow / "sbatch").chmod(0o755)
+    env = {**os.environ, "PATH": f"{slow}:{os.environ['PATH']}"}
+    args = ["batch", str(wf), "-J", name, "--time", "5", "--submit", "--output-dir", "out"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sflow", *args],
+        cwd=tmp,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not squeue_ours(name) and time.monotonic() < deadline:  # the job exists; sbatch hangs
+        time.sleep(0.1)
+    assert squeue_ours(name), "the job was never created"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    job = squeue_ours(name)[0].job_id if squeue_ours(name) else None
+    assert job is None, f"job {job} was left behind"
+    assert re.search(
+        r"interrupted while submitting; job \d+, which sbatch had already created, was cancelled", err
+    ), err

@@ -261,7 +261,8 @@ def test_backend_fields_with_expressions_are_rendered(
     args = ([], None, None, None, None, None, str(script), False, "out")
     assert batch_command([str(wf)], ["PARTITION=gpu"], *args) == 0
     lines = sbatch_lines(script.read_text())
-    assert lines[:3] == ["#SBATCH --job-name rendered-job", "#SBATCH -p gpu", "#SBATCH -t 2:00:00"]
+    assert lines[0].startswith("#SBATCH --comment=sflow-batch:")  # finds the job after a Ctrl-C
+    assert lines[1:4] == ["#SBATCH --job-name rendered-job", "#SBATCH -p gpu", "#SBATCH -t 2:00:00"]
 
 
 def test_artifacts_and_missable_tasks_reach_the_jobs_run(wf: Path, tmp_path: Path) -> None:
