@@ -124,3 +124,18 @@ def test_the_program_is_found_on_the_tasks_own_path(tmp_path: Path, monkeypatch:
 
     assert asyncio.run(main()) == 0
     assert (tmp_path / "a.log").read_text().strip() == "mine"
+
+
+@needs_spawn
+def test_a_child_reaped_behind_our_back_ends_instead_of_hanging(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    async def main() -> int | None:
+        spec = LaunchSpec(["bash", "-c", "exit 0"], dict(os.environ), tmp_path, tmp_path / "a.log")
+        attempt = await ProcessAttempt.start(spec)
+        os.waitpid(attempt.proc.pid, 0)  # as a process-wide SIGCHLD handler would
+        return (await asyncio.wait_for(attempt.wait(), 10)).exit_code
+
+    assert asyncio.run(main()) == 255

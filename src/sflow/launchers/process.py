@@ -75,8 +75,11 @@ class PidfdChild:
     def _reap(self) -> None:
         self._loop.remove_reader(self._pidfd)
         os.close(self._pidfd)
-        _, status = os.waitpid(self.pid, 0)
-        self.returncode = os.waitstatus_to_exitcode(status)  # -N when killed by signal N
+        try:
+            _, status = os.waitpid(self.pid, 0)
+            self.returncode = os.waitstatus_to_exitcode(status)  # -N when killed by signal N
+        except ChildProcessError:  # reaped by someone else (a SIGCHLD handler): its status is lost
+            self.returncode = 255
         self._exited.set_result(self.returncode)
 
     async def wait(self) -> int:
