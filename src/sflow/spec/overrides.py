@@ -58,7 +58,10 @@ def apply_sets(data: dict[str, Any], locs: LocMap, sets: Sequence[str]) -> None:
 
 
 def apply_artifacts(data: dict[str, Any], locs: LocMap, artifacts: Sequence[str]) -> None:
-    """Apply every `--artifact NAME=URI`: replace an artifact's uri, or declare a new artifact."""
+    """Apply every `--artifact NAME=URI`: replace the uri of an artifact the workflow declares.
+
+    An unknown name is an error, as for `--set`: a typo must not leave a task on the wrong data.
+    """
     for item in artifacts:
         name, sep, uri = item.partition("=")
         name, uri = name.strip(), uri.strip()
@@ -68,11 +71,8 @@ def apply_artifacts(data: dict[str, Any], locs: LocMap, artifacts: Sequence[str]
         section, section_locs = _mapping(data, locs, "artifacts")
         entry = section.get(name)
         if not isinstance(entry, dict):
-            section[name] = {"name": name, "uri": uri}
-            section_locs[name] = LocMap.at(
-                ARTIFACT, 0, {"name": LocMap.at(ARTIFACT, 0), "uri": LocMap.at(ARTIFACT, 0)}
-            )
-            continue
+            declare = "; declare it under `artifacts:` in the workflow" if not section else ""
+            raise SpecError(f"unknown artifact '{name}'{suggest(name, section)}{declare}", where=ARTIFACT)
         entry["uri"] = uri
         if "content" in entry and not uri.startswith("file://"):
             del entry["content"]  # inline content only makes sense for a file:// artifact

@@ -266,6 +266,7 @@ def test_backend_fields_with_expressions_are_rendered(
 
 
 def test_artifacts_and_missable_tasks_reach_the_jobs_run(wf: Path, tmp_path: Path) -> None:
+    wf.write_text(WORKFLOW.replace("backends:", "artifacts:\n  data: {uri: fs:///tmp/d}\nbackends:", 1))
     script = tmp_path / "job.sbatch"
     args = ([], None, None, None, None, None, str(script), False, "out")
     code = batch_command([str(wf)], [], *args, artifacts=["data=fs:///scratch/d"], missable_tasks=True)

@@ -143,14 +143,22 @@ def test_set_syntax_errors(load: Load) -> None:
     assert err.value.where == "--set"
 
 
-def test_artifact_override_and_creation(load: Load) -> None:
-    spec = load(TEXT, artifacts=["cfg=fs:///shared/cfg.json", "weights=https://example.com/w.bin"])
+def test_artifact_override(load: Load) -> None:
+    spec = load(TEXT, artifacts=["cfg=fs:///shared/cfg.json"])
     assert spec.artifacts["cfg"].uri == "fs:///shared/cfg.json"
     assert spec.artifacts["cfg"].content is None  # inline content only belongs to file://
-    assert spec.artifacts["weights"].uri == "https://example.com/w.bin"
-    assert spec.artifacts["weights"].loc() == "--artifact"
+    assert spec.artifacts["cfg"].loc("uri") == "--artifact"
     with pytest.raises(SpecError) as err:
-        load(TEXT, artifacts=["bad=ftp://x"])
-    assert err.value.where == "--artifact" and err.value.field == "artifacts.bad.uri"
+        load(TEXT, artifacts=["cfg=ftp://x"])
+    assert err.value.where == "--artifact" and err.value.field == "artifacts.cfg.uri"
+
+
+def test_an_unknown_artifact_is_an_error_with_a_suggestion(load: Load) -> None:
+    with pytest.raises(SpecError) as err:
+        load(TEXT, artifacts=["cgf=fs:///shared/cfg.json"])
+    assert (err.value.where, err.value.message) == (
+        "--artifact",
+        "unknown artifact 'cgf'; did you mean 'cfg'?",
+    )
     with pytest.raises(SpecError, match="expected NAME=URI"):
         load(TEXT, artifacts=["nouri"])
