@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from sflow.backends.base import Allocation
 from sflow.errors import SpecError
 from sflow.spec.expressions import (
+    START,
+    ExpressionError,
     evaluate,
     failure,
     has_expression,
@@ -24,6 +26,7 @@ from sflow.spec.expressions import (
     render_value,
     split_expressions,
 )
+from sflow.spec.locations import where_at
 
 if TYPE_CHECKING:
     from sflow.placement import Placement
@@ -196,8 +199,31 @@ def _scope(context: dict[str, Any], inst: TaskInstance) -> dict[str, Any]:
 
 def render_script(inst: TaskInstance, scope: dict[str, Any]) -> str:
     text = "\n".join(inst.task.script or ())
-    body = render(text, scope, where=inst.task.loc("script"), field=inst.task.path("script"))
+    try:
+        body = render(text, scope, where=inst.task.loc("script"), field=inst.task.path("script"))
+    except ExpressionError as exc:
+        raise at_script_line(exc, inst.task) from None
     return "#!/usr/bin/env bash\n" + body + "\n"
+
+
+def at_script_line(error: ExpressionError, task: Any) -> ExpressionError:
+    """The error located at the script item (and line of a `|` block) holding its expression."""
+    if error.source is None:
+        return error
+    marker = START + error.source + "}}"
+    for index, item in enumerate(task.script or ()):
+        at = item.find(marker)
+        if at == -1:
+            continue
+        where = where_at(task.locations(), ["script", index]) or error.where
+        if where and "\n" in item:
+            file, _, line = where.rpartition(":")
+            if line.isdigit():
+                where = f"{file}:{int(line) + item.count(chr(10), 0, at) + 1}"
+        moved = ExpressionError(error.message, where=where, field=f"{task.path('script')}[{index}]")
+        moved.source = error.source
+        return moved
+    return error
 
 
 RUN_WIDE = frozenset({"workflow", "artifacts", "backends", "variables"})
@@ -255,7 +281,10 @@ class ScriptRenderer:
             self._values.clear()
             self.left_cycles = True
             scope = scope or self._scope(inst)
-            return render(text, scope, where=task.loc("script"), field=task.path("script"))
+            try:
+                return render(text, scope, where=task.loc("script"), field=task.path("script"))
+            except ExpressionError as exc:
+                raise at_script_line(exc, task) from None
         plain, sources = split
         out = [plain[0]]
         for source, after in zip(sources, plain[1:], strict=True):
@@ -311,7 +340,8 @@ class ScriptRenderer:
         try:
             return str(evaluate(source, scope))
         except Exception as exc:
-            raise failure(exc, inst.task.loc("script"), inst.task.path("script")) from None
+            error = failure(exc, inst.task.loc("script"), inst.task.path("script"), source, scope)
+            raise at_script_line(error, inst.task) from None
 
 
 def _pure(value: Any) -> bool:

@@ -15,9 +15,10 @@ from typing import Any
 
 from sflow.backends.base import Allocation, create_backend
 from sflow.context import ScriptRenderer, add_backends, base_context, rendered_backend_config
+from sflow.errors import PlanError
 from sflow.launchers.base import LaunchContext, get_launcher
 from sflow.placement import Placement, Placer
-from sflow.plan import TaskInstance, expand
+from sflow.plan import TaskInstance, at_request, expand
 from sflow.spec.loader import gc_paused
 
 
@@ -42,7 +43,10 @@ def simulate_placement(
     out: dict[str, Placement] = {}
     for inst in ordered:
         placer = placers[inst.backend]
-        placement = placer.try_place(inst.request, inst.name)
+        try:
+            placement = placer.try_place(inst.request, inst.name)
+        except PlanError as exc:
+            raise at_request(exc, inst) from None
         if placement is None:  # pretend earlier tasks have finished
             for p, holder in held[inst.backend]:
                 placer.release(p, holder)

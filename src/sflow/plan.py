@@ -38,6 +38,13 @@ class TaskInstance:
 _NOTHING: dict[str, Any] = {}  # follows_sweep of a task without a sweep (never written to)
 
 
+def at_request(error: PlanError, inst: TaskInstance) -> SpecError:
+    """A placement error located at what made the request: the task's `resources`, else its operator."""
+    task = inst.task
+    field = "resources" if task.resources is not None else "operator" if task.operator is not None else None
+    return SpecError(str(error), where=task.loc(field) or None, field=task.path(field))
+
+
 def replica_name(task: str, index: int) -> str:
     """`server_0`, `server_1`, ...: valid as an expression attribute (`task.server_0.nodes`)."""
     return f"{task}_{index}"

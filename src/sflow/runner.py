@@ -25,11 +25,11 @@ from sflow.context import (
     task_scope,
 )
 from sflow.engine import Attempt, Engine, Event, Outcome, RetryPolicy, RunResult, State, Unit, UnitResult
-from sflow.errors import BackendError
+from sflow.errors import BackendError, PlanError
 from sflow.launchers.base import LaunchContext, get_launcher
 from sflow.outputs import extract_outputs, write_outputs
 from sflow.placement import Placement, Placer
-from sflow.plan import TaskInstance, expand
+from sflow.plan import TaskInstance, at_request, expand
 from sflow.probes import ProbedAttempt, task_probes
 from sflow.record import RunRecord
 from sflow.spec import parse_duration
@@ -135,7 +135,10 @@ class WorkflowRun:
             self.placers[name] = Placer(alloc.nodes, name)
             self.record.note(f"backend '{name}': nodes {', '.join(n.name for n in alloc.nodes)}")
         for inst in self.instances:
-            self.placers[inst.backend].candidates(inst.request, inst.name)
+            try:
+                self.placers[inst.backend].candidates(inst.request, inst.name)
+            except PlanError as exc:
+                raise at_request(exc, inst) from None
 
     async def _release(self) -> None:
         for name, backend in reversed(list(self.backends.items())):

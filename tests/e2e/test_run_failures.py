@@ -322,3 +322,50 @@ def test_an_undefined_name_in_a_later_task_stops_the_run_before_anything_starts(
     assert time.monotonic() - began < 4 and not sflow.output_dir.exists()
     check = sflow("validate", str(wf))
     assert check.code == 2 and "NOPE" in check.err
+
+
+def test_an_undefined_name_points_at_its_script_line_and_suggests_the_close_name(sflow):
+    wf = sflow.write(
+        "epochs.yaml",
+        """
+        version: "0.1"
+        variables:
+          EPOCHS: {value: 2}
+        workflow:
+          name: epochs
+          tasks:
+            - name: train
+              script:
+                - echo start
+                - |
+                  echo one
+                  echo ${{ variables.EPOCH }}
+        """,
+    )
+    done = sflow("validate", str(wf))
+    assert done.code == 2 and "Traceback" not in done.err
+    assert done.err.strip() == (
+        f"sflow: error: {wf}:12: workflow.tasks[0].script[1]: undefined in ${{{{ variables.EPOCH }}}}: "
+        "variables has no 'EPOCH'; did you mean 'EPOCHS'?"
+    )
+
+
+def test_a_request_the_backend_cannot_offer_is_located_at_the_resources(sflow):
+    wf = sflow.write(
+        "gpus.yaml",
+        """
+        version: "0.1"
+        workflow:
+          name: gpus
+          tasks:
+            - name: a
+              resources: {gpus: {count: 4}}
+              script: [echo a]
+        """,
+    )
+    for command in ("validate", "run"):
+        done = sflow(command, str(wf))
+        assert done.code == 2 and done.err.count("\n") == 1, done.err
+        assert (
+            f"{wf}:6: workflow.tasks[0].resources: task 'a' asks for 1 node(s) with 4 GPU(s) each" in done.err
+        )

@@ -227,7 +227,8 @@ def test_renderer_errors_are_those_of_the_scope(load: Any, tmp_path: Path) -> No
         for inst in ordered:
             renderer.render(inst, placements[inst.name])
     assert str(got.value) == str(expected.value)
-    assert "wf.yaml:9" in str(got.value) and "'nope'" in str(got.value)
+    assert "wf.yaml:11: workflow.tasks[1].script[1]: " in str(got.value)  # the item, not `script:`
+    assert str(got.value).endswith("undefined in ${{ workflow.nope }}: workflow has no 'nope'")
 
 
 def test_describe_plan_shows_every_task_in_order(load: Any, tmp_path: Path) -> None:

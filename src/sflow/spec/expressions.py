@@ -38,7 +38,12 @@ _SINGLE = re.compile(r"\s*\$\{\{((?:(?!\}\}|\$\{\{).)*)\}\}\s*", re.DOTALL)
 
 
 class ExpressionError(SpecError):
-    """A `${{ }}` expression that does not parse or cannot be evaluated (undefined name...)."""
+    """A `${{ }}` expression that does not parse or cannot be evaluated (undefined name...).
+
+    `source` is the failing expression's text when it is known (to point at the script line).
+    """
+
+    source: str | None = None
 
 
 def _environment() -> SandboxedEnvironment:
@@ -269,6 +274,7 @@ def render(text: str, context: Mapping[str, Any], where: str | None = None, fiel
     compiled = _compiled_parts(text)
     if compiled is None:
         check_syntax(text, where, field)
+    out: list[str] = []
     try:
         if compiled is None:
             return _template(text).render(context)
@@ -279,7 +285,9 @@ def render(text: str, context: Mapping[str, Any], where: str | None = None, fiel
             out.append(after)
         return "".join(out)
     except Exception as exc:
-        raise failure(exc, where, field) from None
+        failed = len(out) // 2 if compiled is not None else None
+        source = _SEGMENT.findall(text)[failed] if failed is not None else None
+        raise failure(exc, where, field, source, context) from None
 
 
 def render_value(
@@ -295,7 +303,7 @@ def render_value(
             try:
                 return _value(_expression(single.group(1)), context)
             except Exception as exc:
-                raise failure(exc, where, field) from None
+                raise failure(exc, where, field, single.group(1), context) from None
         return render(value, context, where, field)
     if isinstance(value, dict):
         return {k: render_value(v, context, where, _sub(field, k)) for k, v in value.items()}
@@ -311,15 +319,89 @@ def _value(expression: Any, context: Mapping[str, Any]) -> Any:
     return result
 
 
-def failure(exc: Exception, where: str | None, field: str | None) -> ExpressionError:
-    """Whatever an expression raised, as one `ExpressionError` line."""
+def failure(
+    exc: Exception,
+    where: str | None,
+    field: str | None,
+    source: str | None = None,
+    context: Mapping[str, Any] | None = None,
+) -> ExpressionError:
+    """Whatever an expression raised, as one `ExpressionError` line that says what is missing."""
+    shown = f"${{{{ {source.strip()} }}}}: " if source else ""
     if isinstance(exc, jinja2.UndefinedError):
-        message = f"undefined in expression: {exc.message}"
+        message = f"undefined in {shown or 'expression: '}{_missing(exc.message or '', source, context)}"
     elif isinstance(exc, jinja2.TemplateError):
-        message = f"cannot render expression: {exc}"
+        message = f"cannot render {shown or 'expression: '}{exc}"
     else:
-        message = f"expression failed: {type(exc).__name__}: {exc}"
-    return ExpressionError(message, where=where, field=field)
+        message = f"{shown or 'expression failed: '}{type(exc).__name__}: {exc}"
+    error = ExpressionError(message, where=where, field=field)
+    error.source = source
+    return error
+
+
+_NO_NAME = re.compile(r"'([^']+)' is undefined")
+_NO_KEY = re.compile(r"has no attribute '([^']+)'")
+_NO_ITEM = re.compile(r"has no element (-?\d+)")
+
+
+def _missing(message: str, source: str | None, context: Mapping[str, Any] | None) -> str:
+    """`variables has no 'EPOCH'; did you mean 'EPOCHS'?` rather than Jinja's `'dict object' has...`."""
+    from sflow.spec.normalize import suggest
+
+    if source is None or context is None:
+        return message
+    if match := _NO_NAME.search(message):
+        name = match.group(1)
+        return f"'{name}' is undefined{suggest(name, context)}"
+    key: str | int
+    if match := _NO_KEY.search(message):
+        key = match.group(1)
+    elif match := _NO_ITEM.search(message):
+        key = int(match.group(1))
+    else:
+        return message
+    base = _base_of(source, key)
+    if base is None:
+        return message
+    try:
+        container = _value(_expression(base), context)
+    except Exception:
+        return message
+    if isinstance(container, Mapping):
+        return f"{base} has no '{key}'{suggest(str(key), container)}"
+    if isinstance(container, (list, tuple)):
+        return f"{base} has no element {key} (it has {len(container)})"
+    return message
+
+
+def _base_of(source: str, key: str | int) -> str | None:
+    """The dotted text of what `key` is read from in `source` (`variables` for `variables.X`)."""
+    try:
+        tree = Parser(ENV, source.strip(), state="variable").parse_expression()
+    except jinja2.TemplateSyntaxError:
+        return None
+    for node in (tree, *tree.find_all((nodes.Getattr, nodes.Getitem))):
+        if isinstance(node, nodes.Getattr):
+            read: Any = node.attr
+        elif isinstance(node, nodes.Getitem):
+            read = getattr(node.arg, "value", None)
+        else:
+            continue
+        if read == key:
+            return _dotted(node.node)
+    return None
+
+
+def _dotted(node: nodes.Node) -> str | None:
+    if isinstance(node, nodes.Name):
+        return node.name
+    if isinstance(node, nodes.Getattr):
+        base = _dotted(node.node)
+        return None if base is None else f"{base}.{node.attr}"
+    if isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+        base = _dotted(node.node)
+        return None if base is None else f"{base}[{node.arg.value!r}]"
+    return None
 
 
 def _sub(field: str | None, key: Any) -> str | None:
