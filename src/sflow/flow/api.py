@@ -38,7 +38,7 @@ from sflow.flow.errors import (
     TaskFailed,
     add_note,
 )
-from sflow.flow.resolve import resolve
+from sflow.flow.resolve import ResolvedTask, resolve
 from sflow.flow.run import FlowRun, RunSettings, first_failure
 from sflow.flow.task import MapSpec, RetriesSpec, TaskSpec, make_options, make_spec
 
@@ -208,24 +208,34 @@ class Flow:
         """Run the flow in a new event loop (what leaving a `with` block does)."""
         try:
             asyncio.get_running_loop()
+            in_a_loop = True
         except RuntimeError:
-            return asyncio.run(self.arun())
-        self._state = "abandoned"
-        raise FlowError(
-            f"flow '{self.name}' was left with `with` inside a running event loop; "
-            "use `async with sflow.flow(...)` there (nothing was run)"
-        )
+            in_a_loop = False
+        if in_a_loop:
+            self._state = "abandoned"
+            raise FlowError(
+                f"flow '{self.name}' was left with `with` inside a running event loop; "
+                "use `async with sflow.flow(...)` there (nothing was run)"
+            )
+        tasks = self._resolve()  # a mistake in the definition is raised here, not inside the loop
+        return asyncio.run(self._run_resolved(tasks))
 
     async def arun(self) -> FlowResult:
         """Run the flow on the running loop (what leaving an `async with` block does)."""
+        return await self._run_resolved(self._resolve())
+
+    def _resolve(self) -> list[ResolvedTask]:
+        """The flow's tasks with their dependencies resolved; FlowDefinitionError for a mistake."""
         if self._state != "open":
             raise FlowError(f"flow '{self.name}' can run only once (state: {self._state})")
-        self._state = "running"
         try:
-            tasks = resolve(self.name, list(self._specs.values()), self.inputs, self.environment)
+            return resolve(self.name, list(self._specs.values()), self.inputs, self.environment)
         except BaseException:
             self._state = "abandoned"
             raise
+
+    async def _run_resolved(self, tasks: list[ResolvedTask]) -> FlowResult:
+        self._state = "running"
         self._run = FlowRun(self.name, tasks, self.inputs, self.settings)
         try:
             self._outcome = await self._run.run()

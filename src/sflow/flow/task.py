@@ -8,6 +8,7 @@ the whole flow (which names are tasks, cycles) happen when the block ends (`reso
 from __future__ import annotations
 
 import inspect
+import linecache
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -153,7 +154,14 @@ def parse_retries(value: Any, where: str = "task") -> RetryPolicy | None:
 
 
 def _where(fn: Callable[..., Any]) -> str:
+    """`file.py:LINE` of the function's `def` (its code starts at its first decorator)."""
     code = getattr(getattr(fn, "func", fn), "__code__", None)
     if code is None:
         return ""
-    return f"{code.co_filename.rsplit('/', 1)[-1]}:{code.co_firstlineno}"
+    line = code.co_firstlineno
+    source = linecache.getlines(code.co_filename)
+    for at in range(line, min(line + 50, len(source) + 1)):
+        if source[at - 1].lstrip().startswith(("def ", "async def ")):
+            line = at
+            break
+    return f"{code.co_filename.rsplit('/', 1)[-1]}:{line}"

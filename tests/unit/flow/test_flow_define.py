@@ -78,11 +78,21 @@ def test_unknown_parameter_is_named_at_end_of_block() -> None:
             return lod
 
     message = str(info.value)
-    assert "'clean'" in message and "parameter 'lod'" in message and "test_flow_define.py" in message
+    assert "'clean'" in message and "parameter 'lod'" in message
+    def_line = clean_line_of_this_test()
+    assert f"(test_flow_define.py:{def_line})" in message  # the `def`, not its decorator
     assert "tasks: clean, load" in message
+    assert info.value.__context__ is None  # raised before any event loop: no chained noise
     assert ran == []  # nothing ran
     with pytest.raises(sflow.flow.FlowError):
         f.result  # noqa: B018
+
+
+def clean_line_of_this_test() -> int:
+    import inspect
+
+    lines, first = inspect.getsourcelines(test_unknown_parameter_is_named_at_end_of_block)
+    return first + next(i for i, line in enumerate(lines) if "def clean(lod)" in line)
 
 
 def test_all_problems_reported_together() -> None:
