@@ -45,7 +45,11 @@ class PlainProgress:
 
 
 class LiveProgress:
-    """A live table of the tasks that matter now (running, ready, failed) and counts of the rest."""
+    """A live table of the tasks that matter now (running, ready, failed) and counts of the rest.
+
+    Once nothing runs any more (the end, or a stop), it shows how each task ended instead:
+    failed and cancelled first, with how long each ran.
+    """
 
     MAX_ROWS = 20
 
@@ -58,6 +62,7 @@ class LiveProgress:
         self.began = time.time()
         self.states: dict[str, State] = {}
         self.since: dict[str, float] = {}
+        self.started: dict[str, float] = {}
         self.reasons: dict[str, str] = {}
         self.console = Console()
         self.live = Live(
@@ -67,6 +72,8 @@ class LiveProgress:
     def on_event(self, event: Event) -> None:
         self.states[event.unit] = event.state
         self.since[event.unit] = event.time
+        if event.state is State.RUNNING:
+            self.started.setdefault(event.unit, event.time)
         if event.outcome is not None and event.outcome.reason:
             self.reasons[event.unit] = event.outcome.reason
 
@@ -83,21 +90,30 @@ class LiveProgress:
         for state in self.states.values():
             counts[state] = counts.get(state, 0) + 1
         done = sum(n for s, n in counts.items() if s.done)
-        head = f"{self.title}: {done}/{self.total} done, elapsed {time.time() - self.began:.1f}s"
+        head = f"{self.title}: {done}/{self.total} finished, elapsed {time.time() - self.began:.1f}s"
         table = Table(title=head, title_justify="left", expand=False)
         table.add_column("task")
         table.add_column("state")
         table.add_column("for", justify="right")
         table.add_column("detail")
         now = time.time()
-        shown = [n for n, s in self.states.items() if s in (State.RUNNING, State.READY, State.RETRYING)]
-        shown += [n for n, s in self.states.items() if s is State.FAILED]
+        active = (State.RUNNING, State.READY, State.RETRYING)
+        shown = [n for n, s in self.states.items() if s in active]
+        if shown:
+            shown += [n for n, s in self.states.items() if s is State.FAILED]
+        else:  # nothing runs: how each task ended, the ones to look at first
+            for wanted in (State.FAILED, State.CANCELLED, State.SUCCEEDED, State.SKIPPED):
+                shown += [n for n, s in self.states.items() if s is wanted]
         for name in shown[: self.MAX_ROWS]:
             state = self.states[name]
+            if state.done:
+                took = self.since[name] - self.started[name] if name in self.started else 0.0
+            else:
+                took = now - self.since[name]
             table.add_row(
                 name,
                 f"[{_STYLE.get(state, '')}]{state.value}[/]",
-                f"{now - self.since[name]:.1f}s",
+                f"{took:.1f}s",
                 self.reasons.get(name, "") if state is not State.RUNNING else "",
             )
         if len(shown) > self.MAX_ROWS:
