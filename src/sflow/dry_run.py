@@ -78,6 +78,8 @@ def _describe_plan(spec: Any, workspace: Path, output_dir: Path, resume_gc: Call
     for name, alloc in allocations.items():
         nodes = ", ".join(f"{n.name}({n.num_gpus} gpu)" if n.num_gpus else n.name for n in alloc.nodes)
         out.write(f"\nbackend {name} [{spec.backend_type(name)}]: {nodes}")
+        if "request" in alloc.info:  # what the allocation will ask Slurm for
+            out.write(f"\n  allocation: {alloc.info['request']}")
     write = out.write
     for step, inst in enumerate(ordered, 1):
         placement = placements[inst.name]

@@ -372,6 +372,38 @@ def test_consecutive_tasks_on_one_placement_get_their_own_command(load: Any, tmp
         assert f"--job-name {name} " in text and f"/out/<run-id>/{name}/{name}.sh'\n" in text
 
 
+def test_the_plan_shows_what_the_allocation_will_ask_slurm_for(
+    load: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.delenv("SLURM_JOBID", raising=False)
+    spec = load(
+        """
+        version: "0.1"
+        backends:
+          - name: cl
+            type: slurm
+            default: true
+            account: acct
+            partition: gpu
+            time: "00:10:00"
+            nodes: 2
+            extra_args: ["--gpus-per-node=8", "--exclusive"]
+        workflow:
+          name: wf
+          tasks:
+            - {name: a, script: [echo a]}
+        """
+    )
+    text = describe_plan(spec, tmp_path, tmp_path / "out")
+    lines = text.splitlines()
+    at = lines.index("backend cl [slurm]: slurm-node-0, slurm-node-1")
+    assert lines[at + 1] == (
+        "  allocation: salloc --no-shell --job-name sflow -A acct -p gpu -t 00:10:00 -N 2 "
+        "--gpus-per-node=8 --exclusive"
+    )
+
+
 _SNIPPETS = [
     "${{ workflow.name }}",
     "${{ variables.X }}",

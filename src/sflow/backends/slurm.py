@@ -251,10 +251,12 @@ class SlurmBackend(Backend):
         if job and nodelist:
             names = expand_hostlist(nodelist)
             nodes = build_nodes(names, {}, {}, env_gpus(self.environ) or gpus)
-            return Allocation(self.name, nodes, job_id=job, reused=True)
+            reuse = {"request": f"the allocation of job {job}, which this runs inside"}
+            return Allocation(self.name, nodes, job_id=job, reused=True, info=reuse)
         count = int(config_value(self.config, "nodes", 1) or 1)
         names = [f"slurm-node-{i}" for i in range(count)]
-        return Allocation(self.name, build_nodes(names, {}, {}, gpus), info={"planned": True})
+        info = {"planned": True, "request": shlex.join(salloc_argv(self.config))}
+        return Allocation(self.name, build_nodes(names, {}, {}, gpus), info=info)
 
     # -- allocate / release -----------------------------------------------------------------------
 
