@@ -30,7 +30,10 @@ class RunRequest:
 
 def run_workflow(request: RunRequest) -> int:
     """Run to completion and return the process exit code."""
+    from sflow.launchers.process import adopt_orphans
     from sflow.runner import RunOptions, WorkflowRun, run_with_signals
+
+    adopt_orphans()  # what a task detaches is re-parented to us and stopped at the end
 
     options = RunOptions(
         workspace_dir=request.workspace_dir,

@@ -27,6 +27,7 @@ from sflow.context import (
 from sflow.engine import Attempt, Engine, Event, Outcome, RetryPolicy, RunResult, State, Unit, UnitResult
 from sflow.errors import BackendError, PlanError
 from sflow.launchers.base import LaunchContext, get_launcher
+from sflow.launchers.process import stop_adopted
 from sflow.outputs import extract_outputs, write_outputs
 from sflow.placement import Placement, Placer
 from sflow.plan import TaskInstance, at_request, expand
@@ -101,6 +102,7 @@ class WorkflowRun:
             why_not_started = f"could not start: {exc}"
             raise
         finally:
+            await asyncio.shield(self._stop_left_behind())
             await asyncio.shield(self._release())
             summary = result if result is not None else self._not_started(why_not_started)
             self.record.write_summary(summary, extra={"backends": self._allocation_summary()})
@@ -139,6 +141,14 @@ class WorkflowRun:
                 self.placers[inst.backend].candidates(inst.request, inst.name)
             except PlanError as exc:
                 raise at_request(exc, inst) from None
+
+    async def _stop_left_behind(self) -> None:
+        """Processes tasks detached from their group (`setsid`) do not outlive the run."""
+        grace = self.engine.grace if self.engine is not None else self.options.grace
+        stopped = await stop_adopted(grace)
+        if stopped:
+            pids = ", ".join(map(str, stopped[:10])) + (" ..." if len(stopped) > 10 else "")
+            self.record.note(f"stopped {len(stopped)} process(es) that tasks had left running (pids {pids})")
 
     async def _release(self) -> None:
         for name, backend in reversed(list(self.backends.items())):

@@ -267,6 +267,40 @@ def test_no_orphan_after_a_failure(sflow):
     assert os.path.exists(done.run_dir() / "summary.json")
 
 
+def _detaching(sflow, then: str) -> Path:
+    """A task that starts a process in a session of its own (out of reach of its group's signals)."""
+    return sflow.write(
+        "detach.yaml",
+        f"""
+        version: "0.1"
+        workflow:
+          name: detach
+          tasks:
+            - name: parent
+              script:
+                - setsid sleep 300 &
+                - echo $! > {sflow.tmp}/detached.pid
+                - echo $! > {sflow.tmp}/grandchild.pid
+                - {then}
+        """,
+    )
+
+
+def test_a_process_a_task_detached_does_not_outlive_the_run(sflow):
+    done = sflow("run", "-f", str(_detaching(sflow, "echo end")), "--grace", "2")
+    assert done.code == 0, done.err
+    detached = int((sflow.tmp / "detached.pid").read_text())
+    assert not proc_alive(detached)
+    log = (done.run_dir() / "sflow.log").read_text()
+    assert f"stopped 1 process(es) that tasks had left running (pids {detached})" in log
+
+
+def test_ctrl_c_stops_a_detached_process_too(sflow):
+    proc, detached, err = _start_and_interrupt(sflow, _detaching(sflow, "sleep 300"), signal.SIGINT)
+    assert proc.returncode == 130, err
+    assert not proc_alive(detached)
+
+
 def test_unwritable_output_dir_is_one_line_and_exit_2(sflow):
     wf = sflow.write(
         "ok.yaml", 'version: "0.1"\nworkflow:\n  name: ok\n  tasks:\n    - name: a\n      script: ["true"]\n'

@@ -14,6 +14,7 @@ subprocess support does the same job more slowly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import functools
 import os
@@ -71,10 +72,12 @@ class PidfdChild:
         self._exited: asyncio.Future[int] = loop.create_future()
         self._pidfd = os.pidfd_open(pid)
         loop.add_reader(self._pidfd, self._reap)
+        _LEADERS.add(pid)
 
     def _reap(self) -> None:
         self._loop.remove_reader(self._pidfd)
         os.close(self._pidfd)
+        _LEADERS.discard(self.pid)
         try:
             _, status = os.waitpid(self.pid, 0)
             self.returncode = os.waitstatus_to_exitcode(status)  # -N when killed by signal N
@@ -113,6 +116,8 @@ class ProcessAttempt(Attempt):
                 env=env,
                 start_new_session=True,
             )
+        _LEADERS.add(proc.pid)
+        asyncio.ensure_future(proc.wait()).add_done_callback(lambda _: _LEADERS.discard(proc.pid))
         return cls(proc, spec)
 
     async def wait(self) -> Outcome:
@@ -178,6 +183,76 @@ async def _kill_group(pgid: int) -> None:
             return
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.05)
+
+
+_LEADERS: set[int] = set()  # attempts' own processes we started and have not reaped yet
+_adopting = False  # whether this process is the subreaper of what tasks leave behind
+
+
+def adopt_orphans() -> bool:
+    """Become the subreaper of our descendants (Linux): a process a task detaches (`setsid`,
+    a double fork) is re-parented to us, not to init, once its parent exits, so the run can
+    stop it at its end. For a command-line run only: a library must not change its host."""
+    global _adopting
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        _adopting = libc.prctl(36, 1, 0, 0, 0) == 0  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        _adopting = False
+    return _adopting
+
+
+def _adopted() -> list[tuple[int, bool]]:
+    """(pid, is_zombie) of the processes re-parented to us: our children in another session that
+    are no attempt's own process. Processes we start ourselves (Slurm commands) stay in ours."""
+    me, session = os.getpid(), os.getsid(0)
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                fields = fh.read().rpartition(b")")[2].split()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        if int(fields[1]) == me and int(fields[3]) != session and pid not in _LEADERS:
+            found.append((pid, fields[0] == b"Z"))
+    return found
+
+
+async def stop_adopted(grace: float) -> list[int]:
+    """Stop every process tasks left behind and we adopted: TERM, `grace` seconds, KILL; reap them.
+
+    Their own children are adopted in turn as they die and stopped the same way. The pids of
+    those that were still running are returned.
+    """
+    if not _adopting:
+        return []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    stopped: list[int] = []
+    delay = 0.01
+    for _ in range(1000):
+        adopted = _adopted()
+        if not adopted:
+            break
+        killing = loop.time() >= deadline
+        for pid, zombie in adopted:
+            if zombie:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, os.WNOHANG)
+            elif killing or pid not in stopped:
+                if pid not in stopped:
+                    stopped.append(pid)
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL if killing else signal.SIGTERM)
+                    os.kill(pid, signal.SIGCONT)  # a stopped process gets its TERM now
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.2)
+    return stopped
 
 
 _SPAWN_WORKS = hasattr(os, "posix_spawn") and hasattr(os, "pidfd_open")
