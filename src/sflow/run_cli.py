@@ -111,6 +111,11 @@ def report(result: RunResult, task_info: dict[str, dict[str, Any]], run_dir: Pat
         return
     for name in result.failed():
         _report_failed(name, result, task_info.get(name, {}), out)
+    if result.stop_reason and not result.interrupted:  # a workflow timeout: what it cut short
+        for name in result.order:
+            unit = result.units[name]
+            if unit.state is State.CANCELLED and unit.attempts:
+                _report_failed(name, result, task_info.get(name, {}), out, stopped_by=result.stop_reason)
     verdict = "interrupted" if result.interrupted else "failed"
     why = f": {result.stop_reason}" if result.stop_reason and not result.interrupted else ""
     print(
@@ -118,10 +123,15 @@ def report(result: RunResult, task_info: dict[str, dict[str, Any]], run_dir: Pat
     )
 
 
-def _report_failed(name: str, result: RunResult, info: dict[str, Any], out: Any) -> None:
+def _report_failed(
+    name: str, result: RunResult, info: dict[str, Any], out: Any, stopped_by: str | None = None
+) -> None:
     r = result.units[name]
     reason = r.outcome.reason if r.outcome else "failed"
-    print(f"\nsflow: task '{name}' failed: {reason} (attempt {r.attempts})", file=out)
+    if stopped_by:
+        print(f"\nsflow: task '{name}' was stopped: {stopped_by} ({reason}, attempt {r.attempts})", file=out)
+    else:
+        print(f"\nsflow: task '{name}' failed: {reason} (attempt {r.attempts})", file=out)
     for key, label in (
         ("slurm_job_id", "Slurm job"),
         ("slurm_step_id", "Slurm step"),

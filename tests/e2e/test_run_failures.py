@@ -149,11 +149,18 @@ def test_task_and_workflow_timeouts_are_enforced(sflow):
           timeout: 1s
           tasks:
             - name: sleeper
-              script: ["sleep 30"]
+              script: ["echo working on it", "sleep 30"]
         """,
     )
     done = sflow("run", "-f", str(wf2), "--grace", "1")
     assert done.code == 1 and "workflow timed out after 1s" in done.err
+    # what the timeout cut short is reported like a failure: its log and its last lines
+    log = done.run_dir() / "sleeper" / "sleeper.log"
+    assert (
+        "sflow: task 'sleeper' was stopped: workflow timed out after 1s (killed by SIGTERM, attempt 1)"
+        in done.err
+    )
+    assert f"  log: {log}\n" in done.err and "    | working on it\n" in done.err
 
 
 def test_keep_going_lets_independent_branches_finish(sflow):
