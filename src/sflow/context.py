@@ -218,14 +218,15 @@ def at_script_line(error: ExpressionError, task: Any) -> ExpressionError:
         where = where_at(task.locations(), ["script", index]) or error.where
         if where and "\n" in item:
             file, _, line = where.rpartition(":")
-            if line.isdigit():
-                where = f"{file}:{int(line) + item.count(chr(10), 0, at) + 1}"
+            if line.isdigit():  # the expression's line inside the block
+                where = f"{file}:{int(line) + item.count(NEWLINE, 0, at) + 1}"
         moved = ExpressionError(error.message, where=where, field=f"{task.path('script')}[{index}]")
         moved.source = error.source
         return moved
     return error
 
 
+NEWLINE = "\n"
 RUN_WIDE = frozenset({"workflow", "artifacts", "backends", "variables"})
 
 
