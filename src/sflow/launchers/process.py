@@ -20,7 +20,7 @@ import functools
 import os
 import shutil
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -209,15 +209,7 @@ def _adopted() -> list[tuple[int, bool]]:
     are no attempt's own process. Processes we start ourselves (Slurm commands) stay in ours."""
     me, session = os.getpid(), os.getsid(0)
     found = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat", "rb") as fh:
-                fields = fh.read().rpartition(b")")[2].split()
-        except OSError:
-            continue
-        pid = int(entry.name)
+    for pid, fields in _processes():
         if int(fields[1]) == me and int(fields[3]) != session and pid not in _LEADERS:
             found.append((pid, fields[0] == b"Z"))
     return found
@@ -346,6 +338,11 @@ def group_has_live(pgid: int) -> bool:
     """True while a process of group `pgid` is alive; zombies (an init that reaps late) do not count."""
     if not os.path.isdir("/proc/self"):
         return signal_group(pgid, 0)
+    return any(int(fields[2]) == pgid and fields[0] not in (b"Z", b"X") for _, fields in _processes())
+
+
+def _processes() -> Iterator[tuple[int, list[bytes]]]:
+    """(pid, the fields of /proc/<pid>/stat after the command: state, ppid, pgrp, session, ...)."""
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -354,9 +351,8 @@ def group_has_live(pgid: int) -> bool:
                 fields = fh.read().rpartition(b")")[2].split()
         except OSError:
             continue
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-            return True
-    return False
+        if len(fields) > 3:
+            yield int(entry.name), fields
 
 
 def merged_env(base: Mapping[str, str], *layers: Mapping[str, str] | None) -> dict[str, str]:
