@@ -187,6 +187,19 @@ def test_service_dying_while_dependents_run_fails_the_run():
     assert result.units["client"].state is State.CANCELLED
 
 
+def test_a_failure_cancels_a_ready_service_and_keep_going_retires_it():
+    def services_after_a_failed_client(keep_going: bool) -> State:
+        server = unit("server", plan=[dict(duration=30, ready_after=0.01)])
+        client = unit("client", ["server"], plan=[dict(duration=0.05, ok=False)])
+        result, _ = run([server, client], keep_going=keep_going)
+        assert result.units["client"].state is State.FAILED and not result.ok
+        assert server.meta["attempts"][0].stopped
+        return result.units["server"].state
+
+    assert services_after_a_failed_client(keep_going=False) is State.CANCELLED  # stopped with the run
+    assert services_after_a_failed_client(keep_going=True) is State.SUCCEEDED  # served until unneeded
+
+
 def test_request_stop_marks_interrupted():
     async def main():
         engine = Engine([unit("slow", plan=[dict(duration=10)]), unit("next", ["slow"])])

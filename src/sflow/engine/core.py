@@ -282,10 +282,13 @@ class Engine:
     # -- final states -----------------------------------------------------------------------------
 
     def _fail(self, name: str, outcome: Outcome) -> None:
-        self._finish(name, State.FAILED, outcome)
         if not self.keep_going:
+            # the stop comes first: ready services are then cancelled with the rest, not retired
+            # as if their work were done (which `_finish` would do once only they are left)
             self.request_stop(f"task '{name}' failed")
+            self._finish(name, State.FAILED, outcome)
             return
+        self._finish(name, State.FAILED, outcome)
         for child in self.graph.descendants(name):
             if self.results[child].state is State.PENDING and child not in self._drivers:
                 self._finish(child, State.SKIPPED, Outcome(ok=False, reason=f"'{name}' failed"))
