@@ -18,7 +18,7 @@ import logging
 import secrets
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sflow.slurm_cli import RETRY_QUERY, RETRY_SUBMIT, SlurmCommandError, SlurmResult, run_once, run_slurm
 
@@ -43,7 +43,7 @@ class TaggedSubmission:
     timeout: float = 60.0  # per Slurm command
     attempts: int = 6
     error_type: type[SlurmCommandError] = SlurmCommandError
-    cleanup_window: float = field(default=CLEANUP_WINDOW)
+    cleanup_window: float = CLEANUP_WINDOW
     cancelled_job: str | None = None  # the job a cancelled submission had created (scancelled)
 
     async def submit(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> SlurmResult:
