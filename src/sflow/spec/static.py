@@ -7,6 +7,7 @@ else. Rendering them here keeps the rest of sflow working with plain numbers.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,18 +16,23 @@ from sflow.spec.base import SpecModel
 from sflow.spec.durations import parse_duration
 from sflow.spec.expressions import ExpressionError, render_value
 from sflow.spec.fieldtypes import as_int, is_expression
+from sflow.spec.problems import Problems
 from sflow.spec.sections import Variable
 from sflow.spec.workflow import WorkflowSpec
 
 _COUNT, _POSITIVE, _DURATION, _INDICES, _POLICY = "count", "positive", "duration", "indices", "policy"
 
 
-def render_static_fields(spec: WorkflowSpec) -> None:
-    """Replace each expression in a plan-shaping field by its value, checked like a literal."""
+def render_static_fields(spec: WorkflowSpec, problems: Problems) -> None:
+    """Replace each expression in a plan-shaping field by its value, checked like a literal.
+
+    A field that cannot be rendered, or renders to a value its field refuses, is added to
+    `problems` (and left as it was)."""
     base: dict[str, Any] = {"workflow": {"name": spec.workflow.name}, "variables": {}}
     _add_variables(base, spec.variables)
     _add_variables(base, spec.workflow.variables)
-    _render(spec.workflow, "timeout", _DURATION, base)
+    render = functools.partial(_render, problems=problems)
+    render(spec.workflow, "timeout", _DURATION, base)
     for task in spec.workflow.tasks:
         if not (task.variables or task.timeout or task.retries or task.replicas or task.resources):
             continue  # nothing to render (most tasks of a big workflow)
@@ -34,20 +40,20 @@ def render_static_fields(spec: WorkflowSpec) -> None:
         if task.variables:
             context = {**base, "variables": dict(base["variables"])}
             _add_variables(context, task.variables)
-        _render(task, "timeout", _DURATION, context)
+        render(task, "timeout", _DURATION, context)
         if task.retries is not None:
-            _render(task.retries, "count", _COUNT, context)
-            _render(task.retries, "interval", _DURATION, context)
+            render(task.retries, "count", _COUNT, context)
+            render(task.retries, "interval", _DURATION, context)
         if task.replicas is not None:
-            _render(task.replicas, "count", _POSITIVE, context)
-            _render(task.replicas, "policy", _POLICY, context)
+            render(task.replicas, "count", _POSITIVE, context)
+            render(task.replicas, "policy", _POLICY, context)
         resources = task.resources
         if resources is not None and resources.nodes is not None:
             for name, kind in (("count", _POSITIVE), ("indices", _INDICES), ("exclude", _INDICES)):
-                _render(resources.nodes, name, kind, context)
+                render(resources.nodes, name, kind, context)
         if resources is not None and resources.gpus is not None:
-            _render(resources.gpus, "count", _COUNT, context)
-            _render(resources.gpus, "indices", _INDICES, context)
+            render(resources.gpus, "count", _COUNT, context)
+            render(resources.gpus, "indices", _INDICES, context)
 
 
 def _add_variables(context: dict[str, Any], variables: Mapping[str, Variable]) -> None:
@@ -62,7 +68,7 @@ def _add_variables(context: dict[str, Any], variables: Mapping[str, Variable]) -
         context["variables"][name] = value
 
 
-def _render(model: SpecModel, field: str, kind: str, context: dict[str, Any]) -> None:
+def _render(model: SpecModel, field: str, kind: str, context: dict[str, Any], problems: Problems) -> None:
     value = getattr(model, field)
     if not _has_expression(value):
         return
@@ -71,11 +77,12 @@ def _render(model: SpecModel, field: str, kind: str, context: dict[str, Any]) ->
         rendered = render_value(value, context, where=where, field=path)
     except ExpressionError as exc:
         hint = "this field is needed before nodes are known: it can use variables.* and workflow.name"
-        raise SpecError(f"{exc.message}; {hint}", where=where, field=path) from None
+        problems.add(SpecError(f"{exc.message}; {hint}", where=where, field=path))
+        return
     try:
         setattr(model, field, _checked(rendered, kind))
     except ValueError as exc:
-        raise SpecError(f"{exc} (rendered from {value!r})", where=where, field=path) from None
+        problems.add(SpecError(f"{exc} (rendered from {value!r})", where=where, field=path))
 
 
 def _checked(value: Any, kind: str) -> Any:
