@@ -114,6 +114,10 @@ def _text(kind: str, ctx: dict[str, Any], value: Any, last: PathPart, error: Any
         return f"unknown type '{tag}' (expected one of: {', '.join(expected)}){suggest(tag, expected)}"
     if kind == "union_tag_not_found":
         return f"missing '{ctx.get('discriminator', 'type').strip(chr(39))}' field"
+    if kind == "string_pattern_mismatch" and value == "":
+        return "must not be empty"
+    if kind == "string_too_long":
+        return f"is {len(value)} characters long, at most {ctx.get('max_length')}"
     if kind == "string_pattern_mismatch":
         return f"invalid name {value!r}: {PATTERN_HINTS.get(str(ctx.get('pattern')), 'invalid characters')}"
     if kind == "too_short":
