@@ -6,7 +6,7 @@ Why this shape:
 - Otherwise `salloc --no-shell` creates a job that outlives the salloc process; we own it, so
   `release()` cancels it and waits until Slurm no longer lists it. Allocation is cancel-safe:
   a Ctrl-C while the request is pending revokes it (nothing is left queued).
-- Every Slurm call goes through `sflow.slurm_cli` (asyncio subprocesses, polite retries).
+- Every Slurm call goes through `sflow.slurm.commands` (asyncio subprocesses, polite retries).
   The parsing of Slurm's output is kept in small pure functions, unit-tested without Slurm.
 """
 
@@ -23,11 +23,11 @@ import socket
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sflow import slurm_cli
 from sflow.backends.base import Allocation, Backend, register_backend
+from sflow.backends.placement import Node
 from sflow.errors import BackendError
-from sflow.placement import Node
-from sflow.slurm_cli import (
+from sflow.slurm import commands as slurm_cli
+from sflow.slurm.commands import (
     FINAL_STATES,
     RETRY_QUERY,
     SlurmCommandError,
@@ -56,7 +56,7 @@ def config_value(config: Any, name: str, default: Any = None) -> Any:
 
 
 def slurm_time(value: Any) -> str:
-    """A `time:` value as Slurm reads it (`sflow.slurm_cli.slurm_time`: bare numbers are minutes)."""
+    """A `time:` value as Slurm reads it (`sflow.slurm.commands.slurm_time`: bare numbers are minutes)."""
     try:
         return slurm_cli.slurm_time(value)
     except ValueError as exc:

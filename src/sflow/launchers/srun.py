@@ -34,7 +34,7 @@ from typing import Any
 from sflow.backends.slurm import slurm_time, split_args
 from sflow.engine.unit import Outcome
 from sflow.launchers.base import LaunchContext, Launcher, register_launcher
-from sflow.launchers.process import (
+from sflow.proc.process import (
     Child,
     LaunchSpec,
     ProcessAttempt,
@@ -42,8 +42,8 @@ from sflow.launchers.process import (
     merged_env,
     signal_group,
 )
-from sflow.log_tail import read_end
-from sflow.slurm_cli import SlurmCommandError, run_slurm, scancel
+from sflow.record.tail import read_end
+from sflow.slurm.commands import SlurmCommandError, run_slurm, scancel
 
 STEP_FILE_ENV = "SFLOW_SLURM_STEP_FILE"
 JOB_PLACEHOLDER = "<slurm-job-id>"
