@@ -29,6 +29,7 @@ from jinja2.parser import Parser
 from jinja2.sandbox import SandboxedEnvironment
 
 from sflow.errors import SpecError
+from sflow.schema.suggest import suggest
 
 START = "${{"
 _BLOCK = "${%"
@@ -346,8 +347,6 @@ _NO_ITEM = re.compile(r"has no element (-?\d+)")
 
 def _missing(message: str, source: str | None, context: Mapping[str, Any] | None) -> str:
     """`variables has no 'EPOCH'; did you mean 'EPOCHS'?` rather than Jinja's `'dict object' has...`."""
-    from sflow.schema.normalize import suggest
-
     if source is None or context is None:
         return message
     if match := _NO_NAME.search(message):

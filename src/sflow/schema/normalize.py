@@ -9,11 +9,11 @@ location tree follow every change of shape.
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 from sflow.errors import SpecError
 from sflow.schema.locations import LocMap
+from sflow.schema.suggest import suggest
 from sflow.schema.yaml_source import Document
 
 NAMED_SECTIONS = ("variables", "artifacts", "backends", "operators")
@@ -47,12 +47,6 @@ def normalize_document(doc: Document) -> tuple[dict[str, Any], LocMap]:
         if "tasks" in workflow:
             _tasks(workflow, wf_locs)
     return data, locs
-
-
-def suggest(name: str, choices: Any) -> str:
-    """`; did you mean 'x'?` for the closest choice, or ""."""
-    close = difflib.get_close_matches(name, [str(c) for c in choices], n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def named_section(parent: dict[str, Any], parent_locs: LocMap, key: str, path: str) -> None:

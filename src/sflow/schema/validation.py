@@ -12,7 +12,7 @@ from sflow.errors import SpecError
 from sflow.schema.base import attach_origins
 from sflow.schema.fieldtypes import PATTERN_HINTS, describe
 from sflow.schema.locations import LocMap, PathPart, format_path, where_at
-from sflow.schema.normalize import suggest
+from sflow.schema.suggest import suggest
 from sflow.schema.workflow import WorkflowSpec
 
 _EXPECTED = {
