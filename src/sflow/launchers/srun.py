@@ -31,7 +31,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sflow.backends.slurm import slurm_time, split_args
 from sflow.engine.unit import Outcome
 from sflow.launchers.base import LaunchContext, Launcher, register_launcher
 from sflow.proc.process import (
@@ -44,6 +43,7 @@ from sflow.proc.process import (
 )
 from sflow.record.tail import read_end
 from sflow.slurm.commands import SlurmCommandError, run_slurm, scancel
+from sflow.slurm.flags import slurm_time, split_args
 
 STEP_FILE_ENV = "SFLOW_SLURM_STEP_FILE"
 JOB_PLACEHOLDER = "<slurm-job-id>"

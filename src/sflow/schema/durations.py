@@ -1,6 +1,8 @@
 """Durations as users write them: seconds, `90s`, `5m`, `1h30m`, `1:30:00`, `2-00:00:00`.
 
 Colon forms follow Slurm's `--time` reading: `MM:SS`, `HH:MM:SS`, `D-HH`, `D-HH:MM`, `D-HH:MM:SS`.
+`slurm_time` is the other direction, the one rule for every `--time` sflow writes (salloc, #SBATCH
+lines, srun steps, the dispatch executor's jobs): a bare number there is minutes, as for Slurm.
 """
 
 from __future__ import annotations
@@ -50,3 +52,48 @@ def _clock_seconds(days: str | None, first: str, second: str | None, third: str 
             return int(first) * 60 + float(second or 0)
         return int(first) * 3600 + int(second or 0) * 60 + float(third)
     return int(days) * 86400 + int(first) * 3600 + int(second or 0) * 60 + float(third or 0)
+
+
+# Slurm's own `--time` formats (sbatch(1)): minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS.
+SLURM_TIME_RE = re.compile(
+    r"\d+|\d+:\d+|\d+:\d+:\d+|\d+-\d+|\d+-\d+:\d+|\d+-\d+:\d+:\d+|UNLIMITED|INFINITE|infinite"
+)
+
+
+def slurm_time(value: Any) -> str:
+    """A time limit as Slurm's `--time` reads it; one rule for every Slurm command sflow runs.
+
+    - A bare number is **minutes**, Slurm's own unit (`--time=90` is 90 minutes): `90` → `"90"`;
+      a fraction of a minute becomes `H:MM:SS`, rounded up to a whole second (`1.5` → `"0:01:30"`).
+    - A string in one of Slurm's formats passes unchanged: `"90"` (minutes), `"MM:SS"`,
+      `"HH:MM:SS"`, `"D-HH"`, `"D-HH:MM"`, `"D-HH:MM:SS"`, `"UNLIMITED"`.
+    - A string with units is converted (`parse_duration`), rounded up to
+      a whole second: `"90s"` → `"0:01:30"`, `"5m"` → `"0:05:00"`, `"1h"` → `"1:00:00"`.
+
+    Anything else (a bool, zero or a negative number, `"1.5"`, `""`) raises `ValueError`.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"expected a Slurm time like '01:30:00' or a number of minutes, got {value!r}")
+    if isinstance(value, str):
+        text = value.strip()
+        if SLURM_TIME_RE.fullmatch(text):
+            return text
+        if _UNIT_FORM.fullmatch(text):
+            return seconds_to_slurm_time(parse_duration(text))
+        raise ValueError(
+            f"invalid Slurm time {value!r} (use minutes, 'MM:SS', 'HH:MM:SS', 'D-HH:MM:SS' "
+            "or a duration with a unit such as '90s', '5m', '1h')"
+        )
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"a Slurm time must be a positive number of minutes, got {value!r}")
+    if float(value).is_integer():
+        return str(int(value))
+    return seconds_to_slurm_time(value * 60)
+
+
+def seconds_to_slurm_time(seconds: float) -> str:
+    """`H:MM:SS` for a positive number of seconds, rounded up to a whole second (`125` → `0:02:05`)."""
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"a Slurm time must be positive, got {seconds!r} s")
+    whole = math.ceil(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"

@@ -12,13 +12,10 @@ from typing import Annotated, Any
 
 from pydantic import PlainValidator, StringConstraints
 
-from sflow.schema.durations import parse_duration
+from sflow.schema.durations import SLURM_TIME_RE, parse_duration, slurm_time
 
 EXPR = "${{"
 _INT_TEXT = re.compile(r"[-+]?[0-9]+")
-_SLURM_TIME = re.compile(
-    r"\d+|\d+:\d+|\d+:\d+:\d+|\d+-\d+|\d+-\d+:\d+|\d+-\d+:\d+:\d+|UNLIMITED|INFINITE|infinite"
-)
 
 
 def is_expression(value: Any) -> bool:
@@ -113,18 +110,16 @@ def _slurm_time(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ValueError(f"expected a Slurm time like '01:30:00', got {describe(value)}")
     text = str(value).strip()
-    if is_expression(text) or _SLURM_TIME.fullmatch(text):
+    if is_expression(text) or SLURM_TIME_RE.fullmatch(text):
         return text
-    from sflow.slurm.commands import slurm_time  # the rule every Slurm command uses (units: "90s", "5m")
-
-    slurm_time(text)  # ValueError naming the accepted forms
+    slurm_time(text)  # the rule every Slurm command uses (units: "90s", "5m"); ValueError naming the forms
     return text
 
 
 SlurmTime = Annotated[str, PlainValidator(_slurm_time, json_schema_input_type=str | int)]
 """A Slurm `--time` value kept as text (`1:30:00` is never read as a number); a bare number is minutes.
 
-`sflow.slurm.commands.slurm_time` turns it into the flag's value (`"5m"` → `0:05:00`)."""
+`sflow.schema.durations.slurm_time` turns it into the flag's value (`"5m"` → `0:05:00`)."""
 
 
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"

@@ -15,9 +15,9 @@ Retries depend on what the command does:
   `find_submitted`: then every transient error is retried, and before each retry that lookup
   may hand back the job an earlier try created, which is adopted instead of submitting again.
 
-Slurm's job-state names (which states are final, which hold nodes) and the one rule for a
-`--time` value (`slurm_time`) live here too, so every caller reads squeue and scontrol, and
-writes time limits, the same way.
+Slurm's job-state names (which states are final, which hold nodes) live here too, so every
+caller reads squeue and scontrol the same way. The one rule for a `--time` value is
+`sflow.schema.durations.slurm_time`, beside the rule for every other duration.
 """
 
 from __future__ import annotations
@@ -25,11 +25,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from sflow.errors import BackendError
 
@@ -75,55 +74,6 @@ FINAL_STATES = frozenset(
 )
 # States in which the job holds its nodes (its programs run, start or wind down).
 RUNNING_STATES = frozenset({"RUNNING", "COMPLETING", "CONFIGURING", "STAGE_OUT", "SIGNALING"})
-
-
-# Slurm's own `--time` formats (sbatch(1)): minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS.
-SLURM_TIME_RE = re.compile(
-    r"\d+|\d+:\d+|\d+:\d+:\d+|\d+-\d+|\d+-\d+:\d+|\d+-\d+:\d+:\d+|UNLIMITED|INFINITE|infinite"
-)
-# A duration with units, as sflow reads it elsewhere (`90s`, `5m`, `1h30m`, `2d`).
-_UNIT_TIME_RE = re.compile(r"(?:\d+(?:\.\d+)?\s*(?:ms|sec|min|s|m|h|d)\s*)+")
-
-
-def slurm_time(value: Any) -> str:
-    """A time limit as Slurm's `--time` reads it; one rule for every Slurm command sflow runs.
-
-    - A bare number is **minutes**, Slurm's own unit (`--time=90` is 90 minutes): `90` → `"90"`;
-      a fraction of a minute becomes `H:MM:SS`, rounded up to a whole second (`1.5` → `"0:01:30"`).
-    - A string in one of Slurm's formats passes unchanged: `"90"` (minutes), `"MM:SS"`,
-      `"HH:MM:SS"`, `"D-HH"`, `"D-HH:MM"`, `"D-HH:MM:SS"`, `"UNLIMITED"`.
-    - A string with units is converted (`sflow.schema.durations.parse_duration`), rounded up to
-      a whole second: `"90s"` → `"0:01:30"`, `"5m"` → `"0:05:00"`, `"1h"` → `"1:00:00"`.
-
-    Anything else (a bool, zero or a negative number, `"1.5"`, `""`) raises `ValueError`.
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"expected a Slurm time like '01:30:00' or a number of minutes, got {value!r}")
-    if isinstance(value, str):
-        text = value.strip()
-        if SLURM_TIME_RE.fullmatch(text):
-            return text
-        if _UNIT_TIME_RE.fullmatch(text):
-            from sflow.schema.durations import parse_duration
-
-            return seconds_to_slurm_time(parse_duration(text))
-        raise ValueError(
-            f"invalid Slurm time {value!r} (use minutes, 'MM:SS', 'HH:MM:SS', 'D-HH:MM:SS' "
-            "or a duration with a unit such as '90s', '5m', '1h')"
-        )
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"a Slurm time must be a positive number of minutes, got {value!r}")
-    if float(value).is_integer():
-        return str(int(value))
-    return seconds_to_slurm_time(value * 60)
-
-
-def seconds_to_slurm_time(seconds: float) -> str:
-    """`H:MM:SS` for a positive number of seconds, rounded up to a whole second (`125` → `0:02:05`)."""
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"a Slurm time must be positive, got {seconds!r} s")
-    whole = math.ceil(seconds)
-    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
 
 
 def normalize_state(raw: str) -> str:

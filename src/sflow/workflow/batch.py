@@ -31,8 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sflow.backends.slurm import allocation_options, config_value, split_args
+from sflow.backends.slurm import allocation_options, config_value
 from sflow.errors import SflowError
+from sflow.slurm.flags import split_args
 from sflow.slurm.submit import TaggedSubmission
 
 BACKEND_FIELDS = ("job_name", "account", "partition", "time", "nodes", "gpus_per_node", "extra_args")

@@ -19,12 +19,12 @@ from sflow.backends.slurm import (
     parse_node_addrs,
     parse_salloc_job_id,
     salloc_argv,
-    slurm_time,
     uniform_gpus,
 )
 from sflow.errors import BackendError
 from sflow.schema.models import SlurmBackend as SlurmBackendModel
 from sflow.slurm.commands import SlurmResult
+from sflow.slurm.flags import slurm_time
 
 JOB_LINE = (
     "JobId=72 JobName=sflow-exp-g UserId=root(0) JobState=RUNNING NodeList=node[1-2] NumNodes=2 "
@@ -217,7 +217,7 @@ def test_unrendered_expression_is_a_clear_error() -> None:
 )
 def test_one_time_rule_for_salloc_srun_sbatch_and_the_dispatch_executor(value: Any, expected: str) -> None:
     from sflow.dispatch.slurm import argv as dispatch_argv
-    from sflow.slurm.commands import slurm_time as shared_rule
+    from sflow.schema.durations import slurm_time as shared_rule
 
     assert shared_rule(value) == expected
     assert slurm_time(value) == expected  # salloc, #SBATCH lines and srun steps

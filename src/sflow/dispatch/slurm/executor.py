@@ -36,12 +36,12 @@ from sflow.dispatch.remote import RemoteExecutor, RemoteOptions
 from sflow.dispatch.slurm import argv as slurm_argv
 from sflow.dispatch.slurm.status import JobStatus, SlurmWatcher, master_id
 from sflow.dispatch.subprocess import default_worker_command
+from sflow.schema.durations import seconds_to_slurm_time
 from sflow.slurm.commands import (
     RETRY_QUERY,
     RUNNING_STATES,
     SlurmCommandError,
     run_slurm,
-    seconds_to_slurm_time,
 )
 from sflow.slurm.submit import TaggedSubmission
 
