@@ -23,6 +23,7 @@ from typing import IO, Any
 
 from sflow.engine import Event, RunResult, State
 from sflow.errors import UserError
+from sflow.record.outputs import table_row, write_table_csv
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -115,15 +116,11 @@ class RunRecord:
         """Outputs of a finished task; replicas of one task also form a table (`<task>.outputs.csv`)."""
         self.task_info.setdefault(task, {})["outputs"] = values
         if replica_of is not None:
-            from sflow.workflow.outputs import table_row
-
             base = replica_of
             self.sweep_rows.setdefault(base, []).append(table_row(replica_index, sweep or {}, values))
 
     def write_sweep_table(self, base: str) -> Path:
         """`<run-dir>/<base>.outputs.csv` from the rows so far, in replica order."""
-        from sflow.workflow.outputs import write_table_csv
-
         rows = self.sweep_rows.setdefault(base, [])
         rows.sort(key=lambda r: r.get("replica_index") or 0)
         return write_table_csv(self.run_dir / f"{safe_name(base)}.outputs.csv", rows)

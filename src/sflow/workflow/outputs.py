@@ -1,8 +1,7 @@
-"""Task outputs: values a task prints in its log, picked out by a regex, typed, and tabled.
+"""Task outputs: values a task prints in its log, picked out by a regex and typed.
 
-A task declares `outputs: [{name, pattern, type}]`; after the attempt ends the runner calls
-`extract_outputs` on that attempt's log and `write_outputs` into the task directory. For a
-sweep, one row per replica (sweep variables, replica index, outputs) goes into a CSV table.
+A task declares `outputs: [{name, pattern, type}]`; after the attempt ends the run calls
+`extract_outputs` on that attempt's log; the record writes the values (`sflow.record.outputs`).
 
 Extraction is synchronous file reading: call it through `asyncio.to_thread` from the event
 loop when logs can be large.
@@ -10,12 +9,10 @@ loop when logs can be large.
 
 from __future__ import annotations
 
-import csv
 import json
-import os
 import re
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -113,50 +110,3 @@ def convert(text: str, type_name: str) -> Any:
         return parsed
     except ValueError:
         raise ValueError(f"{value[:80]!r} is not {_KINDS.get(type_name, type_name)}") from None
-
-
-def write_outputs(task_dir: Path, values: Mapping[str, Any]) -> Path:
-    """`<task_dir>/outputs.json`, replaced atomically so a reader never sees half a file."""
-    path = task_dir / "outputs.json"
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(dict(values), indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
-def table_row(
-    replica_index: int | None, sweep: Mapping[str, Any], outputs: Mapping[str, Any]
-) -> dict[str, Any]:
-    """One replica's row: its index, its sweep values, its outputs (`output.<name>` on a clash)."""
-    row: dict[str, Any] = {"replica_index": replica_index, **sweep}
-    for name, value in outputs.items():
-        row[f"output.{name}" if name in row else name] = value
-    return row
-
-
-def outputs_table(rows: Iterable[Mapping[str, Any]]) -> tuple[list[str], list[list[Any]]]:
-    """(columns in first-seen order, one list of cells per row; None where a row lacks a column)."""
-    rows = list(rows)
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    return columns, [[row.get(col) for col in columns] for row in rows]
-
-
-def write_table_csv(path: Path, rows: Iterable[Mapping[str, Any]]) -> Path:
-    """The sweep's table as CSV: empty cells for None, JSON for lists and dicts, true/false."""
-    columns, cells = outputs_table(rows)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
-        writer.writerow(columns)
-        writer.writerows([_cell(value) for value in row] for row in cells)
-    return path
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value)
-    return str(value)

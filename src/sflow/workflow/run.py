@@ -22,6 +22,7 @@ from sflow.errors import BackendError, PlanError
 from sflow.launchers.base import LaunchContext, get_launcher
 from sflow.probes import ProbedAttempt, task_probes
 from sflow.proc.process import stop_adopted
+from sflow.record.outputs import write_outputs
 from sflow.record.run_dir import RunRecord
 from sflow.schema import parse_duration
 from sflow.schema.expressions import render_value
@@ -33,7 +34,7 @@ from sflow.workflow.context import (
     task_env,
     task_scope,
 )
-from sflow.workflow.outputs import extract_outputs, write_outputs
+from sflow.workflow.outputs import extract_outputs
 from sflow.workflow.plan import TaskInstance, at_request, expand
 
 if TYPE_CHECKING:
