@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sflow.dry_run import describe_plan
-from sflow.spec import load_workflow
+from sflow.schema import load_workflow
+from sflow.workflow.dry_run import describe_plan
 
 REPO = Path(__file__).resolve().parents[2]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
