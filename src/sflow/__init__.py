@@ -15,14 +15,29 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "config", "flow"]
+__all__ = [
+    "WorkflowFailed",
+    "YamlRunResult",
+    "__version__",
+    "config",
+    "flow",
+    "run_yaml",
+    "run_yaml_async",
+]
+
+_LAZY = {
+    "config": "sflow.dispatch.config",  # where tasks run: the one implementation is dispatch's
+    "run_yaml": "sflow.workflow.run_yaml",
+    "run_yaml_async": "sflow.workflow.run_yaml",
+    "YamlRunResult": "sflow.workflow.run_yaml",
+    "WorkflowFailed": "sflow.workflow.run_yaml",
+}
 
 
 def __getattr__(name: str) -> object:
-    """Lazy exports: `sflow.flow(...)` and `sflow.config(...)` load their modules on first use."""
+    """Lazy exports: `sflow.flow(...)`, `sflow.config(...)` and `sflow.run_yaml(...)` load on first use."""
     if name == "flow":
         return importlib.import_module("sflow.flow")
-    if name == "config":
-        # where tasks run (environments and their executors); the one implementation is dispatch's
-        return importlib.import_module("sflow.dispatch.config").config
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'sflow' has no attribute {name!r}")
