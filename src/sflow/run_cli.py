@@ -12,7 +12,7 @@ from typing import Any
 from sflow.engine import RunResult, State
 from sflow.log_tail import last_lines
 
-EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130  # 130 = 128 + SIGINT, as shells report Ctrl-C
 TAIL_LINES = 20
 
 
@@ -52,14 +52,19 @@ def run_workflow(request: RunRequest) -> int:
         result = _event_loop_run(run_with_signals(run))
     except asyncio.CancelledError:
         print("sflow: interrupted before the workflow started", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return interrupted_exit_code(run.stop_signal)
     finally:
         if progress:
             progress.stop()
     report(result, run.record.task_info, run.record.run_dir)
     if result.interrupted:
-        return EXIT_INTERRUPTED
+        return interrupted_exit_code(run.stop_signal)
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def interrupted_exit_code(signum: int | None) -> int:
+    """128 + the signal's number, the shells' convention: 130 for Ctrl-C, 143 for SIGTERM."""
+    return 128 + signum if signum else EXIT_INTERRUPTED
 
 
 def _event_loop_run(coro: Any) -> RunResult:
