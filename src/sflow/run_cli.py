@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sflow.engine import RunResult, State
-from sflow.log_tail import last_lines
+from sflow.log_tail import last_lines, printable
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130  # 130 = 128 + SIGINT, as shells report Ctrl-C
 TAIL_LINES = 20
@@ -132,7 +132,7 @@ def _report_failed(
     name: str, result: RunResult, info: dict[str, Any], out: Any, stopped_by: str | None = None
 ) -> None:
     r = result.units[name]
-    reason = r.outcome.reason if r.outcome else "failed"
+    reason = printable(r.outcome.reason) if r.outcome else "failed"
     if stopped_by:
         print(f"\nsflow: task '{name}' was stopped: {stopped_by} ({reason}, attempt {r.attempts})", file=out)
     else:
@@ -150,8 +150,8 @@ def _report_failed(
         lines = last_lines(log, TAIL_LINES)
         if lines:
             print(f"  last {len(lines)} line(s):", file=out)
-            for line in lines:
-                print(f"    | {line}", file=out)
+            for line in lines:  # a task's own words: no escape sequence reaches the terminal
+                print(f"    | {printable(line)}", file=out)
 
 
 def dry_run_plan(request: RunRequest) -> str:
