@@ -11,6 +11,7 @@ from typing import Any
 
 from sflow.engine import RunResult, State
 from sflow.log_tail import last_lines, printable
+from sflow.ui import to_devnull
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130  # 130 = 128 + SIGINT, as shells report Ctrl-C
 TAIL_LINES = 20
@@ -45,21 +46,32 @@ def run_workflow(request: RunRequest) -> int:
     progress = _progress(request, total=len(run.instances))
     if progress:
         run.listeners.append(progress.on_event)
-    print(f"sflow: run {run.record.run_id} -> {run.record.run_dir}", file=sys.stderr)
+    _say(f"sflow: run {run.record.run_id} -> {run.record.run_dir}")
     if progress:
         progress.start()
     try:
         result = _event_loop_run(run_with_signals(run))
     except asyncio.CancelledError:
-        print("sflow: interrupted before the workflow started", file=sys.stderr)
+        _say("sflow: interrupted before the workflow started")
         return interrupted_exit_code(run.stop_signal)
     finally:
         if progress:
             progress.stop()
-    report(result, run.record.task_info, run.record.run_dir)
+    try:
+        report(result, run.record.task_info, run.record.run_dir)
+    except BrokenPipeError:  # `2>&1 | head`: the exit code still tells
+        to_devnull(sys.stderr)
     if result.interrupted:
         return interrupted_exit_code(run.stop_signal)
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _say(text: str) -> None:
+    """A line on stderr; when nobody reads stderr any more (`2>&1 | head`), the run goes on."""
+    try:
+        print(text, file=sys.stderr)
+    except BrokenPipeError:
+        to_devnull(sys.stderr)
 
 
 def interrupted_exit_code(signum: int | None) -> int:
