@@ -255,7 +255,8 @@ class SlurmBackend(Backend):
             return Allocation(self.name, nodes, job_id=job, reused=True, info=reuse)
         count = int(config_value(self.config, "nodes", 1) or 1)
         names = [f"slurm-node-{i}" for i in range(count)]
-        info = {"planned": True, "request": shlex.join(salloc_argv(self.config))}
+        argv = salloc_argv(self.config)
+        info = {"planned": True, "request": shlex.join(argv), "argv": argv}
         return Allocation(self.name, build_nodes(names, {}, {}, gpus), info=info)
 
     # -- allocate / release -----------------------------------------------------------------------
