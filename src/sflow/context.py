@@ -141,8 +141,13 @@ def base_context(
 
 
 def rendered_backend_config(spec: WorkflowSpec, name: str, context: dict[str, Any]) -> Any:
-    """The backend's config with any `${{ }}` in its fields rendered (and validated again)."""
+    """The backend's config with any `${{ }}` in its fields rendered (and validated again).
+
+    A Slurm job is named after the workflow unless the backend names it (`job_name`).
+    """
     config = spec.backend_config(name)
+    if "job_name" in type(config).model_fields and getattr(config, "job_name", None) is None:
+        config = config.model_copy(update={"job_name": spec.workflow.name})
     data = config.model_dump(exclude_unset=True)
     if not _has_any_expression(data):
         return config

@@ -80,11 +80,36 @@ def allocation_options(config: Any) -> list[list[str]]:
     nodes = config_value(config, "nodes")
     if nodes is not None:
         options.append(["-N", str(nodes)])
-    gpus = config_value(config, "gpus_per_node")
-    if gpus:
-        options.append([f"--gpus-per-node={int(gpus)}"])
+    # `gpus_per_node` is for planning only: a cluster that wants a GPU flag gets it from extra_args
     options += [words for arg in config_value(config, "extra_args", ()) or () if (words := split_args(arg))]
     return options
+
+
+def option_key(words: Sequence[str]) -> str:
+    """What makes two Slurm options the same option: the flag and, for `--x=k=v`, the key `k`.
+
+    `--mem=8G`, `--mem 8G` and `--mem=16G` are one option (the last wins); `--export=A=1` and
+    `--export=B=2` are two; a bare flag is itself. Short and long spellings of an option of
+    ours (`-p` and `--partition`) are the same option.
+    """
+    first = words[0]
+    if "=" in first:
+        first = first.rsplit("=", 1)[0] if first.count("=") > 1 else first.split("=", 1)[0]
+    return LONG_NAMES.get(first, first)
+
+
+LONG_NAMES = {"-A": "--account", "-p": "--partition", "-t": "--time", "-N": "--nodes", "-J": "--job-name"}
+
+
+def merge_extra_args(recipe: Sequence[str], command_line: Sequence[str]) -> list[str]:
+    """`extra_args` of a recipe with those of the command line, one of each option: the command
+    line wins; the recipe's options keep their place, options only on the command line follow."""
+    merged: dict[str, str] = {}
+    for arg in (*recipe, *command_line):
+        words = split_args(arg)
+        if words:
+            merged[option_key(words)] = shlex.join(words)
+    return list(merged.values())
 
 
 def split_args(text: Any) -> list[str]:

@@ -16,6 +16,7 @@ from sflow.backends.slurm import (
     expand_hostlist,
     gpu_count,
     gpus_by_node,
+    merge_extra_args,
     parse_node_addrs,
     parse_salloc_job_id,
     salloc_argv,
@@ -58,13 +59,33 @@ def test_salloc_argv_from_the_spec_model() -> None:
         "01:30:00",
         "-N",
         "2",
-        "--gpus-per-node=8",
         "--segment=2",
         "--exclusive",
         "--mem",
         "128G",
         "--exclusive",
     ]
+
+
+def test_gpus_per_node_is_for_planning_and_asks_slurm_for_nothing() -> None:
+    argv = salloc_argv({"nodes": 2, "gpus_per_node": 4})
+    assert not [word for word in argv if "gpu" in word]
+
+
+@pytest.mark.parametrize(
+    ("recipe", "command_line", "merged"),
+    [
+        (["--gpus-per-node=8", "--exclusive"], ["--gpus-per-node=4"], ["--gpus-per-node=4", "--exclusive"]),
+        (["--mem 8G"], ["--mem=16G"], ["--mem=16G"]),
+        (["--export=A=1"], ["--export=B=2", "--export=A=3"], ["--export=A=3", "--export=B=2"]),
+        (["-p debug"], ["--partition=batch", "--segment=2"], ["--partition=batch", "--segment=2"]),
+        (["--exclusive", "--exclusive"], [], ["--exclusive"]),
+    ],
+)
+def test_extra_args_are_one_of_each_option_the_command_line_winning(
+    recipe: list[str], command_line: list[str], merged: list[str]
+) -> None:
+    assert merge_extra_args(recipe, command_line) == merged
 
 
 def test_minimal_config_and_option_groups() -> None:
