@@ -383,6 +383,8 @@ def task_env(
             "SFLOW_OUTPUT_DIR": str(output_dir),
             "SFLOW_WORKFLOW_OUTPUT_DIR": str(run_dir),
             "SFLOW_TASK_OUTPUT_DIR": str(task_dir),
+            "SFLOW_TASK_RESULT_FILE": str(task_dir / "result.json"),
+            "SFLOW_WORKFLOW_RESULT_FILE": str(run_dir / "results.json"),
             "SFLOW_TASK_NAME": inst.name,
             "SFLOW_WORKFLOW_NAME": spec.workflow.name,
             "SFLOW_REPLICA_INDEX": str(inst.replica_index or 0),
