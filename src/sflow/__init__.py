@@ -9,13 +9,22 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "flow"]
+__all__ = ["WorkflowFailed", "YamlRunResult", "__version__", "flow", "run_yaml", "run_yaml_async"]
+
+_LAZY = {
+    "run_yaml": "sflow.workflow.run_yaml",
+    "run_yaml_async": "sflow.workflow.run_yaml",
+    "YamlRunResult": "sflow.workflow.run_yaml",
+    "WorkflowFailed": "sflow.workflow.run_yaml",
+}
 
 
 def __getattr__(name: str) -> object:
-    """Lazy exports: `sflow.flow(...)` imports the Python front door on first use."""
-    if name == "flow":
-        import importlib
+    """Lazy exports: `sflow.flow(...)` and `sflow.run_yaml(...)` import their door on first use."""
+    import importlib
 
+    if name == "flow":
         return importlib.import_module("sflow.flow")
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'sflow' has no attribute {name!r}")

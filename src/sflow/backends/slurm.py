@@ -6,7 +6,7 @@ Why this shape:
 - Otherwise `salloc --no-shell` creates a job that outlives the salloc process; we own it, so
   `release()` cancels it and waits until Slurm no longer lists it. Allocation is cancel-safe:
   a Ctrl-C while the request is pending revokes it (nothing is left queued).
-- Every Slurm call goes through `sflow.slurm_cli` (asyncio subprocesses, polite retries).
+- Every Slurm call goes through `sflow.slurm.commands` (asyncio subprocesses, polite retries).
   The parsing of Slurm's output is kept in small pure functions, unit-tested without Slurm.
 """
 
@@ -23,11 +23,10 @@ import socket
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sflow import slurm_cli
 from sflow.backends.base import Allocation, Backend, register_backend
+from sflow.backends.placement import Node
 from sflow.errors import BackendError
-from sflow.placement import Node
-from sflow.slurm_cli import (
+from sflow.slurm.commands import (
     FINAL_STATES,
     RETRY_QUERY,
     SlurmCommandError,
@@ -35,6 +34,7 @@ from sflow.slurm_cli import (
     run_slurm,
     scancel,
 )
+from sflow.slurm.flags import slurm_time, split_args
 
 DEFAULT_JOB_NAME = "sflow"
 SALLOC_JOB_RE = re.compile(r"(?:Granted|Pending) job allocation (\d+)|\bjob (\d+) queued")
@@ -53,14 +53,6 @@ def config_value(config: Any, name: str, default: Any = None) -> Any:
     if isinstance(value, str) and "${{" in value:
         raise BackendError(f"slurm backend field '{name}' is still an expression ({value}); render it first")
     return default if value is None else value
-
-
-def slurm_time(value: Any) -> str:
-    """A `time:` value as Slurm reads it (`sflow.slurm_cli.slurm_time`: bare numbers are minutes)."""
-    try:
-        return slurm_cli.slurm_time(value)
-    except ValueError as exc:
-        raise BackendError(f"time: {exc}") from None
 
 
 def allocation_options(config: Any) -> list[list[str]]:
@@ -83,41 +75,6 @@ def allocation_options(config: Any) -> list[list[str]]:
     # `gpus_per_node` is for planning only: a cluster that wants a GPU flag gets it from extra_args
     options += [words for arg in config_value(config, "extra_args", ()) or () if (words := split_args(arg))]
     return options
-
-
-def option_key(words: Sequence[str]) -> str:
-    """What makes two Slurm options the same option: the flag and, for `--x=k=v`, the key `k`.
-
-    `--mem=8G`, `--mem 8G` and `--mem=16G` are one option (the last wins); `--export=A=1` and
-    `--export=B=2` are two; a bare flag is itself. Short and long spellings of an option of
-    ours (`-p` and `--partition`) are the same option.
-    """
-    first = words[0]
-    if "=" in first:
-        first = first.rsplit("=", 1)[0] if first.count("=") > 1 else first.split("=", 1)[0]
-    return LONG_NAMES.get(first, first)
-
-
-LONG_NAMES = {"-A": "--account", "-p": "--partition", "-t": "--time", "-N": "--nodes", "-J": "--job-name"}
-
-
-def merge_extra_args(recipe: Sequence[str], command_line: Sequence[str]) -> list[str]:
-    """`extra_args` of a recipe with those of the command line, one of each option: the command
-    line wins; the recipe's options keep their place, options only on the command line follow."""
-    merged: dict[str, str] = {}
-    for arg in (*recipe, *command_line):
-        words = split_args(arg)
-        if words:
-            merged[option_key(words)] = shlex.join(words)
-    return list(merged.values())
-
-
-def split_args(text: Any) -> list[str]:
-    """One `extra_args`/`-e` entry as argv words (shell quoting rules)."""
-    try:
-        return shlex.split(str(text))
-    except ValueError as exc:
-        raise BackendError(f"cannot parse Slurm flags {text!r}: {exc}") from None
 
 
 def allocation_flags(config: Any) -> list[str]:

@@ -30,7 +30,7 @@ def test_seed_shaped_config_resolves_to_a_slurm_executor() -> None:
             "slurm": {
                 "executor": "slurm",
                 "executor_config": {
-                    "command": "python -m sflow.backend_worker",
+                    "command": "python -m sflow.dispatch.worker",
                     "callback_token": "shared-secret",
                     "callback_url": "https://runner.internal/sflow/events/shared-secret",
                     "partition": "debug",

@@ -1,6 +1,6 @@
 """Tasks routed to out-of-process executors: the same path a Slurm job takes, without Slurm.
 
-The `subprocess` executor runs `python -m sflow.backend_worker` with a payload and signed
+The `subprocess` executor runs `python -m sflow.dispatch.worker` with a payload and signed
 callbacks, exactly as a Slurm job does; `process` uses a process pool.
 """
 
