@@ -35,6 +35,7 @@ class Backend(abc.ABC):
     def __init__(self, name: str, config: Any) -> None:
         self.name = name
         self.config = config
+        self.run_id = ""  # the run this backend serves: labels what it creates, set before allocate
 
     @abc.abstractmethod
     def planned_allocation(self) -> Allocation:
@@ -63,7 +64,11 @@ def register_backend(type_name: str) -> Callable[[type[Backend]], type[Backend]]
 
 
 # Built-in backends are imported on first use, keeping `import sflow` light.
-_BUILTIN = {"local": "sflow.backends.local", "slurm": "sflow.backends.slurm"}
+_BUILTIN = {
+    "local": "sflow.backends.local",
+    "slurm": "sflow.backends.slurm",
+    "docker": "sflow.backends.docker",
+}
 
 
 def create_backend(type_name: str, name: str, config: Any) -> Backend:

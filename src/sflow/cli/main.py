@@ -119,6 +119,9 @@ def main() -> None:
 @click.option("--tui/--no-tui", default=None, help="Live view (default: on when stdout is a terminal).")
 @click.option("--grace", type=float, default=10.0, show_default=True, help="Seconds between TERM and KILL.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.option(
+    "-e", "--extra-docker-args", "docker_args", multiple=True, help="Extra `docker run` flag (repeatable)."
+)
 def run(
     files: tuple[str, ...],
     file_opts: tuple[str, ...],
@@ -133,6 +136,7 @@ def run(
     tui: bool | None,
     grace: float,
     quiet: bool,
+    docker_args: tuple[str, ...],
 ) -> None:
     """Run a workflow."""
     from sflow.cli.run import RunRequest, dry_run_plan, run_workflow
@@ -140,6 +144,7 @@ def run(
     if as_json and not dry_run:
         raise click.UsageError("--json goes with --dry-run")
     spec = _load(_all_files(files, file_opts), sets, artifacts, missable_tasks)
+    spec.add_docker_args(docker_args)
     workspace = Path(workspace_dir or Path.cwd()).resolve()
     request = RunRequest(
         spec=spec,

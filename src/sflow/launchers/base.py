@@ -38,6 +38,8 @@ class LaunchContext:
     operator: OperatorBase
     attempt: int = 1
     base_env: Mapping[str, str] | None = None  # the environment the run started with; os.environ if None
+    run_id: str = ""  # labels what the attempt creates outside our process tree (containers)
+    artifact_paths: tuple[str, ...] = ()  # fs:// and file:// artifacts: a container mounts them
 
     def host_env(self) -> Mapping[str, str]:
         """The environment tasks inherit (a snapshot taken once per run: copying os.environ is slow)."""
@@ -78,6 +80,7 @@ _BUILTIN = {
     "bash": "sflow.launchers.bash",
     "srun": "sflow.launchers.srun",
     "python": "sflow.launchers.python",
+    "docker_run": "sflow.launchers.docker_run",
 }
 
 

@@ -110,8 +110,8 @@ class BackendBase(SpecModel):
 
     @property
     def default_operator(self) -> str:
-        """Operator used by tasks that name none: `bash` locally, `srun` on Slurm."""
-        return "srun" if self.type == "slurm" else "bash"
+        """Operator used by tasks that name none: `bash` locally, `srun` on Slurm, `docker_run` on Docker."""
+        return {"slurm": "srun", "docker": "docker_run"}.get(self.type, "bash")
 
 
 class LocalBackend(BackendBase):
@@ -135,8 +135,47 @@ class SlurmBackend(BackendBase):
     job_name: str | None = None
 
 
-Backend = Annotated[LocalBackend | SlurmBackend, Field(discriminator="type")]
-BACKEND_TYPES: dict[str, type[BackendBase]] = {"local": LocalBackend, "slurm": SlurmBackend}
+class DockerHost(SpecModel):
+    """One machine of a docker backend's pool, reached through `docker_host` or a docker `context`."""
+
+    name: Name
+    docker_host: str | None = None
+    context: str | None = None
+    ip_address: str = "127.0.0.1"
+    gpus_per_node: CountOrExpr = 0
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> DockerHost:
+        if bool(self.docker_host) == bool(self.context):
+            raise ValueError("set one of 'docker_host' (e.g. ssh://host) or 'context' (a docker context)")
+        return self
+
+
+class DockerBackend(BackendBase):
+    """Containers through `docker run`: synthetic local nodes, or the machines listed in `hosts`.
+
+    `image`, `mounts`, `workdir` and `extra_args` are what every `docker_run` task gets unless its
+    operator says otherwise. `wait_for_gpus`: unset fails at once when too few GPUs are free on a
+    host (other sflow runs hold them), 0 waits for ever, N waits up to N seconds.
+    """
+
+    type: Literal["docker"] = "docker"
+    image: str
+    nodes: PositiveOrExpr = 1
+    gpus_per_node: CountOrExpr = 0
+    mounts: list[str] = Field(default_factory=list)
+    workdir: str | None = None
+    extra_args: list[str] = Field(default_factory=list)
+    wait_for_gpus: CountOrExpr | None = None
+    hosts: list[DockerHost] = Field(default_factory=list)
+
+
+Backend = Annotated[LocalBackend | SlurmBackend | DockerBackend, Field(discriminator="type")]
+BACKEND_TYPES: dict[str, type[BackendBase]] = {
+    "local": LocalBackend,
+    "slurm": SlurmBackend,
+    "docker": DockerBackend,
+}
 
 
 class OperatorBase(SpecModel):
@@ -196,24 +235,25 @@ class PythonOperator(OperatorBase):
     extra_args: list[str] = Field(default_factory=list)
 
 
-class DockerOperator(OperatorBase):
-    """Runs the script in a container: `docker run --rm <extra_args> IMAGE <args> <script>`.
+class DockerRunOperator(OperatorBase):
+    """Runs the script in a container: `docker run ... IMAGE bash -lc <script>` on the task's node.
 
-    `args` is the command the script is handed to inside the container (`bash -lc` unless the
-    image needs e.g. `sh -c`); `extra_args` are raw `docker run` flags, like every operator's.
+    Unset fields take the docker backend's (`image`, `workdir`); `mounts` and `extra_args` add to
+    the backend's. `gpus` is docker's `--gpus` value, narrowed to the GPUs placement gave the task.
+    `pass_envs` hands the task's variables and sflow's values to the container.
     """
 
-    type: Literal["docker"] = "docker"
-    image: str
-    args: list[str] = Field(default_factory=lambda: ["bash", "-lc"])
+    type: Literal["docker_run"] = "docker_run"
+    image: str | None = None
     workdir: str | None = None
     mounts: list[str] = Field(default_factory=list)
     gpus: str | None = None
+    pass_envs: bool = True
     extra_args: list[str] = Field(default_factory=list)
 
 
 Operator = Annotated[
-    BashOperator | SrunOperator | SshOperator | PythonOperator | DockerOperator,
+    BashOperator | SrunOperator | SshOperator | PythonOperator | DockerRunOperator,
     Field(discriminator="type"),
 ]
 OPERATOR_TYPES: dict[str, type[OperatorBase]] = {
@@ -221,5 +261,5 @@ OPERATOR_TYPES: dict[str, type[OperatorBase]] = {
     "srun": SrunOperator,
     "ssh": SshOperator,
     "python": PythonOperator,
-    "docker": DockerOperator,
+    "docker_run": DockerRunOperator,
 }

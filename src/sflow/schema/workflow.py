@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import Field, PrivateAttr, field_validator
@@ -15,6 +16,8 @@ from sflow.schema.sections import (
     Backend,
     BackendBase,
     BashOperator,
+    DockerBackend,
+    DockerRunOperator,
     LocalBackend,
     Operator,
     OperatorBase,
@@ -28,6 +31,7 @@ IMPLICIT_BACKEND = "local"
 BUILTIN_OPERATORS: dict[str, OperatorBase] = {
     "bash": BashOperator(name="bash"),
     "srun": SrunOperator(name="srun"),
+    "docker_run": DockerRunOperator(name="docker_run"),
 }
 
 
@@ -102,8 +106,14 @@ class WorkflowSpec(SpecModel):
             return LocalBackend(name=IMPLICIT_BACKEND, default=not self.backends)
         raise KeyError(name)
 
+    def add_docker_args(self, args: Sequence[str]) -> None:
+        """`sflow run -e`: `docker run` flags for every docker backend, after the file's (so they win)."""
+        for backend in self.backends.values():
+            if isinstance(backend, DockerBackend):
+                backend.extra_args = [*backend.extra_args, *args]
+
     def backend_type(self, name: str) -> str:
-        """`local` or `slurm` for the backend called `name`."""
+        """`local`, `slurm` or `docker` for the backend called `name`."""
         return self.backend_config(name).type
 
     def operator_name_for(self, task: Task | str) -> str:
@@ -126,7 +136,7 @@ class WorkflowSpec(SpecModel):
         return operator
 
     def named_operator(self, name: str) -> OperatorBase:
-        """A declared operator, or the built-in `bash`/`srun` (KeyError otherwise)."""
+        """A declared operator, or the built-in `bash`/`srun`/`docker_run` (KeyError otherwise)."""
         if name in self.operators:
             return self.operators[name]
         return BUILTIN_OPERATORS[name]

@@ -127,6 +127,7 @@ class WorkflowRun:
         for name in used:
             config = rendered_backend_config(self.spec, name, self.context)
             self.backends[name] = create_backend(config.type, name, config)
+            self.backends[name].run_id = self.record.run_id
         for name, backend in self.backends.items():
             self.record.note(f"allocating backend '{name}'")
             try:
@@ -265,6 +266,12 @@ class WorkflowRun:
             operator=inst.operator,
             attempt=attempt_no,
             base_env=self.base_env,
+            run_id=self.record.run_id,
+            artifact_paths=tuple(
+                art["path"]
+                for art in scope["artifacts"].values()
+                if str(art["uri"]).startswith(("fs:", "file:"))
+            ),
         )
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from sflow.schema import WorkflowSpec
 from sflow.schema.models import (
-    DockerOperator,
+    DockerRunOperator,
     LocalBackend,
     OperatorRef,
     PythonOperator,
@@ -209,7 +209,7 @@ def test_operator_types_and_overrides(load: Load) -> None:
         operators:
           mpi_run: {type: srun, mpi: pmix, ntasks_per_node: 8, container_mounts: ["/a:/a"]}
           remote: {type: ssh, host: login1, port: 2222}
-          box: {type: docker, image: "ubuntu:24.04"}
+          box: {type: docker_run, image: "ubuntu:24.04"}
         workflow:
           name: wf
           tasks:
@@ -230,7 +230,7 @@ def test_operator_types_and_overrides(load: Load) -> None:
     assert a.loc().endswith(":11") and a.path() == "workflow.tasks[0].operator"
     assert spec.operators["mpi_run"].ntasks_per_node == 8  # type: ignore[union-attr]
     assert isinstance(spec.operator_for("b"), SshOperator)
-    assert isinstance(spec.operator_for("c"), DockerOperator)
+    assert isinstance(spec.operator_for("c"), DockerRunOperator)
 
 
 def test_every_model_knows_its_file_line_and_path(load: Load) -> None:
@@ -275,3 +275,36 @@ def test_script_text_joins_lines(load: Load) -> None:
         'version: "0.1"\nworkflow:\n  name: wf\n  tasks:\n    - name: t\n      script:\n        - echo a\n        - echo b\n'
     )
     assert spec.workflow.tasks[0].script_text == "echo a\necho b"
+
+
+def test_docker_backend_runs_docker_run_by_default(load: Load) -> None:
+    spec = load(
+        """
+        version: "0.1"
+        backends:
+          - {name: box, type: docker, image: "img:1", hosts: [{name: a, context: ctx-a}]}
+        workflow:
+          name: wf
+          tasks:
+            - {name: a, script: [x]}
+        """
+    )
+    assert spec.operator_name_for("a") == "docker_run"
+    assert isinstance(spec.operator_for("a"), DockerRunOperator)
+
+
+def test_a_docker_operator_is_docker_run(load: Load) -> None:
+    from sflow.errors import SpecError
+
+    with pytest.raises(SpecError, match="unknown type 'docker'.*did you mean 'docker_run'"):
+        load(
+            """
+            version: "0.1"
+            operators:
+              box: {type: docker, image: "img:1"}
+            workflow:
+              name: wf
+              tasks:
+                - {name: a, script: [x]}
+            """
+        )

@@ -1,0 +1,72 @@
+"""The docker backend: synthetic nodes on this machine, or a pool of Docker hosts.
+
+Without `hosts`, nodes are `localhost`, `localhost-1`, ... (address 127.0.0.1) and containers run
+on the daemon the docker client finds by itself (DOCKER_HOST, the current context). With `hosts`,
+each node is one daemon, reached by `docker_host` (e.g. ssh://machine) or a docker `context`.
+Releasing the allocation removes every container still labelled with the run's id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sflow.backends.base import Allocation, Backend, register_backend
+from sflow.backends.placement import Node
+from sflow.errors import BackendError
+from sflow.proc.container import Daemon, DockerCommandError, docker, remove_labelled
+
+DAEMONS = "docker_daemons"  # Allocation.info key: node name -> Daemon
+
+
+@register_backend("docker")
+class DockerBackend(Backend):
+    default_operator = "docker_run"
+
+    def planned_allocation(self) -> Allocation:
+        hosts = list(getattr(self.config, "hosts", None) or ())
+        if hosts:
+            nodes = [
+                Node(name=h.name, ip_address=h.ip_address, index=i, num_gpus=int(h.gpus_per_node or 0))
+                for i, h in enumerate(hosts)
+            ]
+            daemons = {h.name: Daemon(h.docker_host, h.context) for h in hosts}
+        else:
+            count = int(getattr(self.config, "nodes", 1) or 1)
+            gpus = int(getattr(self.config, "gpus_per_node", 0) or 0)
+            nodes = [
+                Node(
+                    name="localhost" if i == 0 else f"localhost-{i}",
+                    ip_address="127.0.0.1",
+                    index=i,
+                    num_gpus=gpus,
+                )
+                for i in range(count)
+            ]
+            daemons = {n.name: Daemon() for n in nodes}
+        return Allocation(backend=self.name, nodes=nodes, info={DAEMONS: daemons, "config": self.config})
+
+    async def allocate(self) -> Allocation:
+        """The planned nodes, once every daemon has answered (a clear error instead of N task failures)."""
+        allocation = self.planned_allocation()
+        for node, daemon in allocation.info[DAEMONS].items():
+            try:
+                await docker(daemon, "version", "--format", "{{.Server.Version}}")
+            except DockerCommandError as exc:
+                raise BackendError(
+                    f"backend '{self.name}': node '{node}': no Docker daemon answers: {exc}"
+                ) from None
+        self._allocation = allocation
+        return allocation
+
+    async def release(self) -> None:
+        """Remove whatever container of this run a daemon still has (a killed client leaves one)."""
+        allocation: Allocation | None = getattr(self, "_allocation", None)
+        if allocation is None or not self.run_id:
+            return
+        for daemon in dict.fromkeys(allocation.info[DAEMONS].values()):
+            await remove_labelled(daemon, self.run_id)
+
+
+def backend_config(allocation: Allocation) -> Any:
+    """The docker backend's settings an operator falls back on (None for another backend)."""
+    return allocation.info.get("config")

@@ -1,0 +1,211 @@
+"""The `docker_run` operator: one attempt of a task is one container per node it was placed on.
+
+Decisions, and why:
+- The client stays attached (`docker run --rm`, no `-d`): the container's output streams into the
+  attempt's log as it runs, and the client's exit code is the container's.
+- Every container is named `sflow-<run>-<task>-<attempt>` and labelled `sflow.run=<run id>`, so a
+  stop reaches it by name and the run's end finds any leftover by label (`proc.container`).
+- Paths are the same inside and out: the four `SFLOW_*` directories (which hold the task's script)
+  and every `fs://` or generated `file://` artifact are bind-mounted at their own path. On a daemon
+  named by `docker_host` or `context` (maybe another machine) nothing is mounted, and the script
+  is handed over as text.
+- The environment goes by name (`-e NAME`, its value taken from the client's environment), never
+  as values on the command line. `pass_envs: false` hands over only sflow's own `SFLOW_*` values.
+- GPUs: the container gets exactly the devices placement chose (`--gpus "device=0,1"`), seen inside
+  as `CUDA_VISIBLE_DEVICES=0,..,N-1`; a task without GPUs gets `NVIDIA_VISIBLE_DEVICES=void`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from sflow.backends.docker import DAEMONS, backend_config
+from sflow.engine.unit import Attempt, Outcome
+from sflow.launchers.base import LaunchContext, Launcher, register_launcher
+from sflow.proc.container import ContainerAttempt, Daemon, label_args
+from sflow.proc.process import LaunchSpec, merged_env
+from sflow.slurm.flags import split_args
+
+MOUNTED_DIRS = (
+    "SFLOW_WORKSPACE_DIR",
+    "SFLOW_OUTPUT_DIR",
+    "SFLOW_WORKFLOW_OUTPUT_DIR",
+    "SFLOW_TASK_OUTPUT_DIR",
+)
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def _setting(ctx: LaunchContext, field: str) -> Any:
+    """The operator's value of `field`, else the docker backend's."""
+    value = getattr(ctx.operator, field, None)
+    if value in (None, "", []):
+        value = getattr(backend_config(ctx.allocation), field, None)
+    return value
+
+
+def container_name(ctx: LaunchContext, node_index: int = 0) -> str:
+    """`sflow-<run>-<task>-<attempt>` (and `-n<i>` past the first node), in docker's alphabet."""
+    parts = ["sflow", ctx.run_id or "run", ctx.task, str(ctx.attempt)]
+    name = _UNSAFE.sub("_", "-".join(parts))
+    return f"{name}-n{node_index}" if node_index else name
+
+
+def daemon_of(ctx: LaunchContext, node: str) -> Daemon:
+    daemons = ctx.allocation.info.get(DAEMONS) or {}
+    return daemons.get(node, Daemon())
+
+
+def same_path_mounts(ctx: LaunchContext) -> list[str]:
+    """`-v p:p` for the SFLOW_* directories and the artifacts (a file's directory; none that is missing,
+    where docker would make an empty directory of root's)."""
+    paths = [ctx.env[name] for name in MOUNTED_DIRS if ctx.env.get(name)]
+    for artifact in map(Path, ctx.artifact_paths):
+        if artifact.is_file():
+            paths.append(str(artifact.parent))
+        elif artifact.is_dir():
+            paths.append(str(artifact))
+    return [f"-v={p}:{p}" for p in dict.fromkeys(paths)]
+
+
+def gpu_args(ctx: LaunchContext, node_index: int) -> tuple[list[str], dict[str, str]]:
+    """(`--gpus` flag, container env) for the devices placement gave the task on this node."""
+    devices = ctx.placement.gpus[node_index] if node_index < len(ctx.placement.gpus) else ()
+    asked = getattr(ctx.operator, "gpus", None)
+    if devices:
+        ids = ",".join(str(d) for d in devices)
+        visible = ",".join(str(i) for i in range(len(devices)))
+        return [f'--gpus="device={ids}"'], {"CUDA_VISIBLE_DEVICES": visible}
+    if asked:
+        return [f"--gpus={asked}"], {}
+    return [], {"NVIDIA_VISIBLE_DEVICES": "void"}
+
+
+def passed_names(ctx: LaunchContext, container_env: dict[str, str]) -> list[str]:
+    """The variables the container gets (by name): the task's, or only sflow's with pass_envs off."""
+    names = list(ctx.env)
+    if getattr(ctx.operator, "pass_envs", True) is False:
+        names = [n for n in names if n.startswith("SFLOW_")]
+    return [*names, *container_env]
+
+
+def docker_argv(ctx: LaunchContext, node_index: int = 0) -> list[str]:
+    """The `docker run` command line of one attempt on one of its nodes (pure)."""
+    node = ctx.placement.node_names[node_index] if ctx.placement.nodes else "localhost"
+    daemon = daemon_of(ctx, node)
+    image = _setting(ctx, "image")
+    if not image:
+        raise ValueError(
+            f"task '{ctx.task}': docker_run needs an 'image' (on the operator or the docker backend)"
+        )
+    gpu_flags, gpu_env = gpu_args(ctx, node_index)
+    workdir = _setting(ctx, "workdir")
+    backend = backend_config(ctx.allocation)
+    mounts = [*(getattr(backend, "mounts", None) or ()), *(getattr(ctx.operator, "mounts", None) or ())]
+    extra = [
+        *(getattr(backend, "extra_args", None) or ()),
+        *(getattr(ctx.operator, "extra_args", None) or ()),
+    ]
+    script = (
+        ["bash", "-lc", _script_text(ctx.script_path)] if daemon.remote else ["bash", "-l", ctx.script_text()]
+    )
+    return daemon.argv(
+        "run",
+        "--rm",
+        f"--name={container_name(ctx, node_index)}",
+        *label_args(ctx.run_id, ctx.task),
+        *([] if daemon.remote else same_path_mounts(ctx)),
+        *(f"-v={m}" for m in mounts),
+        *([f"--workdir={workdir}"] if workdir else []),
+        *(f"-e={name}" for name in passed_names(ctx, gpu_env)),
+        *gpu_flags,
+        *(word for arg in extra for word in split_args(arg)),
+        str(image),
+        *script,
+    )
+
+
+def _script_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:  # a dry run shows where the text comes from
+        return f"<the script {path}>"
+
+
+def client_env(ctx: LaunchContext, node_index: int) -> dict[str, str]:
+    """The docker client's environment: ours, the task's values (passed on by name), GPU values."""
+    return merged_env(ctx.host_env(), ctx.env, gpu_args(ctx, node_index)[1])
+
+
+def launch_spec(ctx: LaunchContext, node_index: int) -> LaunchSpec:
+    node = ctx.placement.node_names[node_index] if ctx.placement.nodes else "localhost"
+    daemon = daemon_of(ctx, node)
+    log = ctx.log_path if node_index == 0 else ctx.log_path.with_name(f"{ctx.log_path.name}.n{node_index}")
+    info = {
+        "nodes": ctx.placement.node_names,
+        "container": container_name(ctx, node_index),
+        "docker_host": daemon.host,
+        "docker_context": daemon.context,
+    }
+    return LaunchSpec(docker_argv(ctx, node_index), client_env(ctx, node_index), ctx.cwd, log, info)
+
+
+@register_launcher("docker_run")
+class DockerRunLauncher(Launcher):
+    """`docker run` on each node of the task, supervised as `ContainerAttempt`s."""
+
+    def argv(self, ctx: LaunchContext) -> list[str]:
+        return docker_argv(ctx)
+
+    def build(self, ctx: LaunchContext) -> LaunchSpec:
+        return launch_spec(ctx, 0)
+
+    async def start(self, ctx: LaunchContext) -> Attempt:
+        count = max(1, len(ctx.placement.nodes))
+        attempts: list[ContainerAttempt] = []
+        try:
+            for i in range(count):
+                started = await ContainerAttempt.start(launch_spec(ctx, i))
+                assert isinstance(started, ContainerAttempt)
+                attempts.append(started)
+        except BaseException:
+            await asyncio.gather(*(a.stop(0) for a in attempts))
+            raise
+        return attempts[0] if count == 1 else ContainerGroup(attempts)
+
+
+class ContainerGroup(Attempt):
+    """One container per node: the attempt fails as soon as one fails, and then stops the others."""
+
+    def __init__(self, attempts: Sequence[ContainerAttempt]) -> None:
+        self.attempts = list(attempts)
+        self.log_path = attempts[0].log_path
+        self.info = dict(attempts[0].info, containers=[a.name for a in attempts])
+        self._outcome: asyncio.Future[Outcome] | None = None
+
+    async def wait(self) -> Outcome:
+        if self._outcome is None:
+            self._outcome = asyncio.ensure_future(self._wait_once())
+        return await asyncio.shield(self._outcome)
+
+    async def _wait_once(self) -> Outcome:
+        pending = {asyncio.ensure_future(a.wait()): a for a in self.attempts}
+        failed: Outcome | None = None
+        while pending and failed is None:
+            done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for fut in done:
+                attempt = pending.pop(fut)
+                if not fut.result().ok and failed is None:
+                    failed = fut.result()
+                    failed.reason += f" (container {attempt.name})"
+        if failed is not None:
+            await asyncio.gather(*(a.stop(0) for a in pending.values()))
+            return failed
+        return Outcome(ok=True, reason="exit code 0", exit_code=0, info=self.info)
+
+    async def stop(self, grace: float) -> None:
+        await asyncio.gather(*(a.stop(grace) for a in self.attempts))
+        await self.wait()
