@@ -2,14 +2,16 @@
 
 The import is kept light on purpose: the CLI and the YAML front door load their
 heavier pieces (pydantic models, Jinja, rich) only when they are used, and the
-Python front door (`sflow.flow(...)`) is imported on first use.
+Python front door (`sflow.flow(...)`, `sflow.config(...)`) is imported on first use.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # what the lazy names below are, for type checkers
+    from sflow.dispatch.config import config as config
     from sflow.flow import FlowModule
     from sflow.workflow.run_yaml import WorkflowFailed, YamlRunResult, run_yaml, run_yaml_async
 
@@ -17,9 +19,18 @@ if TYPE_CHECKING:  # what the lazy names below are, for type checkers
 
 __version__ = "0.1.0"
 
-__all__ = ["WorkflowFailed", "YamlRunResult", "__version__", "flow", "run_yaml", "run_yaml_async"]
+__all__ = [
+    "WorkflowFailed",
+    "YamlRunResult",
+    "__version__",
+    "config",
+    "flow",
+    "run_yaml",
+    "run_yaml_async",
+]
 
 _LAZY = {
+    "config": "sflow.dispatch.config",  # where tasks run: the one implementation is dispatch's
     "run_yaml": "sflow.workflow.run_yaml",
     "run_yaml_async": "sflow.workflow.run_yaml",
     "YamlRunResult": "sflow.workflow.run_yaml",
@@ -28,9 +39,7 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> object:
-    """Lazy exports: `sflow.flow(...)` and `sflow.run_yaml(...)` import their door on first use."""
-    import importlib
-
+    """Lazy exports: `sflow.flow(...)`, `sflow.config(...)` and `sflow.run_yaml(...)` load on first use."""
     if name == "flow":
         return importlib.import_module("sflow.flow")
     if name in _LAZY:

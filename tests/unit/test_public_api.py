@@ -20,6 +20,7 @@ PUBLIC = [
     "WorkflowFailed",
     "YamlRunResult",
     "__version__",
+    "config",
     "flow",
     "run_yaml",
     "run_yaml_async",
@@ -31,6 +32,8 @@ USER_CODE = """
     import sflow
     import sflow.flow
     from sflow.flow import Flow
+
+    sflow.config(environments={"here": {"executor": "local"}}, default_environment="here")
 
     with sflow.flow("etl", inputs={"n": 4}) as f:
 
