@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -29,14 +28,6 @@ workflow:
         - echo $$ > "{marker}"
         - sleep 300
 """
-
-
-def _wait_for(predicate, what: str, limit: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + limit
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def _alive(pid: int) -> bool:
@@ -81,7 +72,7 @@ sflow.run_yaml(sys.argv[1], output_dir=sys.argv[2], grace=5)
 """
 
 
-def test_sigterm_to_a_library_run_stops_it_cleanly_then_exits_143(tmp_path: Path) -> None:
+def test_sigterm_to_a_library_run_stops_it_cleanly_then_exits_143(tmp_path: Path, wait_until) -> None:
     marker = tmp_path / "long.pid"
     wf = tmp_path / "wf.yaml"
     wf.write_text(SLOW.format(marker=marker))
@@ -94,7 +85,7 @@ def test_sigterm_to_a_library_run_stops_it_cleanly_then_exits_143(tmp_path: Path
         text=True,
     )
     try:
-        _wait_for(lambda: marker.exists() and marker.read_text().strip() != "", "the long task to start")
+        wait_until(lambda: marker.exists() and marker.read_text().strip() != "", "the long task to start")
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=120)
     finally:
