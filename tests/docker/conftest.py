@@ -16,32 +16,20 @@ import subprocess
 import sys
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:  # the tests import their helpers by module name (no package __init__)
+    sys.path.insert(0, str(HERE))
+
+from docker_lab import DockerLab  # noqa: E402
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEV_DOCKER = REPO_ROOT / "scripts" / "dev-docker"
-HERE = Path(__file__).resolve().parent
 EXIT_UNSUPPORTED = 3
 UP_TIMEOUT_S = 600  # a first run installs docker.io with apt
-
-
-@dataclass(frozen=True)
-class DockerLab:
-    host: str  # unix:///.../docker.sock, also DOCKER_HOST for the session
-    image: str  # the local test image: busybox, bash, python3
-
-    def docker(self, *args: str, timeout: float = 60) -> str:
-        """Run a docker command against the lab's daemon; its stdout."""
-        return subprocess.run(
-            ["docker", "-H", self.host, *args], check=True, capture_output=True, text=True, timeout=timeout
-        ).stdout
-
-    def containers(self, label: str = "sflow.run") -> list[str]:
-        """Names of the containers (any state) carrying `label` (or `label=value`)."""
-        return self.docker("ps", "--all", "--filter", f"label={label}", "--format", "{{.Names}}").split()
 
 
 def _unsupported(reason: str) -> None:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import DockerLab
+from docker_lab import DockerLab
 
 NO_NET = "--network=none"  # the lab's daemon has no bridge network
 

@@ -296,7 +296,7 @@ def test_docker_backend_runs_docker_run_by_default(load: Load) -> None:
 def test_a_docker_operator_is_docker_run(load: Load) -> None:
     from sflow.errors import SpecError
 
-    with pytest.raises(SpecError, match="unknown type 'docker'.*did you mean 'docker_run'"):
+    with pytest.raises(SpecError, match=r"unknown type 'docker'.*did you mean 'docker_run'"):
         load(
             """
             version: "0.1"
