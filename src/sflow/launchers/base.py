@@ -75,6 +75,32 @@ def task_process_env(ctx: LaunchContext) -> dict[str, str]:
     return env
 
 
+CONTAINER_DIRS = (
+    "SFLOW_WORKSPACE_DIR",
+    "SFLOW_OUTPUT_DIR",
+    "SFLOW_WORKFLOW_OUTPUT_DIR",
+    "SFLOW_TASK_OUTPUT_DIR",
+)
+
+
+def container_paths(ctx: LaunchContext) -> list[str]:
+    """Host paths a task's container mounts at the same path, so paths mean the same inside and out.
+
+    The four `SFLOW_*` directories (the task's script is in one), and each `fs://` or `file://`
+    artifact: its directory for a file, itself for a directory; not one that does not exist (the
+    runtime would make an empty directory in its place), nor a `.sqsh` image (an image, not data).
+    """
+    paths = [ctx.env[name] for name in CONTAINER_DIRS if ctx.env.get(name)]
+    for artifact in map(Path, ctx.artifact_paths):
+        if artifact.suffix == ".sqsh":
+            continue
+        if artifact.is_file():
+            paths.append(str(artifact.parent))
+        elif artifact.is_dir():
+            paths.append(str(artifact))
+    return list(dict.fromkeys(paths))
+
+
 _REGISTRY: dict[str, Launcher] = {}
 _BUILTIN = {
     "bash": "sflow.launchers.bash",

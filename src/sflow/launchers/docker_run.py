@@ -25,7 +25,7 @@ from typing import Any
 
 from sflow.backends.docker import DAEMONS, backend_config
 from sflow.engine.unit import Attempt, Outcome
-from sflow.launchers.base import LaunchContext, Launcher, register_launcher
+from sflow.launchers.base import LaunchContext, Launcher, container_paths, register_launcher
 from sflow.proc.container import ContainerAttempt, Daemon, label_args
 from sflow.proc.process import LaunchSpec, merged_env
 from sflow.slurm.flags import split_args
@@ -57,18 +57,6 @@ def container_name(ctx: LaunchContext, node_index: int = 0) -> str:
 def daemon_of(ctx: LaunchContext, node: str) -> Daemon:
     daemons = ctx.allocation.info.get(DAEMONS) or {}
     return daemons.get(node, Daemon())
-
-
-def same_path_mounts(ctx: LaunchContext) -> list[str]:
-    """`-v p:p` for the SFLOW_* directories and the artifacts (a file's directory; none that is missing,
-    where docker would make an empty directory of root's)."""
-    paths = [ctx.env[name] for name in MOUNTED_DIRS if ctx.env.get(name)]
-    for artifact in map(Path, ctx.artifact_paths):
-        if artifact.is_file():
-            paths.append(str(artifact.parent))
-        elif artifact.is_dir():
-            paths.append(str(artifact))
-    return [f"-v={p}:{p}" for p in dict.fromkeys(paths)]
 
 
 def gpu_args(ctx: LaunchContext, node_index: int) -> tuple[list[str], dict[str, str]]:
@@ -117,7 +105,7 @@ def docker_argv(ctx: LaunchContext, node_index: int = 0) -> list[str]:
         "--rm",
         f"--name={container_name(ctx, node_index)}",
         *label_args(ctx.run_id, ctx.task),
-        *([] if daemon.remote else same_path_mounts(ctx)),
+        *([] if daemon.remote else (f"-v={p}:{p}" for p in container_paths(ctx))),
         *(f"-v={m}" for m in mounts),
         *([f"--workdir={workdir}"] if workdir else []),
         *(f"-e={name}" for name in passed_names(ctx, gpu_env)),

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from sflow.engine.unit import Outcome
-from sflow.launchers.base import LaunchContext, Launcher, register_launcher
+from sflow.launchers.base import LaunchContext, Launcher, container_paths, register_launcher
 from sflow.proc.process import (
     Child,
     LaunchSpec,
@@ -156,7 +156,8 @@ def io_container_args(ctx: LaunchContext) -> list[str]:
     """Output, MPI and container (pyxis) flags.
 
     With a container, as pyxis users expect: writable unless `container_writable: false`, and the
-    home directory not mounted unless `container_mount_home: true`.
+    home directory not mounted unless `container_mount_home: true`. The operator's mounts come
+    after the same-path ones (`container_paths`: the SFLOW_* directories and the artifacts).
     """
     args = [flag for flag, field in (("--label", "label"), ("--unbuffered", "unbuffered")) if _op(ctx, field)]
     if _op(ctx, "mpi"):
@@ -171,9 +172,10 @@ def io_container_args(ctx: LaunchContext) -> list[str]:
     ):
         if _op(ctx, field):
             args.append(f"{flag}={_op(ctx, field)}")
-    mounts = _op(ctx, "container_mounts")
+    own = _op(ctx, "container_mounts") or []
+    mounts = [f"{p}:{p}" for p in container_paths(ctx)] + ([own] if isinstance(own, str) else list(own))
     if mounts:
-        args.append(f"--container-mounts={mounts if isinstance(mounts, str) else ','.join(mounts)}")
+        args.append(f"--container-mounts={','.join(mounts)}")
     args.append("--container-mount-home" if _op(ctx, "container_mount_home") else "--no-container-mount-home")
     if _op(ctx, "container_writable") is not False:
         args.append("--container-writable")

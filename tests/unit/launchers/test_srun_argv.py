@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from srun_helpers import allocation, context
 
-from sflow.launchers.base import get_launcher
+from sflow.launchers.base import CONTAINER_DIRS, get_launcher
 from sflow.launchers.srun import (
     JOB_PLACEHOLDER,
     STEP_FILE_ENV,
@@ -212,3 +214,26 @@ def test_describe_step() -> None:
     assert describe_step(0, "12.5", None, None) == ("COMPLETED", "exit code 0")
     state, reason = describe_step(1, None, None, "Unable to create step for job 12: Invalid job id specified")
     assert reason.startswith("exit code 1 (no step started: Unable to create step")
+
+
+def test_a_container_mounts_the_sflow_dirs_and_artifacts_at_their_own_path(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "gen").mkdir()
+    (tmp_path / "gen" / "helper.py").write_text("print(1)\n")
+    dirs = {name: str(tmp_path / name.lower()) for name in CONTAINER_DIRS}
+    ctx = context(env={**dirs, "SFLOW_TASK_NAME": "train"}, container_name="c", container_mounts=["/m:/m:ro"])
+    ctx.artifact_paths = (
+        str(tmp_path / "data"),  # a directory: itself
+        str(tmp_path / "gen" / "helper.py"),  # a file: its directory
+        str(tmp_path / "missing"),  # not there: not mounted (it would become an empty directory)
+        str(tmp_path / "image.sqsh"),  # an image, not data
+    )
+    (tmp_path / "image.sqsh").write_text("")
+    mounts = [a for a in srun_argv(ctx) if a.startswith("--container-mounts=")]
+    same = [*dirs.values(), str(tmp_path / "data"), str(tmp_path / "gen")]
+    assert mounts == ["--container-mounts=" + ",".join([*(f"{p}:{p}" for p in same), "/m:/m:ro"])]
+
+
+def test_no_container_no_mounts() -> None:
+    ctx = context(env={"SFLOW_TASK_OUTPUT_DIR": "/runs/r1/train"})
+    assert not [a for a in srun_argv(ctx) if a.startswith("--container")]

@@ -143,7 +143,9 @@ def test_unknown_backend_type_suggests(write: Callable[..., Path]) -> None:
         HEAD + "backends:\n  c:\n    type: slrum\nworkflow: {name: wf, tasks: [{name: a, script: [x]}]}\n",
     )
     assert (err.where, err.field) == (f"{path}:3", "backends.c")
-    assert err.message == "unknown type 'slrum' (expected one of: local, slurm, docker); did you mean 'slurm'?"
+    assert (
+        err.message == "unknown type 'slrum' (expected one of: local, slurm, docker); did you mean 'slurm'?"
+    )
 
 
 def test_backend_without_type(write: Callable[..., Path]) -> None:
