@@ -6,6 +6,9 @@ the CLI prints its message on one line and exits with code 2, never a traceback.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 
 class SflowError(Exception):
     """Base of every error sflow raises on purpose."""
@@ -35,3 +38,11 @@ class PlanError(UserError):
 
 class BackendError(SflowError):
     """A backend could not provide or release its allocation."""
+
+
+def suggest(name: str, choices: Iterable[Any]) -> str:
+    """`; did you mean 'x'?` for the choice closest to a misspelt name, or ""."""
+    import difflib
+
+    close = difflib.get_close_matches(name, [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""

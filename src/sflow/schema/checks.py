@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from sflow.errors import SpecError
+from sflow.errors import SpecError, suggest
 from sflow.schema.sections import OPERATOR_TYPES
-from sflow.schema.suggest import suggest
 from sflow.schema.task import Task
 from sflow.schema.workflow import BUILTIN_OPERATORS, IMPLICIT_BACKEND, WorkflowSpec
 

@@ -28,8 +28,7 @@ from jinja2 import nodes
 from jinja2.parser import Parser
 from jinja2.sandbox import SandboxedEnvironment
 
-from sflow.errors import SpecError
-from sflow.schema.suggest import suggest
+from sflow.errors import SpecError, suggest
 
 START = "${{"
 _BLOCK = "${%"

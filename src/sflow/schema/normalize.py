@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sflow.errors import SpecError
+from sflow.errors import SpecError, suggest
 from sflow.schema.locations import LocMap
-from sflow.schema.suggest import suggest
 from sflow.schema.yaml_source import Document
 
 NAMED_SECTIONS = ("variables", "artifacts", "backends", "operators")

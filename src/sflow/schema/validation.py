@@ -8,11 +8,10 @@ from typing import Annotated, Any, Union
 
 from pydantic import BaseModel, ValidationError
 
-from sflow.errors import SpecError
+from sflow.errors import SpecError, suggest
 from sflow.schema.base import attach_origins
 from sflow.schema.fieldtypes import PATTERN_HINTS, describe
 from sflow.schema.locations import LocMap, PathPart, format_path, where_at
-from sflow.schema.suggest import suggest
 from sflow.schema.workflow import WorkflowSpec
 
 _EXPECTED = {
