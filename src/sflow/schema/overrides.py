@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sflow.errors import SpecError, suggest
+from sflow.errors import SpecError
 from sflow.schema.fieldtypes import canonical_type, coerce
 from sflow.schema.locations import LocMap
 from sflow.schema.normalize import NAMED_SECTIONS
 from sflow.schema.scalars import resolve_plain
+from sflow.schema.suggest import suggest
 from sflow.schema.yaml_source import parse_text
 
 SET = "--set"
