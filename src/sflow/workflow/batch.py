@@ -7,7 +7,8 @@ Why it looks like this:
   allocation instead of asking for another.
 - The body runs `<this interpreter> -m sflow run ...` with absolute paths: the job uses exactly
   the sflow that generated it (same venv, nothing downloaded at run time), and `exec` makes the
-  job's exit code the workflow's (0 ok, 1 failed, 2 invalid, 130 interrupted).
+  job's exit code the workflow's (0 ok, 1 failed, 2 invalid, 130/143 interrupted by
+  SIGINT/SIGTERM).
 - `--set` values are often secrets (tokens): they never go on a command line (any user can read
   it with `ps`) nor into the script. They are written to `<script>.sets`, mode 0600, beside the
   script (mode 0700), and the job runs `<python> -m sflow.cli.batch_job --set-file <that file> run ...`,
