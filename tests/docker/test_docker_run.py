@@ -311,3 +311,53 @@ def test_release_removes_every_container_of_the_run(docker_lab: DockerLab) -> No
         assert docker_lab.containers("sflow.run=another-run") != []  # only this run's
     finally:
         docker_lab.docker("rm", "-f", other)
+
+
+def test_a_two_host_pool_runs_one_container_per_node(docker_lab: DockerLab, run: Run, tmp_path: Path) -> None:
+    """Two "hosts" (this daemon by address, and again through a docker context): a 2-node task runs
+    once on each, its script handed over as text (nothing is mounted on a host daemon)."""
+    config = tmp_path / "docker-config"
+    subprocess.run(
+        [
+            "docker",
+            "--config",
+            str(config),
+            "context",
+            "create",
+            "second",
+            "--docker",
+            f"host={docker_lab.host}",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    wf = run.write(
+        "pool.yaml",
+        f"""
+        version: "0.1"
+        backends:
+          - name: pool
+            type: docker
+            default: true
+            image: "{docker_lab.image}"
+            extra_args: ["{NO_NET}"]
+            hosts:
+              - {{name: first, docker_host: "{docker_lab.host}", ip_address: 127.0.0.1}}
+              - {{name: second, context: second, ip_address: 127.0.0.1}}
+        workflow:
+          name: pool
+          tasks:
+            - name: both
+              resources: {{nodes: {{count: 2}}}}
+              script: ['echo "on $SFLOW_TASK_ASSIGNED_NODE_NAMES"', "test -f /.dockerenv"]
+        """,
+    )
+    env = {**os.environ, "DOCKER_CONFIG": str(config)}
+    done = subprocess.run(
+        run.argv("-f", str(wf)), cwd=run.tmp, capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    task_dir = run.run_dir() / "both"
+    assert (task_dir / "both.log").read_text() == "on first,second\n"
+    assert (task_dir / "both.log.n1").read_text() == "on first,second\n"
+    assert left_over(docker_lab, run) == []
