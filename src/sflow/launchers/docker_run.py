@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import signal
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,9 @@ from typing import Any
 from sflow.backends.docker import DAEMONS, backend_config
 from sflow.engine.unit import Attempt, Outcome
 from sflow.launchers.base import LaunchContext, Launcher, container_paths, register_launcher
-from sflow.proc.container import ContainerAttempt, Daemon, label_args
-from sflow.proc.process import LaunchSpec, merged_env
+from sflow.proc.container import Daemon, docker_error, label_args, stop_container
+from sflow.proc.process import Child, LaunchSpec, ProcessAttempt, describe_exit, merged_env, signal_group
+from sflow.record.tail import read_end
 from sflow.slurm.flags import split_args
 
 MOUNTED_DIRS = (
@@ -37,6 +39,7 @@ MOUNTED_DIRS = (
     "SFLOW_TASK_OUTPUT_DIR",
 )
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+CLIENT_EXIT_WAIT = 10.0  # after the container is gone: how long its client may take to notice
 
 
 def _setting(ctx: LaunchContext, field: str) -> Any:
@@ -139,6 +142,39 @@ def launch_spec(ctx: LaunchContext, node_index: int) -> LaunchSpec:
         "docker_context": daemon.context,
     }
     return LaunchSpec(docker_argv(ctx, node_index), client_env(ctx, node_index), ctx.cwd, log, info)
+
+
+class ContainerAttempt(ProcessAttempt):
+    """An attached `docker run --name <name>`: stopped through the daemon, never left behind."""
+
+    def __init__(self, proc: Child, spec: LaunchSpec) -> None:
+        super().__init__(proc, spec)
+        self.name = str(spec.info["container"])
+        self.daemon = Daemon(spec.info.get("docker_host"), spec.info.get("docker_context"))
+        self._stopping = False
+
+    async def _wait_once(self) -> Outcome:
+        code = await self.proc.wait()
+        await self._reap_group()
+        if code < 0 or self._stopping:  # the client died first: the container may still be there
+            await stop_container(self.daemon, self.name, 0)
+        reason = describe_exit(code)
+        if code == 125:  # docker's own failure: the container did not run
+            error = docker_error(read_end(self.log_path, 4096) or "")
+            reason += f" (docker: {error})" if error else " (docker could not run the container)"
+        return Outcome(ok=code == 0, reason=reason, exit_code=code, info=self.info)
+
+    async def stop(self, grace: float) -> None:
+        """`docker stop` (TERM, the grace, KILL), then the client ends; one that hangs is killed."""
+        if self.proc.returncode is None:
+            self._stopping = True
+            if not await stop_container(self.daemon, self.name, grace):
+                signal_group(self.proc.pid, signal.SIGTERM)  # a client still creating it gives up
+            try:
+                await asyncio.wait_for(asyncio.shield(self.proc.wait()), CLIENT_EXIT_WAIT)
+            except asyncio.TimeoutError:
+                signal_group(self.proc.pid, signal.SIGKILL)
+        await self.wait()
 
 
 @register_launcher("docker_run")

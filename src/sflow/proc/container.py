@@ -3,7 +3,8 @@
 The client is a local process like any other (its output, the container's, streams into the
 attempt's log; its exit code is the container's), but stopping it is not stopping the container:
 a killed client leaves the container running. So a container is stopped through the daemon, on
-the one path `stop_container`: `docker stop` with the grace (TERM, then KILL), then `docker rm -f`.
+the one path `stop_container`: `docker stop` with the grace (TERM, then KILL), then `docker rm -f`
+(`launchers.docker_run.ContainerAttempt` supervises the client around it).
 Every container carries the label `sflow.run=<run id>`, and the run ends with `remove_labelled`,
 which removes whatever a killed client or a lost race left behind.
 """
@@ -13,18 +14,12 @@ from __future__ import annotations
 import asyncio
 import math
 import re
-import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from sflow.engine.unit import Outcome
-from sflow.proc.process import Child, LaunchSpec, ProcessAttempt, describe_exit, signal_group
-from sflow.record.tail import read_end
 
 RUN_LABEL = "sflow.run"
 TASK_LABEL = "sflow.task"
 COMMAND_WAIT = 30.0  # seconds a docker command other than `stop` may take (a busy daemon)
-CLIENT_EXIT_WAIT = 10.0  # after the container is gone: how long its client may take to notice
 DOCKER_ERROR_RE = re.compile(r"^(?:docker: )?Error(?: response from daemon)?: (.+)$", re.MULTILINE)
 NOT_FOUND_RE = re.compile(r"No such container|is already in progress|not found", re.IGNORECASE)
 
@@ -120,39 +115,6 @@ def docker_error(log_tail: str) -> str | None:
     """The last error the docker client printed (an image not found, a bad flag), if any."""
     errors = DOCKER_ERROR_RE.findall(log_tail)
     return errors[-1].strip() if errors else None
-
-
-class ContainerAttempt(ProcessAttempt):
-    """An attached `docker run --name <name>`: stopped through the daemon, never left behind."""
-
-    def __init__(self, proc: Child, spec: LaunchSpec) -> None:
-        super().__init__(proc, spec)
-        self.name = str(spec.info["container"])
-        self.daemon = Daemon(spec.info.get("docker_host"), spec.info.get("docker_context"))
-        self._stopping = False
-
-    async def _wait_once(self) -> Outcome:
-        code = await self.proc.wait()
-        await self._reap_group()
-        if code < 0 or self._stopping:  # the client died first: the container may still be there
-            await stop_container(self.daemon, self.name, 0)
-        reason = describe_exit(code)
-        if code == 125:  # docker's own failure: the container did not run
-            error = docker_error(read_end(self.log_path, 4096) or "")
-            reason += f" (docker: {error})" if error else " (docker could not run the container)"
-        return Outcome(ok=code == 0, reason=reason, exit_code=code, info=self.info)
-
-    async def stop(self, grace: float) -> None:
-        """`docker stop` (TERM, the grace, KILL), then the client ends; one that hangs is killed."""
-        if self.proc.returncode is None:
-            self._stopping = True
-            if not await stop_container(self.daemon, self.name, grace):
-                signal_group(self.proc.pid, signal.SIGTERM)  # a client still creating it gives up
-            try:
-                await asyncio.wait_for(asyncio.shield(self.proc.wait()), CLIENT_EXIT_WAIT)
-            except asyncio.TimeoutError:
-                signal_group(self.proc.pid, signal.SIGKILL)
-        await self.wait()
 
 
 def label_args(run_id: str, task: str) -> Sequence[str]:
