@@ -15,8 +15,10 @@ Decisions, and why:
   argv. srun *input* variables inherited from an enclosing sbatch (SLURM_NTASKS,
   SLURM_GPUS_PER_NODE, ...) are dropped: the operator alone shapes the step.
 - The step id is recorded by the step itself: task 0 writes `$SLURM_JOB_ID.$SLURM_STEP_ID` to a
-  file next to the attempt's log before exec'ing `bash <script>`. That works for steps that fail
-  in milliseconds (too fast for squeue) and costs the controller nothing.
+  file next to the attempt's log before it runs `bash <script>`. That works for steps that fail
+  in milliseconds (too fast for squeue) and costs the controller nothing. Every rank then records
+  its exit status beside it, so a node that died after the other ranks exited 0 (srun then exits 0
+  too) is a failure, not a success (`sflow.launchers.srun_verdict`).
 - Stop: `scancel --signal=TERM <job>.<step>` lets the task clean up (TERM to srun itself makes
   srun SIGKILL the step at once); after the grace, TERM to srun (it kills the step) plus
   `scancel <job>.<step>`, and we return only when Slurm no longer lists the step.
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 import signal
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,19 +41,27 @@ from sflow.launchers.process import (
     Child,
     LaunchSpec,
     ProcessAttempt,
-    describe_exit,
     merged_env,
     signal_group,
 )
+from sflow.launchers.srun_verdict import parse_banner, read_rank_records, step_verdict
 from sflow.log_tail import read_end
 from sflow.slurm_cli import SlurmCommandError, run_slurm, scancel
 
 STEP_FILE_ENV = "SFLOW_SLURM_STEP_FILE"
 JOB_PLACEHOLDER = "<slurm-job-id>"
-# Task 0 records "<job>.<step>" then becomes `bash <script>` ($0 is the script path).
+# Rank 0 records "<job>.<step>"; every rank runs `bash <script>` ($0 is the script path), records
+# "<status> <ranks>" in `<step file>.ranks/<rank>`, and ends as its script did. Slurm signals every
+# process of a step (scancel --signal), so the wrapper catches what would end it and lets its script
+# decide (a caught signal is the default again in the script); a script killed by a signal is
+# re-raised, so srun still reports "task 1: Killed".
+_RELAYED = "HUP INT QUIT ALRM TERM USR1 USR2 XCPU"
 STEP_RECORDER = (
-    '[ "${SLURM_PROCID:-0}" != 0 ] || { echo "$SLURM_JOB_ID.$SLURM_STEP_ID" '
-    '> "${' + STEP_FILE_ENV + ':-/dev/null}"; } 2>/dev/null; exec bash "$0"'
+    f"trap : {_RELAYED}; "
+    "f=${" + STEP_FILE_ENV + ":-/dev/null}; r=${SLURM_PROCID:-0}; "
+    '[ "$r" != 0 ] || { echo "$SLURM_JOB_ID.$SLURM_STEP_ID" > "$f"; } 2>/dev/null; '
+    'bash "$0"; s=$?; { echo "$s ${SLURM_STEP_NUM_TASKS:-}" > "$f.ranks/$r"; } 2>/dev/null; '
+    f'[ "$s" -le 128 ] || {{ trap - {_RELAYED}; kill -$((s - 128)) $$; }} 2>/dev/null; exit "$s"'
 )
 # srun reads these as defaults for the step; inside sbatch they describe the *job*, not our step.
 SRUN_INPUT_VARS = frozenset(
@@ -64,10 +75,6 @@ SRUN_INPUT_VARS = frozenset(
 )
 STOP_KILL_WAIT = 15.0  # after the grace: how long srun may take to tear the step down before KILL
 STEP_GONE_WAIT = 30.0
-BANNER_RE = re.compile(
-    r"\*\*\* (?:STEP (\d+\.\d+)|JOB (\d+)) ON \S+ ([A-Z_]+)(?: AT \S+)?(?: DUE TO ([A-Z ]+?))? \*\*\*"
-)
-SRUN_ERROR_RE = re.compile(r"^srun: error: (.+)$", re.MULTILINE)
 
 
 def _op(ctx: LaunchContext, name: str) -> Any:
@@ -84,12 +91,18 @@ def asks_for_gpus(ctx: LaunchContext) -> bool:
     return bool(step_gpus(ctx) or _op(ctx, "gres") or _op(ctx, "gpus") or _op(ctx, "gpus_per_task"))
 
 
+def step_ranks(ctx: LaunchContext) -> int:
+    """How many ranks (srun tasks) the step runs."""
+    n = len(ctx.placement.nodes)
+    ntasks, per_node = _op(ctx, "ntasks"), _op(ctx, "ntasks_per_node")
+    return int(ntasks) if ntasks else n * int(per_node) if per_node else n
+
+
 def shape_args(ctx: LaunchContext) -> list[str]:
     """Nodes, tasks, CPUs, memory and time of the step."""
     n = len(ctx.placement.nodes)
-    ntasks, per_node = _op(ctx, "ntasks"), _op(ctx, "ntasks_per_node")
-    total = int(ntasks) if ntasks else n * int(per_node) if per_node else n
-    args = ["--nodelist", ",".join(ctx.placement.node_names), "-N", str(n), "--ntasks", str(total)]
+    per_node = _op(ctx, "ntasks_per_node")
+    args = ["--nodelist", ",".join(ctx.placement.node_names), "-N", str(n), "--ntasks", str(step_ranks(ctx))]
     if per_node:
         args += ["--ntasks-per-node", str(per_node)]
     for flag, field in (("--cpus-per-task", "cpus_per_task"), ("--mem", "mem")):
@@ -188,6 +201,11 @@ def step_file(log_path: Path) -> Path:
     return log_path.with_name(log_path.name + ".step")
 
 
+def rank_dir(log_path: Path) -> Path:
+    """Where each rank writes its exit status (`<rank dir>/<rank>`)."""
+    return log_path.with_name(log_path.name + ".step.ranks")
+
+
 def srun_env(ctx: LaunchContext, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """srun's environment: ours minus srun input variables, plus the task's; GPUs left to Slurm."""
     base = {
@@ -216,9 +234,13 @@ class SrunLauncher(Launcher):
             raise ValueError(f"task '{ctx.task}': operator 'srun' needs a slurm backend (no job id)")
         spec = self.build(ctx)
         step_file(ctx.log_path).unlink(missing_ok=True)
+        ranks = rank_dir(ctx.log_path)
+        shutil.rmtree(ranks, ignore_errors=True)
+        ranks.mkdir(parents=True)
         attempt = await SrunAttempt.start(spec)
         assert isinstance(attempt, SrunAttempt)
         attempt.task = ctx.task
+        attempt.expected_ranks = step_ranks(ctx)
         return attempt
 
 
@@ -231,45 +253,17 @@ def parse_step_file(text: str) -> str | None:
     return value if re.fullmatch(r"\d+\.\d+", value) else None
 
 
-def parse_banner(log_tail: str) -> tuple[str | None, str | None]:
-    """(step id, Slurm state) from slurmstepd's last '*** STEP 1.2 ON node CANCELLED ... ***' line."""
-    matches = list(BANNER_RE.finditer(log_tail))
-    if not matches:
-        return None, None
-    step, _job, state, due = matches[-1].groups()
-    if due and "TIME LIMIT" in due:
-        state = "TIMEOUT"
-    elif due:
-        state = f"{state} ({due.strip().lower()})"
-    return step, state
-
-
-def last_srun_error(log_tail: str) -> str | None:
-    errors = SRUN_ERROR_RE.findall(log_tail)
-    return errors[-1].strip() if errors else None
-
-
-def describe_step(code: int, step: str | None, state: str | None, error: str | None) -> tuple[str, str]:
-    """(Slurm state, reason) for an ended srun: 'exit code 3 (step 12.4 FAILED: node1: task 0: ...)'."""
-    state = state or ("COMPLETED" if code == 0 else "FAILED")
-    base = describe_exit(code)
-    if code == 0:
-        return state, base
-    detail = f"step {step} {state}" if step else "no step started"
-    if error:
-        detail += f": {error}"
-    return state, f"{base} ({detail})"
-
-
 class SrunAttempt(ProcessAttempt):
     """A running srun: its step id once the step reports it, a stop that leaves no step behind."""
 
     task = ""
+    expected_ranks = 1
 
     def __init__(self, proc: Child, spec: LaunchSpec) -> None:
         super().__init__(proc, spec)
         self.job_id = str(spec.info.get("slurm_job_id") or "")
         self.step_path = Path(spec.env[STEP_FILE_ENV])
+        self.rank_path = Path(f"{self.step_path}.ranks")
         self._stopping = False
         self._watcher = asyncio.ensure_future(self._watch_step())
 
@@ -297,16 +291,15 @@ class SrunAttempt(ProcessAttempt):
         self._watcher.cancel()
         await self._reap_group()
         tail = read_end(self.log_path, 8192) or ""  # where srun and slurmstepd write their verdicts
-        banner_step, state = parse_banner(tail)
-        step = self.step_id or banner_step
-        self.step_path.unlink(missing_ok=True)  # its content now lives in info
+        ranks = read_rank_records(self.rank_path)
+        verdict = step_verdict(code, self.step_id, tail, ranks, self.expected_ranks, self._stopping)
+        step = self.step_id or parse_banner(tail)[0]
+        self.step_path.unlink(missing_ok=True)  # their content now lives in info
+        shutil.rmtree(self.rank_path, ignore_errors=True)
         if step:
             self.info["slurm_step_id"] = step
-        if self._stopping and code != 0 and state is None:
-            state = "CANCELLED"
-        state, reason = describe_step(code, step, state, last_srun_error(tail))
-        self.info.update(slurm_state=state, exit_code=code)
-        return Outcome(ok=code == 0, reason=reason, exit_code=code, info=self.info)
+        self.info.update(slurm_state=verdict.state, exit_code=code)
+        return Outcome(ok=verdict.ok, reason=verdict.reason, exit_code=code, info=self.info)
 
     async def stop(self, grace: float) -> None:
         if self.proc.returncode is None:
