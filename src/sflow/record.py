@@ -5,6 +5,7 @@ Layout::
     <output-dir>/<run-id>/sflow.log              human-readable event log
     <output-dir>/<run-id>/events.jsonl           the same events, one JSON object a line
     <output-dir>/<run-id>/summary.json           final state of every task
+    <output-dir>/<run-id>/slurm.jsonl            Slurm allocations, steps and jobs, as they start
     <output-dir>/<run-id>/<task>/<task>.log      the last attempt's output
     <output-dir>/<run-id>/<task>/<task>.attempt1.log, ...   earlier attempts, kept
 """
@@ -23,6 +24,7 @@ from typing import IO, Any
 
 from sflow.engine import Event, RunResult, State
 from sflow.errors import UserError
+from sflow.slurm_journal import SlurmJournal
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -60,6 +62,7 @@ class RunRecord:
         self.sweep_rows: dict[str, list[dict[str, Any]]] = {}
         self._task_dirs: dict[str, Path] = {}
         self.extra_listeners: list[Callable[[Event], None]] = []
+        self.slurm = SlurmJournal(self.run_dir)  # Slurm ids the run holds (`sflow cancel` reads them)
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -175,6 +178,7 @@ class RunRecord:
     def close(self) -> None:
         self._events.close()
         self._human.close()
+        self.slurm.close()
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

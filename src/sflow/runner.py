@@ -68,6 +68,8 @@ class WorkflowRun:
         self.context: dict[str, Any] = {}
         self.engine: Engine | None = None
         self.record = RunRecord(options.output_dir, spec.workflow.name, options.run_id)
+        self.allocation_lost: str | None = None  # why an allocation ended under the run
+        self._watches: list[asyncio.Future[None]] = []
         self.tables_pending: dict[str, int] = {}  # replicated task -> replicas yet to succeed
         for inst in self.instances:
             if inst.replica_index is not None and inst.task.outputs:
@@ -88,6 +90,9 @@ class WorkflowRun:
                 self.record.note(str(exc))
                 result = self._not_started(str(exc))
                 return result
+            if self.allocation_lost:
+                result = self._not_started(self.allocation_lost)
+                return result
             add_backends(self.context, self.spec, self.allocations)
             self.engine = Engine(
                 [self._unit(i) for i in self.instances],
@@ -102,6 +107,7 @@ class WorkflowRun:
             why_not_started = f"could not start: {exc}"
             raise
         finally:
+            self._unwatch()
             await asyncio.shield(self._stop_left_behind())
             await asyncio.shield(self._release())
             summary = result if result is not None else self._not_started(why_not_started)
@@ -125,6 +131,8 @@ class WorkflowRun:
         for name in used:
             config = rendered_backend_config(self.spec, name, self.context)
             self.backends[name] = create_backend(config.type, name, config)
+            self.backends[name].journal = self.record.slurm
+            self.backends[name].notice = self._notice
         for name, backend in self.backends.items():
             self.record.note(f"allocating backend '{name}'")
             try:
@@ -136,11 +144,39 @@ class WorkflowRun:
             alloc = self.allocations[name]
             self.placers[name] = Placer(alloc.nodes, name)
             self.record.note(f"backend '{name}': nodes {', '.join(n.name for n in alloc.nodes)}")
+            self._watch(alloc)
         for inst in self.instances:
             try:
                 self.placers[inst.backend].candidates(inst.request, inst.name)
             except PlanError as exc:
                 raise at_request(exc, inst) from None
+
+    def _notice(self, message: str) -> None:
+        """Something the user should know while it happens (a long wait and its cause)."""
+        self.record.note(message)
+        print(f"sflow: {message}", file=sys.stderr)
+
+    def _watch(self, alloc: Allocation) -> None:
+        """An allocation that ends under the run stops it at once, with Slurm's reason."""
+        if alloc.watch is not None:
+            alloc.watch.on_end = self._allocation_ended
+            self._watches.append(asyncio.ensure_future(alloc.watch.run()))
+
+    def _allocation_ended(self, reason: str) -> None:
+        if self.allocation_lost is not None:
+            return
+        self.allocation_lost = reason
+        self.record.note(reason)
+        if self.engine is not None:
+            self.engine.request_stop(reason)
+
+    def _unwatch(self) -> None:
+        """From here on the run releases its allocations itself: their end is no news."""
+        for alloc in self.allocations.values():
+            if alloc.watch is not None:
+                alloc.watch.on_end = None
+        for watch in self._watches:
+            watch.cancel()
 
     async def _stop_left_behind(self) -> None:
         """Processes tasks detached from their group (`setsid`) do not outlive the run."""

@@ -399,8 +399,7 @@ def test_the_plan_shows_what_the_allocation_will_ask_slurm_for(
     lines = text.splitlines()
     at = lines.index("backend cl [slurm]: slurm-node-0, slurm-node-1")
     assert lines[at + 1] == (
-        "  allocation: salloc --no-shell --job-name sflow -A acct -p gpu -t 00:10:00 -N 2 "
-        "--gpus-per-node=8 --exclusive"
+        "  allocation: salloc --job-name sflow -A acct -p gpu -t 00:10:00 -N 2 --gpus-per-node=8 --exclusive"
     )
 
 

@@ -27,15 +27,17 @@ Decisions, and why:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import shutil
 import signal
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from sflow.backends.base import AllocationWatch
 from sflow.backends.slurm import slurm_time, split_args
-from sflow.engine.unit import Outcome
+from sflow.engine.unit import Attempt, Outcome
 from sflow.launchers.base import LaunchContext, Launcher, register_launcher
 from sflow.launchers.process import (
     Child,
@@ -44,9 +46,15 @@ from sflow.launchers.process import (
     merged_env,
     signal_group,
 )
-from sflow.launchers.srun_verdict import parse_banner, read_rank_records, step_verdict
+from sflow.launchers.srun_verdict import (
+    parse_banner,
+    passing_start_error,
+    read_rank_records,
+    step_verdict,
+)
 from sflow.log_tail import read_end
 from sflow.slurm_cli import SlurmCommandError, run_slurm, scancel
+from sflow.slurm_journal import STEP, SlurmJournal
 
 STEP_FILE_ENV = "SFLOW_SLURM_STEP_FILE"
 JOB_PLACEHOLDER = "<slurm-job-id>"
@@ -74,6 +82,8 @@ SRUN_INPUT_VARS = frozenset(
     ).split()
 )
 STOP_KILL_WAIT = 15.0  # after the grace: how long srun may take to tear the step down before KILL
+# Seconds between sruns of a step Slurm could not start for a passing reason: about 4 minutes in all.
+START_AGAIN_DELAYS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 30.0, 30.0, 30.0, 30.0, 30.0, 30.0)
 STEP_GONE_WAIT = 30.0
 
 
@@ -229,19 +239,25 @@ class SrunLauncher(Launcher):
         info = {"nodes": ctx.placement.node_names, "slurm_job_id": ctx.allocation.job_id}
         return LaunchSpec(srun_argv(ctx), srun_env(ctx), ctx.cwd, ctx.log_path, info)
 
-    async def start(self, ctx: LaunchContext) -> SrunAttempt:
+    async def start(self, ctx: LaunchContext) -> StepAttempt:
         if not ctx.allocation.job_id:
             raise ValueError(f"task '{ctx.task}': operator 'srun' needs a slurm backend (no job id)")
         spec = self.build(ctx)
-        step_file(ctx.log_path).unlink(missing_ok=True)
-        ranks = rank_dir(ctx.log_path)
-        shutil.rmtree(ranks, ignore_errors=True)
-        ranks.mkdir(parents=True)
-        attempt = await SrunAttempt.start(spec)
-        assert isinstance(attempt, SrunAttempt)
-        attempt.task = ctx.task
-        attempt.expected_ranks = step_ranks(ctx)
-        return attempt
+
+        async def start_srun() -> SrunAttempt:
+            step_file(ctx.log_path).unlink(missing_ok=True)
+            ranks = rank_dir(ctx.log_path)
+            shutil.rmtree(ranks, ignore_errors=True)
+            ranks.mkdir(parents=True)
+            log_start = ctx.log_path.stat().st_size if ctx.log_path.exists() else 0
+            attempt = await SrunAttempt.start(spec)
+            assert isinstance(attempt, SrunAttempt)
+            attempt.task, attempt.log_start = ctx.task, log_start
+            attempt.expected_ranks = step_ranks(ctx)
+            attempt.watch, attempt.journal = ctx.allocation.watch, ctx.allocation.journal
+            return attempt
+
+        return StepAttempt(start_srun, await start_srun())
 
 
 # -- supervision ----------------------------------------------------------------------------------
@@ -258,6 +274,10 @@ class SrunAttempt(ProcessAttempt):
 
     task = ""
     expected_ranks = 1
+    log_start = 0  # where this srun's output begins in the log (an earlier srun may have written)
+    start_error: str | None = None  # why Slurm could not start the step, when that passes
+    watch: AllocationWatch | None = None  # asked when the step fails: is the allocation gone?
+    journal: SlurmJournal | None = None  # where the step id goes once known
 
     def __init__(self, proc: Child, spec: LaunchSpec) -> None:
         super().__init__(proc, spec)
@@ -277,6 +297,8 @@ class SrunAttempt(ProcessAttempt):
                 step = None
             if step:
                 self.info["slurm_step_id"] = step
+                if self.journal is not None:
+                    self.journal.add(STEP, step, task=self.task)
         return self.info.get("slurm_step_id")
 
     async def _watch_step(self) -> None:
@@ -290,16 +312,32 @@ class SrunAttempt(ProcessAttempt):
         code = await self.proc.wait()
         self._watcher.cancel()
         await self._reap_group()
-        tail = read_end(self.log_path, 8192) or ""  # where srun and slurmstepd write their verdicts
+        # where srun and slurmstepd write their verdicts
+        tail = read_end(self.log_path, 8192, since=self.log_start) or ""
         ranks = read_rank_records(self.rank_path)
         verdict = step_verdict(code, self.step_id, tail, ranks, self.expected_ranks, self._stopping)
+        if not self._stopping:
+            self.start_error = passing_start_error(code, self.step_id, tail, ranks)
         step = self.step_id or parse_banner(tail)[0]
         self.step_path.unlink(missing_ok=True)  # their content now lives in info
         shutil.rmtree(self.rank_path, ignore_errors=True)
         if step:
             self.info["slurm_step_id"] = step
         self.info.update(slurm_state=verdict.state, exit_code=code)
-        return Outcome(ok=verdict.ok, reason=verdict.reason, exit_code=code, info=self.info)
+        lost = None if verdict.ok or self._stopping else await self._allocation_lost()
+        # a step of an allocation that is gone would fail the same way again: no retry
+        return Outcome(
+            ok=verdict.ok, reason=verdict.reason, exit_code=code, info=self.info, retryable=not lost
+        )
+
+    async def _allocation_lost(self) -> str | None:
+        """Why the allocation ended, when the step failed because it did (the run stops then)."""
+        if self.watch is None:
+            return None
+        try:
+            return await self.watch.check()
+        except SlurmCommandError:
+            return None
 
     async def stop(self, grace: float) -> None:
         if self.proc.returncode is None:
@@ -363,3 +401,69 @@ class SrunAttempt(ProcessAttempt):
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
+
+
+class StepAttempt(Attempt):
+    """One attempt of a task: srun, and srun again while Slurm cannot start the step for a reason
+    that passes (the controller restarting, "Socket timed out", the allocation's memory still
+    counted as taken after a restart). Those sruns share the attempt and its log: they are not
+    the task's retries, which are for the task's own failures."""
+
+    def __init__(self, start_srun: Callable[[], Awaitable[SrunAttempt]], first: SrunAttempt) -> None:
+        self._start_srun = start_srun
+        self.current = first
+        self.log_path = first.log_path
+        self.info = first.info
+        self._outcome: asyncio.Future[Outcome] | None = None
+        self._stop_requested: asyncio.Event | None = None
+        self._grace = 0.0
+
+    async def wait(self) -> Outcome:
+        if self._outcome is None:
+            self._outcome = asyncio.ensure_future(self._wait_once())
+        return await asyncio.shield(self._outcome)
+
+    async def _wait_once(self) -> Outcome:
+        stop = self._stop_event()
+        for delay in START_AGAIN_DELAYS:
+            outcome = await self.current.wait()
+            error = self.current.start_error
+            if outcome.ok or error is None or not outcome.retryable or stop.is_set():
+                return outcome
+            _append(
+                self.log_path, f"sflow: Slurm could not start the step ({error}); srun again in {delay:g}s\n"
+            )
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            if stop.is_set():
+                return outcome
+            self.current = await self._start_srun()
+            self.info.update(self.current.info)
+            if stop.is_set():  # a stop came while srun was starting
+                await self.current.stop(self._grace)
+        outcome = await self.current.wait()
+        if self.current.start_error:
+            outcome.reason += f" (Slurm could not start the step for {sum(START_AGAIN_DELAYS):g}s)"
+        return outcome
+
+    @property
+    def step_id(self) -> str | None:
+        """'<job>.<step>' of the current srun's step, once it has started."""
+        return self.current.step_id
+
+    async def stop(self, grace: float) -> None:
+        self._grace = grace
+        self._stop_event().set()
+        await self.current.stop(grace)
+        await self.wait()
+
+    def _stop_event(self) -> asyncio.Event:
+        if self._stop_requested is None:
+            self._stop_requested = asyncio.Event()
+        return self._stop_requested
+
+
+def _append(path: Path | None, text: str) -> None:
+    if path is not None:
+        with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as fh:
+            fh.write(text)

@@ -28,6 +28,20 @@ BANNER_RE = re.compile(
 # Why slurmstepd cancelled, as the Slurm state that reason stands for.
 DUE_TO_STATES = {"TIME LIMIT": "TIMEOUT", "NODE FAILURE": "NODE_FAIL", "PREEMPTION": "PREEMPTED"}
 NODE_FAILURE_RE = re.compile(r"^srun: error: Node failure on (\S+)", re.MULTILINE)
+# srun errors that mean "the controller cannot start the step just now" (it is restarting, busy,
+# or still recovering the allocation), not "this step is wrong".
+PASSING_START_ERRORS = (
+    "unable to contact slurm controller",
+    "socket timed out",
+    "memory required by task is not available",
+    "requested nodes are busy",
+    "step creation temporarily disabled",
+    "resource temporarily unavailable",
+    "zero bytes were transmitted",
+    "communication connection failure",
+    "transport endpoint is not connected",
+    "connection refused",
+)
 SRUN_ERROR_RE = re.compile(r"^srun: error: (.+)$", re.MULTILINE)
 
 
@@ -113,15 +127,20 @@ def step_verdict(
     if stopping and code != 0 and state is None:
         state = "CANCELLED"
     unfinished = ranks.unfinished(expected_ranks) if ranks is not None and step else []
-    if code == 0 and not nodes and not unfinished and state in (None, "COMPLETED"):
+    failed = sorted(r for r, status in ranks.statuses.items() if status != 0) if ranks else []
+    if code == 0 and not (nodes or unfinished or failed) and state in (None, "COMPLETED"):
         return StepVerdict(True, "COMPLETED", describe_exit(0))
     state = state or "FAILED"
     facts = [f"node failure on {', '.join(nodes)}"] if nodes else []
     error = last_srun_error(log_tail)
     if error and not error.startswith("Node failure on"):
         facts.append(error)
+    total = (ranks.ntasks if ranks else None) or expected_ranks
+    if failed and code == 0:  # srun's exit code says nothing of them
+        assert ranks is not None
+        statuses = ", ".join(f"{ranks.statuses[r]}" for r in failed[:8])
+        facts.append(f"{_ranks_text(failed)} of {total} ended with status {statuses}")
     if unfinished:
-        total = (ranks.ntasks if ranks else None) or expected_ranks
         facts.append(f"{_ranks_text(unfinished)} of {total} never recorded an end")
     what = f"step {step} {state}" if step else "no step started"
     if facts:
@@ -130,6 +149,17 @@ def step_verdict(
     if code == 0:
         reason += " but the step did not complete on every node"
     return StepVerdict(False, state, f"{reason} ({what})")
+
+
+def passing_start_error(code: int, step: str | None, log_tail: str, ranks: RankRecords | None) -> str | None:
+    """srun's error when the step never started for a reason that passes (see
+    `PASSING_START_ERRORS`); None otherwise. `log_tail` is what this srun alone printed."""
+    if code == 0 or step or (ranks is not None and ranks.statuses) or parse_banner(log_tail)[0]:
+        return None
+    error = last_srun_error(log_tail)
+    if error and any(marker in error.lower() for marker in PASSING_START_ERRORS):
+        return error
+    return None
 
 
 def _ranks_text(ranks: list[int]) -> str:

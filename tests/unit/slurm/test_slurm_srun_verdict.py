@@ -160,3 +160,13 @@ def test_a_signal_to_every_process_of_the_step_reaches_the_script_not_the_wrappe
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
     assert read_rank_records(tmp_path / "task.log.step.ranks") == RankRecords({0: 5}, None)
+
+
+def test_a_rank_that_failed_while_srun_exited_0_fails_the_step() -> None:
+    # the node went down and its slurmd stopped the rank: it recorded 143, srun still said 0
+    verdict = step_verdict(0, "9.0", NODE_FAILURE_TAIL, RankRecords({0: 0, 1: 143}, 2), expected_ranks=2)
+    assert not verdict.ok and verdict.state == "NODE_FAIL"
+    assert verdict.reason.endswith(
+        "(step 9.0 NODE_FAIL: node failure on fnode2; rank 1 of 2 ended with status 143)"
+    )
+    assert not step_verdict(0, "9.0", "", RankRecords({0: 0, 1: 1}, 2), expected_ranks=2).ok
