@@ -99,6 +99,31 @@ def test_failed_task_is_reported_with_exit_code_log_and_tail(sflow):
     assert not (done.run_dir() / "never" / "never.log").exists()
 
 
+def test_the_failure_tail_passes_no_escape_sequence_and_no_huge_line(sflow):
+    wf = sflow.write(
+        "hostile.yaml",
+        r"""
+        version: "0.1"
+        workflow:
+          name: hostile
+          tasks:
+            - name: boom
+              script:
+                - head -c 60000 /dev/zero | tr '\0' x; echo
+                - printf '\033]0;pwned\007title\n\033[2Jcleared\n'
+                - exit 3
+        """,
+    )
+    done = sflow("run", "-f", str(wf))
+    assert done.code == 1 and "task 'boom' failed: exit code 3" in done.err
+    assert "\x1b" not in done.err and "\x07" not in done.err
+    assert "| title\n" in done.err and "| cleared\n" in done.err
+    assert max(len(line) for line in done.err.splitlines()) < 600
+    assert "more characters in the log]" in done.err
+    log = (done.run_dir() / "boom" / "boom.log").read_bytes()  # the log itself keeps every byte
+    assert log == b"x" * 60000 + b"\n\x1b]0;pwned\x07title\n\x1b[2Jcleared\n"
+
+
 def test_retries_keep_every_attempt_log(sflow):
     wf = sflow.write(
         "retry.yaml",
@@ -246,7 +271,7 @@ def test_ctrl_c_stops_everything_and_exits_130(sflow):
 
 def test_sigterm_is_a_clean_stop_too(sflow):
     proc, grandchild, err = _start_and_interrupt(sflow, _interruptible(sflow), signal.SIGTERM)
-    assert proc.returncode == 130, err
+    assert proc.returncode == 143, err  # 128 + SIGTERM, as for any program a TERM stops
     assert not proc_alive(grandchild)
     assert "interrupted" in err
 
@@ -275,7 +300,11 @@ def test_no_orphan_after_a_failure(sflow):
 
 
 def _detaching(sflow, then: str) -> Path:
-    """A task that starts a process in a session of its own (out of reach of its group's signals)."""
+    """A task that starts a process in a session of its own (out of reach of its group's signals).
+
+    The process writes its pid once it is in its new session, and the task waits for that
+    before it goes on: a task that ended first would leave a process still in its group.
+    """
     return sflow.write(
         "detach.yaml",
         f"""
@@ -285,9 +314,9 @@ def _detaching(sflow, then: str) -> Path:
           tasks:
             - name: parent
               script:
-                - setsid sleep 300 &
-                - echo $! > {sflow.tmp}/detached.pid
-                - echo $! > {sflow.tmp}/grandchild.pid
+                - setsid sh -c 'echo $$ > {sflow.tmp}/detached.pid; exec sleep 300' &
+                - until [ -s {sflow.tmp}/detached.pid ]; do sleep 0.01; done
+                - cp {sflow.tmp}/detached.pid {sflow.tmp}/grandchild.pid
                 - {then}
         """,
     )

@@ -95,7 +95,9 @@ def test_round_trip_and_remote_exception(slurm_cluster: SlurmCluster) -> None:
             with pytest.raises(Boom, match="kaput") as info:
                 await ex.run(explode, "kaput")
             notes = "\n".join(info.value.__notes__)
-            assert "in deeper" in notes and "raise Boom(message)" in notes and "job " in notes
+            line = explode.__code__.co_firstlineno + 2  # shipped by value, yet the user's own file and line
+            assert f'File "{__file__}", line {line}, in deeper\n    raise Boom(message)' in notes
+            assert "job " in notes
 
     run(scenario)
 
@@ -283,7 +285,7 @@ def _worker_pid(job_id: str) -> int:
             environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"sflow.backend_worker" in cmdline and f"SLURM_JOB_ID={job_id}".encode() in environ:
+        if b"sflow.dispatch.worker" in cmdline and f"SLURM_JOB_ID={job_id}".encode() in environ:
             return int(entry)
     raise AssertionError(f"no worker process of job {job_id} on this machine")
 

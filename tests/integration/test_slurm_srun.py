@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from sflow.backends.base import Allocation
+from sflow.backends.placement import Placement
 from sflow.backends.slurm import SlurmBackend
 from sflow.launchers.base import LaunchContext, get_launcher
 from sflow.launchers.srun import StepAttempt
-from sflow.placement import Placement
-from sflow.spec.models import SrunOperator
+from sflow.schema.models import SrunOperator
 
 PREFIX = "sflow-it-srun-"
 SlurmCluster = Any
@@ -36,8 +36,8 @@ def alloc(slurm_cluster: SlurmCluster) -> Iterator[Allocation]:
         "partition": slurm_cluster.partition,
         "time": "00:10:00",
         "nodes": 2,
-        "gpus_per_node": 2,
-        "extra_args": ["--ntasks-per-node=2"],
+        "gpus_per_node": 2,  # for placement; the GPUs themselves are asked for below
+        "extra_args": ["--ntasks-per-node=2", "--gpus-per-node=2"],
     }
     backend = SlurmBackend("cluster", config, environ={})
     allocation = asyncio.run(backend.allocate())

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from sflow.placement import Node
-from sflow.slurm_journal import SlurmJournal
+from sflow.backends.placement import Node
+from sflow.slurm.journal import SlurmJournal
 
 
 class AllocationWatch(abc.ABC):

@@ -14,7 +14,7 @@ Why this shape:
   in the run directory, so salloc never writes to a pipe nobody reads.
 - The job id is written to the run's Slurm journal as soon as salloc prints it, and a watch
   (`backends.slurm_watch`) ends the run at once, with Slurm's reason, if the job ends under it.
-- Every Slurm call goes through `sflow.slurm_cli` (asyncio subprocesses, polite retries).
+- Every Slurm call goes through `sflow.slurm.commands` (asyncio subprocesses, polite retries).
   The parsing of Slurm's output is kept in small pure functions, unit-tested without Slurm.
 """
 
@@ -31,13 +31,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sflow import slurm_cli
 from sflow.backends.base import Allocation, Backend, register_backend
+from sflow.backends.placement import Node
 from sflow.backends.salloc import SallocHolder
 from sflow.backends.slurm_watch import SlurmJobWatch, node_health
 from sflow.errors import BackendError
-from sflow.placement import Node
-from sflow.slurm_cli import (
+from sflow.slurm.commands import (
     FINAL_STATES,
     RETRY_QUERY,
     SlurmCommandError,
@@ -45,7 +44,8 @@ from sflow.slurm_cli import (
     run_slurm,
     scancel,
 )
-from sflow.slurm_journal import ALLOCATION
+from sflow.slurm.flags import slurm_time, split_args
+from sflow.slurm.journal import ALLOCATION
 
 DEFAULT_JOB_NAME = "sflow"
 SALLOC_JOB_RE = re.compile(r"(?:Granted|Pending) job allocation (\d+)|\bjob (\d+) queued")
@@ -67,14 +67,6 @@ def config_value(config: Any, name: str, default: Any = None) -> Any:
     return default if value is None else value
 
 
-def slurm_time(value: Any) -> str:
-    """A `time:` value as Slurm reads it (`sflow.slurm_cli.slurm_time`: bare numbers are minutes)."""
-    try:
-        return slurm_cli.slurm_time(value)
-    except ValueError as exc:
-        raise BackendError(f"time: {exc}") from None
-
-
 def allocation_options(config: Any) -> list[list[str]]:
     """The Slurm options of a backend config, one word list per option (salloc argv, #SBATCH lines).
 
@@ -92,19 +84,9 @@ def allocation_options(config: Any) -> list[list[str]]:
     nodes = config_value(config, "nodes")
     if nodes is not None:
         options.append(["-N", str(nodes)])
-    gpus = config_value(config, "gpus_per_node")
-    if gpus:
-        options.append([f"--gpus-per-node={int(gpus)}"])
+    # `gpus_per_node` is for planning only: a cluster that wants a GPU flag gets it from extra_args
     options += [words for arg in config_value(config, "extra_args", ()) or () if (words := split_args(arg))]
     return options
-
-
-def split_args(text: Any) -> list[str]:
-    """One `extra_args`/`-e` entry as argv words (shell quoting rules)."""
-    try:
-        return shlex.split(str(text))
-    except ValueError as exc:
-        raise BackendError(f"cannot parse Slurm flags {text!r}: {exc}") from None
 
 
 def allocation_flags(config: Any) -> list[str]:
@@ -283,7 +265,8 @@ class SlurmBackend(Backend):
             return Allocation(self.name, nodes, job_id=job, reused=True, info=reuse)
         count = int(config_value(self.config, "nodes", 1) or 1)
         names = [f"slurm-node-{i}" for i in range(count)]
-        info = {"planned": True, "request": shlex.join(salloc_request(self.config))}
+        argv = salloc_request(self.config)
+        info = {"planned": True, "request": shlex.join(argv), "argv": argv}
         return Allocation(self.name, build_nodes(names, {}, {}, gpus), info=info)
 
     # -- allocate / release -----------------------------------------------------------------------

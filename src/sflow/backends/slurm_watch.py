@@ -15,7 +15,7 @@ import pwd
 import re
 
 from sflow.backends.base import AllocationWatch
-from sflow.slurm_cli import SlurmCommandError, normalize_state, run_once
+from sflow.slurm.commands import SlurmCommandError, normalize_state, run_once
 
 log = logging.getLogger(__name__)
 

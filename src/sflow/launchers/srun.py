@@ -36,25 +36,25 @@ from pathlib import Path
 from typing import Any
 
 from sflow.backends.base import AllocationWatch
-from sflow.backends.slurm import slurm_time, split_args
 from sflow.engine.unit import Attempt, Outcome
 from sflow.launchers.base import LaunchContext, Launcher, register_launcher
-from sflow.launchers.process import (
-    Child,
-    LaunchSpec,
-    ProcessAttempt,
-    merged_env,
-    signal_group,
-)
 from sflow.launchers.srun_verdict import (
     parse_banner,
     passing_start_error,
     read_rank_records,
     step_verdict,
 )
-from sflow.log_tail import read_end
-from sflow.slurm_cli import SlurmCommandError, run_slurm, scancel
-from sflow.slurm_journal import STEP, SlurmJournal
+from sflow.proc.process import (
+    Child,
+    LaunchSpec,
+    ProcessAttempt,
+    merged_env,
+    signal_group,
+)
+from sflow.record.tail import read_end
+from sflow.slurm.commands import SlurmCommandError, run_slurm, scancel
+from sflow.slurm.flags import slurm_time, split_args
+from sflow.slurm.journal import STEP, SlurmJournal
 
 STEP_FILE_ENV = "SFLOW_SLURM_STEP_FILE"
 JOB_PLACEHOLDER = "<slurm-job-id>"

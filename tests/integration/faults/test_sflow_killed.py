@@ -9,7 +9,7 @@ from pathlib import Path
 
 from conftest import wait_for
 
-from sflow.slurm_journal import ALLOCATION, STEP, read_journal
+from sflow.slurm.journal import ALLOCATION, STEP, read_journal
 
 WORKFLOW = """
 version: "0.1"

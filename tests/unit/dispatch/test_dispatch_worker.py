@@ -1,17 +1,21 @@
-"""`python -m sflow.backend_worker` as a real subprocess talking to a real callback server."""
+"""`python -m sflow.dispatch.worker` as a real subprocess talking to a real callback server."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import importlib.util
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+import cloudpickle
 import dispatch_helpers as h
 import pytest
 
@@ -46,7 +50,7 @@ class Harness:
 
     async def run(self, env: dict[str, str], stop_after: float | None = None) -> tuple[int, str]:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "sflow.backend_worker", env=env, stderr=asyncio.subprocess.PIPE
+            sys.executable, "-m", "sflow.dispatch.worker", env=env, stderr=asyncio.subprocess.PIPE
         )
         if stop_after is not None:  # once it runs the call (its handler is installed by then)
             deadline = time.monotonic() + 30
@@ -113,6 +117,42 @@ def test_error_path_sends_the_exception_with_its_type_and_traceback(tmp_path: Pa
         assert "raise CustomError" in str(exc.__cause__)
 
     run_with_server(tmp_path, scenario)
+
+
+def test_a_traceback_of_code_shipped_by_value_shows_the_users_file_line_and_source(tmp_path: Path) -> None:
+    """A module pickled by value, whose file the worker cannot read (deleted after pickling)."""
+    path = tmp_path / "user_code.py"
+    path.write_text(
+        "def explode(message):\n    def deeper():\n        raise KeyError(message)\n\n    deeper()\n"
+    )
+
+    async def scenario(hs: Harness) -> None:
+        with by_value_module(path) as module:
+            env = hs.env([("c0", module.explode, ("kaput",))])
+        path.unlink()
+        code, _ = await hs.run(env)
+        assert code == 1
+        note = outcome.decode_error(hs.events[-1].data, "test").__notes__[0]
+        assert f'File "{path}", line 5, in explode\n    deeper()' in note
+        assert f'File "{path}", line 3, in deeper\n    raise KeyError(message)' in note
+
+    run_with_server(tmp_path, scenario)
+
+
+@contextlib.contextmanager
+def by_value_module(path: Path) -> Iterator[ModuleType]:
+    """Import `path` as a module that cloudpickle ships by value, as long as the block runs."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    try:
+        spec.loader.exec_module(module)
+        cloudpickle.register_pickle_by_value(module)
+        yield module
+    finally:
+        cloudpickle.unregister_pickle_by_value(module)
+        del sys.modules[path.stem]
 
 
 def test_an_unpicklable_exception_arrives_as_remote_error(tmp_path: Path) -> None:
@@ -201,7 +241,7 @@ def test_missing_environment_is_a_clear_exit_2() -> None:
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("SFLOW_BACKEND")}
     proc = subprocess.run(
-        [sys.executable, "-m", "sflow.backend_worker"], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "sflow.dispatch.worker"], env=env, capture_output=True, text=True
     )
     assert proc.returncode == 2 and "SFLOW_BACKEND_PAYLOAD" in proc.stderr
 
@@ -212,6 +252,6 @@ def test_unusable_payload_is_a_clear_exit_2(value: str) -> None:
 
     env = {**os.environ, payload.PAYLOAD_ENV: value, payload.SECRET_ENV: "x"}
     proc = subprocess.run(
-        [sys.executable, "-m", "sflow.backend_worker"], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "sflow.dispatch.worker"], env=env, capture_output=True, text=True
     )
     assert proc.returncode == 2 and "unusable payload" in proc.stderr
