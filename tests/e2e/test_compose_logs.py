@@ -168,9 +168,34 @@ def test_logs_prints_a_task_log(sflow):
     events = sflow("logs", "latest", "--output-dir", "out")
     assert "greet: succeeded" in events.out
     missing = sflow("logs", "latest", "nosuch", "--output-dir", "out")
-    assert missing.code == 2 and "no log for task 'nosuch'" in missing.err and "greet" in missing.err
+    assert missing.code == 2 and "has no task 'nosuch' (tasks: greet)" in missing.err
+    typo = sflow("logs", "latest", "greeet", "--output-dir", "out")
+    assert typo.code == 2 and "has no task 'greeet'; did you mean 'greet'?" in typo.err
     follow_missing = sflow("logs", "latest", "nosuch", "-f", "--output-dir", "out", timeout=10)
-    assert follow_missing.code == 2 and "no log for task 'nosuch'" in follow_missing.err
+    assert follow_missing.code == 2 and "has no task 'nosuch'" in follow_missing.err
+
+
+def test_logs_of_a_task_that_never_started_says_why(sflow):
+    wf = sflow.write(
+        "fails.yaml",
+        """
+        version: "0.1"
+        workflow:
+          name: fails
+          tasks:
+            - name: boom
+              script: ["exit 3"]
+            - name: after
+              depends_on: [boom]
+              script: ["true"]
+        """,
+    )
+    done = sflow("run", "-f", str(wf))
+    assert done.code == 1, done.err
+    for follow in ([], ["-f"]):
+        shown = sflow("logs", "latest", "after", *follow, "--output-dir", "out", timeout=10)
+        assert shown.code == 2 and "Traceback" not in shown.err
+        assert "task 'after' never started (cancelled: task 'boom' failed)" in shown.err, shown.err
 
 
 SERVICE = """
