@@ -15,9 +15,10 @@ from typing import Any
 
 from sflow.backends.base import Allocation, create_backend
 from sflow.backends.placement import Placement, Placer
-from sflow.errors import PlanError
+from sflow.errors import PlanError, SpecError
 from sflow.launchers.base import LaunchContext, get_launcher
 from sflow.schema.loader import gc_paused
+from sflow.schema.problems import Problems
 from sflow.workflow.context import ScriptRenderer, add_backends, base_context, rendered_backend_config
 from sflow.workflow.plan import TaskInstance, at_request, expand
 
@@ -81,15 +82,21 @@ def _describe_plan(spec: Any, workspace: Path, output_dir: Path, resume_gc: Call
         if "request" in alloc.info:  # what the allocation will ask Slurm for
             out.write(f"\n  allocation: {alloc.info['request']}")
     write = out.write
+    problems = Problems()  # every script's mistakes, not only the first one's
     for step, inst in enumerate(ordered, 1):
         placement = placements[inst.name]
-        body = renderer.render_body(inst, placement)
+        try:
+            body = renderer.render_body(inst, placement)
+        except SpecError as exc:
+            problems.add(exc)
+            continue
         if renderer.left_cycles:  # ...but a `${% %}` template leaves cycles behind
             resume_gc()
         argv = commands.argv(inst, placement)
         write("\n")
         write(_describe_task(step, inst, placement, argv, body))
     del ordered, placements, renderer, context
+    problems.raise_if_any()
     return out.getvalue()
 
 

@@ -549,3 +549,38 @@ def test_a_kept_value_goes_between_the_text_around_it(load: Any, tmp_path: Path)
     assert rendered == expected
     assert rendered[1] == "#!/usr/bin/env bash\nbefore wf after\nnext\n"
     assert rendered[3] == "#!/usr/bin/env bash\nwf}\n"
+
+
+def test_every_script_mistake_is_reported_once(tmp_path: Path) -> None:
+    from sflow.errors import SpecErrors
+
+    path = tmp_path / "wf.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """
+            version: "0.1"
+            variables:
+              EPOCHS: 3
+            workflow:
+              name: wf
+              tasks:
+                - name: a
+                  replicas: {count: 3}
+                  script:
+                    - echo ${{ variables.EPOCH }}
+                - name: b
+                  script:
+                    - echo ok
+                    - echo ${{ task.a_9.nodes }}
+            """
+        ).lstrip(),
+        encoding="utf-8",
+    )
+    with pytest.raises(SpecErrors) as err:
+        describe_plan(load_workflow([path]), tmp_path, tmp_path / "out")
+    assert [str(e) for e in err.value.errors] == [
+        f"{path}:10: workflow.tasks[0].script[0]: undefined in ${{{{ variables.EPOCH }}}}: "
+        "variables has no 'EPOCH'; did you mean 'EPOCHS'?",
+        f"{path}:14: workflow.tasks[1].script[1]: undefined in ${{{{ task.a_9.nodes }}}}: "
+        "task has no 'a_9'; did you mean 'a_2'?",
+    ]
