@@ -270,7 +270,7 @@ workflow:
         - |
           if [ "$SFLOW_ATTEMPT" = 1 ]; then
             echo "first attempt: a long line that is longer than the second attempt's whole log"
-            sleep 1
+            while [ ! -e "$SFLOW_WORKSPACE_DIR/followed" ]; do sleep 0.05; done
             exit 1
           fi
           echo "second"
@@ -287,19 +287,32 @@ def test_logs_follow_goes_on_with_the_retry(sflow):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    follower = None
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while not list(sflow.output_dir.glob("*/flaky/flaky.log")):
             assert time.monotonic() < deadline and run.poll() is None, "the run did not start"
             time.sleep(0.05)
-        follower = sflow("logs", "latest", "flaky", "-f", "--output-dir", "out", timeout=20)
-        assert run.wait(timeout=20) == 0
+        follower = subprocess.Popen(
+            sflow.argv("logs", "latest", "flaky", "-f", "--output-dir", "out"),
+            cwd=sflow.tmp,
+            env=sflow.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert follower.stdout is not None
+        first_line = follower.stdout.readline()  # the first attempt still runs: it waits for us
+        (sflow.tmp / "followed").touch()
+        rest, err = follower.communicate(timeout=60)
+        assert run.wait(timeout=60) == 0
     finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
-    assert follower.code == 0, follower.err
+        for proc in (run, follower):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert follower.returncode == 0, err
     run_dir = next(sflow.output_dir.iterdir())
     first = (run_dir / "flaky" / "flaky.attempt1.log").read_text()
-    assert follower.out == first + "second\n"
-    assert "moved aside for a retry" in follower.err
+    assert first_line + rest == first + "second\n"
+    assert "moved aside for a retry" in err
