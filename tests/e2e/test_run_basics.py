@@ -127,6 +127,27 @@ def test_set_reaches_root_and_workflow_variables(sflow):
     assert bad.code == 2 and "unknown variable 'AA'" in bad.err and "Traceback" not in bad.err
 
 
+def test_set_and_artifact_have_the_short_forms_s_and_a(sflow, tmp_path):
+    wf = sflow.write(
+        "short.yaml",
+        """
+        version: "0.1"
+        variables:
+          A: {value: 1}
+        artifacts:
+          DATA: {uri: "fs:///nowhere"}
+        workflow:
+          name: short
+          tasks:
+            - name: t
+              script: ['echo "${A} ${DATA}"']
+        """,
+    )
+    done = sflow("run", "-f", str(wf), "-s", "A=7", "-a", f"DATA=fs://{tmp_path}")
+    assert done.code == 0, done.err
+    assert (done.run_dir() / "t" / "t.log").read_text() == f"7 {tmp_path}\n"
+
+
 def test_a_set_value_reaches_a_script_as_one_word_through_quote_or_the_environment(sflow):
     wf = sflow.write(
         "quote.yaml",
