@@ -10,9 +10,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sflow.errors import UserError
+from sflow.errors import UserError, suggest
 from sflow.record.run_dir import owner_alive, safe_name
-from sflow.schema.suggest import suggest
 
 
 def find_run(output_dir: Path, ref: str) -> Path:
