@@ -14,6 +14,8 @@ from typing import Any, ClassVar
 
 from sflow.backends.placement import Node
 
+JOB_PLACEHOLDER = "<slurm-job-id>"  # the id of a Slurm job not granted yet (a dry run)
+
 
 @dataclass
 class Allocation:

@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from sflow.backends.base import JOB_PLACEHOLDER
 from sflow.engine.unit import Outcome
 from sflow.launchers.base import LaunchContext, Launcher, register_launcher
 from sflow.proc.process import (
@@ -46,9 +47,22 @@ from sflow.slurm.commands import SlurmCommandError, run_slurm, scancel
 from sflow.slurm.flags import slurm_time, split_args
 
 STEP_FILE_ENV = "SFLOW_SLURM_STEP_FILE"
-JOB_PLACEHOLDER = "<slurm-job-id>"
-# Task 0 records "<job>.<step>" then becomes `bash <script>` ($0 is the script path).
+# The schema's runtime variables of a step, from Slurm's own (SFLOW_BACKEND_* describe the job).
+STEP_VARIABLES = (
+    ("SFLOW_BACKEND_JOB_ID", "SLURM_JOB_ID"),
+    ("SFLOW_BACKEND_NODELIST", "SLURM_JOB_NODELIST"),
+    ("SFLOW_BACKEND_NUM_NODES", "SLURM_JOB_NUM_NODES"),
+    ("SFLOW_BACKEND_STEP_ID", "SLURM_STEP_ID"),
+    ("SFLOW_TASK_NODE_NAME", "SLURMD_NODENAME"),
+    ("SFLOW_TASK_NODE_INDEX", "SLURM_NODEID"),
+    ("SFLOW_TASK_PROCESS_ID", "SLURM_PROCID"),
+    ("SFLOW_TASK_LOCAL_PROCESS_ID", "SLURM_LOCALID"),
+    ("SFLOW_TASK_NUM_PROCESSES", "SLURM_NTASKS"),
+)
+# Each task of the step sets those (keeping sflow's value where Slurm sets none), task 0 records
+# "<job>.<step>", then each becomes `bash <script>` ($0 is the script path).
 STEP_RECORDER = (
+    "export " + " ".join(f'{ours}="${{{theirs}:-${{{ours}:-}}}}"' for ours, theirs in STEP_VARIABLES) + "; "
     '[ "${SLURM_PROCID:-0}" != 0 ] || { echo "$SLURM_JOB_ID.$SLURM_STEP_ID" '
     '> "${' + STEP_FILE_ENV + ':-/dev/null}"; } 2>/dev/null; exec bash "$0"'
 )
