@@ -135,32 +135,32 @@ def run(
     quiet: bool,
 ) -> None:
     """Run a workflow."""
-    from sflow.cli.run import RunRequest, dry_run_plan, run_workflow
+    from sflow.cli.run import dry_run_plan, run_workflow
+    from sflow.lifecycle.settings import RunSettings
 
     if as_json and not dry_run:
         raise click.UsageError("--json goes with --dry-run")
     spec = _load(_all_files(files, file_opts), sets, artifacts, missable_tasks)
     workspace = Path(workspace_dir or Path.cwd()).resolve()
-    request = RunRequest(
-        spec=spec,
+    settings = RunSettings(
         workspace_dir=workspace,
         output_dir=Path(output_dir).resolve() if output_dir else workspace / "sflow_output",
         keep_going=keep_going,
         grace=grace,
-        progress="none" if quiet else ("live" if tui else "plain" if tui is False else "auto"),
     )
     if as_json:
         import json
 
         from sflow.workflow.dry_run import plan_data
 
-        click.echo(json.dumps(plan_data(spec, request.workspace_dir, request.output_dir), indent=1))
+        click.echo(json.dumps(plan_data(spec, settings.workspace_path(), settings.output_path()), indent=1))
         return
-    plan_text = dry_run_plan(request)  # renders every task once: a mistake shows now, not hours in
+    plan_text = dry_run_plan(spec, settings)  # renders every task once: a mistake shows now, not hours in
     if dry_run:
         click.echo(plan_text)
         return
-    sys.exit(run_workflow(request))
+    progress = "none" if quiet else ("live" if tui else "plain" if tui is False else "auto")
+    sys.exit(run_workflow(spec, settings, progress))
 
 
 @main.command()
