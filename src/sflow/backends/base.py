@@ -39,6 +39,7 @@ class AllocationWatch(abc.ABC):
             if self.on_end is not None:
                 self.on_end(reason)
 
+
 JOB_PLACEHOLDER = "<slurm-job-id>"  # the id of a Slurm job not granted yet (a dry run)
 
 
