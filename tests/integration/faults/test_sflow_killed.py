@@ -8,7 +8,6 @@ import uuid
 from pathlib import Path
 
 from conftest import wait_for
-
 from sflow.slurm.journal import ALLOCATION, STEP, read_journal
 
 WORKFLOW = """
