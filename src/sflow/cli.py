@@ -118,6 +118,21 @@ def main() -> None:
 @click.option("--tui/--no-tui", default=None, help="Live view (default: on when stdout is a terminal).")
 @click.option("--grace", type=float, default=10.0, show_default=True, help="Seconds between TERM and KILL.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.option(
+    "-t",
+    "--task",
+    "tasks",
+    multiple=True,
+    metavar="NAME",
+    help="Run only this task and what it needs (repeatable; a task's name covers its replicas).",
+)
+@click.option("--skip-dependencies", is_flag=True, help="With --task: run the task alone, not what it needs.")
+@click.option(
+    "--resume",
+    metavar="RUN",
+    default=None,
+    help="Keep what RUN (a run id, a run directory or 'latest') completed and left unchanged; run the rest.",
+)
 def run(
     files: tuple[str, ...],
     file_opts: tuple[str, ...],
@@ -131,10 +146,15 @@ def run(
     tui: bool | None,
     grace: float,
     quiet: bool,
+    tasks: tuple[str, ...],
+    skip_dependencies: bool,
+    resume: str | None,
 ) -> None:
     """Run a workflow."""
-    from sflow.run_cli import RunRequest, dry_run_plan, run_workflow
+    from sflow.run_cli import RunRequest, dry_run_plan, plan_request, run_workflow
 
+    if skip_dependencies and not tasks:
+        raise click.UsageError("--skip-dependencies needs --task NAME")
     spec = _load(_all_files(files, file_opts), sets, artifacts, missable_tasks)
     workspace = Path(workspace_dir or Path.cwd()).resolve()
     request = RunRequest(
@@ -144,12 +164,16 @@ def run(
         keep_going=keep_going,
         grace=grace,
         progress="none" if quiet else ("live" if tui else "plain" if tui is False else "auto"),
+        tasks=tasks,
+        skip_dependencies=skip_dependencies,
+        resume=resume,
     )
-    plan_text = dry_run_plan(request)  # renders every task once: a mistake shows now, not hours in
+    run_plan = plan_request(request, for_run=not dry_run)
+    plan_text = dry_run_plan(request, run_plan)  # renders every task once: a mistake shows now
     if dry_run:
         click.echo(plan_text)
         return
-    sys.exit(run_workflow(request))
+    sys.exit(run_workflow(request, run_plan))
 
 
 @main.command()

@@ -11,7 +11,7 @@ import io
 from collections.abc import Callable
 from pathlib import Path
 from shlex import quote as _quote
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sflow.backends.base import Allocation, create_backend
 from sflow.context import ScriptRenderer, add_backends, base_context, rendered_backend_config
@@ -20,6 +20,9 @@ from sflow.launchers.base import LaunchContext, get_launcher
 from sflow.placement import Placement, Placer
 from sflow.plan import TaskInstance, at_request, expand
 from sflow.spec.loader import gc_paused
+
+if TYPE_CHECKING:
+    from sflow.run_plan import RunPlan
 
 
 def planned_allocations(
@@ -58,14 +61,20 @@ def simulate_placement(
     return out
 
 
-def describe_plan(spec: Any, workspace: Path, output_dir: Path) -> str:
-    """The plan as text: backends and their nodes, then every task in start order."""
+def describe_plan(spec: Any, workspace: Path, output_dir: Path, run_plan: RunPlan | None = None) -> str:
+    """The plan as text: backends and their nodes, then every task in start order.
+
+    With a `run_plan`, only its tasks (`--task`), each with its resume decision.
+    """
     with gc_paused() as resume:  # planning, like loading, makes many objects and no cycles...
-        return _describe_plan(spec, workspace, output_dir, resume)
+        return _describe_plan(spec, workspace, output_dir, resume, run_plan)
 
 
-def _describe_plan(spec: Any, workspace: Path, output_dir: Path, resume_gc: Callable[[], None]) -> str:
-    ordered = expand(spec).in_order()
+def _describe_plan(
+    spec: Any, workspace: Path, output_dir: Path, resume_gc: Callable[[], None], run_plan: RunPlan | None
+) -> str:
+    ordered = (run_plan.plan if run_plan is not None else expand(spec)).in_order()
+    decisions = run_plan.decisions if run_plan is not None else {}
     run_dir = output_dir / "<run-id>"
     context = base_context(spec, workspace, run_dir, write_artifacts=False)
     allocations = planned_allocations(spec, ordered, context)
@@ -80,6 +89,8 @@ def _describe_plan(spec: Any, workspace: Path, output_dir: Path, resume_gc: Call
         out.write(f"\nbackend {name} [{spec.backend_type(name)}]: {nodes}")
         if "request" in alloc.info:  # what the allocation will ask Slurm for
             out.write(f"\n  allocation: {alloc.info['request']}")
+    if run_plan is not None and run_plan.earlier is not None:
+        out.write(f"\n{run_plan.resume_summary()}")
     write = out.write
     for step, inst in enumerate(ordered, 1):
         placement = placements[inst.name]
@@ -88,7 +99,11 @@ def _describe_plan(spec: Any, workspace: Path, output_dir: Path, resume_gc: Call
             resume_gc()
         argv = commands.argv(inst, placement)
         write("\n")
-        write(_describe_task(step, inst, placement, argv, body))
+        note = ""
+        if decisions:
+            decision = decisions[inst.name]
+            note = f"{'keep' if decision.keep else 'run'} ({decision.reason})"
+        write(_describe_task(step, inst, placement, argv, body, note))
     del ordered, placements, renderer, context
     return out.getvalue()
 
@@ -162,7 +177,9 @@ class _PlannedLaunch(LaunchContext):
         pass
 
 
-def _describe_task(step: int, inst: TaskInstance, placement: Placement, argv: list[str], body: str) -> str:
+def _describe_task(
+    step: int, inst: TaskInstance, placement: Placement, argv: list[str], body: str, resume: str = ""
+) -> str:
     """One task's entry; `body` is its rendered script without the `#!` line."""
     where = ", ".join([n.name for n in placement.nodes])
     if placement.gpus:
@@ -172,6 +189,8 @@ def _describe_task(step: int, inst: TaskInstance, placement: Placement, argv: li
     )
     if inst.deps:
         text += f"\n   after: {', '.join(inst.deps)}"
+    if resume:
+        text += f"\n   resume: {resume}"
     if inst.sweep:
         text += "\n   sweep: " + ", ".join(f"{k}={v}" for k, v in inst.sweep.items())
     command = " ".join([_quote(arg) for arg in argv])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -12,8 +13,11 @@ from sflow.errors import UserError
 from sflow.record import owner_alive, safe_name
 
 
-def find_run(output_dir: Path, ref: str) -> Path:
-    """A run directory from a path, a run id (or its unique prefix) or 'latest'."""
+def find_run(output_dir: Path, ref: str, workflow: str | None = None) -> Path:
+    """A run directory from a path, a run id (or its unique prefix) or 'latest'.
+
+    With `workflow`, 'latest' is the latest run of that workflow.
+    """
     as_path = Path(ref)
     if as_path.is_dir() and (as_path / "sflow.log").exists():
         return as_path
@@ -23,11 +27,23 @@ def find_run(output_dir: Path, ref: str) -> Path:
     if not runs:
         raise UserError(f"no runs under {output_dir}")
     if ref == "latest":
-        return runs[-1]
+        if workflow is None:
+            return runs[-1]
+        found = next((p for p in reversed(runs) if _workflow_of(p) == workflow), None)
+        if found is None:
+            raise UserError(f"no run of workflow '{workflow}' under {output_dir}")
+        return found
     matches = [p for p in runs if p.name.startswith(ref)]
     if len(matches) != 1:
         raise UserError(f"run '{ref}' {'is ambiguous' if matches else 'not found'} under {output_dir}")
     return matches[0]
+
+
+def _workflow_of(run_dir: Path) -> str | None:
+    try:
+        return str(json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["workflow"])
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def print_log(run_dir: Path, task: str | None, follow: bool = False, poll: float = 0.2) -> None:

@@ -42,13 +42,22 @@ def safe_name(name: str) -> str:
 class RunRecord:
     """Owns one run directory; its `on_event` is an engine listener."""
 
-    def __init__(self, output_dir: Path, workflow_name: str, run_id: str | None = None) -> None:
+    def __init__(
+        self,
+        output_dir: Path,
+        workflow_name: str,
+        run_id: str | None = None,
+        resumed_from: str | None = None,
+    ) -> None:
         self.workflow_name = workflow_name
         self.run_id = run_id or new_run_id(workflow_name)
         self.run_dir = (output_dir / self.run_id).resolve()
+        owner = _owner(self.run_id, workflow_name)
+        if resumed_from:
+            owner["resumed_from"] = resumed_from
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            _write_json(self.run_dir / "run.json", _owner(self.run_id, workflow_name))
+            _write_json(self.run_dir / "run.json", owner)
         except OSError as exc:
             raise UserError(
                 f"cannot create the run directory {self.run_dir}: {exc.strerror or exc}"
@@ -80,6 +89,26 @@ class RunRecord:
         if attempt > 1 and path.exists():
             path.rename(path.with_name(f"{safe_name(task)}.attempt{attempt - 1}.log"))
         return path
+
+    def write_plan(self, tasks: dict[str, dict[str, Any]]) -> None:
+        """`plan.json`: every task of the run before any starts (dependencies, fingerprint, ...).
+
+        What `sflow status` shows of tasks that never started, and what a resumed run compares.
+        """
+        _write_json(self.run_dir / "plan.json", {"run_id": self.run_id, "tasks": tasks})
+
+    def keep(self, task: str, origin_dir: Path, origin_run: str, entry: dict[str, Any]) -> None:
+        """A task whose result an earlier run made: its folder here links to that run's folder.
+
+        Its log and outputs stay where they were written (nothing of the earlier run is touched)
+        and are reachable from this run; its summary entry says which run made them.
+        """
+        link = self.run_dir / safe_name(task)
+        if not link.exists() and not link.is_symlink():
+            link.symlink_to(_relative(origin_dir, self.run_dir))
+        self._task_dirs[task] = link
+        kept = {k: v for k, v in entry.items() if k not in ("state", "reason")}
+        self.task_info[task] = {**kept, "kept_from": origin_run}
 
     # -- events ------------------------------------------------------------------------------
 
@@ -149,6 +178,8 @@ class RunRecord:
                 "end": r.ended,
                 "log": info.get("log") or (str(self.log_path(name)) if r.attempts else None),
             }
+            if "kept_from" in info:  # made by an earlier run: its attempts and times, not ours
+                entry.update({k: v for k, v in info.items() if k in _MADE_BY and k in info})
             entry.update({k: v for k, v in info.items() if k not in entry and _jsonable(v)})
             tasks[name] = entry
         summary: dict[str, Any] = {
@@ -175,6 +206,14 @@ class RunRecord:
     def close(self) -> None:
         self._events.close()
         self._human.close()
+
+
+_MADE_BY = ("attempts", "exit_code", "start", "ready", "end", "log")
+
+
+def _relative(target: Path, run_dir: Path) -> Path:
+    """`../<run>/<task>` for a run in the same output folder (still valid if the folder moves)."""
+    return Path(os.path.relpath(target, run_dir)) if target.parent.parent == run_dir.parent else target
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

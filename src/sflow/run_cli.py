@@ -7,10 +7,13 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sflow.engine import RunResult, State
 from sflow.log_tail import last_lines
+
+if TYPE_CHECKING:
+    from sflow.run_plan import RunPlan
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 TAIL_LINES = 20
@@ -26,9 +29,26 @@ class RunRequest:
     keep_going: bool = False
     grace: float = 10.0
     progress: str = "auto"  # auto | live | plain | none
+    tasks: tuple[str, ...] = ()  # only these (and what they need, unless skip_dependencies)
+    skip_dependencies: bool = False
+    resume: str | None = None  # a run id, a run directory or "latest"
 
 
-def run_workflow(request: RunRequest) -> int:
+def plan_request(request: RunRequest, for_run: bool = True) -> RunPlan:
+    """The tasks this request runs and, when resuming, what it keeps (fingerprints only if needed)."""
+    from sflow.run_plan import plan_run
+
+    return plan_run(
+        request.spec,
+        request.output_dir,
+        tasks=request.tasks,
+        with_deps=not request.skip_dependencies,
+        resume=request.resume,
+        fingerprints=for_run,
+    )
+
+
+def run_workflow(request: RunRequest, run_plan: RunPlan | None = None) -> int:
     """Run to completion and return the process exit code."""
     from sflow.launchers.process import adopt_orphans
     from sflow.runner import RunOptions, WorkflowRun, run_with_signals
@@ -41,11 +61,13 @@ def run_workflow(request: RunRequest) -> int:
         keep_going=request.keep_going,
         grace=request.grace,
     )
-    run = WorkflowRun(request.spec, options)
+    run = WorkflowRun(request.spec, options, run_plan=run_plan or plan_request(request))
     progress = _progress(request, total=len(run.instances))
     if progress:
         run.listeners.append(progress.on_event)
     print(f"sflow: run {run.record.run_id} -> {run.record.run_dir}", file=sys.stderr)
+    if run.run_plan.earlier is not None:
+        print(f"sflow: {run.run_plan.resume_summary()}", file=sys.stderr)
     if progress:
         progress.start()
     try:
@@ -149,11 +171,12 @@ def _report_failed(
                 print(f"    | {line}", file=out)
 
 
-def dry_run_plan(request: RunRequest) -> str:
-    """The resolved plan: order, dependencies, placement and commands; nothing runs."""
+def dry_run_plan(request: RunRequest, run_plan: RunPlan | None = None) -> str:
+    """The resolved plan: order, dependencies, placement, commands, resume decisions; nothing runs."""
     from sflow.dry_run import describe_plan
 
-    return describe_plan(request.spec, request.workspace_dir, request.output_dir)
+    run_plan = run_plan or plan_request(request, for_run=False)
+    return describe_plan(request.spec, request.workspace_dir, request.output_dir, run_plan)
 
 
 __all__ = [
@@ -163,5 +186,6 @@ __all__ = [
     "RunRequest",
     "State",
     "dry_run_plan",
+    "plan_request",
     "run_workflow",
 ]

@@ -28,11 +28,12 @@ from sflow.engine import Attempt, Engine, Event, Outcome, RetryPolicy, RunResult
 from sflow.errors import BackendError, PlanError
 from sflow.launchers.base import LaunchContext, get_launcher
 from sflow.launchers.process import stop_adopted
-from sflow.outputs import extract_outputs, write_outputs
+from sflow.outputs import extract_outputs, read_outputs, write_outputs
 from sflow.placement import Placement, Placer
-from sflow.plan import TaskInstance, at_request, expand
+from sflow.plan import TaskInstance, at_request
 from sflow.probes import ProbedAttempt, task_probes
 from sflow.record import RunRecord
+from sflow.run_plan import RunPlan, plan_run
 from sflow.spec import parse_duration
 from sflow.spec.expressions import render_value
 
@@ -55,11 +56,16 @@ class WorkflowRun:
     """One execution of a workflow spec, from allocation to summary.json."""
 
     def __init__(
-        self, spec: WorkflowSpec, options: RunOptions, listeners: Iterable[Callable[[Event], None]] = ()
+        self,
+        spec: WorkflowSpec,
+        options: RunOptions,
+        listeners: Iterable[Callable[[Event], None]] = (),
+        run_plan: RunPlan | None = None,
     ):
         self.spec = spec
         self.options = options
-        self.plan = expand(spec)
+        self.run_plan = run_plan or plan_run(spec, options.output_dir)
+        self.plan = self.run_plan.plan
         self.instances = self.plan.instances
         self.listeners = list(listeners)
         self.backends: dict[str, Backend] = {}
@@ -67,7 +73,13 @@ class WorkflowRun:
         self.placers: dict[str, Placer] = {}
         self.context: dict[str, Any] = {}
         self.engine: Engine | None = None
-        self.record = RunRecord(options.output_dir, spec.workflow.name, options.run_id)
+        earlier = self.run_plan.earlier
+        self.record = RunRecord(
+            options.output_dir,
+            spec.workflow.name,
+            options.run_id,
+            resumed_from=earlier.run_id if earlier is not None else None,
+        )
         self.tables_pending: dict[str, int] = {}  # replicated task -> replicas yet to succeed
         for inst in self.instances:
             if inst.replica_index is not None and inst.task.outputs:
@@ -81,6 +93,9 @@ class WorkflowRun:
         result: RunResult | None = None
         why_not_started = "interrupted before any task started"
         try:
+            self.record.write_plan(self.run_plan.plan_record())
+            for line in self.run_plan.resume_lines():
+                self.record.note(line)
             self.context = base_context(self.spec, self.options.workspace_dir, self.record.run_dir)
             try:
                 await self._allocate()
@@ -89,6 +104,7 @@ class WorkflowRun:
                 result = self._not_started(str(exc))
                 return result
             add_backends(self.context, self.spec, self.allocations)
+            await asyncio.to_thread(self._keep_earlier)
             self.engine = Engine(
                 [self._unit(i) for i in self.instances],
                 keep_going=self.options.keep_going,
@@ -166,6 +182,27 @@ class WorkflowRun:
             for name, a in self.allocations.items()
         }
 
+    def _keep_earlier(self) -> None:
+        """Tasks kept from the resumed run: linked into this run, with their outputs in its tables."""
+        earlier = self.run_plan.earlier
+        by_name = self.plan.by_name()
+        for name in self.run_plan.kept():
+            assert earlier is not None
+            task = earlier.tasks[name]
+            assert task.origin_dir is not None
+            self.record.keep(name, task.origin_dir, task.origin_run, task.entry)
+            inst = by_name[name]
+            base = inst.task.name
+            if inst.replica_index is None or base not in self.tables_pending:
+                continue
+            values = task.entry.get("outputs")
+            if values is None:
+                values = read_outputs(task.origin_dir)
+            self.record.set_outputs(name, values, base, inst.replica_index, inst.sweep)
+            self.tables_pending[base] -= 1
+            if self.tables_pending[base] == 0:
+                self.record.write_sweep_table(base)
+
     # -- context and units -----------------------------------------------------------------------
 
     def _unit(self, inst: TaskInstance) -> Unit:
@@ -182,8 +219,14 @@ class WorkflowRun:
         async def start(attempt_no: int) -> Attempt:
             return await self._start_attempt(inst, attempt_no)
 
+        decision = self.run_plan.decisions.get(inst.name)
         return Unit(
-            name=inst.name, start=start, deps=inst.deps, retries=policy, timeout=_duration(task.timeout)
+            name=inst.name,
+            start=start,
+            deps=inst.deps,
+            retries=policy,
+            timeout=_duration(task.timeout),
+            kept=f"kept: {decision.reason}" if decision is not None and decision.keep else "",
         )
 
     async def _start_attempt(self, inst: TaskInstance, attempt_no: int) -> Attempt:
