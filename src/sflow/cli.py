@@ -280,6 +280,71 @@ def logs(run_ref: str, task: str | None, output_dir: str, follow: bool) -> None:
     print_log(run_dir, task, follow=follow)
 
 
+_OUTPUT_DIR = click.option(
+    "--output-dir", type=click.Path(file_okay=False), default="sflow_output", show_default=True
+)
+
+
+def _duration(text: str | None, flag: str) -> float | None:
+    from sflow.spec import parse_duration
+
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=flag) from None
+
+
+@main.command()
+@_OUTPUT_DIR
+@click.option("-w", "--workflow", default=None, help="Only runs of this workflow.")
+@click.option(
+    "--state",
+    type=click.Choice(["running", "succeeded", "failed", "interrupted", "killed"]),
+    default=None,
+    help="Only runs in this state.",
+)
+@click.option("--since", default=None, metavar="DURATION", help="Only runs started within, e.g. 2h or 7d.")
+@click.option("-n", "--last", type=int, default=20, show_default=True, help="Show the newest N (0: all).")
+def runs(output_dir: str, workflow: str | None, state: str | None, since: str | None, last: int) -> None:
+    """List past and running runs: id, workflow, state, start, duration, task counts."""
+    from sflow.runs_cli import show_runs
+
+    click.echo(show_runs(Path(output_dir), workflow, state, _duration(since, "--since"), last))
+
+
+@main.command()
+@click.argument("run_ref", metavar="RUN", default="latest")
+@_OUTPUT_DIR
+def status(run_ref: str, output_dir: str) -> None:
+    """Each task of RUN (a run id, a run directory or 'latest'), while it runs or after it ended."""
+    from sflow.logs import find_run
+    from sflow.runs_cli import show_status
+
+    click.echo(show_status(find_run(Path(output_dir), run_ref)))
+
+
+@main.command()
+@_OUTPUT_DIR
+@click.option("--older-than", default=None, metavar="DURATION", help="Runs started longer ago, e.g. 7d.")
+@click.option("--keep", type=int, default=None, metavar="N", help="Keep the newest N runs of each workflow.")
+@click.option("-w", "--workflow", default=None, help="Only runs of this workflow.")
+@click.option("--yes", is_flag=True, help="Remove them (without it, only show what would go).")
+def clean(output_dir: str, older_than: str | None, keep: int | None, workflow: str | None, yes: bool) -> None:
+    """Remove old run directories; shows what would go unless --yes is given. Running runs stay."""
+    from sflow.runs_cli import clean as remove
+    from sflow.runs_cli import plan_clean
+
+    if older_than is None and keep is None:
+        raise click.UsageError("say which runs to remove: --older-than DURATION and/or --keep N")
+    if keep is not None and keep < 0:
+        raise click.BadParameter("must be 0 or more", param_hint="--keep")
+    out = Path(output_dir)
+    going, spared = plan_clean(out, _duration(older_than, "--older-than"), keep, workflow)
+    click.echo(remove(out, going, spared, really=yes))
+
+
 @main.command()
 @_files_options
 @_override_options

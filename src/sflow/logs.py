@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from sflow.errors import UserError
-from sflow.record import owner_alive, safe_name
+from sflow.record import safe_name
+from sflow.run_status import run_alive
 
 
 def find_run(output_dir: Path, ref: str, workflow: str | None = None) -> Path:
@@ -59,7 +60,7 @@ def print_log(run_dir: Path, task: str | None, follow: bool = False, poll: float
     try:
         while True:
             # checked before the read, so no last bytes are lost; a run whose sflow died counts as over
-            ended = (run_dir / "summary.json").exists() or not owner_alive(run_dir)
+            ended = (run_dir / "summary.json").exists() or not run_alive(run_dir)
             if log is None:
                 log = _open(path)
             if log is not None:

@@ -23,6 +23,7 @@ from typing import IO, Any
 
 from sflow.engine import Event, RunResult, State
 from sflow.errors import UserError
+from sflow.run_status import process_start
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -51,7 +52,8 @@ class RunRecord:
     ) -> None:
         self.workflow_name = workflow_name
         self.run_id = run_id or new_run_id(workflow_name)
-        self.run_dir = (output_dir / self.run_id).resolve()
+        self.output_dir = output_dir.resolve()
+        self.run_dir = self.output_dir / self.run_id
         owner = _owner(self.run_id, workflow_name)
         if resumed_from:
             owner["resumed_from"] = resumed_from
@@ -69,6 +71,7 @@ class RunRecord:
         self.sweep_rows: dict[str, list[dict[str, Any]]] = {}
         self._task_dirs: dict[str, Path] = {}
         self.extra_listeners: list[Callable[[Event], None]] = []
+        self._index("running")
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -126,8 +129,12 @@ class RunRecord:
             info.update(event.outcome.info)
         line: dict[str, Any] = {"time": event.time, "task": event.unit, "state": event.state.value}
         line["attempt"] = event.attempt
+        if event.state is State.RUNNING:  # where this attempt runs: `sflow status` and the report's timeline
+            line.update({k: info[k] for k in _WHERE if k in info})
         if event.outcome is not None and event.outcome.reason:
             line["reason"] = event.outcome.reason
+        if event.outcome is not None and event.outcome.exit_code is not None:
+            line["exit_code"] = event.outcome.exit_code
         if event.message:
             line["message"] = event.message
         self._events.write(json.dumps(line) + "\n")
@@ -201,13 +208,24 @@ class RunRecord:
             summary.update(extra)
         path = self.run_dir / "summary.json"
         _write_json(path, summary)
+        counts: dict[str, int] = {}
+        for entry in tasks.values():
+            counts[entry["state"]] = counts.get(entry["state"], 0) + 1
+        self._index("succeeded" if result.ok else "interrupted" if result.interrupted else "failed", counts)
         return path
+
+    def _index(self, state: str, counts: dict[str, int] | None = None) -> None:
+        """This run's row in the run index (`sflow runs`); never an error of the run."""
+        from sflow.history import record_run, row_of_owner
+
+        record_run(self.output_dir, row_of_owner(self.run_dir, state, counts))
 
     def close(self) -> None:
         self._events.close()
         self._human.close()
 
 
+_WHERE = ("nodes", "gpus", "log", "slurm_job_id", "slurm_step_id")
 _MADE_BY = ("attempts", "exit_code", "start", "ready", "end", "log")
 
 
@@ -251,26 +269,10 @@ def _owner(run_id: str, workflow: str) -> dict[str, Any]:
         "run_id": run_id,
         "workflow": workflow,
         "pid": os.getpid(),
+        "pid_start": process_start(os.getpid()),
         "host": socket.gethostname(),
         "started": time.time(),
     }
-
-
-def owner_alive(run_dir: Path) -> bool:
-    """False when the run's sflow process is known to be gone (same host, pid not running)."""
-    try:
-        owner = json.loads((run_dir / "run.json").read_text())
-    except (OSError, ValueError):
-        return True  # unknown: keep following
-    if owner.get("host") != socket.gethostname():
-        return True
-    try:
-        os.kill(int(owner["pid"]), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, KeyError, ValueError):
-        return True
-    return True
 
 
 def _jsonable(value: Any) -> bool:

@@ -8,7 +8,6 @@ its other dependents run again: it only serves them.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sflow.errors import UserError
+from sflow.run_status import read_json, read_status
 
 
 @dataclass(frozen=True)
@@ -43,55 +43,23 @@ class EarlierRun:
 
     @classmethod
     def load(cls, run_dir: Path) -> EarlierRun:
-        """Read run.json, plan.json and summary.json (or, for a killed run, events.jsonl)."""
-        owner = _read_json(run_dir / "run.json") or {}
-        plan = (_read_json(run_dir / "plan.json") or {}).get("tasks", {})
-        summary = _read_json(run_dir / "summary.json")
-        run_id = str(owner.get("run_id") or run_dir.name)
-        entries: dict[str, dict[str, Any]] = (
-            summary["tasks"] if summary else _replay(run_dir / "events.jsonl")
-        )
+        """What `run_dir` recorded: its summary or, for a run whose sflow was killed, its events."""
+        status = read_status(run_dir)
+        plan = (read_json(run_dir / "plan.json") or {}).get("tasks", {})
         tasks = {}
-        for name in dict.fromkeys([*plan, *entries]):
-            entry = entries.get(name, {})
-            kept_from = entry.get("kept_from")
-            task_dir = run_dir / name
+        for name, task in status.tasks.items():
+            folder = run_dir / name
             tasks[name] = EarlierTask(
-                state=str(entry.get("state", "")),
-                reason=str(entry.get("reason", "")),
-                attempts=int(entry.get("attempts") or 0),
+                state=task.state,
+                reason=task.reason,
+                attempts=task.attempts,
                 fingerprint=plan.get(name, {}).get("fingerprint"),
-                entry=entry,
-                origin_run=str(kept_from or run_id),
-                origin_dir=Path(os.path.realpath(task_dir)) if task_dir.exists() else None,
+                entry=task.entry(),
+                origin_run=str(task.info.get("kept_from") or status.run_id),
+                origin_dir=Path(os.path.realpath(folder)) if folder.exists() else None,
             )
-        workflow = str(owner.get("workflow") or (summary or {}).get("workflow") or "")
-        return cls(run_id, run_dir, workflow, tasks, finished=summary is not None)
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _replay(events: Path) -> dict[str, dict[str, Any]]:
-    """Each task's last recorded state, from the event log of a run that wrote no summary."""
-    out: dict[str, dict[str, Any]] = {}
-    try:
-        lines = events.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return out
-    for line in lines:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue  # the last line of a run killed mid-write
-        entry = out.setdefault(event["task"], {})
-        entry.update(state=event["state"], attempts=event.get("attempt", 0), reason=event.get("reason", ""))
-    return out
+        finished = status.state not in ("running", "killed")
+        return cls(status.run_id, run_dir, status.workflow, tasks, finished)
 
 
 @dataclass(frozen=True)

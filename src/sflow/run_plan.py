@@ -104,12 +104,12 @@ def _resume(
     spec: WorkflowSpec, run_plan: RunPlan, output_dir: Path, ref: str
 ) -> tuple[EarlierRun, dict[str, Decision]]:
     from sflow.logs import find_run
-    from sflow.record import owner_alive
     from sflow.resume import EarlierRun, check_resumable, decide
+    from sflow.run_status import run_alive
 
     run_dir = find_run(output_dir, ref, workflow=spec.workflow.name)
     earlier = EarlierRun.load(run_dir)
-    check_resumable(earlier, spec.workflow.name, alive=owner_alive(run_dir))
+    check_resumable(earlier, spec.workflow.name, alive=run_alive(run_dir))
     plan = run_plan.plan
     services = {i.name for i in plan.instances if is_service(i)}
     deps = {i.name: i.deps for i in plan.instances}
