@@ -275,7 +275,11 @@ def test_no_orphan_after_a_failure(sflow):
 
 
 def _detaching(sflow, then: str) -> Path:
-    """A task that starts a process in a session of its own (out of reach of its group's signals)."""
+    """A task that starts a process in a session of its own (out of reach of its group's signals).
+
+    The process writes its pid once it is in its new session, and the task waits for that
+    before it goes on: a task that ended first would leave a process still in its group.
+    """
     return sflow.write(
         "detach.yaml",
         f"""
@@ -285,9 +289,9 @@ def _detaching(sflow, then: str) -> Path:
           tasks:
             - name: parent
               script:
-                - setsid sleep 300 &
-                - echo $! > {sflow.tmp}/detached.pid
-                - echo $! > {sflow.tmp}/grandchild.pid
+                - setsid sh -c 'echo $$ > {sflow.tmp}/detached.pid; exec sleep 300' &
+                - until [ -s {sflow.tmp}/detached.pid ]; do sleep 0.01; done
+                - cp {sflow.tmp}/detached.pid {sflow.tmp}/grandchild.pid
                 - {then}
         """,
     )

@@ -6,7 +6,9 @@ directory, worker settings) and the offsets of the blobs, so a worker can check 
 *before* unpickling anything and report a mismatch as an error event instead of crashing
 inside `pickle.loads`. Blob 0 is the table of distinct callables (a 1,000-element job array
 of one function pickles that function once); blob i+1 is item i's `(fn_index, args, kwargs)`,
-so an array element unpickles only its own arguments.
+so an array element unpickles only its own arguments. The last blob is the caller's text of
+the files whose code travels by value (JSON), so a remote traceback shows the user's lines
+even where those files do not exist (see `sflow.dispatch.pickling`).
 
 In the environment (`SFLOW_BACKEND_PAYLOAD`) a payload is base64 text, or `@<path>` of a
 file on the shared file system when it is larger than a threshold: argv and a single
@@ -25,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sflow.dispatch import _deps
+from sflow.dispatch import _deps, pickling
 from sflow.dispatch.errors import PayloadError, PayloadVersionError
 
 MAGIC = b"SFLOW-PAYLOAD/1\n"
@@ -61,6 +63,7 @@ class PayloadHeader:
     post_attempts: int = 6
     inline_result_limit: int = DEFAULT_INLINE_RESULT_LIMIT
     functions: tuple[int, int] = (0, 0)
+    sources: tuple[int, int] = (0, 0)
     items: list[PayloadItem] = field(default_factory=list)
 
 
@@ -68,25 +71,33 @@ def encode(
     calls: Sequence[tuple[str, str, Any, tuple[Any, ...], dict[str, Any]]], header: PayloadHeader
 ) -> bytes:
     """Serialise `(call_id, name, fn, args, kwargs)` tuples under `header` (filled in here)."""
-    cloudpickle = _deps.cloudpickle()
     fns: list[Any] = []
     index_of: dict[int, int] = {}
     item_blobs: list[tuple[str, str, bytes]] = []
+    files: set[str] = set()
     for call_id, name, fn, args, kwargs in calls:
         if id(fn) not in index_of:
             index_of[id(fn)] = len(fns)
             fns.append(fn)
-        item_blobs.append((call_id, name, cloudpickle.dumps((index_of[id(fn)], tuple(args), dict(kwargs)))))
-    fn_blob = cloudpickle.dumps(fns)
-    header.cloudpickle = cloudpickle.__version__
+        item = pickling.dumps((index_of[id(fn)], tuple(args), dict(kwargs)))
+        files |= item.files
+        item_blobs.append((call_id, name, item.data))
+    table = pickling.dumps(fns)
+    files |= table.files
+    fn_blob = table.data
+    header.cloudpickle = _deps.cloudpickle().__version__
     header.functions = (0, len(fn_blob))
     header.items = []
     offset = len(fn_blob)
     for call_id, name, blob in item_blobs:
         header.items.append(PayloadItem(call_id, name, offset, len(blob)))
         offset += len(blob)
+    source_blob = json.dumps(pickling.source_texts(files), separators=(",", ":")).encode()
+    header.sources = (offset, len(source_blob))
     head = json.dumps(asdict(header), separators=(",", ":")).encode()
-    return b"".join([MAGIC, len(head).to_bytes(4, "big"), head, fn_blob, *(b for _, _, b in item_blobs)])
+    return b"".join(
+        [MAGIC, len(head).to_bytes(4, "big"), head, fn_blob, *(b for _, _, b in item_blobs), source_blob]
+    )
 
 
 def decode_header(data: bytes) -> tuple[PayloadHeader, memoryview]:
@@ -98,6 +109,7 @@ def decode_header(data: bytes) -> tuple[PayloadHeader, memoryview]:
     try:
         doc = json.loads(data[start : start + size])
         doc["functions"] = tuple(doc["functions"])
+        doc["sources"] = tuple(doc.get("sources", (0, 0)))
         doc["items"] = [PayloadItem(**item) for item in doc["items"]]
         header = PayloadHeader(**doc)
     except (ValueError, KeyError, TypeError) as exc:
@@ -132,11 +144,24 @@ def check_versions(header: PayloadHeader) -> None:
 def load_item(
     header: PayloadHeader, blobs: memoryview, index: int
 ) -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
-    """Unpickle item `index`: `(fn, args, kwargs)`. Call `check_versions` first."""
+    """Unpickle item `index`: `(fn, args, kwargs)`. Call `check_versions` first.
+
+    The caller's source texts go into this process's `linecache` first, so a traceback of
+    the call shows the user's lines.
+    """
     cloudpickle = _deps.cloudpickle()
     if not 0 <= index < len(header.items):
         raise PayloadError(f"payload has {len(header.items)} item(s); index {index} is out of range")
     item = header.items[index]
+    src_off, src_len = header.sources
+    if src_len:
+        try:
+            texts = json.loads(bytes(blobs[src_off : src_off + src_len]))
+        except ValueError as exc:
+            raise PayloadError(f"sflow payload source table is corrupt: {exc}") from exc
+        if not isinstance(texts, dict):
+            raise PayloadError("sflow payload source table is corrupt: not a mapping")
+        pickling.install_sources(texts)
     fn_off, fn_len = header.functions
     fns = cloudpickle.loads(blobs[fn_off : fn_off + fn_len])
     fn_index, args, kwargs = cloudpickle.loads(blobs[item.offset : item.offset + item.length])

@@ -22,7 +22,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
-from sflow.dispatch import _deps, outcome
+from sflow.dispatch import _deps, outcome, pickling
 from sflow.dispatch.errors import DispatchJobError
 from sflow.dispatch.executor import Executor, Handle
 from sflow.dispatch.invoke import invoke
@@ -84,9 +84,8 @@ class ProcessExecutor(Executor):
         self._pool = self._new_pool()
 
     async def _launch(self, handles: list[Handle]) -> None:
-        cloudpickle = _deps.cloudpickle()
-        for handle in handles:
-            blob = cloudpickle.dumps((handle.call.fn, handle.call.args, dict(handle.call.kwargs)))
+        for handle in handles:  # same host: the files themselves give the traceback its lines
+            blob = pickling.dumps((handle.call.fn, handle.call.args, dict(handle.call.kwargs))).data
             self.spawn(self._run(handle, blob))
 
     async def _run(self, handle: Handle, blob: bytes) -> None:

@@ -57,6 +57,22 @@ def test_exception_keeps_its_type(name: str, shared_dir: str) -> None:
     run(scenario)
 
 
+@pytest.mark.parametrize("name", ["process", "subprocess"])
+def test_a_remote_traceback_shows_the_callers_file_line_and_source(name: str, shared_dir: str) -> None:
+    def explode(message: str) -> None:  # a local function: it travels by value
+        raise KeyError(message)
+
+    async def scenario() -> None:
+        async with make(name, shared_dir) as ex:
+            with pytest.raises(KeyError) as info:
+                await ex.run(explode, "kaput")
+        line = explode.__code__.co_firstlineno + 1
+        where = f'File "{__file__}", line {line}, in explode\n    raise KeyError(message)'
+        assert where in info.value.__notes__[0]
+
+    run(scenario)
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_map_keeps_order(name: str, shared_dir: str) -> None:
     async def scenario() -> None:

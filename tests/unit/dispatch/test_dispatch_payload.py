@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import linecache
+import uuid
 from pathlib import Path
+from typing import Any
 
 import cloudpickle
 import dispatch_helpers as h
@@ -100,3 +103,25 @@ def test_patch_versions_still_match() -> None:
     header, _ = payload.decode_header(payload.encode([("c0", "f", h.add, (1,), {})], _header()))
     major, minor, *_ = header.python.split(".")
     payload.check_versions(dataclasses.replace(header, python=f"{major}.{minor}.99"))
+
+
+def test_code_pickled_by_value_keeps_its_file_name_and_travels_with_its_source() -> None:
+    """Like a notebook cell: code whose only text is in the caller's linecache, shipped by value."""
+    name = f"<cell-{uuid.uuid4().hex}>"
+    source = "def outer():\n    def inner():\n        raise ValueError('x')\n    return inner\n"
+    namespace: dict[str, Any] = {}
+    exec(compile(source, name, "exec"), namespace)
+    linecache.cache[name] = (len(source), None, source.splitlines(keepends=True), name)
+    try:
+        data = payload.encode([("c0", "outer", namespace["outer"], (), {})], _header())
+    finally:
+        del linecache.cache[name]
+    header, blobs = payload.decode_header(data)
+    try:
+        fn, _, _ = payload.load_item(header, blobs, 0)
+        inner = fn()
+        assert fn is not namespace["outer"]  # rebuilt from the pickle, not looked up
+        assert fn.__code__.co_filename == inner.__code__.co_filename == name
+        assert linecache.getline(name, 3).strip() == "raise ValueError('x')"
+    finally:
+        linecache.cache.pop(name, None)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import importlib.util
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+import cloudpickle
 import dispatch_helpers as h
 import pytest
 
@@ -113,6 +117,42 @@ def test_error_path_sends_the_exception_with_its_type_and_traceback(tmp_path: Pa
         assert "raise CustomError" in str(exc.__cause__)
 
     run_with_server(tmp_path, scenario)
+
+
+def test_a_traceback_of_code_shipped_by_value_shows_the_users_file_line_and_source(tmp_path: Path) -> None:
+    """A module pickled by value, whose file the worker cannot read (deleted after pickling)."""
+    path = tmp_path / "user_code.py"
+    path.write_text(
+        "def explode(message):\n    def deeper():\n        raise KeyError(message)\n\n    deeper()\n"
+    )
+
+    async def scenario(hs: Harness) -> None:
+        with by_value_module(path) as module:
+            env = hs.env([("c0", module.explode, ("kaput",))])
+        path.unlink()
+        code, _ = await hs.run(env)
+        assert code == 1
+        note = outcome.decode_error(hs.events[-1].data, "test").__notes__[0]
+        assert f'File "{path}", line 5, in explode\n    deeper()' in note
+        assert f'File "{path}", line 3, in deeper\n    raise KeyError(message)' in note
+
+    run_with_server(tmp_path, scenario)
+
+
+@contextlib.contextmanager
+def by_value_module(path: Path) -> Iterator[ModuleType]:
+    """Import `path` as a module that cloudpickle ships by value, as long as the block runs."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    try:
+        spec.loader.exec_module(module)
+        cloudpickle.register_pickle_by_value(module)
+        yield module
+    finally:
+        cloudpickle.unregister_pickle_by_value(module)
+        del sys.modules[path.stem]
 
 
 def test_an_unpicklable_exception_arrives_as_remote_error(tmp_path: Path) -> None:
