@@ -1,4 +1,4 @@
-"""The run index: one row per run under an output directory, in `<output-dir>/runs.db`.
+"""The run index: one row per run under an output directory, in `<output-dir>/.runs.db`.
 
 Run directories are the truth; the index makes listing fast and is rebuilt from them for any
 run it lacks (a run from before the index, or one whose write was lost). Several runs write to
@@ -20,7 +20,7 @@ from typing import Any
 
 from sflow.run_status import read_json, read_status
 
-INDEX_NAME = "runs.db"
+INDEX_NAME = ".runs.db"  # hidden, and sorted before the run folders: they stay what `ls` shows
 BUSY_TIMEOUT = 5.0  # seconds a write waits for another process's write to finish
 
 _SCHEMA = """

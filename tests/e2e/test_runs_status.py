@@ -119,7 +119,7 @@ def test_runs_filters_and_clean_removes_only_after_yes(sflow):
 
 def test_an_index_that_cannot_be_written_warns_and_the_run_succeeds(sflow):
     sflow.output_dir.mkdir()
-    (sflow.output_dir / "runs.db").mkdir()
+    (sflow.output_dir / ".runs.db").mkdir()
     wf = sflow.write(
         "wf.yaml", 'version: "0.1"\nworkflow:\n  name: one\n  tasks:\n    - {name: t, script: ["true"]}\n'
     )
