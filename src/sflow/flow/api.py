@@ -24,6 +24,7 @@ when the block ends; results and states stay readable on `f` afterwards.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -228,6 +229,10 @@ class Flow:
         """The flow's tasks with their dependencies resolved; FlowDefinitionError for a mistake."""
         if self._state != "open":
             raise FlowError(f"flow '{self.name}' can run only once (state: {self._state})")
+        if "multiprocessing" in sys.modules:  # a guardless main script, imported by a pool process
+            from sflow.dispatch.process import refuse_in_pool_start
+
+            refuse_in_pool_start(f"flow '{self.name}'")
         try:
             return resolve(self.name, list(self._specs.values()), self.inputs, self.environment)
         except BaseException:

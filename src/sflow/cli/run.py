@@ -1,0 +1,191 @@
+"""What `sflow run` does around the library: progress, failure report, dry-run plan, exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sflow.engine import RunResult, State
+from sflow.record.tail import last_lines
+
+if TYPE_CHECKING:
+    from sflow.workflow.run_plan import RunPlan
+
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+TAIL_LINES = 20
+
+
+@dataclass
+class RunRequest:
+    """A run as the command line asked for it."""
+
+    spec: Any
+    workspace_dir: Path
+    output_dir: Path
+    keep_going: bool = False
+    grace: float = 10.0
+    progress: str = "auto"  # auto | live | plain | none
+    tasks: tuple[str, ...] = ()  # only these (and what they need, unless skip_dependencies)
+    skip_dependencies: bool = False
+    resume: str | None = None  # a run id, a run directory or "latest"
+
+
+def plan_request(request: RunRequest, for_run: bool = True) -> RunPlan:
+    """The tasks this request runs and, when resuming, what it keeps (fingerprints only if needed)."""
+    from sflow.workflow.run_plan import plan_run
+
+    return plan_run(
+        request.spec,
+        request.output_dir,
+        tasks=request.tasks,
+        with_deps=not request.skip_dependencies,
+        resume=request.resume,
+        fingerprints=for_run,
+    )
+
+
+def run_workflow(request: RunRequest, run_plan: RunPlan | None = None) -> int:
+    """Run to completion and return the process exit code."""
+    from sflow.proc.process import adopt_orphans
+    from sflow.workflow.run import RunOptions, WorkflowRun, run_with_signals
+
+    adopt_orphans()  # what a task detaches is re-parented to us and stopped at the end
+
+    options = RunOptions(
+        workspace_dir=request.workspace_dir,
+        output_dir=request.output_dir,
+        keep_going=request.keep_going,
+        grace=request.grace,
+    )
+    run = WorkflowRun(request.spec, options, run_plan=run_plan or plan_request(request))
+    progress = _progress(request, total=len(run.instances))
+    if progress:
+        run.listeners.append(progress.on_event)
+    print(f"sflow: run {run.record.run_id} -> {run.record.run_dir}", file=sys.stderr)
+    if run.run_plan.earlier is not None:
+        print(f"sflow: {run.run_plan.resume_summary()}", file=sys.stderr)
+    if progress:
+        progress.start()
+    try:
+        result = _event_loop_run(run_with_signals(run))
+    except asyncio.CancelledError:
+        print("sflow: interrupted before the workflow started", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        if progress:
+            progress.stop()
+    report(result, run.record.task_info, run.record.run_dir)
+    if result.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _event_loop_run(coro: Any) -> RunResult:
+    """asyncio.run with a pidfd child watcher where it exists (no thread per child process)."""
+
+    async def main() -> RunResult:
+        _use_pidfd_watcher()
+        result: RunResult = await coro
+        return result
+
+    return asyncio.run(main())
+
+
+def _use_pidfd_watcher() -> None:
+    if sys.version_info >= (3, 12) or not sys.platform.startswith("linux"):
+        return  # 3.12+ picks the best watcher itself
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            watcher = asyncio.PidfdChildWatcher()
+            watcher.attach_loop(asyncio.get_running_loop())
+            asyncio.set_child_watcher(watcher)
+        except (OSError, AttributeError):
+            pass
+
+
+def _progress(request: RunRequest, total: int) -> Any:
+    from sflow.cli.progress import LiveProgress, PlainProgress
+
+    mode = request.progress
+    if mode == "none":
+        return None
+    if mode == "auto":
+        mode = "live" if sys.stdout.isatty() else "plain"
+    if mode == "live":
+        return LiveProgress(total=total, title=request.spec.workflow.name)
+    return PlainProgress()
+
+
+def report(result: RunResult, task_info: dict[str, dict[str, Any]], run_dir: Path) -> None:
+    """The closing words: success in one line, or each failed task with its log tail."""
+    out = sys.stderr
+    counts: dict[str, int] = {}
+    for r in result.units.values():
+        counts[r.state.value] = counts.get(r.state.value, 0) + 1
+    tally = ", ".join(f"{n} {s}" for s, n in counts.items())
+    if result.ok:
+        print(f"sflow: workflow succeeded in {result.elapsed:.2f}s ({tally}); run dir {run_dir}", file=out)
+        return
+    for name in result.failed():
+        _report_failed(name, result, task_info.get(name, {}), out)
+    if result.stop_reason and not result.interrupted:  # a workflow timeout: what it cut short
+        for name in result.order:
+            unit = result.units[name]
+            if unit.state is State.CANCELLED and unit.attempts:
+                _report_failed(name, result, task_info.get(name, {}), out, stopped_by=result.stop_reason)
+    verdict = "interrupted" if result.interrupted else "failed"
+    why = f": {result.stop_reason}" if result.stop_reason and not result.interrupted else ""
+    print(
+        f"sflow: workflow {verdict} after {result.elapsed:.2f}s{why} ({tally}); run dir {run_dir}", file=out
+    )
+
+
+def _report_failed(
+    name: str, result: RunResult, info: dict[str, Any], out: Any, stopped_by: str | None = None
+) -> None:
+    r = result.units[name]
+    reason = r.outcome.reason if r.outcome else "failed"
+    if stopped_by:
+        print(f"\nsflow: task '{name}' was stopped: {stopped_by} ({reason}, attempt {r.attempts})", file=out)
+    else:
+        print(f"\nsflow: task '{name}' failed: {reason} (attempt {r.attempts})", file=out)
+    for key, label in (
+        ("slurm_job_id", "Slurm job"),
+        ("slurm_step_id", "Slurm step"),
+        ("slurm_state", "Slurm state"),
+    ):
+        if info.get(key):
+            print(f"  {label}: {info[key]}", file=out)
+    log = info.get("log")
+    if log:
+        print(f"  log: {log}", file=out)
+        lines = last_lines(log, TAIL_LINES)
+        if lines:
+            print(f"  last {len(lines)} line(s):", file=out)
+            for line in lines:
+                print(f"    | {line}", file=out)
+
+
+def dry_run_plan(request: RunRequest, run_plan: RunPlan | None = None) -> str:
+    """The resolved plan: order, dependencies, placement, commands, resume decisions; nothing runs."""
+    from sflow.workflow.dry_run import describe_plan
+
+    run_plan = run_plan or plan_request(request, for_run=False)
+    return describe_plan(request.spec, request.workspace_dir, request.output_dir, run_plan)
+
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "RunRequest",
+    "State",
+    "dry_run_plan",
+    "plan_request",
+    "run_workflow",
+]
