@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from sflow.record.fingerprint import chain, digest
 
 if TYPE_CHECKING:
-    from sflow.workflow.plan import Plan, TaskInstance
     from sflow.schema import WorkflowSpec
+    from sflow.workflow.plan import Plan, TaskInstance
 
 _NOT_THE_RESULT = {"retries", "timeout", "probes", "depends_on", "replicas"}
 _BACKEND_BOOKKEEPING = {"name", "default", "time", "job_name", "account"}

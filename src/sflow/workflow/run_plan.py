@@ -103,8 +103,8 @@ def plan_run(
 def _resume(
     spec: WorkflowSpec, run_plan: RunPlan, output_dir: Path, ref: str
 ) -> tuple[EarlierRun, dict[str, Decision]]:
-    from sflow.record.runs import find_run
     from sflow.record.resume import EarlierRun, check_resumable, decide
+    from sflow.record.runs import find_run
     from sflow.record.status import run_alive
 
     run_dir = find_run(output_dir, ref, workflow=spec.workflow.name)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from sflow.errors import PlanError
-from sflow.workflow.plan import expand, select
 from sflow.schema import load_workflow
 from sflow.workflow.fingerprints import task_fingerprints
+from sflow.workflow.plan import expand, select
 
 BASE = """
 version: "0.1"
