@@ -127,6 +127,29 @@ def test_set_reaches_root_and_workflow_variables(sflow):
     assert bad.code == 2 and "unknown variable 'AA'" in bad.err and "Traceback" not in bad.err
 
 
+def test_a_set_value_reaches_a_script_as_one_word_through_quote_or_the_environment(sflow):
+    wf = sflow.write(
+        "quote.yaml",
+        """
+        version: "0.1"
+        variables:
+          MSG: hello
+        workflow:
+          name: quoting
+          tasks:
+            - name: t
+              script:
+                - printf '%s\\n' ${{ variables.MSG | quote }}
+                - printf '%s\\n' "${MSG}"
+        """,
+    )
+    hostile = 'x"; touch pwned; echo "'
+    done = sflow("run", "-f", str(wf), "--set", f"MSG={hostile}")
+    assert done.code == 0, done.err
+    assert (done.run_dir() / "t" / "t.log").read_text() == f"{hostile}\n{hostile}\n"
+    assert not list(sflow.tmp.rglob("pwned"))
+
+
 def test_dependents_start_as_soon_as_dependencies_end(sflow):
     tasks = "\n".join(
         f'    - name: t{i}\n      script: ["true"]' + (f"\n      depends_on: [t{i - 1}]" if i else "")

@@ -12,11 +12,26 @@ from sflow.errors import PlanError
 
 
 class CycleError(PlanError):
-    """The graph has a cycle; `cycle` lists its nodes in order, first repeated at the end."""
+    """The graph has a cycle; `cycle` lists its nodes in order, first repeated at the end.
+
+    The message shows a long cycle by its ends (`SHOWN` nodes at most) and says how many tasks
+    it has, so that a cycle through thousands of tasks is still one readable line."""
+
+    SHOWN = 10
 
     def __init__(self, cycle: Sequence[str]) -> None:
         self.cycle = list(cycle)
-        super().__init__("dependency cycle: " + " -> ".join(self.cycle))
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        size = len(self.cycle) - 1
+        if len(self.cycle) <= self.SHOWN + 1:
+            return "dependency cycle: " + " -> ".join(self.cycle)
+        half = self.SHOWN // 2
+        head, tail = self.cycle[:half], self.cycle[-half:]
+        skipped = len(self.cycle) - len(head) - len(tail)
+        shown = " -> ".join([*head, f"... ({skipped} more) ...", *tail])
+        return f"dependency cycle through {size} tasks: {shown}"
 
 
 class Graph:

@@ -17,6 +17,7 @@ from typing import Any
 from sflow.errors import SpecError
 from sflow.schema.locations import LocMap
 from sflow.schema.normalize import NAMED_SECTIONS, normalize_document
+from sflow.schema.problems import Problems
 from sflow.schema.yaml_source import read_document
 
 
@@ -27,15 +28,22 @@ class ComposeWarning(UserWarning):
 Merged = tuple[dict[str, Any], LocMap]
 
 
-def read_and_merge(files: Sequence[str | Path]) -> Merged:
-    """Read, normalize and merge `files` in order."""
+def read_and_merge(files: Sequence[str | Path], problems: Problems | None = None) -> Merged:
+    """Read, normalize and merge `files` in order.
+
+    Mistakes in the shape of the sections go to `problems`, when given, for the caller to raise
+    with what it finds later; without it they are raised here, all together.
+    """
     if not files:
         raise SpecError("no workflow file given")
+    found = Problems() if problems is None else problems
     merged: Merged | None = None
     for path in files:
-        doc = normalize_document(read_document(path))
+        doc = normalize_document(read_document(path), found)
         merged = doc if merged is None else merge(merged, doc)
     assert merged is not None
+    if problems is None:
+        found.raise_if_any()
     return merged
 
 

@@ -41,17 +41,29 @@ def _parse_text(text: str) -> float:
         return sum(float(num) * _UNITS[unit] for num, unit in _UNIT_PART.findall(text))
     clock = _CLOCK_FORM.fullmatch(text)
     if clock is not None and (":" in text or "-" in text):
-        return _clock_seconds(*clock.groups())
+        return _clock_seconds(text, *clock.groups())
     raise ValueError(f"invalid duration {text!r} (use seconds, '90s', '5m', '1h30m' or 'HH:MM:SS')")
 
 
-def _clock_seconds(days: str | None, first: str, second: str | None, third: str | None) -> float:
-    """Slurm rules: without days, A:B is minutes:seconds; with days, D-A[:B[:C]] is hours first."""
+def _clock_seconds(text: str, days: str | None, first: str, second: str | None, third: str | None) -> float:
+    """Slurm rules: without days, A:B is minutes:seconds; with days, D-A[:B[:C]] is hours first.
+
+    Only the leading part may exceed its unit (`90:00` is 90 minutes): `1:99:00` is a typo."""
+    units: tuple[str, ...] = ("days", "hours", "minutes", "seconds")
+    values: tuple[str | None, ...] = (days, first, second, third)
+    if days is None:
+        units, values = (units[2:], values[1:3]) if third is None else (units[1:], values[1:])
+    for unit, value in zip(units[1:], values[1:], strict=True):
+        if value is not None and float(value) >= _LIMITS[unit]:
+            raise ValueError(f"invalid duration {text!r}: {unit} must be below {_LIMITS[unit]}, got {value}")
     if days is None:
         if third is None:
             return int(first) * 60 + float(second or 0)
         return int(first) * 3600 + int(second or 0) * 60 + float(third)
     return int(days) * 86400 + int(first) * 3600 + int(second or 0) * 60 + float(third or 0)
+
+
+_LIMITS = {"hours": 24, "minutes": 60, "seconds": 60}
 
 
 # Slurm's own `--time` formats (sbatch(1)): minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS.

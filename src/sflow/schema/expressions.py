@@ -11,6 +11,8 @@ expressions, and each distinct expression is compiled once (LRU); only text usin
 expression that does not split cleanly, like `${{ "}}" }}`) goes through a whole compiled template,
 cached by its text.
 
+`${{ x | quote }}` (`shell_quote`) is `x` quoted as one shell word.
+
 `reads` tells what an expression looks at, so a caller rendering many tasks can evaluate an expression
 that only reads run-wide values once (see `sflow.workflow.context.ScriptRenderer`).
 """
@@ -18,6 +20,7 @@ that only reads run-wide values once (see `sflow.workflow.context.ScriptRenderer
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -47,8 +50,19 @@ class ExpressionError(SpecError):
     source: str | None = None
 
 
+def shell_quote(value: Any) -> str:
+    """The `quote` filter: `value` as one shell word (a list as one word per item).
+
+    `${{ }}` splices text into the script as is, so a value holding `"; rm -rf ~; "` would run as
+    a command; `${{ variables.X | quote }}` keeps it one argument, whatever it holds.
+    """
+    if isinstance(value, (list, tuple)):
+        return " ".join(shlex.quote(str(item)) for item in value)
+    return shlex.quote(str(value))
+
+
 def _environment() -> SandboxedEnvironment:
-    return SandboxedEnvironment(
+    env = SandboxedEnvironment(
         variable_start_string=START,
         variable_end_string="}}",
         block_start_string=_BLOCK,
@@ -62,6 +76,8 @@ def _environment() -> SandboxedEnvironment:
         keep_trailing_newline=True,
         cache_size=0,
     )
+    env.filters["quote"] = shell_quote
+    return env
 
 
 ENV = _environment()

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from pydantic import PlainValidator, StringConstraints
+from pydantic import AfterValidator, PlainValidator, StringConstraints
 
 from sflow.schema.durations import SLURM_TIME_RE, parse_duration, slurm_time
 
@@ -88,22 +88,67 @@ IndexList = Annotated[list[int | str] | str, PlainValidator(_index_list)]
 """Node or GPU indices: `[0, -1]`, a single index, or an expression."""
 
 
-_DURATIONS: dict[Any, float | str] = {}
+MAX_DURATION = 365 * 86400.0
+"""The longest duration a field accepts: a year. Longer is a slip of digits or units (ms for s)."""
+MAX_RETRIES = 100
+"""The most retries a task may have: each keeps its log, and more only hides a task that cannot work."""
 
 
-def _duration(value: Any) -> float | str:
-    """Memoized: a generated workflow repeats the same few `timeout:` texts thousands of times."""
-    cacheable = value.__class__ in (str, int, float)  # not bool: True == 1 as a dict key
-    if cacheable and value in _DURATIONS:
-        return _DURATIONS[value]
-    parsed = value if is_expression(value) else parse_duration(value)
-    if cacheable and len(_DURATIONS) < 4096:
-        _DURATIONS[value] = parsed
+def seconds(value: Any) -> float:
+    """A duration field's value in seconds: from 0 to `MAX_DURATION`."""
+    parsed = parse_duration(value)
+    if parsed > MAX_DURATION:
+        raise ValueError(f"a duration must be at most 365 days, got {describe(value)}")
     return parsed
 
 
-Duration = Annotated[float | str, PlainValidator(_duration, json_schema_input_type=float | str)]
-"""Seconds as a float (parsed from `90`, `"5m"`, `"1:30:00"`...), or an expression."""
+def timeout_seconds(value: Any) -> float:
+    """A timeout in seconds: more than 0 (a task with no time at all would be stopped at once)."""
+    parsed = seconds(value)
+    if parsed == 0:
+        raise ValueError("a timeout must be more than 0 seconds (leave it out for no timeout)")
+    return parsed
+
+
+def retry_count(value: Any) -> int:
+    """How many times to run a failed task again: 0 to `MAX_RETRIES`."""
+    count = as_int(value, 0)
+    if count > MAX_RETRIES:
+        raise ValueError(f"at most {MAX_RETRIES} retries, got {value!r}")
+    return count
+
+
+def _memoized(check: Callable[[Any], float]) -> Callable[[Any], float | str]:
+    """`check` for a duration field, memoized: a generated workflow repeats the same few `timeout:`
+    texts thousands of times. An expression is kept as written."""
+    known: dict[Any, float | str] = {}
+
+    def validate(value: Any) -> float | str:
+        cacheable = value.__class__ in (str, int, float)  # not bool: True == 1 as a dict key
+        if cacheable and value in known:
+            return known[value]
+        parsed = value if is_expression(value) else check(value)
+        if cacheable and len(known) < 4096:
+            known[value] = parsed
+        return parsed
+
+    return validate
+
+
+Duration = Annotated[float | str, PlainValidator(_memoized(seconds), json_schema_input_type=float | str)]
+"""Seconds as a float (parsed from `90`, `"5m"`, `"1:30:00"`...) up to a year, or an expression."""
+Timeout = Annotated[
+    float | str, PlainValidator(_memoized(timeout_seconds), json_schema_input_type=float | str)
+]
+"""A `Duration` that must be more than 0."""
+
+
+def _retry_count(value: Any) -> int | str:
+    return value if is_expression(value) else retry_count(value)
+
+
+RetryCount = Annotated[int | str, PlainValidator(_retry_count, json_schema_input_type=int | str)]
+"""0 to `MAX_RETRIES`, or an expression."""
 
 
 def _slurm_time(value: Any) -> str:
@@ -124,10 +169,47 @@ SlurmTime = Annotated[str, PlainValidator(_slurm_time, json_schema_input_type=st
 
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"
 IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
-Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+MAX_NAME_LENGTH = 128
+"""Names become file names (`<task>_<replica>.attempt<n>.log`), which may not pass 255 bytes."""
+RESERVED_NAMES = frozenset({"PATH"})
+RESERVED_PREFIX = "SFLOW_"
+
+
+def _not_reserved(name: str) -> str:
+    """A variable or artifact is exported to every task: it must not replace what the task needs."""
+    if name in RESERVED_NAMES:
+        raise ValueError(f"'{name}' is reserved: each task needs its own {name} to start; use another name")
+    if name.startswith(RESERVED_PREFIX):
+        raise ValueError(
+            f"'{name}' is reserved: names starting with {RESERVED_PREFIX} are the values sflow gives each task"
+        )
+    return name
+
+
+def _workflow_name(value: Any) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)  # as every text field reads a number
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {describe(value)}")
+    if not value.strip():
+        raise ValueError("must not be empty")
+    if len(value) > MAX_NAME_LENGTH:
+        raise ValueError(f"is {len(value)} characters long, at most {MAX_NAME_LENGTH}")
+    if not value.isprintable():
+        raise ValueError(f"must be printable text on one line, got {value!r}")
+    return value
+
+
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=MAX_NAME_LENGTH)]
 """Task, backend and operator names: they become directory names and expression keys."""
-Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
-"""Variable and artifact names: they are exported as environment variables."""
+Identifier = Annotated[
+    str,
+    StringConstraints(pattern=IDENTIFIER_PATTERN, max_length=MAX_NAME_LENGTH),
+    AfterValidator(_not_reserved),
+]
+"""Variable and artifact names: they are exported as environment variables (not `PATH`, `SFLOW_*`)."""
+WorkflowName = Annotated[str, PlainValidator(_workflow_name, json_schema_input_type=str)]
+"""Free text (it names the run directory through `record.safe_name`), not empty, at most 128 characters."""
 PATTERN_HINTS = {
     NAME_PATTERN: "use letters, digits, '_', '-' and '.', starting with a letter, digit or '_'",
     IDENTIFIER_PATTERN: "it is exported as an environment variable: use letters, digits and '_', "

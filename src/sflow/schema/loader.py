@@ -10,6 +10,7 @@ from pathlib import Path
 from sflow.schema.checks import check_spec
 from sflow.schema.compose import read_and_merge
 from sflow.schema.overrides import apply_artifacts, apply_sets
+from sflow.schema.problems import Problems
 from sflow.schema.static import render_static_fields
 from sflow.schema.validation import validate_spec
 from sflow.schema.workflow import WorkflowSpec
@@ -24,18 +25,25 @@ def load_workflow(
     """Read `files` (merged in order, later wins), apply `--set`/`--artifact`, validate and check.
 
     `missable_tasks` drops `depends_on` entries naming tasks that no file defines (for workflows
-    assembled from optional parts). Every mistake raises `SpecError` naming file:line and field.
+    assembled from optional parts). Mistakes raise `SpecError` naming file:line and field (a
+    `SpecErrors` when there are several): first those in the shape of the files and their fields,
+    then, once those are right, those in references between parts and in expressions.
     """
     if isinstance(files, (str, Path)):
         files = [files]
     with gc_paused():
-        data, locs = read_and_merge(files)
-        apply_sets(data, locs, sets)
-        apply_artifacts(data, locs, artifacts)
-        spec = validate_spec(data, locs)
+        problems = Problems()
+        data, locs = read_and_merge(files, problems)
+        with problems.collecting():
+            apply_sets(data, locs, sets)
+            apply_artifacts(data, locs, artifacts)
+        spec = validate_spec(data, locs, problems)
         del data  # the raw document is garbage now: free it before the GC comes back
-        check_spec(spec, missable_tasks)
-        render_static_fields(spec)
+        problems.raise_if_any()
+        assert spec is not None
+        check_spec(spec, problems, missable_tasks)
+        render_static_fields(spec, problems)
+        problems.raise_if_any()
     spec._sources = tuple(str(f) for f in files)
     return spec
 

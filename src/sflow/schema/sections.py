@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -79,6 +80,11 @@ class Artifact(SpecModel):
         scheme, sep, rest = uri.partition("://")
         if not sep or scheme not in ARTIFACT_SCHEMES or not rest:
             raise ValueError(f"invalid artifact uri {uri!r} (use fs://, file://, http:// or https://)")
+        if scheme == "file" and not rest.startswith("/") and posixpath.normpath(rest).split("/")[0] == "..":
+            raise ValueError(
+                f"artifact uri {uri!r} leaves its directory: a relative file:// path stays inside the "
+                "run (or workspace); write an absolute path (file:///...) to mean a file elsewhere"
+            )
         return uri
 
     @model_validator(mode="after")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field, PlainValidator, field_validator, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, PlainValidator, field_validator, model_validator
 
 from sflow.schema.base import SpecModel
 from sflow.schema.fieldtypes import (
+    MAX_DURATION,
     OUTPUT_TYPES,
     CountOrExpr,
     Duration,
@@ -16,11 +18,14 @@ from sflow.schema.fieldtypes import (
     IntOrExpr,
     Name,
     PositiveOrExpr,
+    RetryCount,
+    Timeout,
     canonical_type,
     describe,
     is_expression,
 )
 from sflow.schema.sections import Variable
+from sflow.schema.urls import split_http_url
 
 
 class OperatorRef(SpecModel):
@@ -69,12 +74,35 @@ class Replicas(SpecModel):
     variables: list[str] = Field(default_factory=list)
 
 
+MAX_BACKOFF = 10.0
+"""The largest back-off factor: each wait at most ten times the one before."""
+
+
 class Retries(SpecModel):
     """Run a failed task again `count` times, waiting `interval` seconds times `backoff`^n."""
 
-    count: CountOrExpr
+    count: RetryCount
     interval: Duration = 0.0
-    backoff: float = Field(default=1.0, ge=1.0)
+    backoff: float = Field(default=1.0, ge=1.0, le=MAX_BACKOFF)
+
+    @model_validator(mode="after")
+    def _bounded_waits(self) -> Retries:
+        if not (is_expression(self.count) or is_expression(self.interval)):
+            check_retry_waits(int(self.count), float(self.interval), self.backoff)
+        return self
+
+
+def check_retry_waits(count: int, interval: float, backoff: float) -> None:
+    """The longest wait, before the last retry (`interval * backoff**(count-1)`), is at most a year."""
+    if count < 2 or interval == 0 or backoff == 1:
+        return
+    longest = math.log10(interval) + (count - 1) * math.log10(backoff)
+    if longest > math.log10(MAX_DURATION):
+        raise ValueError(
+            f"the wait before the last retry, interval * backoff^(count-1) = {interval:g}s * "
+            f"{backoff:g}^{count - 1}, is more than 365 days; "
+            "use fewer retries, a shorter interval or a smaller backoff"
+        )
 
 
 class TcpPortProbe(SpecModel):
@@ -89,13 +117,23 @@ class TcpPortProbe(SpecModel):
         return port
 
 
+def _http_url(url: str) -> str:
+    """An http(s) URL a probe can use (`host:port/path` means http://); expressions pass."""
+    if not is_expression(url):
+        split_http_url(url, "127.0.0.1")
+    return url
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
 class HttpGetProbe(SpecModel):
-    url: str
+    url: HttpUrl
     headers: dict[str, str] = Field(default_factory=dict)
 
 
 class HttpPostProbe(SpecModel):
-    url: str
+    url: HttpUrl
     headers: dict[str, str] = Field(default_factory=dict)
     body: str | None = None
 
@@ -130,7 +168,7 @@ class Probe(SpecModel):
     http_post: HttpPostProbe | None = None
     log_watch: LogWatchProbe | None = None
     delay: Duration = 0.0
-    timeout: Duration | None = None
+    timeout: Timeout | None = None
     interval: Duration = 1.0
     success_threshold: PositiveOrExpr = 1
     failure_threshold: PositiveOrExpr = 3
@@ -209,7 +247,7 @@ class Task(SpecModel):
     retries: Retries | None = None
     probes: Probes | None = None
     outputs: list[Output] = Field(default_factory=list)
-    timeout: Duration | None = None
+    timeout: Timeout | None = None
 
     @property
     def script_text(self) -> str:

@@ -1,4 +1,4 @@
-"""Run pydantic over the document and turn its first complaint into one clear `SpecError` line."""
+"""Run pydantic over the document and turn each of its complaints into one clear `SpecError` line."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from sflow.errors import SpecError
 from sflow.schema.base import attach_origins
 from sflow.schema.fieldtypes import PATTERN_HINTS, describe
 from sflow.schema.locations import LocMap, PathPart, format_path, where_at
-from sflow.schema.suggest import suggest
+from sflow.schema.problems import Problems
+from sflow.schema.suggest import closest, suggest
 from sflow.schema.workflow import WorkflowSpec
 
 _EXPECTED = {
@@ -31,26 +32,48 @@ _EXPECTED = {
 }
 
 
-def validate_spec(data: dict[str, Any], locs: LocMap) -> WorkflowSpec:
-    """The validated `WorkflowSpec`, every model knowing its origin; `SpecError` on the first problem."""
+def validate_spec(data: dict[str, Any], locs: LocMap, problems: Problems) -> WorkflowSpec | None:
+    """The validated `WorkflowSpec`, every model knowing its origin; None when `problems` got some."""
     try:
         spec = WorkflowSpec.model_validate(data)
     except ValidationError as exc:
-        raise translate(exc, data, locs, WorkflowSpec) from None
+        report(exc, data, locs, WorkflowSpec, problems)
+        return None
     attach_origins(spec, locs, "")
     return spec
 
 
-def translate(
-    exc: ValidationError, data: Any, locs: LocMap | None, model: type[BaseModel], prefix: str = ""
-) -> SpecError:
-    """A `SpecError` for the first error of `exc`, located with `locs` (the root of `data`)."""
-    error = exc.errors(include_url=False)[0]
-    path = data_path(error["loc"], data, error["type"] == "missing")
+def report(
+    exc: ValidationError,
+    data: Any,
+    locs: LocMap | None,
+    model: type[BaseModel],
+    problems: Problems,
+    prefix: str = "",
+) -> None:
+    """Add each error of `exc` to `problems` as a `SpecError` located with `locs` (the root of `data`)."""
+    errors = exc.errors(include_url=False)
+    for error in errors[:_TRANSLATED]:
+        path = data_path(error["loc"], data, error["type"] == "missing")
+        text, suggested = message(error, path, data, model)
+        spec_error = SpecError(text, where=where_at(locs, path), field=_field(prefix, path) or None)
+        if error["type"] == "missing":
+            problems.add_missing(spec_error)
+        else:
+            instead = _field(prefix, [*path[:-1], suggested]) if suggested else None
+            problems.add(spec_error, suggests=instead)
+    problems.more(len(errors) - _TRANSLATED)
+
+
+def _field(prefix: str, path: list[PathPart]) -> str:
     field = format_path(path)
     if prefix:
         field = f"{prefix}.{field}" if field and not field.startswith("[") else prefix + field
-    return SpecError(message(error, path, data, model), where=where_at(locs, path), field=field or None)
+    return field
+
+
+_TRANSLATED = 1000
+"""Errors beyond this many (a mistake repeated in every task of a huge file) are only counted."""
 
 
 def data_path(loc: tuple[Any, ...], data: Any, missing: bool) -> list[PathPart]:
@@ -70,21 +93,31 @@ def data_path(loc: tuple[Any, ...], data: Any, missing: bool) -> list[PathPart]:
     return path
 
 
-def message(error: Any, path: list[PathPart], data: Any, root: type[BaseModel]) -> str:
+def message(error: Any, path: list[PathPart], data: Any, root: type[BaseModel]) -> tuple[str, str | None]:
+    """The text of one pydantic error, and the field it suggests instead of an unknown one."""
     kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
     last = path[-1] if path else ""
-    if kind == "missing":
-        return f"missing required field '{last}'"
     if kind == "extra_forbidden":
         model = model_at(root, path[:-1], data)
         fields = list(model.model_fields) if model is not None else []
-        return f"unknown field '{last}'{suggest(str(last), fields)}"
+        suggested = closest(str(last), fields)
+        return f"unknown field '{last}'{suggest(str(last), fields)}", suggested
+    return _text(kind, ctx, value, last, error), None
+
+
+def _text(kind: str, ctx: dict[str, Any], value: Any, last: PathPart, error: Any) -> str:
+    if kind == "missing":
+        return f"missing required field '{last}'"
     if kind == "union_tag_invalid":
         expected = [t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(",")]
         tag = str(ctx.get("tag"))
         return f"unknown type '{tag}' (expected one of: {', '.join(expected)}){suggest(tag, expected)}"
     if kind == "union_tag_not_found":
         return f"missing '{ctx.get('discriminator', 'type').strip(chr(39))}' field"
+    if kind == "string_pattern_mismatch" and value == "":
+        return "must not be empty"
+    if kind == "string_too_long":
+        return f"is {len(value)} characters long, at most {ctx.get('max_length')}"
     if kind == "string_pattern_mismatch":
         return f"invalid name {value!r}: {PATTERN_HINTS.get(str(ctx.get('pattern')), 'invalid characters')}"
     if kind == "too_short":

@@ -8,7 +8,7 @@ from pydantic import Field, PrivateAttr, field_validator
 
 from sflow.errors import SpecError
 from sflow.schema.base import SpecModel, attach_origins
-from sflow.schema.fieldtypes import Duration
+from sflow.schema.fieldtypes import Timeout, WorkflowName
 from sflow.schema.sections import (
     OPERATOR_TYPES,
     Artifact,
@@ -32,10 +32,10 @@ BUILTIN_OPERATORS: dict[str, OperatorBase] = {
 
 
 class Workflow(SpecModel):
-    name: str
+    name: WorkflowName
     tasks: list[Task] = Field(min_length=1)
     variables: dict[str, Variable] = Field(default_factory=dict)
-    timeout: Duration | None = None
+    timeout: Timeout | None = None
 
 
 class WorkflowSpec(SpecModel):

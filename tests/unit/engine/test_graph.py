@@ -43,3 +43,15 @@ def test_large_chain_without_recursion():
     order = g.order()
     assert order[0] == "t0" and order[-1] == f"t{n - 1}"
     assert len(g.descendants("t0")) == n - 1
+
+
+def test_a_long_cycle_is_shown_by_its_ends():
+    names = [f"n{i}" for i in range(12)]
+    g = Graph({name: [names[i - 1]] for i, name in enumerate(names)})
+    with pytest.raises(CycleError) as info:
+        g.order()
+    assert len(info.value.cycle) == 13  # the whole cycle stays available to code
+    assert str(info.value) == (
+        "dependency cycle through 12 tasks: n1 -> n2 -> n3 -> n4 -> n5 -> ... (3 more) ... "
+        "-> n9 -> n10 -> n11 -> n0 -> n1"
+    )

@@ -200,3 +200,25 @@ def test_one_expression_splits_as_split_expressions_does() -> None:
 )
 def test_reads_variables(value, expected):
     assert reads_variables(value, {"LR"}) is expected
+
+
+HOSTILE = "x\"; touch pwned; echo \"$(id) `id` 'q' \\ *"
+
+
+@pytest.mark.parametrize(
+    "template", ["${{ variables.V | quote }}", "${% if true %}${{ variables.V | quote }}${% endif %}"]
+)
+def test_quote_makes_any_value_one_shell_word(tmp_path, template: str) -> None:
+    import subprocess
+
+    script = "printf '%s\\n' " + render(template, {"variables": {"V": HOSTILE}})
+    done = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert done.stdout == HOSTILE + "\n"
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_quote_gives_a_list_one_word_per_item_and_quotes_numbers_as_text() -> None:
+    context = {"variables": {"ARGS": ["--name", "a b", "it's"], "N": 4}}
+    assert render("run ${{ variables.ARGS | quote }}", context) == "run --name 'a b' 'it'\"'\"'s'"
+    assert render("${{ variables.N | quote }}", context) == "4"
+    assert render("${{ variables.N + 1 }}", context) == "5"

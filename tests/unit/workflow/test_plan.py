@@ -83,3 +83,17 @@ def test_a_cycle_is_reported_at_depends_on(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="dependency cycle: b -> a -> b") as err:
         expand(spec)
     assert err.value.where.endswith("wf.yaml:9")
+
+
+def test_a_long_cycle_is_one_short_line(tmp_path: Path) -> None:
+    n = 5000
+    tasks = "".join(f"    - {{name: t{i}, depends_on: [t{(i - 1) % n}], script: [echo]}}\n" for i in range(n))
+    path = tmp_path / "wf.yaml"
+    path.write_text('version: "0.1"\nworkflow:\n  name: wf\n  tasks:\n' + tasks, encoding="utf-8")
+    with pytest.raises(SpecError) as err:
+        expand(load_workflow([path]))
+    assert err.value.message == (
+        "dependency cycle through 5000 tasks: "
+        "t1 -> t2 -> t3 -> t4 -> t5 -> ... (4991 more) ... -> t4997 -> t4998 -> t4999 -> t0 -> t1"
+    )
+    assert err.value.where == f"{path}:6"
