@@ -44,7 +44,8 @@ def _wait_no_jobs(squeue_ours: Any, prefix: str, timeout: float = 20.0) -> list:
 
 def test_salloc_then_release_leaves_no_job(slurm_cluster: SlurmCluster, squeue_ours: Any) -> None:
     name = _name("alloc")
-    backend = SlurmBackend("cluster", _config(slurm_cluster, name, gpus_per_node=1), environ={})
+    config = _config(slurm_cluster, name, gpus_per_node=1, extra_args=["--gpus-per-node=1"])
+    backend = SlurmBackend("cluster", config, environ={})
 
     async def go() -> tuple[Any, list]:
         alloc = await backend.allocate()

@@ -36,8 +36,8 @@ def alloc(slurm_cluster: SlurmCluster) -> Iterator[Allocation]:
         "partition": slurm_cluster.partition,
         "time": "00:10:00",
         "nodes": 2,
-        "gpus_per_node": 2,
-        "extra_args": ["--ntasks-per-node=2"],
+        "gpus_per_node": 2,  # for placement; the GPUs themselves are asked for below
+        "extra_args": ["--ntasks-per-node=2", "--gpus-per-node=2"],
     }
     backend = SlurmBackend("cluster", config, environ={})
     allocation = asyncio.run(backend.allocate())

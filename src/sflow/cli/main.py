@@ -2,7 +2,7 @@
 
 Heavy modules (pydantic models, Jinja, rich, asyncio machinery) are imported inside the
 commands, so `sflow --help` stays fast. Every user mistake becomes one line on stderr
-and exit code 2; a failed workflow exits 1; Ctrl-C exits 130.
+and exit code 2; a failed workflow exits 1; Ctrl-C exits 130 and SIGTERM 143.
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ def _files_options(fn: F) -> F:
 
 def _override_options(fn: F) -> F:
     fn = click.option(
-        "--set", "sets", multiple=True, metavar="NAME=VALUE", help="Set a variable (repeatable)."
+        "-s", "--set", "sets", multiple=True, metavar="NAME=VALUE", help="Set a variable (repeatable)."
     )(fn)
-    fn = click.option("--artifact", "artifacts", multiple=True, metavar="NAME=URI", help="Set an artifact.")(
-        fn
-    )
+    fn = click.option(
+        "-a", "--artifact", "artifacts", multiple=True, metavar="NAME=URI", help="Set an artifact."
+    )(fn)
     fn = click.option(
         "--missable-tasks", is_flag=True, help="Drop dependencies on tasks absent after composition."
     )(fn)
@@ -108,6 +108,7 @@ def main() -> None:
 @_files_options
 @_override_options
 @click.option("--dry-run", is_flag=True, help="Print the resolved plan; run nothing.")
+@click.option("--json", "as_json", is_flag=True, help="With --dry-run: the plan as JSON.")
 @click.option(
     "--workspace-dir", type=click.Path(file_okay=False), default=None, help="Tasks' working directory."
 )
@@ -140,6 +141,7 @@ def run(
     artifacts: tuple[str, ...],
     missable_tasks: bool,
     dry_run: bool,
+    as_json: bool,
     workspace_dir: str | None,
     output_dir: str | None,
     keep_going: bool,
@@ -155,6 +157,8 @@ def run(
 
     if skip_dependencies and not tasks:
         raise click.UsageError("--skip-dependencies needs --task NAME")
+    if as_json and not dry_run:
+        raise click.UsageError("--json goes with --dry-run")
     spec = _load(_all_files(files, file_opts), sets, artifacts, missable_tasks)
     workspace = Path(workspace_dir or Path.cwd()).resolve()
     request = RunRequest(
@@ -169,6 +173,14 @@ def run(
         resume=resume,
     )
     run_plan = plan_request(request, for_run=not dry_run)
+    if as_json:
+        import json
+
+        from sflow.workflow.dry_run import plan_data
+
+        data = plan_data(spec, request.workspace_dir, request.output_dir, run_plan)
+        click.echo(json.dumps(data, indent=1))
+        return
     plan_text = dry_run_plan(request, run_plan)  # renders every task once: a mistake shows now
     if dry_run:
         click.echo(plan_text)

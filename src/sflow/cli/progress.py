@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import IO, Any
@@ -19,14 +20,35 @@ _STYLE = {
 }
 
 
+def to_devnull(stream: IO[str]) -> None:
+    """Send what is still written to `stream` (and its last flush at exit) to /dev/null.
+
+    For a stream whose reader went away (`sflow run | head -1`): nothing more can reach it, and
+    each write would fail again.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # not a file (a test's StringIO), or already closed
+        pass
+
+
 class PlainProgress:
-    """One line per state change; suited to logs, pipes and CI."""
+    """One line per state change; suited to logs, pipes and CI.
+
+    When the reader of the stream goes away (`| head -1`), the lines stop and the run goes on:
+    a progress view closing is no reason to stop the work; the run directory records it all.
+    """
 
     def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream or sys.stdout
         self.began = time.time()
+        self.closed = False
 
     def on_event(self, event: Event) -> None:
+        if self.closed:
+            return
         elapsed = event.time - self.began
         text = f"[{elapsed:8.2f}s] {event.unit}: {event.state.value}"
         if event.state is State.RUNNING and event.attempt > 1:
@@ -40,7 +62,11 @@ class PlainProgress:
             text += f" ({event.outcome.reason})"
         if event.message:
             text += f" {event.message}"
-        print(text, file=self.stream, flush=True)
+        try:
+            print(text, file=self.stream, flush=True)
+        except BrokenPipeError:
+            self.closed = True
+            to_devnull(self.stream)
 
     def start(self) -> None:
         pass

@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sflow.cli.progress import to_devnull
 from sflow.engine import RunResult, State
-from sflow.record.tail import last_lines
+from sflow.record.tail import last_lines, printable
 
 if TYPE_CHECKING:
     from sflow.workflow.run_plan import RunPlan
 
-EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130  # 130 = 128 + SIGINT, as shells report Ctrl-C
 TAIL_LINES = 20
 
 
@@ -65,23 +66,39 @@ def run_workflow(request: RunRequest, run_plan: RunPlan | None = None) -> int:
     progress = _progress(request, total=len(run.instances))
     if progress:
         run.listeners.append(progress.on_event)
-    print(f"sflow: run {run.record.run_id} -> {run.record.run_dir}", file=sys.stderr)
+    _say(f"sflow: run {run.record.run_id} -> {run.record.run_dir}")
     if run.run_plan.earlier is not None:
-        print(f"sflow: {run.run_plan.resume_summary()}", file=sys.stderr)
+        _say(f"sflow: {run.run_plan.resume_summary()}")
     if progress:
         progress.start()
     try:
         result = _event_loop_run(run_with_signals(run))
     except asyncio.CancelledError:
-        print("sflow: interrupted before the workflow started", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        _say("sflow: interrupted before the workflow started")
+        return interrupted_exit_code(run.stop_signal)
     finally:
         if progress:
             progress.stop()
-    report(result, run.record.task_info, run.record.run_dir)
+    try:
+        report(result, run.record.task_info, run.record.run_dir)
+    except BrokenPipeError:  # `2>&1 | head`: the exit code still tells
+        to_devnull(sys.stderr)
     if result.interrupted:
-        return EXIT_INTERRUPTED
+        return interrupted_exit_code(run.stop_signal)
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _say(text: str) -> None:
+    """A line on stderr; when nobody reads stderr any more (`2>&1 | head`), the run goes on."""
+    try:
+        print(text, file=sys.stderr)
+    except BrokenPipeError:
+        to_devnull(sys.stderr)
+
+
+def interrupted_exit_code(signum: int | None) -> int:
+    """128 + the signal's number, the shells' convention: 130 for Ctrl-C, 143 for SIGTERM."""
+    return 128 + signum if signum else EXIT_INTERRUPTED
 
 
 def _event_loop_run(coro: Any) -> RunResult:
@@ -149,7 +166,7 @@ def _report_failed(
     name: str, result: RunResult, info: dict[str, Any], out: Any, stopped_by: str | None = None
 ) -> None:
     r = result.units[name]
-    reason = r.outcome.reason if r.outcome else "failed"
+    reason = printable(r.outcome.reason) if r.outcome else "failed"
     if stopped_by:
         print(f"\nsflow: task '{name}' was stopped: {stopped_by} ({reason}, attempt {r.attempts})", file=out)
     else:
@@ -167,8 +184,8 @@ def _report_failed(
         lines = last_lines(log, TAIL_LINES)
         if lines:
             print(f"  last {len(lines)} line(s):", file=out)
-            for line in lines:
-                print(f"    | {line}", file=out)
+            for line in lines:  # a task's own words: no escape sequence reaches the terminal
+                print(f"    | {printable(line)}", file=out)
 
 
 def dry_run_plan(request: RunRequest, run_plan: RunPlan | None = None) -> str:

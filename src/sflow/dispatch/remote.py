@@ -33,7 +33,7 @@ from sflow.dispatch import outcome, payload, protocol
 from sflow.dispatch.callback import CallbackServer
 from sflow.dispatch.errors import DispatchJobError, PayloadError
 from sflow.dispatch.executor import Executor, Handle
-from sflow.record.tail import last_lines
+from sflow.record.tail import last_lines, printable
 
 log = logging.getLogger(__name__)
 
@@ -339,4 +339,5 @@ class RemoteExecutor(Executor):
 
 
 def _log_end(path: str) -> str:
-    return "\n".join(last_lines(path, 15, max_bytes=8192))
+    """The job log's last lines, safe to print (the error message reaches a terminal)."""
+    return "\n".join(printable(line) for line in last_lines(path, 15, max_bytes=8192))

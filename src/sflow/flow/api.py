@@ -41,6 +41,7 @@ from sflow.flow.errors import (
 )
 from sflow.flow.resolve import ResolvedTask, resolve
 from sflow.flow.run import FlowRun, RunSettings, first_failure
+from sflow.flow.signals import stopped_cleanly_on_sigterm
 from sflow.flow.task import MapSpec, RetriesSpec, TaskSpec, make_options, make_spec
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -219,7 +220,7 @@ class Flow:
                 "use `async with sflow.flow(...)` there (nothing was run)"
             )
         tasks = self._resolve()  # a mistake in the definition is raised here, not inside the loop
-        return asyncio.run(self._run_resolved(tasks))
+        return asyncio.run(stopped_cleanly_on_sigterm(self._run_resolved(tasks)))
 
     async def arun(self) -> FlowResult:
         """Run the flow on the running loop (what leaving an `async with` block does)."""

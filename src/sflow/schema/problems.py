@@ -27,15 +27,22 @@ class Problems:
         self._errors: list[SpecError] = []
         self._missing: list[SpecError] = []
         self._suggested: set[str] = set()
+        self._seen: set[tuple[str | None, str | None, str]] = set()
         self._dropped = 0
 
     def __bool__(self) -> bool:
         return bool(self._errors or self._missing or self._dropped)
 
     def add(self, error: SpecError, suggests: str | None = None) -> None:
-        """Record a mistake; `suggests` is the dotted path of the field its message proposes."""
+        """Record a mistake; `suggests` is the dotted path of the field its message proposes.
+
+        The same mistake at the same place (a script shared by many replicas) is recorded once."""
         if suggests is not None:
             self._suggested.add(suggests)
+        key = (error.where, error.field, error.message)
+        if key in self._seen:
+            return
+        self._seen.add(key)
         if len(self._errors) < LIMIT:
             self._errors.append(error)
         else:

@@ -15,10 +15,18 @@ from typing import TYPE_CHECKING, Any
 
 from sflow.backends.base import Allocation, create_backend
 from sflow.backends.placement import Placement, Placer
-from sflow.errors import PlanError
+from sflow.errors import PlanError, SpecError
 from sflow.launchers.base import LaunchContext, get_launcher
 from sflow.schema.loader import gc_paused
-from sflow.workflow.context import ScriptRenderer, add_backends, base_context, rendered_backend_config
+from sflow.schema.problems import Problems
+from sflow.workflow.context import (
+    ScriptRenderer,
+    add_backends,
+    base_context,
+    rendered_backend_config,
+    task_env,
+    task_scope,
+)
 from sflow.workflow.plan import TaskInstance, at_request, expand
 
 if TYPE_CHECKING:
@@ -92,9 +100,14 @@ def _describe_plan(
     if run_plan is not None and run_plan.earlier is not None:
         out.write(f"\n{run_plan.resume_summary()}")
     write = out.write
+    problems = Problems()  # every script's mistakes, not only the first one's
     for step, inst in enumerate(ordered, 1):
         placement = placements[inst.name]
-        body = renderer.render_body(inst, placement)
+        try:
+            body = renderer.render_body(inst, placement)
+        except SpecError as exc:
+            problems.add(exc)
+            continue
         if renderer.left_cycles:  # ...but a `${% %}` template leaves cycles behind
             resume_gc()
         argv = commands.argv(inst, placement)
@@ -105,7 +118,87 @@ def _describe_plan(
             note = f"{'keep' if decision.keep else 'run'} ({decision.reason})"
         write(_describe_task(step, inst, placement, argv, body, note))
     del ordered, placements, renderer, context
+    problems.raise_if_any()
     return out.getvalue()
+
+
+def plan_data(
+    spec: Any, workspace: Path, output_dir: Path, run_plan: RunPlan | None = None
+) -> dict[str, Any]:
+    """The plan as data (`sflow run --dry-run --json`): what `describe_plan` shows, plus each task's
+    environment, for programs that compare or check plans."""
+    with gc_paused():
+        ordered = (run_plan.plan if run_plan is not None else expand(spec)).in_order()
+        run_dir = output_dir / "<run-id>"
+        context = base_context(spec, workspace, run_dir, write_artifacts=False)
+        allocations = planned_allocations(spec, ordered, context)
+        add_backends(context, spec, allocations)
+        placements = simulate_placement(ordered, allocations)
+        renderer = ScriptRenderer(context)
+        tasks = []
+        for inst in ordered:
+            placement = placements[inst.name]
+            body = renderer.render_body(inst, placement)
+            task_dir = run_dir / inst.name
+            env = task_env(
+                spec,
+                inst,
+                task_scope(context, inst, placement),
+                placement,
+                workspace,
+                output_dir,
+                run_dir,
+                task_dir,
+            )
+            ctx = LaunchContext(
+                task=inst.name,
+                script_path=task_dir / f"{inst.name}.sh",
+                env=env,
+                cwd=workspace,
+                log_path=task_dir / f"{inst.name}.log",
+                placement=placement,
+                allocation=allocations[inst.backend],
+                operator=inst.operator,
+                base_env={},
+            )
+            data = _task_data(inst, placement, get_launcher(inst.operator.type).argv(ctx), env, body)
+            if run_plan is not None and inst.name in run_plan.decisions:
+                decision = run_plan.decisions[inst.name]
+                data["resume"] = {"keep": decision.keep, "reason": decision.reason}
+            tasks.append(data)
+    return {
+        "workflow": spec.workflow.name,
+        "backends": {name: _allocation_data(spec, name, a) for name, a in allocations.items()},
+        "tasks": tasks,
+    }
+
+
+def _allocation_data(spec: Any, name: str, alloc: Allocation) -> dict[str, Any]:
+    request = alloc.info.get("argv")
+    return {
+        "type": spec.backend_type(name),
+        "nodes": [n.as_dict() for n in alloc.nodes],
+        "job_id": alloc.job_id,
+        "request": list(request) if request else None,
+    }
+
+
+def _task_data(
+    inst: TaskInstance, placement: Placement, argv: list[str], env: dict[str, str], body: str
+) -> dict[str, Any]:
+    return {
+        "name": inst.name,
+        "task": inst.task.name,
+        "backend": inst.backend,
+        "operator": inst.operator.name,
+        "operator_type": inst.operator.type,
+        "after": list(inst.deps),
+        "nodes": placement.node_names,
+        "gpus": [list(g) for g in placement.gpus],
+        "command": argv,
+        "env": env,
+        "script": body,
+    }
 
 
 class _Commands:

@@ -74,6 +74,7 @@ class WorkflowRun:
         self.placers: dict[str, Placer] = {}
         self.context: dict[str, Any] = {}
         self.engine: Engine | None = None
+        self.stop_signal: int | None = None  # the signal that stopped the run (run_with_signals)
         earlier = self.run_plan.earlier
         self.record = RunRecord(
             options.output_dir,
@@ -374,24 +375,28 @@ def _duration(value: Any) -> float | None:
 
 
 async def run_with_signals(run: WorkflowRun) -> RunResult:
-    """Run with SIGINT/SIGTERM turned into a clean stop (a second Ctrl-C stops without grace)."""
+    """Run with SIGINT/SIGTERM turned into a clean stop (a second Ctrl-C stops without grace).
+
+    The first signal is kept in `run.stop_signal`: the exit status says which one it was.
+    """
     import signal
 
     loop = asyncio.get_running_loop()
     hits = 0
 
-    def on_signal(signame: str) -> None:
+    def on_signal(sig: signal.Signals) -> None:
         nonlocal hits
         hits += 1
+        run.stop_signal = run.stop_signal or sig
         if run.engine is None:
             main.cancel()
             return
-        run.request_stop(f"interrupted ({signame})", interrupted=True, force=hits > 1)
+        run.request_stop(f"interrupted ({sig.name})", interrupted=True, force=hits > 1)
 
     main = asyncio.ensure_future(run.run())
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, on_signal, sig.name)
+            loop.add_signal_handler(sig, on_signal, sig)
     try:
         return await main
     finally:

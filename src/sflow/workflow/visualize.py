@@ -7,11 +7,25 @@ from collections.abc import Sequence
 
 from sflow.workflow.plan import TaskInstance
 
-_ID = re.compile(r"[^A-Za-z0-9_]")
+_PLAIN = re.compile(r"[A-Za-z0-9_]+")
 
 
 def _node_id(name: str) -> str:
-    return "t_" + _ID.sub("_", name)
+    """A Mermaid node id that depends on `name` alone and differs for different names.
+
+    A name that is already a valid id keeps it (`t_train_0`); any other is spelled out
+    (`x-y` -> `e_x_2d_y`: `_` doubled, other characters as `_<hex>_`), so `x-y`, `x.y` and
+    `x_y` never share a node, and adding a task never renames another.
+    """
+    if _PLAIN.fullmatch(name):
+        return "t_" + name
+    return "e_" + "".join(_id_char(c) for c in name)
+
+
+def _id_char(c: str) -> str:
+    if c.isascii() and c.isalnum():
+        return c
+    return "__" if c == "_" else f"_{ord(c):x}_"
 
 
 def render_graph(instances: Sequence[TaskInstance], fmt: str, title: str = "") -> str:

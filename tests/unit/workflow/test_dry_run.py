@@ -13,7 +13,7 @@ import sflow.workflow.context
 from sflow.errors import SpecError
 from sflow.schema import WorkflowSpec, load_workflow
 from sflow.workflow.context import ScriptRenderer, add_backends, base_context, render_script, task_scope
-from sflow.workflow.dry_run import describe_plan, planned_allocations, simulate_placement
+from sflow.workflow.dry_run import describe_plan, plan_data, planned_allocations, simulate_placement
 from sflow.workflow.plan import expand
 
 WORKFLOW = """
@@ -399,9 +399,54 @@ def test_the_plan_shows_what_the_allocation_will_ask_slurm_for(
     lines = text.splitlines()
     at = lines.index("backend cl [slurm]: slurm-node-0, slurm-node-1")
     assert lines[at + 1] == (
-        "  allocation: salloc --no-shell --job-name sflow -A acct -p gpu -t 00:10:00 -N 2 "
+        "  allocation: salloc --no-shell --job-name wf -A acct -p gpu -t 00:10:00 -N 2 "
         "--gpus-per-node=8 --exclusive"
     )
+
+
+SLURM_GPUS = """
+    version: "0.1"
+    backends:
+      - name: cl
+        type: slurm
+        nodes: 2
+        gpus_per_node: 4
+        job_name: ${{ variables.JOB }}
+    variables:
+      JOB: {value: named}
+    workflow:
+      name: wf
+      tasks:
+        - name: a
+          resources: {gpus: {count: 2}}
+          script: [echo a]
+"""
+
+
+def test_the_plan_as_data_has_tasks_placement_commands_and_environment(
+    load: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    data = plan_data(load(SLURM_GPUS), tmp_path, tmp_path / "out")
+    assert data["backends"]["cl"]["request"][:4] == ["salloc", "--no-shell", "--job-name", "named"]
+    (task,) = data["tasks"]
+    assert (task["name"], task["backend"], task["operator_type"]) == ("a", "cl", "srun")
+    assert task["nodes"] == ["slurm-node-0"] and task["gpus"] == [[0, 1]]
+    assert task["command"][0] == "srun" and "--gres=gpu:2" in task["command"]
+    run = tmp_path / "out" / "<run-id>"
+    assert task["env"]["SFLOW_TASK_RESULT_FILE"] == str(run / "a" / "result.json")
+    assert task["env"]["SFLOW_WORKFLOW_RESULT_FILE"] == str(run / "results.json")
+
+
+def test_gpus_per_node_plans_placement_and_asks_slurm_for_no_gpus(
+    load: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    data = plan_data(load(SLURM_GPUS.replace("job_name: ${{ variables.JOB }}", "")), tmp_path, tmp_path / "o")
+    request = data["backends"]["cl"]["request"]
+    assert [n["num_gpus"] for n in data["backends"]["cl"]["nodes"]] == [4, 4]
+    assert not [word for word in request if "gpu" in word]
+    assert request[2:4] == ["--job-name", "wf"]  # named after the workflow
 
 
 _SNIPPETS = [
@@ -549,3 +594,38 @@ def test_a_kept_value_goes_between_the_text_around_it(load: Any, tmp_path: Path)
     assert rendered == expected
     assert rendered[1] == "#!/usr/bin/env bash\nbefore wf after\nnext\n"
     assert rendered[3] == "#!/usr/bin/env bash\nwf}\n"
+
+
+def test_every_script_mistake_is_reported_once(tmp_path: Path) -> None:
+    from sflow.errors import SpecErrors
+
+    path = tmp_path / "wf.yaml"
+    path.write_text(
+        textwrap.dedent(
+            """
+            version: "0.1"
+            variables:
+              EPOCHS: 3
+            workflow:
+              name: wf
+              tasks:
+                - name: a
+                  replicas: {count: 3}
+                  script:
+                    - echo ${{ variables.EPOCH }}
+                - name: b
+                  script:
+                    - echo ok
+                    - echo ${{ task.a_9.nodes }}
+            """
+        ).lstrip(),
+        encoding="utf-8",
+    )
+    with pytest.raises(SpecErrors) as err:
+        describe_plan(load_workflow([path]), tmp_path, tmp_path / "out")
+    assert [str(e) for e in err.value.errors] == [
+        f"{path}:10: workflow.tasks[0].script[0]: undefined in ${{{{ variables.EPOCH }}}}: "
+        "variables has no 'EPOCH'; did you mean 'EPOCHS'?",
+        f"{path}:14: workflow.tasks[1].script[1]: undefined in ${{{{ task.a_9.nodes }}}}: "
+        "task has no 'a_9'; did you mean 'a_2'?",
+    ]
