@@ -199,3 +199,16 @@ def test_resume_mistakes_are_one_line(sflow):
     other = sflow.write("other.yaml", PIPELINE.replace("name: pipe", "name: other"))
     wrong = sflow("run", "-f", str(other), "--resume", runs(sflow)[0].name)
     assert wrong.code == 2 and "is of workflow 'pipe', not 'other'" in wrong.err
+
+
+def test_the_dry_run_as_json_follows_task_selection_and_shows_resume_decisions(sflow):
+    wf = sflow.write("wf.yaml", PIPELINE)
+    (sflow.tmp / "broken").touch()
+    assert sflow("run", "-f", str(wf)).code == 1
+    done = sflow("run", "-f", str(wf), "--resume", "latest", "-t", "train_1", "--dry-run", "--json")
+    assert done.code == 0, done.err
+    tasks = {t["name"]: t["resume"] for t in json.loads(done.out)["tasks"]}
+    assert tasks == {
+        "prep": {"keep": True, "reason": "succeeded, unchanged"},
+        "train_1": {"keep": False, "reason": "failed (exit code 3)"},
+    }
