@@ -250,9 +250,10 @@ def sflow_plan(case: Case, ws: Workspace) -> dict[str, Any]:
             code = 2 if exc.__class__.__name__.endswith("Error") else 1
             stderr.write(f"sflow: error: {exc}\n")
     if code != 0:
-        lines = [ln for ln in stderr.getvalue().splitlines() if ln.strip()] or ["refused"]
-        errors = [ln for ln in lines if "error" in ln] or lines
-        return {"accepted": False, "error": errors[-1].removeprefix("sflow: error: ")}
+        lines = [ln.strip() for ln in stderr.getvalue().splitlines() if ln.strip()] or ["refused"]
+        first = next((i for i, ln in enumerate(lines) if ln.startswith("sflow: error:")), 0)
+        shown = lines[first : first + 4]  # one error, or the first of a report of several
+        return {"accepted": False, "error": " / ".join(shown).removeprefix("sflow: error: ")}
     return {"accepted": True, **json.loads(stdout.getvalue())}
 
 

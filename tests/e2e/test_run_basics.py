@@ -191,15 +191,15 @@ def test_dry_run_validate_visualize(sflow):
     dag = str(REPO / "examples/dag.yaml")
     dry = sflow("run", "-f", dag, "--dry-run")
     assert dry.code == 0, dry.err
-    assert "1. prepare" in dry.out and "after: train_0, train_1" in dry.out
+    assert "1. prepare" in dry.out and "after: train_0_1, train_0_01" in dry.out
     assert "sweep: LR=0.01" in dry.out and "seq 2" in dry.out
     assert not sflow.output_dir.exists()
     ok = sflow("validate", dag)
     assert ok.code == 0 and "ok (workflow 'small-dag', 4 task(s))" in ok.out
     mermaid = sflow("visualize", dag)
-    assert mermaid.out.startswith("flowchart TD") and "t_prepare --> t_train_0" in mermaid.out
+    assert mermaid.out.startswith("flowchart TD") and "t_prepare --> t_train_0_1" in mermaid.out
     dot = sflow("visualize", dag, "--format", "dot")
-    assert '"train_1" -> "report";' in dot.out
+    assert '"train_0_01" -> "report";' in dot.out
 
 
 def _chain_waiting_for(sflow, flag: Path) -> Path:

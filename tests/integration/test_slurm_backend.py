@@ -17,6 +17,7 @@ from sflow.backends.slurm import SlurmBackend
 from sflow.errors import BackendError
 
 PREFIX = "sflow-it-backend-"
+pytestmark = pytest.mark.usefixtures("no_leaked_jobs")
 SlurmCluster = Any  # the fixture type lives in conftest.py (not importable)
 
 
@@ -152,12 +153,3 @@ def test_inside_sbatch_the_allocation_is_reused(slurm_cluster: SlurmCluster, squ
         text=True,
     )
     assert inner.stdout.strip() == ""
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _no_leaked_jobs(squeue_ours):
-    yield
-    left = _wait_no_jobs(squeue_ours, PREFIX)
-    if left:
-        subprocess.run(["scancel", *[j.job_id for j in left]], check=False)
-    assert not left, f"jobs left behind: {left}"

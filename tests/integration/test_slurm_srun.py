@@ -20,6 +20,7 @@ from sflow.launchers.srun import SrunAttempt
 from sflow.schema.models import SrunOperator
 
 PREFIX = "sflow-it-srun-"
+pytestmark = pytest.mark.usefixtures("no_leaked_jobs")
 SlurmCluster = Any
 RENDEZVOUS = (
     'touch "$RV.$ME"; i=0; while [ $i -lt 300 ]; do '
@@ -184,15 +185,3 @@ def test_stop_after_grace_kills_a_stubborn_step(alloc: Allocation, workdir: Path
     assert not outcome.ok and took < 15
     assert step not in steps_of(alloc.job_id)
     assert [s for s in steps_of(alloc.job_id) if s.startswith(f"{alloc.job_id}.")] == []
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _no_leaked_jobs(squeue_ours):
-    yield
-    deadline = time.monotonic() + 20
-    while squeue_ours(PREFIX) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    left = squeue_ours(PREFIX)
-    if left:
-        subprocess.run(["scancel", *[j.job_id for j in left]], check=False)
-    assert not left, f"jobs left behind: {left}"

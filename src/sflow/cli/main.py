@@ -153,7 +153,9 @@ def run(
     resume: str | None,
 ) -> None:
     """Run a workflow."""
-    from sflow.cli.run import RunRequest, dry_run_plan, plan_request, run_workflow
+    from sflow.cli.run import dry_run_plan, run_workflow
+    from sflow.lifecycle.settings import RunSettings
+    from sflow.workflow.run_plan import plan_run
 
     if skip_dependencies and not tasks:
         raise click.UsageError("--skip-dependencies needs --task NAME")
@@ -161,31 +163,34 @@ def run(
         raise click.UsageError("--json goes with --dry-run")
     spec = _load(_all_files(files, file_opts), sets, artifacts, missable_tasks)
     workspace = Path(workspace_dir or Path.cwd()).resolve()
-    request = RunRequest(
-        spec=spec,
+    settings = RunSettings(
         workspace_dir=workspace,
         output_dir=Path(output_dir).resolve() if output_dir else workspace / "sflow_output",
         keep_going=keep_going,
         grace=grace,
-        progress="none" if quiet else ("live" if tui else "plain" if tui is False else "auto"),
-        tasks=tasks,
-        skip_dependencies=skip_dependencies,
-        resume=resume,
     )
-    run_plan = plan_request(request, for_run=not dry_run)
+    run_plan = plan_run(
+        spec,
+        settings.output_path(),
+        tasks=tasks,
+        with_deps=not skip_dependencies,
+        resume=resume,
+        fingerprints=not dry_run,
+    )
     if as_json:
         import json
 
         from sflow.workflow.dry_run import plan_data
 
-        data = plan_data(spec, request.workspace_dir, request.output_dir, run_plan)
+        data = plan_data(spec, settings.workspace_path(), settings.output_path(), run_plan)
         click.echo(json.dumps(data, indent=1))
         return
-    plan_text = dry_run_plan(request, run_plan)  # renders every task once: a mistake shows now
+    plan_text = dry_run_plan(spec, settings, run_plan)  # renders every task once: a mistake shows now
     if dry_run:
         click.echo(plan_text)
         return
-    sys.exit(run_workflow(request, run_plan))
+    progress = "none" if quiet else ("live" if tui else "plain" if tui is False else "auto")
+    sys.exit(run_workflow(spec, settings, progress, run_plan))
 
 
 @main.command()

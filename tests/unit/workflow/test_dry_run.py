@@ -55,7 +55,7 @@ WORKFLOW = """
             gpus: {count: 1}
           script:
             - echo ${{ variables.X }} ${{ variables["X"] }} ${{ variables.N }} ${{ replica_index }}
-            - echo ${{ workflow.name }} ${{ task.s_0.nodes }} ${{ task.s_0.gpus }}
+            - echo ${{ workflow.name }} ${{ task.s_a.nodes }} ${{ task.s_a.gpus }}
         - name: seq
           depends_on: [s]
           replicas: {count: 3, policy: sequential}
@@ -63,7 +63,7 @@ WORKFLOW = """
             nodes: {count: 2}
           script: |
             echo ${{ replica_index }} ${{ variables.X }} ${{ variables.N }}
-            echo ${{ task.s_1.gpus }} ${{ task.seq_0.nodes if replica_index else "none" }}
+            echo ${{ task.s_b.gpus }} ${{ task.seq_0.nodes if replica_index else "none" }}
         - name: tpl
           script:
             - "${% for n in backends.multi.nodes %}${{ n.name }} ${% endfor %}"
@@ -138,7 +138,7 @@ def test_run_wide_expressions_are_evaluated_once(
                 variables: [X]
               script:
                 - echo ${{ workflow.name }} ${{ variables.N }} ${{ variables.X }} ${{ replica_index }}
-                - echo ${{ task.s_0.nodes }}
+                - echo ${{ task.s_1.nodes }}
             - name: v
               replicas: {count: 3}
               variables:
@@ -159,7 +159,7 @@ def test_run_wide_expressions_are_evaluated_once(
     assert counts["variables.N"] == 1 + 3  # run-wide for the sweep, the task's own for `v`
     assert counts["variables.X"] == 4  # swept: one value per replica
     assert counts["replica_index"] == 4
-    assert counts["task.s_0.nodes"] == 4
+    assert counts["task.s_1.nodes"] == 4
     assert counts["variables.items is defined"] == 3  # a method of each task's own dict
     assert counts["variables | length"] == 3
 
@@ -235,7 +235,7 @@ def test_describe_plan_shows_every_task_in_order(load: Any, tmp_path: Path) -> N
     text = describe_plan(load(WORKFLOW), tmp_path, tmp_path / "out")
     assert text.startswith("workflow: wf  (10 task(s))\nbackend multi [local]: ")
     assert "\n1. a\n" in text and "\n10. seq_2\n" in text
-    assert f"command: bash {tmp_path}/out/<run-id>/s_1/s_1.sh" in text.replace("'", "")
+    assert f"command: bash {tmp_path}/out/<run-id>/s_b/s_b.sh" in text.replace("'", "")
     assert "   sweep: X=c\n" in text
     assert "   | echo override override-y wf 3\n" in text
 
