@@ -374,3 +374,37 @@ def test_kept_units_succeed_without_starting_and_release_their_dependents():
 def test_a_run_of_kept_units_only_ends_at_once():
     result, _ = run([unit("a", kept="kept"), unit("b", ["a"], kept="kept")])
     assert result.ok and all(r.attempts == 0 for r in result.units.values())
+
+
+class Doomed(Attempt):
+    """An attempt whose end is found to doom the run: it stops the run, then fails for good."""
+
+    def __init__(self, engine_box):
+        self.info, self.log_path, self.engine_box = {}, None, engine_box
+
+    async def wait(self):
+        await asyncio.sleep(0.01)
+        self.engine_box[0].request_stop("the allocation was cancelled")
+        return Outcome(ok=False, reason="exit code 143", retryable=False)
+
+    async def stop(self, grace):
+        pass
+
+
+def test_a_failure_no_retry_can_fix_is_failed_even_when_it_stops_the_run():
+    box = []
+
+    async def start(_n):
+        return Doomed(box)
+
+    engine = Engine(
+        [
+            Unit(name="doomed", start=start, retries=RetryPolicy(count=3)),
+            unit("other", plan=[dict(duration=5)]),
+        ]
+    )
+    box.append(engine)
+    result = asyncio.run(engine.run())
+    assert result.units["doomed"].state is State.FAILED and result.units["doomed"].attempts == 1
+    assert result.units["other"].state is State.CANCELLED
+    assert result.stop_reason == "the allocation was cancelled"
