@@ -63,8 +63,8 @@ def bare(job: str, steps: int, env: dict[str, str]) -> float:
 
 def engine(wf: Path, out: Path) -> float:
     """The engine's elapsed time for the chain, reusing the allocation named in os.environ."""
-    from sflow.runner import RunOptions, WorkflowRun
-    from sflow.spec import load_workflow
+    from sflow.schema import load_workflow
+    from sflow.workflow.run import RunOptions, WorkflowRun
 
     run = WorkflowRun(load_workflow([str(wf)]), RunOptions(workspace_dir=out, output_dir=out))
     result = asyncio.run(run.run())

@@ -17,7 +17,7 @@ import json
 import random
 from pathlib import Path
 
-import sflow.dispatch
+import sflow
 import sflow.flow
 
 
@@ -35,7 +35,7 @@ def main() -> None:
 
     transform_env = None
     if args.slurm:
-        sflow.dispatch.config(
+        sflow.config(
             environments={"slurm": {"executor": "slurm", "executor_config": {"partition": args.slurm}}}
         )
         transform_env = "slurm"

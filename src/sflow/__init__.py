@@ -2,20 +2,42 @@
 
 The import is kept light on purpose: the CLI and the YAML front door load their
 heavier pieces (pydantic models, Jinja, rich) only when they are used, and the
-Python front door (`sflow.flow(...)`) is imported on first use.
+Python front door (`sflow.flow(...)`, `sflow.config(...)`) is imported on first use.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sflow.dispatch.config import config as config
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "flow"]
+__all__ = [
+    "WorkflowFailed",
+    "YamlRunResult",
+    "__version__",
+    "config",
+    "flow",
+    "run_yaml",
+    "run_yaml_async",
+]
+
+_LAZY = {
+    "config": "sflow.dispatch.config",  # where tasks run: the one implementation is dispatch's
+    "run_yaml": "sflow.workflow.run_yaml",
+    "run_yaml_async": "sflow.workflow.run_yaml",
+    "YamlRunResult": "sflow.workflow.run_yaml",
+    "WorkflowFailed": "sflow.workflow.run_yaml",
+}
 
 
 def __getattr__(name: str) -> object:
-    """Lazy exports: `sflow.flow(...)` imports the Python front door on first use."""
+    """Lazy exports: `sflow.flow(...)`, `sflow.config(...)` and `sflow.run_yaml(...)` load on first use."""
     if name == "flow":
-        import importlib
-
         return importlib.import_module("sflow.flow")
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'sflow' has no attribute {name!r}")

@@ -1,10 +1,13 @@
 """Error types shared by every layer.
 
 A `UserError` is a mistake in the user's input (YAML, flags, a plan that cannot fit):
-the CLI prints its message on one line and exits with code 2, never a traceback.
+the CLI prints its message on one line (one line per mistake when a file has several) and exits
+with code 2, never a traceback.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 class SflowError(Exception):
@@ -27,6 +30,24 @@ class SpecError(UserError):
     def _format(self) -> str:
         head = ": ".join(part for part in (self.where, self.field) if part)
         return f"{head}: {self.message}" if head else self.message
+
+
+class SpecErrors(SpecError):
+    """Several mistakes in the workflow files, one per line: `errors` (in file order) are the
+    first of them, `total` counts them all. `where`, `field` and `message` are the first one's."""
+
+    def __init__(self, errors: Sequence[SpecError], total: int) -> None:
+        self.errors = list(errors)
+        self.total = total
+        first = self.errors[0]
+        super().__init__(first.message, first.where, first.field)
+
+    def _format(self) -> str:
+        lines = [f"{self.total} mistakes in the workflow files:"]
+        lines += [f"  {error}" for error in self.errors]
+        if self.total > len(self.errors):
+            lines.append(f"  ... and {self.total - len(self.errors)} more")
+        return "\n".join(lines)
 
 
 class PlanError(UserError):

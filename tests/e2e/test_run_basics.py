@@ -126,6 +126,29 @@ def test_set_reaches_root_and_workflow_variables(sflow):
     assert bad.code == 2 and "unknown variable 'AA'" in bad.err and "Traceback" not in bad.err
 
 
+def test_a_set_value_reaches_a_script_as_one_word_through_quote_or_the_environment(sflow):
+    wf = sflow.write(
+        "quote.yaml",
+        """
+        version: "0.1"
+        variables:
+          MSG: hello
+        workflow:
+          name: quoting
+          tasks:
+            - name: t
+              script:
+                - printf '%s\\n' ${{ variables.MSG | quote }}
+                - printf '%s\\n' "${MSG}"
+        """,
+    )
+    hostile = 'x"; touch pwned; echo "'
+    done = sflow("run", "-f", str(wf), "--set", f"MSG={hostile}")
+    assert done.code == 0, done.err
+    assert (done.run_dir() / "t" / "t.log").read_text() == f"{hostile}\n{hostile}\n"
+    assert not list(sflow.tmp.rglob("pwned"))
+
+
 def test_a_chain_starts_each_task_after_its_dependency_ended(sflow):
     """How soon after (event-driven, no poll between them) is measured by bench/bench_engine.py."""
     tasks = "\n".join(
@@ -153,3 +176,75 @@ def test_dry_run_validate_visualize(sflow):
     assert mermaid.out.startswith("flowchart TD") and "t_prepare --> t_train_0" in mermaid.out
     dot = sflow("visualize", dag, "--format", "dot")
     assert '"train_1" -> "report";' in dot.out
+
+
+def _chain_waiting_for(sflow, flag: Path) -> Path:
+    return sflow.write(
+        "chain.yaml",
+        f"""
+        version: "0.1"
+        workflow:
+          name: chain
+          tasks:
+            - name: a
+              script: ["true"]
+            - name: b
+              depends_on: [a]
+              script: ["while [ ! -e {flag} ]; do sleep 0.05; done"]
+            - name: c
+              depends_on: [b]
+              script: ["true"]
+        """,
+    )
+
+
+def test_run_piped_to_head_stops_printing_quietly_and_the_run_goes_on(sflow):
+    import os
+    import subprocess
+
+    flag = sflow.tmp / "go"
+    wf = _chain_waiting_for(sflow, flag)
+    read_end, write_end = os.pipe()
+    proc = subprocess.Popen(
+        sflow.argv("run", "-f", str(wf), "--output-dir", str(sflow.output_dir)),
+        cwd=sflow.tmp,
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=sflow.env(),
+    )
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as reader:  # `| head -1`: one line, then the reader is gone
+        first = reader.readline()
+    flag.touch()  # only now do the other tasks' events come
+    _, err = proc.communicate(timeout=60)
+    assert first.endswith(b"a: running\n")
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err
+    assert "workflow succeeded" in err
+    (run,) = sflow.output_dir.iterdir()
+    assert '"ok": true' in (run / "summary.json").read_text()
+
+
+def test_run_with_stdout_and_stderr_closed_still_runs_to_its_end(sflow):
+    import os
+    import subprocess
+
+    flag = sflow.tmp / "go"
+    flag.touch()
+    wf = _chain_waiting_for(sflow, flag)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # `2>&1 | true`: nobody reads either stream
+    code = subprocess.call(
+        sflow.argv("run", "-f", str(wf), "--output-dir", str(sflow.output_dir)),
+        cwd=sflow.tmp,
+        stdout=write_end,
+        stderr=write_end,
+        env=sflow.env(),
+        timeout=60,
+    )
+    os.close(write_end)
+    assert code == 0
+    (run,) = sflow.output_dir.iterdir()
+    assert '"ok": true' in (run / "summary.json").read_text()
+    assert (run / "sflow.log").read_text().count(": succeeded") == 3

@@ -99,6 +99,31 @@ def test_failed_task_is_reported_with_exit_code_log_and_tail(sflow):
     assert not (done.run_dir() / "never" / "never.log").exists()
 
 
+def test_the_failure_tail_passes_no_escape_sequence_and_no_huge_line(sflow):
+    wf = sflow.write(
+        "hostile.yaml",
+        r"""
+        version: "0.1"
+        workflow:
+          name: hostile
+          tasks:
+            - name: boom
+              script:
+                - head -c 60000 /dev/zero | tr '\0' x; echo
+                - printf '\033]0;pwned\007title\n\033[2Jcleared\n'
+                - exit 3
+        """,
+    )
+    done = sflow("run", "-f", str(wf))
+    assert done.code == 1 and "task 'boom' failed: exit code 3" in done.err
+    assert "\x1b" not in done.err and "\x07" not in done.err
+    assert "| title\n" in done.err and "| cleared\n" in done.err
+    assert max(len(line) for line in done.err.splitlines()) < 600
+    assert "more characters in the log]" in done.err
+    log = (done.run_dir() / "boom" / "boom.log").read_bytes()  # the log itself keeps every byte
+    assert log == b"x" * 60000 + b"\n\x1b]0;pwned\x07title\n\x1b[2Jcleared\n"
+
+
 def test_retries_keep_every_attempt_log(sflow):
     wf = sflow.write(
         "retry.yaml",
@@ -244,7 +269,7 @@ def test_ctrl_c_stops_everything_and_exits_130(sflow):
 
 def test_sigterm_is_a_clean_stop_too(sflow):
     proc, grandchild, err = _start_and_interrupt(sflow, _interruptible(sflow), signal.SIGTERM)
-    assert proc.returncode == 130, err
+    assert proc.returncode == 143, err  # 128 + SIGTERM, as for any program a TERM stops
     assert not proc_alive(grandchild)
     assert "interrupted" in err
 

@@ -285,7 +285,7 @@ def _worker_pid(job_id: str) -> int:
             environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"sflow.backend_worker" in cmdline and f"SLURM_JOB_ID={job_id}".encode() in environ:
+        if b"sflow.dispatch.worker" in cmdline and f"SLURM_JOB_ID={job_id}".encode() in environ:
             return int(entry)
     raise AssertionError(f"no worker process of job {job_id} on this machine")
 

@@ -227,7 +227,7 @@ def test_sflow_batch_set_values_stay_off_command_lines_and_expressions_render(
         f"        - printf '%s' \"$TOKEN\" > {tmp}/got.txt\n"
         f"        - printf '%s\\n' \"$TOKEN\" > {tmp}/pattern.txt\n"  # grep reads it: not in its argv
         f"        - grep -F -l -a -f {tmp}/pattern.txt /proc/[0-9]*/cmdline > {tmp}/leaks.txt || true\n"
-        f"        - printf 'sflow.batch\\n' > {tmp}/ours.txt\n"
+        f"        - printf 'sflow.cli.batch_job\\n' > {tmp}/ours.txt\n"
         f"        - grep -F -l -a -f {tmp}/ours.txt /proc/[0-9]*/cmdline > {tmp}/seen.txt || true\n"
     )
     args = ["batch", str(wf), "-J", name, "--submit", "--output-dir", "out", "-o", str(tmp / "job.sbatch")]

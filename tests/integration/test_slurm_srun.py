@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from sflow.backends.base import Allocation
+from sflow.backends.placement import Placement
 from sflow.backends.slurm import SlurmBackend
 from sflow.launchers.base import LaunchContext, get_launcher
 from sflow.launchers.srun import SrunAttempt
-from sflow.placement import Placement
-from sflow.spec.models import SrunOperator
+from sflow.schema.models import SrunOperator
 
 PREFIX = "sflow-it-srun-"
 SlurmCluster = Any

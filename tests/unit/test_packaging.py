@@ -39,6 +39,7 @@ def test_import_sflow_is_light():
     loaded = _modules_after("import sflow")
     heavy = {"pydantic", "jinja2", "rich", "yaml", "aiohttp", "cloudpickle", "asyncio", "click"}
     assert not heavy & loaded
+    assert not {"sflow.flow", "sflow.dispatch"} & loaded  # `sflow.flow`, `sflow.config`: on first use
 
 
 def test_cli_help_loads_no_heavy_module():

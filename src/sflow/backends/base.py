@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from sflow.placement import Node
+from sflow.backends.placement import Node
 
 
 @dataclass

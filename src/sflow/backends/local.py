@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sflow.backends.base import Allocation, Backend, register_backend
-from sflow.placement import Node
+from sflow.backends.placement import Node
 
 
 @register_backend("local")

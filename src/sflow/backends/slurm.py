@@ -6,7 +6,7 @@ Why this shape:
 - Otherwise `salloc --no-shell` creates a job that outlives the salloc process; we own it, so
   `release()` cancels it and waits until Slurm no longer lists it. Allocation is cancel-safe:
   a Ctrl-C while the request is pending revokes it (nothing is left queued).
-- Every Slurm call goes through `sflow.slurm_cli` (asyncio subprocesses, polite retries).
+- Every Slurm call goes through `sflow.slurm.commands` (asyncio subprocesses, polite retries).
   The parsing of Slurm's output is kept in small pure functions, unit-tested without Slurm.
 """
 
@@ -23,11 +23,10 @@ import socket
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sflow import slurm_cli
 from sflow.backends.base import Allocation, Backend, register_backend
+from sflow.backends.placement import Node
 from sflow.errors import BackendError
-from sflow.placement import Node
-from sflow.slurm_cli import (
+from sflow.slurm.commands import (
     FINAL_STATES,
     RETRY_QUERY,
     SlurmCommandError,
@@ -35,6 +34,7 @@ from sflow.slurm_cli import (
     run_slurm,
     scancel,
 )
+from sflow.slurm.flags import slurm_time, split_args
 
 DEFAULT_JOB_NAME = "sflow"
 SALLOC_JOB_RE = re.compile(r"(?:Granted|Pending) job allocation (\d+)|\bjob (\d+) queued")
@@ -53,14 +53,6 @@ def config_value(config: Any, name: str, default: Any = None) -> Any:
     if isinstance(value, str) and "${{" in value:
         raise BackendError(f"slurm backend field '{name}' is still an expression ({value}); render it first")
     return default if value is None else value
-
-
-def slurm_time(value: Any) -> str:
-    """A `time:` value as Slurm reads it (`sflow.slurm_cli.slurm_time`: bare numbers are minutes)."""
-    try:
-        return slurm_cli.slurm_time(value)
-    except ValueError as exc:
-        raise BackendError(f"time: {exc}") from None
 
 
 def allocation_options(config: Any) -> list[list[str]]:
@@ -85,14 +77,6 @@ def allocation_options(config: Any) -> list[list[str]]:
         options.append([f"--gpus-per-node={int(gpus)}"])
     options += [words for arg in config_value(config, "extra_args", ()) or () if (words := split_args(arg))]
     return options
-
-
-def split_args(text: Any) -> list[str]:
-    """One `extra_args`/`-e` entry as argv words (shell quoting rules)."""
-    try:
-        return shlex.split(str(text))
-    except ValueError as exc:
-        raise BackendError(f"cannot parse Slurm flags {text!r}: {exc}") from None
 
 
 def allocation_flags(config: Any) -> list[str]:

@@ -203,7 +203,7 @@ async def open_executor(environment: str | None = None) -> AsyncIterator[Executo
 def load_config_file(path: str | Path) -> DispatchConfig:
     """Apply a TOML (`.toml`) or YAML (`.yaml`/`.yml`) file of the same shape as `config()`.
 
-    YAML is read as workflow files are (`sflow.spec.yaml_source`, YAML 1.2 scalars): only
+    YAML is read as workflow files are (`sflow.schema.yaml_source`, YAML 1.2 scalars): only
     `true`/`false` are booleans and `1:30:00` is text, never a number of seconds.
     """
     path = Path(path)
@@ -241,7 +241,7 @@ def _read_document(path: Path) -> Any:
         # The workflow files' reader (YAML 1.2 scalars): `time: 1:30:00` stays "1:30:00" and
         # `partition: no` stays "no", as in a workflow; PyYAML's 1.1 rules would give 5400 and False.
         from sflow.errors import SpecError
-        from sflow.spec.yaml_source import parse_text
+        from sflow.schema.yaml_source import parse_text
 
         try:
             return parse_text(text, str(path)).data or {}

@@ -9,7 +9,7 @@ Everything the dispatch machinery itself raises derives from `DispatchError`.
 from __future__ import annotations
 
 from sflow.errors import SflowError, UserError
-from sflow.slurm_cli import SlurmCommandError
+from sflow.slurm.commands import SlurmCommandError
 
 
 class DispatchError(SflowError):
@@ -66,7 +66,7 @@ class DispatchJobError(DispatchError):
 class DispatchSlurmError(DispatchError, SlurmCommandError):
     """A Slurm client command of the slurm executor failed (e.g. sbatch refused the job).
 
-    The commands run through `sflow.slurm_cli` like every other Slurm call; the executor asks
+    The commands run through `sflow.slurm.commands` like every other Slurm call; the executor asks
     it to raise this subclass, so the error is both what this layer promises (a
     `DispatchError`) and what Slurm code expects (a `SlurmCommandError` with `argv`,
     `returncode`, `stderr`, `transient`), without a second error type to translate into.

@@ -7,7 +7,10 @@ stopped individually; `aclose` terminates the whole pool, so nothing outlives it
 
 As with any multiprocessing pool started by "forkserver" or "spawn", a main *script* that
 uses this executor needs an `if __name__ == "__main__":` guard: every pool process
-re-imports it.
+re-imports it. Without one, the re-imported script would run its flow again inside the
+pool's start-up and the caller would wait forever; instead the pool process exits at once
+(`refuse_in_pool_start`) and the caller's call fails with a message naming the guard
+(`_died_error`).
 """
 
 from __future__ import annotations
@@ -17,13 +20,15 @@ import concurrent.futures
 import contextlib
 import multiprocessing
 import os
+import sys
 from collections.abc import Mapping
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sflow.dispatch import _deps, outcome, pickling
-from sflow.dispatch.errors import DispatchJobError
+from sflow.dispatch.errors import DispatchConfigError, DispatchJobError
 from sflow.dispatch.executor import Executor, Handle
 from sflow.dispatch.invoke import invoke
 from sflow.dispatch.options import parse_options
@@ -41,6 +46,42 @@ class ProcessOptions:
     def __post_init__(self) -> None:
         if self.mp_context not in multiprocessing.get_all_start_methods():
             raise ValueError(f"mp_context {self.mp_context!r} is not available here")
+
+
+def refuse_in_pool_start(what: str) -> None:
+    """Exit if this process is a pool process importing `__main__` (a guardless main script).
+
+    multiprocessing's "forkserver" and "spawn" start methods import the main script in each
+    new process; a script without an `if __name__ == "__main__":` guard then runs its flow
+    there again, which can never work: the pool process exits instead, and the caller
+    reports the missing guard (`_died_error`). `_inheriting` is the flag multiprocessing
+    itself checks for that phase (its "bootstrapping phase" error).
+    """
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise SystemExit(f"sflow: not running {what} in a pool process importing the main script")
+
+
+def _died_error(name: str, exc: BaseException, start_method: str) -> Exception:
+    """Why a pool process died: a main script without a guard (a user mistake) when it is that."""
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    if start_method != "fork" and path and not _has_main_guard(path):
+        return DispatchConfigError(
+            f'{name}: the main script {path} has no `if __name__ == "__main__":` guard; every pool '
+            "process of the process executor imports the main script, so the code that runs the flow "
+            "must be under that guard"
+        )
+    return DispatchJobError(f"{name}: a pool process of the process executor died ({exc})")
+
+
+def _has_main_guard(path: str) -> bool:
+    """Whether the script has an `if __name__ == "__main__":` block (True when unreadable)."""
+    import ast
+
+    try:
+        tree = ast.parse(Path(path).read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return True
+    return any(isinstance(node, ast.If) and "__name__" in ast.unparse(node.test) for node in tree.body)
 
 
 def run_pickled(blob: bytes) -> tuple[str, dict[str, Any]]:
@@ -80,6 +121,7 @@ class ProcessExecutor(Executor):
         )
 
     async def _start(self) -> None:
+        refuse_in_pool_start("this process executor")
         _deps.cloudpickle()  # fail at start, with the install hint, not at the first call
         self._pool = self._new_pool()
 
@@ -93,7 +135,12 @@ class ProcessExecutor(Executor):
         async with self._slots:
             if handle.done():  # cancelled or timed out while waiting for a process
                 return
-            future = asyncio.get_running_loop().run_in_executor(self._pool, run_pickled, blob)
+            try:
+                future = asyncio.get_running_loop().run_in_executor(self._pool, run_pickled, blob)
+            except (BrokenProcessPool, RuntimeError, OSError) as exc:  # the pool cannot start a process
+                self._replace_broken_pool()
+                handle.set_exception(_died_error(handle.name, exc, self.options.mp_context))
+                return
             self._futures[handle.call_id] = future
             handle.host = "localhost"
             handle.mark_started()
@@ -106,10 +153,7 @@ class ProcessExecutor(Executor):
             return
         except BrokenProcessPool as exc:
             self._replace_broken_pool()
-            hint = "; a main script without an `if __name__ == '__main__':` guard also causes this"
-            handle.set_exception(
-                DispatchJobError(f"{handle.name}: its pool process died abruptly ({exc}){hint}")
-            )
+            handle.set_exception(_died_error(handle.name, exc, self.options.mp_context))
             return
         finally:
             self._futures.pop(handle.call_id, None)

@@ -33,7 +33,7 @@ from sflow.dispatch import outcome, payload, protocol
 from sflow.dispatch.callback import CallbackServer
 from sflow.dispatch.errors import DispatchJobError, PayloadError
 from sflow.dispatch.executor import Executor, Handle
-from sflow.log_tail import last_lines
+from sflow.record.tail import last_lines, printable
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def new_run_id() -> str:
 
 
 class RemoteExecutor(Executor):
-    """Base of executors whose calls run `python -m sflow.backend_worker` elsewhere."""
+    """Base of executors whose calls run `python -m sflow.dispatch.worker` elsewhere."""
 
     reports_start = True  # task_started events (and subclasses' own signs) start a call's timeout
 
@@ -339,4 +339,5 @@ class RemoteExecutor(Executor):
 
 
 def _log_end(path: str) -> str:
-    return "\n".join(last_lines(path, 15, max_bytes=8192))
+    """The job log's last lines, safe to print (the error message reaches a terminal)."""
+    return "\n".join(printable(line) for line in last_lines(path, 15, max_bytes=8192))

@@ -1,4 +1,4 @@
-"""The `subprocess` executor: each call runs `python -m sflow.backend_worker` as a local process.
+"""The `subprocess` executor: each call runs `python -m sflow.dispatch.worker` as a local process.
 
 It exercises exactly the path a Slurm job takes (payload in the environment, signed
 callbacks, result file fallback, heartbeats, SIGTERM handling) without a scheduler, so it
@@ -24,20 +24,20 @@ from sflow.dispatch.executor import Handle
 from sflow.dispatch.options import parse_options
 from sflow.dispatch.payload import INDEX_ENV
 from sflow.dispatch.remote import RemoteExecutor, RemoteOptions
-from sflow.launchers.process import LaunchSpec, ProcessAttempt, signal_group
+from sflow.proc.process import LaunchSpec, ProcessAttempt, signal_group
 
 
 @dataclass
 class SubprocessOptions(RemoteOptions):
     """`executor_config` of the subprocess executor (plus every `RemoteOptions` key)."""
 
-    command: str | list[str] | None = None  # default: this interpreter -m sflow.backend_worker
+    command: str | list[str] | None = None  # default: this interpreter -m sflow.dispatch.worker
     kill_grace: float = 5.0  # seconds between SIGTERM and SIGKILL on cancel
 
 
 def default_worker_command() -> list[str]:
     """The worker command: the caller's own interpreter, so versions match by construction."""
-    return [sys.executable, "-m", "sflow.backend_worker"]
+    return [sys.executable, "-m", "sflow.dispatch.worker"]
 
 
 class SubprocessExecutor(RemoteExecutor):

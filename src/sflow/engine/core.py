@@ -15,9 +15,9 @@ from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sflow.engine.graph import Graph
 from sflow.engine.unit import Attempt, Event, Outcome, State, Unit, ended_before_ready
 from sflow.errors import UserError
-from sflow.graph import Graph
 
 Listener = Callable[[Event], None]
 log = logging.getLogger(__name__)

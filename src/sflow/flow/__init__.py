@@ -12,8 +12,7 @@
     f.result.square            # [0, 1, 4, 9]
 
 The module itself is callable (`sflow.flow(...)` is `sflow.flow.flow(...)`), so the flow
-constructor and its error types share one name. `run_yaml` runs a YAML workflow from
-Python on the same engine. See docs/python.md.
+constructor and its error types share one name. See docs/python.md.
 """
 
 from __future__ import annotations
@@ -30,9 +29,7 @@ from sflow.flow.errors import (
     ResultUnavailable,
     TaskFailed,
     TaskTimeout,
-    WorkflowFailed,
 )
-from sflow.flow.yaml_run import YamlRunResult, run_yaml, run_yaml_async
 
 __all__ = [
     "Flow",
@@ -43,11 +40,7 @@ __all__ = [
     "ResultUnavailable",
     "TaskFailed",
     "TaskTimeout",
-    "WorkflowFailed",
-    "YamlRunResult",
     "flow",
-    "run_yaml",
-    "run_yaml_async",
 ]
 
 

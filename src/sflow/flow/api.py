@@ -24,6 +24,7 @@ when the block ends; results and states stay readable on `f` afterwards.
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -40,6 +41,7 @@ from sflow.flow.errors import (
 )
 from sflow.flow.resolve import ResolvedTask, resolve
 from sflow.flow.run import FlowRun, RunSettings, first_failure
+from sflow.flow.signals import stopped_cleanly_on_sigterm
 from sflow.flow.task import MapSpec, RetriesSpec, TaskSpec, make_options, make_spec
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -218,7 +220,7 @@ class Flow:
                 "use `async with sflow.flow(...)` there (nothing was run)"
             )
         tasks = self._resolve()  # a mistake in the definition is raised here, not inside the loop
-        return asyncio.run(self._run_resolved(tasks))
+        return asyncio.run(stopped_cleanly_on_sigterm(self._run_resolved(tasks)))
 
     async def arun(self) -> FlowResult:
         """Run the flow on the running loop (what leaving an `async with` block does)."""
@@ -228,6 +230,10 @@ class Flow:
         """The flow's tasks with their dependencies resolved; FlowDefinitionError for a mistake."""
         if self._state != "open":
             raise FlowError(f"flow '{self.name}' can run only once (state: {self._state})")
+        if "multiprocessing" in sys.modules:  # a guardless main script, imported by a pool process
+            from sflow.dispatch.process import refuse_in_pool_start
+
+            refuse_in_pool_start(f"flow '{self.name}'")
         try:
             return resolve(self.name, list(self._specs.values()), self.inputs, self.environment)
         except BaseException:

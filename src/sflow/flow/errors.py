@@ -56,14 +56,6 @@ class ResultUnavailable(FlowError):
         super().__init__(f"task '{task}' has no result (state: {state})")
 
 
-class WorkflowFailed(FlowError):
-    """A YAML workflow run by `run_yaml` did not succeed; `result` holds the details."""
-
-    def __init__(self, message: str, result: object) -> None:
-        self.result = result
-        super().__init__(message)
-
-
 def add_note(exc: BaseException, note: str) -> None:
     """Attach `note` to `exc` once (shown under its traceback); type and message stay as they were."""
     notes = getattr(exc, "__notes__", None) or []

@@ -17,6 +17,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import functools
+import inspect
 import os
 import sys
 import threading
@@ -105,6 +106,10 @@ def _keep_done(futures: Sequence[asyncio.Future[Any]], indices: Sequence[int], o
             out[i] = future.result()
 
 
+async def _awaited(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
 def _failed_index(futures: Sequence[asyncio.Future[Any]], indices: Sequence[int], exc: BaseException) -> int:
     for i, future in zip(indices, futures, strict=True):
         if future.done() and not future.cancelled() and future.exception() is exc:
@@ -122,6 +127,7 @@ class _ThreadMap:
         items: Sequence[Any],
         indices: Sequence[int],
         out: list[Any],
+        loop: asyncio.AbstractEventLoop,
     ):
         self.task = task
         self.call = call
@@ -131,6 +137,8 @@ class _ThreadMap:
         self.error: BaseException | None = None
         self._indices = iter(indices)
         self._lock = threading.Lock()
+        self._loop = loop
+        self._awaiting: set[concurrent.futures.Future[Any]] = set()
 
     def work(self) -> None:
         """One thread's loop: take the next index, run it, until done, stopped or failed."""
@@ -141,17 +149,45 @@ class _ThreadMap:
             if i < 0:
                 return
             try:
-                out[i] = call(items[i])
+                value = call(items[i])
+                out[i] = self._await(value) if inspect.isawaitable(value) else value
             except BaseException as exc:
                 self._fail(exc, i)
                 return
+
+    def _await(self, awaitable: Awaitable[Any]) -> Any:
+        """A sync function returned a coroutine (a wrapper of an async one): run it on the loop.
+
+        The thread waits for it, so the item keeps its slot and its place in the map's failure
+        handling, exactly as an unmapped sync task's coroutine is awaited.
+        """
+        future = asyncio.run_coroutine_threadsafe(_awaited(awaitable), self._loop)
+        with self._lock:
+            self._awaiting.add(future)
+            if self.stop:
+                future.cancel()
+        try:
+            return future.result()
+        finally:
+            with self._lock:
+                self._awaiting.discard(future)
+
+    def cancel_awaiting(self) -> None:
+        """Stop the map, and the coroutines its items handed to the loop."""
+        with self._lock:
+            self._stop_locked()
+
+    def _stop_locked(self) -> None:
+        self.stop = True
+        for future in self._awaiting:
+            future.cancel()
 
     def _fail(self, exc: BaseException, index: int) -> None:
         with self._lock:
             if self.error is None:
                 note_item(exc, self.task, index, len(self.items))
                 self.error = exc
-            self.stop = True
+            self._stop_locked()
 
 
 async def map_threads(
@@ -164,22 +200,23 @@ async def map_threads(
 ) -> None:
     """`out[i] = call(items[i])` for every index on `threads` threads (never blocks the loop).
 
+    A coroutine returned by `call` is awaited on the loop, its thread waiting for it.
     When cancelled, threads stop after their current item; a running item cannot be
     interrupted, so it finishes in the background.
     """
     if not indices:
         return
     count = max(1, min(threads, len(indices)))
-    state = _ThreadMap(task, call, items, indices, out)
-    pool = concurrent.futures.ThreadPoolExecutor(count, thread_name_prefix=f"sflow-{task}")
     loop = asyncio.get_running_loop()
+    state = _ThreadMap(task, call, items, indices, out, loop)
+    pool = concurrent.futures.ThreadPoolExecutor(count, thread_name_prefix=f"sflow-{task}")
     try:
         workers = [
             loop.run_in_executor(pool, contextvars.copy_context().run, state.work) for _ in range(count)
         ]
         await asyncio.gather(*workers)
     finally:
-        state.stop = True
+        state.cancel_awaiting()
         pool.shutdown(wait=False, cancel_futures=True)
     if state.error is not None:
         raise state.error

@@ -18,10 +18,10 @@ from typing import Any
 from sflow.dispatch.config import Environment, resolve_environment
 from sflow.dispatch.errors import DispatchConfigError
 from sflow.engine import RetryPolicy
+from sflow.engine.graph import Graph
 from sflow.errors import PlanError
 from sflow.flow.errors import FlowDefinitionError
 from sflow.flow.task import TaskSpec
-from sflow.graph import Graph
 
 
 @dataclass(frozen=True)

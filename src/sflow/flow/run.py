@@ -21,7 +21,7 @@ from sflow.flow.errors import TaskTimeout
 from sflow.flow.fanout import MISSING
 from sflow.flow.resolve import ResolvedTask
 from sflow.flow.runners import Runners
-from sflow.record import RunRecord
+from sflow.record.run_dir import RunRecord
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Launchers turn one attempt of one task into a supervised process."""
 
 from sflow.launchers.base import LaunchContext, Launcher, get_launcher, register_launcher
-from sflow.launchers.process import LaunchSpec, ProcessAttempt
+from sflow.proc.process import LaunchSpec, ProcessAttempt
 
 __all__ = ["LaunchContext", "LaunchSpec", "Launcher", "ProcessAttempt", "get_launcher", "register_launcher"]

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from sflow.backends.base import Allocation
+from sflow.backends.placement import Placement
 from sflow.engine.unit import Attempt
 from sflow.errors import PlanError
-from sflow.launchers.process import LaunchSpec, ProcessAttempt, merged_env
-from sflow.placement import Placement
+from sflow.proc.process import LaunchSpec, ProcessAttempt, merged_env
 
 if TYPE_CHECKING:
-    from sflow.spec.models import OperatorBase
+    from sflow.schema.models import OperatorBase
 
 
 @dataclass

@@ -31,10 +31,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sflow.backends.slurm import slurm_time, split_args
 from sflow.engine.unit import Outcome
 from sflow.launchers.base import LaunchContext, Launcher, register_launcher
-from sflow.launchers.process import (
+from sflow.proc.process import (
     Child,
     LaunchSpec,
     ProcessAttempt,
@@ -42,8 +41,9 @@ from sflow.launchers.process import (
     merged_env,
     signal_group,
 )
-from sflow.log_tail import read_end
-from sflow.slurm_cli import SlurmCommandError, run_slurm, scancel
+from sflow.record.tail import read_end
+from sflow.slurm.commands import SlurmCommandError, run_slurm, scancel
+from sflow.slurm.flags import slurm_time, split_args
 
 STEP_FILE_ENV = "SFLOW_SLURM_STEP_FILE"
 JOB_PLACEHOLDER = "<slurm-job-id>"

@@ -3,7 +3,7 @@
 - `spec`: `ProbeSpec` values, read from the YAML models by attribute name;
 - `checks`: one non-blocking try of each kind (`http` and `logwatch` hold the details);
 - `loops`: delay, interval, thresholds, deadline;
-- `attempt`: `ProbedAttempt`, the Attempt wrapper the runner puts around a started attempt.
+- `attempt`: `ProbedAttempt`, the Attempt wrapper a YAML run puts around a started attempt.
 
 Standard library only: plain sflow needs no HTTP client package for its probes.
 """

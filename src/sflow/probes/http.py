@@ -13,7 +13,8 @@ import contextlib
 import json
 import ssl
 from typing import Any
-from urllib.parse import urlsplit
+
+from sflow.schema.urls import split_http_url
 
 
 class ProbeHTTPError(Exception):
@@ -50,17 +51,11 @@ def build_request(method: str, url: str, headers: dict[str, str], body: Any, def
 
 
 def split_url(url: str, default_host: str) -> tuple[str, int, bool, str]:
-    """(host, port, tls, request target) of an http(s) URL."""
-    parts = urlsplit(url if "://" in url else f"http://{url}")
-    if parts.scheme not in ("http", "https"):
-        raise ProbeHTTPError(f"unsupported URL scheme {parts.scheme!r} in {url!r}")
-    tls = parts.scheme == "https"
+    """(host, port, tls, request target) of an http(s) URL, read as the workflow files are checked."""
     try:
-        port = parts.port or (443 if tls else 80)
+        return split_http_url(url, default_host)
     except ValueError as exc:
-        raise ProbeHTTPError(f"bad port in {url!r}: {exc}") from None
-    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return parts.hostname or default_host, port, tls, target
+        raise ProbeHTTPError(str(exc)) from None
 
 
 async def http_status(

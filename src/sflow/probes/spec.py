@@ -124,8 +124,8 @@ def _optional_seconds(model: Any, body: Any, name: str) -> float | None:
 
 def _duration(value: Any) -> float:
     """Seconds in a timing field ("500ms", "5s", "1h30m", ...), read like every duration in sflow."""
-    # Imported on use: importing sflow.spec runs its package, which loads pydantic.
-    from sflow.spec.durations import parse_duration
+    # Imported on use: importing sflow.schema runs its package, which loads pydantic.
+    from sflow.schema.durations import parse_duration
 
     return parse_duration(value)
 

@@ -10,6 +10,7 @@ from typing import Any
 import dispatch_helpers as h
 import pytest
 
+import sflow
 import sflow.dispatch as dispatch
 from sflow.dispatch import Call, DispatchConfigError, RetryPolicy, call_with_retries
 from sflow.dispatch.local import LocalExecutor
@@ -24,13 +25,15 @@ def _fresh_config() -> Iterator[None]:
 
 
 def test_seed_shaped_config_resolves_to_a_slurm_executor() -> None:
-    dispatch.config(
+    """`sflow.config(...)` is the second seed's `wove.config(...)`, with our name."""
+    assert "config" in sflow.__all__ and sflow.config is dispatch.config
+    sflow.config(
         default_environment="slurm",
         environments={
             "slurm": {
                 "executor": "slurm",
                 "executor_config": {
-                    "command": "python -m sflow.backend_worker",
+                    "command": "python -m sflow.dispatch.worker",
                     "callback_token": "shared-secret",
                     "callback_url": "https://runner.internal/sflow/events/shared-secret",
                     "partition": "debug",

@@ -19,11 +19,11 @@ from typing import Any
 import dispatch_helpers as h
 import pytest
 
-from sflow import slurm_cli
 from sflow.dispatch import Call, DispatchError, DispatchJobError, get_executor
 from sflow.dispatch.errors import DispatchConfigError, DispatchSlurmError
 from sflow.dispatch.slurm import SlurmExecutor, SubmitFrame, SubmitPayload, status
 from sflow.dispatch.slurm import argv as sargv
+from sflow.slurm import commands as slurm_cli
 
 # -- pure functions --------------------------------------------------------------------------
 
@@ -33,7 +33,7 @@ def test_build_sbatch_argv_puts_resources_as_flags_and_nothing_secret() -> None:
         ["sbatch", "--parsable"],
         name="sflow-train",
         output="/shared/run/logs/sflow-train-%j.log",
-        command="exec /usr/bin/python3 -m sflow.backend_worker",
+        command="exec /usr/bin/python3 -m sflow.dispatch.worker",
         resources={"partition": "debug", "time": 90, "mem": "2G", "gpus": 1, "extra_args": ["--qos=low"]},
         comment="sflow:run:c1",
     )
@@ -48,7 +48,7 @@ def test_build_sbatch_argv_puts_resources_as_flags_and_nothing_secret() -> None:
         "--mem=2G",
         "--gpus=1",
         "--qos=low",
-        "--wrap=exec /usr/bin/python3 -m sflow.backend_worker",
+        "--wrap=exec /usr/bin/python3 -m sflow.dispatch.worker",
     ]
 
 
@@ -97,8 +97,8 @@ def test_job_name_and_job_id_parsing() -> None:
 
 def test_default_wrap_execs_the_same_interpreter() -> None:
     ex = SlurmExecutor()
-    assert ex.wrap == f"exec {sys.executable} -m sflow.backend_worker"
-    assert SlurmExecutor({"command": "module load py && python -m sflow.backend_worker"}).wrap.startswith(
+    assert ex.wrap == f"exec {sys.executable} -m sflow.dispatch.worker"
+    assert SlurmExecutor({"command": "module load py && python -m sflow.dispatch.worker"}).wrap.startswith(
         "module"
     )
 

@@ -1,4 +1,4 @@
-"""`python -m sflow.backend_worker` as a real subprocess talking to a real callback server."""
+"""`python -m sflow.dispatch.worker` as a real subprocess talking to a real callback server."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ class Harness:
 
     async def run(self, env: dict[str, str], stop_after: float | None = None) -> tuple[int, str]:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "sflow.backend_worker", env=env, stderr=asyncio.subprocess.PIPE
+            sys.executable, "-m", "sflow.dispatch.worker", env=env, stderr=asyncio.subprocess.PIPE
         )
         if stop_after is not None:  # once it runs the call (its handler is installed by then)
             deadline = time.monotonic() + 30
@@ -241,7 +241,7 @@ def test_missing_environment_is_a_clear_exit_2() -> None:
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("SFLOW_BACKEND")}
     proc = subprocess.run(
-        [sys.executable, "-m", "sflow.backend_worker"], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "sflow.dispatch.worker"], env=env, capture_output=True, text=True
     )
     assert proc.returncode == 2 and "SFLOW_BACKEND_PAYLOAD" in proc.stderr
 
@@ -252,6 +252,6 @@ def test_unusable_payload_is_a_clear_exit_2(value: str) -> None:
 
     env = {**os.environ, payload.PAYLOAD_ENV: value, payload.SECRET_ENV: "x"}
     proc = subprocess.run(
-        [sys.executable, "-m", "sflow.backend_worker"], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "sflow.dispatch.worker"], env=env, capture_output=True, text=True
     )
     assert proc.returncode == 2 and "unusable payload" in proc.stderr

@@ -1,6 +1,6 @@
 """Tasks routed to out-of-process executors: the same path a Slurm job takes, without Slurm.
 
-The `subprocess` executor runs `python -m sflow.backend_worker` with a payload and signed
+The `subprocess` executor runs `python -m sflow.dispatch.worker` with a payload and signed
 callbacks, exactly as a Slurm job does; `process` uses a process pool.
 """
 
@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import flow_helpers as h
@@ -135,3 +137,46 @@ def test_remote_timeout_is_a_task_timeout(worker_env: str) -> None:
             import time
 
             time.sleep(30)
+
+
+_POOL_SCRIPT = """
+import sflow
+import sflow.flow
+
+sflow.config(environments={{"pool": {{"executor": "process", "executor_config": {{"mp_context": "{context}"}}}}}})
+
+def main():
+    with sflow.flow("pool", environment="pool", record=False) as f:
+        @f.task(map=[1, 2, 3])
+        def square(x):
+            return x * x
+    print("result", f.result.square)
+"""
+
+
+def _run_script(path: Path) -> subprocess.CompletedProcess[str]:
+    # the timeout only turns a hang into a failure; nothing here measures time
+    return subprocess.run(
+        [sys.executable, str(path)], capture_output=True, text=True, timeout=120, cwd=path.parent
+    )
+
+
+@pytest.mark.parametrize("context", ["forkserver", "spawn"])
+def test_process_executor_in_a_script_without_a_main_guard_fails_naming_the_guard(
+    tmp_path: Path, context: str
+) -> None:
+    script = tmp_path / "noguard.py"
+    script.write_text(_POOL_SCRIPT.format(context=context) + "main()\n")
+    done = _run_script(script)
+    assert done.returncode == 1, done.stderr
+    assert "result" not in done.stdout
+    assert f'the main script {script} has no `if __name__ == "__main__":` guard' in done.stderr
+    assert "bootstrapping phase" not in done.stderr  # multiprocessing's own error stays out of sight
+
+
+def test_process_executor_in_a_script_with_a_main_guard_works(tmp_path: Path) -> None:
+    script = tmp_path / "guarded.py"
+    script.write_text(_POOL_SCRIPT.format(context="forkserver") + 'if __name__ == "__main__":\n    main()\n')
+    done = _run_script(script)
+    assert done.returncode == 0, done.stderr
+    assert "result [1, 4, 9]" in done.stdout

@@ -252,3 +252,59 @@ def test_environment_max_concurrent_applies_to_maps() -> None:
     with sflow.flow("envmax", record=False) as f:
         f.task(item, map=range(10), environment="narrow")
     assert peak == 2
+
+
+_SIGTERM_SCRIPT = """
+import pathlib, sys, time
+import sflow.flow
+from sflow.dispatch.config import config
+
+out, pidfile = sys.argv[1], sys.argv[2]
+config(environments={"sub": {"executor": "subprocess", "executor_config": {"listen_host": "127.0.0.1"}}})
+with sflow.flow("term", output_dir=out) as f:
+
+    @f.task(environment="sub")
+    def slow():
+        import os
+        pathlib.Path(pidfile).write_text(str(os.getpid()))
+        time.sleep(300)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rpartition(b")")[2].split()[0] not in (b"Z", b"X")
+    except FileNotFoundError:
+        return False
+
+
+def test_sigterm_stops_the_flow_cleanly_and_exits_143(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "term.py"
+    script.write_text(_SIGTERM_SCRIPT)
+    pidfile = tmp_path / "worker.pid"
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / "out"), str(pidfile)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (pidfile.exists() and pidfile.read_text()):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        worker = int(pidfile.read_text())
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err  # an exit status, not death by the signal (-15)
+    assert not _alive(worker), "the task's worker process outlived the flow"
+    (run_dir,) = (tmp_path / "out").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["interrupted"] is True and summary["tasks"]["slow"]["state"] == "cancelled"

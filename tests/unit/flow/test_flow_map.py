@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -205,3 +207,31 @@ def test_retry_of_a_map_reruns_only_failed_items(kind: str, limit: int | None) -
     assert f.result.t == list(range(12))
     assert len(calls) < 12 * 2  # not every item again on every attempt
     assert sorted(set(calls)) == list(range(12))
+
+
+def _via_coroutine(x: int) -> Any:
+    """A sync function returning a coroutine, as a decorator around an async function does."""
+
+    async def later() -> int:
+        await asyncio.sleep(0)
+        if x == 3:
+            raise LookupError(f"item {x}")
+        return 2 * x
+
+    return later()
+
+
+def test_a_sync_item_returning_a_coroutine_is_awaited_as_an_unmapped_task_is() -> None:
+    with sflow.flow("m", record=False) as f:
+        f.task(_via_coroutine, name="single", map=[1, 2], max_concurrent=1)
+        f.task(_via_coroutine, name="many", map=[0, 1, 2])
+        f.task(functools.partial(_via_coroutine, 5), name="unmapped")
+    assert f.result.single == [2, 4]
+    assert f.result.many == [0, 2, 4]
+    assert f.result.unmapped == 10
+
+
+def test_a_failing_coroutine_of_a_sync_item_fails_the_map_naming_the_item() -> None:
+    with pytest.raises(LookupError) as info, sflow.flow("m", record=False) as f:
+        f.task(_via_coroutine, name="t", map=[1, 3, 2])
+    assert any("item 1 of 3 of mapped task 't'" in n for n in info.value.__notes__)

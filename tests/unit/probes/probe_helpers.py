@@ -10,7 +10,7 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-from sflow.launchers.process import LaunchSpec, ProcessAttempt
+from sflow.proc.process import LaunchSpec, ProcessAttempt
 
 
 def free_port() -> int:

@@ -11,8 +11,8 @@ import pytest
 from probe_helpers import CLIENT_PY, SERVER_PY, free_port, other_tasks, port_open, python_argv
 
 from sflow.engine import Attempt, Engine, Event, State, Unit
-from sflow.launchers.process import LaunchSpec, ProcessAttempt, group_has_live
 from sflow.probes import ProbedAttempt, ProbeSpec
+from sflow.proc.process import LaunchSpec, ProcessAttempt, group_has_live
 
 pytestmark = pytest.mark.timeout(60)
 

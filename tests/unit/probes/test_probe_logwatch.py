@@ -12,7 +12,7 @@ from probe_helpers import other_tasks, start_process
 from sflow.probes import ProbedAttempt, ProbeSpec
 from sflow.probes.checks import LOG_FAST, LOG_SLOW, LogWatchCheck
 from sflow.probes.logwatch import LogFollower, MatchCounter
-from sflow.record import RunRecord
+from sflow.record.run_dir import RunRecord
 
 pytestmark = pytest.mark.timeout(30)
 

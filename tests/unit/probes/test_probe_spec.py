@@ -8,7 +8,7 @@ import pytest
 
 from sflow.probes import ProbeSpec, probe_from_model, probes_from_model, task_probes
 from sflow.probes.checks import TcpCheck, build_check
-from sflow.spec.durations import parse_duration
+from sflow.schema.durations import parse_duration
 
 
 @pytest.mark.parametrize(

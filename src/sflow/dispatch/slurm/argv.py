@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sflow.dispatch.errors import DispatchConfigError
-from sflow.slurm_cli import slurm_time
+from sflow.schema.durations import slurm_time
 
 # Resource keys a call (or the executor config) may give, in the order their flags appear.
 RESOURCE_FLAGS: dict[str, str] = {
@@ -29,7 +29,7 @@ RESOURCE_KEYS = frozenset({*RESOURCE_FLAGS, "extra_args"})
 
 
 def format_time(value: Any) -> str:
-    """A Slurm `--time` value by `sflow.slurm_cli.slurm_time`'s rule: a bare number is minutes.
+    """A Slurm `--time` value by `sflow.schema.durations.slurm_time`'s rule: a bare number is minutes.
 
     Strings in Slurm's formats pass unchanged; `"90s"`, `"5m"`, `"1h"` are converted.
     """

@@ -1,7 +1,7 @@
 """The `slurm` executor: each call is a batch job (or an element of a job array).
 
 Default path per call: `sbatch --parsable --job-name <prefix>-<name> --output <log>
-[resources] --wrap "exec <python> -m sflow.backend_worker"`, with the payload and the run's
+[resources] --wrap "exec <python> -m sflow.dispatch.worker"`, with the payload and the run's
 secret in the environment of the sbatch process (Slurm exports it to the job). Several
 calls with the same resources submitted together become ONE job array per
 `max_array_size` items; each element runs the item at its `SLURM_ARRAY_TASK_ID`.
@@ -11,7 +11,7 @@ Outcomes arrive as signed callbacks (or, when those are lost, as result files). 
 terminal state without having delivered a result fails its call with a `DispatchJobError`
 naming the job, its state and its log. `cancel`/`aclose` scancel in one batched call.
 
-Each sbatch carries a unique `--comment` (`sflow.slurm_submit`): a job whose answer was
+Each sbatch carries a unique `--comment` (`sflow.slurm.submit`): a job whose answer was
 lost is adopted, and one created by an sbatch cancelled meanwhile (Ctrl-C during
 `submit_many`, `aclose` while a submission waits for its answer) is scancelled.
 """
@@ -36,14 +36,14 @@ from sflow.dispatch.remote import RemoteExecutor, RemoteOptions
 from sflow.dispatch.slurm import argv as slurm_argv
 from sflow.dispatch.slurm.status import JobStatus, SlurmWatcher, master_id
 from sflow.dispatch.subprocess import default_worker_command
-from sflow.slurm_cli import (
+from sflow.schema.durations import seconds_to_slurm_time
+from sflow.slurm.commands import (
     RETRY_QUERY,
     RUNNING_STATES,
     SlurmCommandError,
     run_slurm,
-    seconds_to_slurm_time,
 )
-from sflow.slurm_submit import TaggedSubmission
+from sflow.slurm.submit import TaggedSubmission
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class SlurmOptions(RemoteOptions):
     """`executor_config` of the slurm executor (plus every `RemoteOptions` key)."""
 
     submit: Callable[..., Any] | None = None  # custom submit(payload, frame, config) -> job id | handle
-    command: str | list[str] | None = None  # default: this interpreter -m sflow.backend_worker
+    command: str | list[str] | None = None  # default: this interpreter -m sflow.dispatch.worker
     sbatch: list[str] = field(default_factory=lambda: ["sbatch", "--parsable"])
     scancel: list[str] = field(default_factory=lambda: ["scancel"])
     squeue: list[str] = field(default_factory=lambda: ["squeue"])
@@ -250,7 +250,7 @@ class SlurmExecutor(RemoteExecutor):
         return job_id
 
     def tagged(self, name: str, tag: str) -> TaggedSubmission:
-        """How this executor's sbatch finds a job again by its comment (see `sflow.slurm_submit`)."""
+        """How this executor's sbatch finds a job again by its comment (see `sflow.slurm.submit`)."""
         return TaggedSubmission(
             name,
             tag,

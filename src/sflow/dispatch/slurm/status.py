@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from sflow.dispatch.errors import DispatchSlurmError
-from sflow.slurm_cli import FINAL_STATES, SlurmCommandError, normalize_state, run_once
+from sflow.slurm.commands import FINAL_STATES, SlurmCommandError, normalize_state, run_once
 
 log = logging.getLogger(__name__)
 

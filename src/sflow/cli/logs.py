@@ -1,0 +1,96 @@
+"""`sflow logs`: find a run directory and print (or follow) one of its logs."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import BinaryIO
+
+from sflow.errors import UserError
+from sflow.record.run_dir import owner_alive, safe_name
+
+
+def find_run(output_dir: Path, ref: str) -> Path:
+    """A run directory from a path, a run id (or its unique prefix) or 'latest'."""
+    as_path = Path(ref)
+    if as_path.is_dir() and (as_path / "sflow.log").exists():
+        return as_path
+    runs = (
+        sorted(p for p in output_dir.glob("*") if (p / "sflow.log").exists()) if output_dir.is_dir() else []
+    )
+    if not runs:
+        raise UserError(f"no runs under {output_dir}")
+    if ref == "latest":
+        return runs[-1]
+    matches = [p for p in runs if p.name.startswith(ref)]
+    if len(matches) != 1:
+        raise UserError(f"run '{ref}' {'is ambiguous' if matches else 'not found'} under {output_dir}")
+    return matches[0]
+
+
+def print_log(run_dir: Path, task: str | None, follow: bool = False, poll: float = 0.2) -> None:
+    """Print the log; with `follow`, keep printing as it grows until the run writes summary.json.
+
+    A retry moves the log aside (`<task>.attemptN.log`) and starts a new one at the same path:
+    the follower drains the old file through its open descriptor, then goes on with the new one.
+    """
+    path = run_dir / "sflow.log" if task is None else run_dir / safe_name(task) / f"{safe_name(task)}.log"
+    if not path.exists() and not follow:
+        _no_log(run_dir, task)
+    log: BinaryIO | None = None
+    try:
+        while True:
+            # checked before the read, so no last bytes are lost; a run whose sflow died counts as over
+            ended = (run_dir / "summary.json").exists() or not owner_alive(run_dir)
+            if log is None:
+                log = _open(path)
+            if log is not None:
+                _copy(log)
+                if follow and _replaced(log, path):
+                    log.close()
+                    log = _open(path)
+                    print(
+                        f"sflow: {path.name} was moved aside for a retry; following the new one",
+                        file=sys.stderr,
+                    )
+                    if log is not None:
+                        _copy(log)
+            if not follow:
+                return
+            if ended:
+                if log is None:  # the run is over and this task never wrote a log
+                    _no_log(run_dir, task)
+                return
+            time.sleep(poll)
+    finally:
+        if log is not None:
+            log.close()
+
+
+def _no_log(run_dir: Path, task: str | None) -> None:
+    known = sorted(p.name for p in run_dir.iterdir() if p.is_dir())
+    raise UserError(f"no log for task '{task}' in {run_dir} (tasks: {', '.join(known) or 'none'})")
+
+
+def _open(path: Path) -> BinaryIO | None:
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        return None
+
+
+def _copy(log: BinaryIO) -> None:
+    """Everything written since the last call, to stdout."""
+    while chunk := log.read(1 << 20):
+        sys.stdout.write(chunk.decode("utf-8", errors="replace"))
+    sys.stdout.flush()
+
+
+def _replaced(log: BinaryIO, path: Path) -> bool:
+    """True when `path` is no longer the file `log` reads (moved aside, a new one in its place)."""
+    try:
+        return os.stat(path).st_ino != os.fstat(log.fileno()).st_ino
+    except FileNotFoundError:
+        return False

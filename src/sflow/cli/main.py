@@ -1,0 +1,309 @@
+"""The `sflow` command: a thin face over the library.
+
+Heavy modules (pydantic models, Jinja, rich, asyncio machinery) are imported inside the
+commands, so `sflow --help` stays fast. Every user mistake becomes one line on stderr
+and exit code 2; a failed workflow exits 1; Ctrl-C exits 130 and SIGTERM 143.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _files_options(fn: F) -> F:
+    """Workflow files: positional and/or repeated -f/--file, merged in order."""
+    fn = click.argument("files", nargs=-1, type=click.Path(dir_okay=False))(fn)
+    fn = click.option(
+        "-f",
+        "--file",
+        "file_opts",
+        multiple=True,
+        type=click.Path(dir_okay=False),
+        help="Workflow YAML (repeatable).",
+    )(fn)
+    return fn
+
+
+def _override_options(fn: F) -> F:
+    fn = click.option(
+        "--set", "sets", multiple=True, metavar="NAME=VALUE", help="Set a variable (repeatable)."
+    )(fn)
+    fn = click.option("--artifact", "artifacts", multiple=True, metavar="NAME=URI", help="Set an artifact.")(
+        fn
+    )
+    fn = click.option(
+        "--missable-tasks", is_flag=True, help="Drop dependencies on tasks absent after composition."
+    )(fn)
+    return fn
+
+
+def _all_files(files: Sequence[str], file_opts: Sequence[str]) -> list[str]:
+    out = [*files, *file_opts]
+    if not out:
+        raise click.UsageError("no workflow file given (use -f FILE or a positional FILE)")
+    return out
+
+
+def _load(
+    files: Sequence[str], sets: Sequence[str] = (), artifacts: Sequence[str] = (), missable: bool = False
+) -> Any:
+    from sflow.schema import load_workflow
+
+    return load_workflow(files, sets=sets, artifacts=artifacts, missable_tasks=missable)
+
+
+def _fail_user(exc: Exception) -> None:
+    click.echo(f"sflow: error: {exc}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """sflow's own warnings (a later file overriding an earlier one) as one plain line on stderr."""
+    if category.__module__.split(".")[0] == "sflow":
+        click.echo(f"sflow: warning: {message}", err=True)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
+_python_showwarning = warnings.showwarning
+
+
+class _Group(click.Group):
+    """Turns user errors raised anywhere below into one line and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from sflow.errors import UserError
+
+        warnings.showwarning = _show_warning
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            _fail_user(exc)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="sflow", prog_name="sflow")
+def main() -> None:
+    """Describe a DAG of tasks once; run it on a laptop or on a Slurm cluster."""
+
+
+@main.command()
+@_files_options
+@_override_options
+@click.option("--dry-run", is_flag=True, help="Print the resolved plan; run nothing.")
+@click.option(
+    "--workspace-dir", type=click.Path(file_okay=False), default=None, help="Tasks' working directory."
+)
+@click.option(
+    "--output-dir", type=click.Path(file_okay=False), default=None, help="Where run directories go."
+)
+@click.option("--keep-going", is_flag=True, help="Let independent branches finish after a failure.")
+@click.option("--tui/--no-tui", default=None, help="Live view (default: on when stdout is a terminal).")
+@click.option("--grace", type=float, default=10.0, show_default=True, help="Seconds between TERM and KILL.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+def run(
+    files: tuple[str, ...],
+    file_opts: tuple[str, ...],
+    sets: tuple[str, ...],
+    artifacts: tuple[str, ...],
+    missable_tasks: bool,
+    dry_run: bool,
+    workspace_dir: str | None,
+    output_dir: str | None,
+    keep_going: bool,
+    tui: bool | None,
+    grace: float,
+    quiet: bool,
+) -> None:
+    """Run a workflow."""
+    from sflow.cli.run import RunRequest, dry_run_plan, run_workflow
+
+    spec = _load(_all_files(files, file_opts), sets, artifacts, missable_tasks)
+    workspace = Path(workspace_dir or Path.cwd()).resolve()
+    request = RunRequest(
+        spec=spec,
+        workspace_dir=workspace,
+        output_dir=Path(output_dir).resolve() if output_dir else workspace / "sflow_output",
+        keep_going=keep_going,
+        grace=grace,
+        progress="none" if quiet else ("live" if tui else "plain" if tui is False else "auto"),
+    )
+    plan_text = dry_run_plan(request)  # renders every task once: a mistake shows now, not hours in
+    if dry_run:
+        click.echo(plan_text)
+        return
+    sys.exit(run_workflow(request))
+
+
+@main.command()
+@_files_options
+@_override_options
+def validate(
+    files: tuple[str, ...],
+    file_opts: tuple[str, ...],
+    sets: tuple[str, ...],
+    artifacts: tuple[str, ...],
+    missable_tasks: bool,
+) -> None:
+    """Check workflow files without running anything: structure, placement and every expression."""
+    from sflow.workflow.dry_run import describe_plan
+    from sflow.workflow.plan import expand
+
+    all_files = _all_files(files, file_opts)
+    spec = _load(all_files, sets, artifacts, missable_tasks)
+    workspace = Path.cwd()
+    describe_plan(spec, workspace, workspace / "sflow_output")
+    count = len(expand(spec).instances)
+    click.echo(f"{', '.join(all_files)}: ok (workflow '{spec.workflow.name}', {count} task(s))")
+
+
+@main.command()
+@_files_options
+@_override_options
+@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+def visualize(
+    files: tuple[str, ...],
+    file_opts: tuple[str, ...],
+    sets: tuple[str, ...],
+    artifacts: tuple[str, ...],
+    missable_tasks: bool,
+    fmt: str,
+) -> None:
+    """Print the task graph as Mermaid or Graphviz dot."""
+    from sflow.workflow.plan import expand
+    from sflow.workflow.visualize import render_graph
+
+    spec = _load(_all_files(files, file_opts), sets, artifacts, missable_tasks)
+    click.echo(render_graph(expand(spec).instances, fmt, title=spec.workflow.name))
+
+
+@main.command()
+@_files_options
+@_override_options
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout."
+)
+def compose(
+    files: tuple[str, ...],
+    file_opts: tuple[str, ...],
+    sets: tuple[str, ...],
+    artifacts: tuple[str, ...],
+    missable_tasks: bool,
+    output: str | None,
+) -> None:
+    """Merge several workflow files into one (later files override by name)."""
+    import yaml
+
+    from sflow.schema.compose import ComposeWarning, compose_documents
+
+    all_files = _all_files(files, file_opts)
+    _load(all_files, sets, artifacts, missable_tasks)  # the merged result must be valid
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ComposeWarning)  # already shown while loading
+        merged = compose_documents(all_files, sets, artifacts, missable_tasks)
+    text = yaml.dump(
+        merged, Dumper=_block_dumper(), sort_keys=False, default_flow_style=False, allow_unicode=True
+    )
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
+def _block_dumper() -> Any:
+    """A YAML dumper that writes multi-line strings (scripts) as `|` blocks, as people write them."""
+    import yaml
+
+    class BlockDumper(yaml.SafeDumper):
+        pass
+
+    def text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+        style = "|" if "\n" in value else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    BlockDumper.add_representer(str, text)
+    return BlockDumper
+
+
+@main.command()
+@click.argument("run_ref", metavar="RUN", default="latest")
+@click.argument("task", required=False)
+@click.option("--output-dir", type=click.Path(file_okay=False), default="sflow_output", show_default=True)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing as the log grows, until the run ends.")
+def logs(run_ref: str, task: str | None, output_dir: str, follow: bool) -> None:
+    """Print a task's log (or the run's sflow.log) of RUN (a run id, a run directory, or 'latest')."""
+    from sflow.cli.logs import find_run, print_log
+
+    run_dir = find_run(Path(output_dir), run_ref)
+    print_log(run_dir, task, follow=follow)
+
+
+@main.command()
+@_files_options
+@_override_options
+@click.option("-e", "--sbatch-extra-args", "extras", multiple=True, help="Extra sbatch flag (repeatable).")
+@click.option("-p", "--partition", default=None)
+@click.option("-A", "--account", default=None)
+@click.option("--time", default=None, help="Time limit, e.g. 01:00:00.")
+@click.option("-N", "--nodes", default=None)
+@click.option("-J", "--job-name", default=None)
+@click.option(
+    "-o", "--sbatch-path", type=click.Path(dir_okay=False), default=None, help="Where to write the script."
+)
+@click.option("--submit", is_flag=True, help="Submit the script and print the job id.")
+@click.option(
+    "--output-dir", type=click.Path(file_okay=False), default=None, help="Where run directories go."
+)
+def batch(
+    files: tuple[str, ...],
+    file_opts: tuple[str, ...],
+    sets: tuple[str, ...],
+    artifacts: tuple[str, ...],
+    missable_tasks: bool,
+    extras: tuple[str, ...],
+    partition: str | None,
+    account: str | None,
+    time: str | None,
+    nodes: str | None,
+    job_name: str | None,
+    sbatch_path: str | None,
+    submit: bool,
+    output_dir: str | None,
+) -> None:
+    """Write an sbatch script that runs the workflow inside its allocation (and submit it)."""
+    from sflow.cli.batch import batch_command
+
+    code = batch_command(
+        _all_files(files, file_opts),
+        sets,
+        extras,
+        partition,
+        account,
+        time,
+        nodes,
+        job_name,
+        sbatch_path,
+        submit,
+        output_dir,
+        artifacts=artifacts,
+        missable_tasks=missable_tasks,
+    )
+    sys.exit(code)

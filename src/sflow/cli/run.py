@@ -1,0 +1,184 @@
+"""What `sflow run` does around the library: progress, failure report, dry-run plan, exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sflow.cli.progress import to_devnull
+from sflow.engine import RunResult, State
+from sflow.record.tail import last_lines, printable
+
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130  # 130 = 128 + SIGINT, as shells report Ctrl-C
+TAIL_LINES = 20
+
+
+@dataclass
+class RunRequest:
+    """A run as the command line asked for it."""
+
+    spec: Any
+    workspace_dir: Path
+    output_dir: Path
+    keep_going: bool = False
+    grace: float = 10.0
+    progress: str = "auto"  # auto | live | plain | none
+
+
+def run_workflow(request: RunRequest) -> int:
+    """Run to completion and return the process exit code."""
+    from sflow.proc.process import adopt_orphans
+    from sflow.workflow.run import RunOptions, WorkflowRun, run_with_signals
+
+    adopt_orphans()  # what a task detaches is re-parented to us and stopped at the end
+
+    options = RunOptions(
+        workspace_dir=request.workspace_dir,
+        output_dir=request.output_dir,
+        keep_going=request.keep_going,
+        grace=request.grace,
+    )
+    run = WorkflowRun(request.spec, options)
+    progress = _progress(request, total=len(run.instances))
+    if progress:
+        run.listeners.append(progress.on_event)
+    _say(f"sflow: run {run.record.run_id} -> {run.record.run_dir}")
+    if progress:
+        progress.start()
+    try:
+        result = _event_loop_run(run_with_signals(run))
+    except asyncio.CancelledError:
+        _say("sflow: interrupted before the workflow started")
+        return interrupted_exit_code(run.stop_signal)
+    finally:
+        if progress:
+            progress.stop()
+    try:
+        report(result, run.record.task_info, run.record.run_dir)
+    except BrokenPipeError:  # `2>&1 | head`: the exit code still tells
+        to_devnull(sys.stderr)
+    if result.interrupted:
+        return interrupted_exit_code(run.stop_signal)
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _say(text: str) -> None:
+    """A line on stderr; when nobody reads stderr any more (`2>&1 | head`), the run goes on."""
+    try:
+        print(text, file=sys.stderr)
+    except BrokenPipeError:
+        to_devnull(sys.stderr)
+
+
+def interrupted_exit_code(signum: int | None) -> int:
+    """128 + the signal's number, the shells' convention: 130 for Ctrl-C, 143 for SIGTERM."""
+    return 128 + signum if signum else EXIT_INTERRUPTED
+
+
+def _event_loop_run(coro: Any) -> RunResult:
+    """asyncio.run with a pidfd child watcher where it exists (no thread per child process)."""
+
+    async def main() -> RunResult:
+        _use_pidfd_watcher()
+        result: RunResult = await coro
+        return result
+
+    return asyncio.run(main())
+
+
+def _use_pidfd_watcher() -> None:
+    if sys.version_info >= (3, 12) or not sys.platform.startswith("linux"):
+        return  # 3.12+ picks the best watcher itself
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            watcher = asyncio.PidfdChildWatcher()
+            watcher.attach_loop(asyncio.get_running_loop())
+            asyncio.set_child_watcher(watcher)
+        except (OSError, AttributeError):
+            pass
+
+
+def _progress(request: RunRequest, total: int) -> Any:
+    from sflow.cli.progress import LiveProgress, PlainProgress
+
+    mode = request.progress
+    if mode == "none":
+        return None
+    if mode == "auto":
+        mode = "live" if sys.stdout.isatty() else "plain"
+    if mode == "live":
+        return LiveProgress(total=total, title=request.spec.workflow.name)
+    return PlainProgress()
+
+
+def report(result: RunResult, task_info: dict[str, dict[str, Any]], run_dir: Path) -> None:
+    """The closing words: success in one line, or each failed task with its log tail."""
+    out = sys.stderr
+    counts: dict[str, int] = {}
+    for r in result.units.values():
+        counts[r.state.value] = counts.get(r.state.value, 0) + 1
+    tally = ", ".join(f"{n} {s}" for s, n in counts.items())
+    if result.ok:
+        print(f"sflow: workflow succeeded in {result.elapsed:.2f}s ({tally}); run dir {run_dir}", file=out)
+        return
+    for name in result.failed():
+        _report_failed(name, result, task_info.get(name, {}), out)
+    if result.stop_reason and not result.interrupted:  # a workflow timeout: what it cut short
+        for name in result.order:
+            unit = result.units[name]
+            if unit.state is State.CANCELLED and unit.attempts:
+                _report_failed(name, result, task_info.get(name, {}), out, stopped_by=result.stop_reason)
+    verdict = "interrupted" if result.interrupted else "failed"
+    why = f": {result.stop_reason}" if result.stop_reason and not result.interrupted else ""
+    print(
+        f"sflow: workflow {verdict} after {result.elapsed:.2f}s{why} ({tally}); run dir {run_dir}", file=out
+    )
+
+
+def _report_failed(
+    name: str, result: RunResult, info: dict[str, Any], out: Any, stopped_by: str | None = None
+) -> None:
+    r = result.units[name]
+    reason = printable(r.outcome.reason) if r.outcome else "failed"
+    if stopped_by:
+        print(f"\nsflow: task '{name}' was stopped: {stopped_by} ({reason}, attempt {r.attempts})", file=out)
+    else:
+        print(f"\nsflow: task '{name}' failed: {reason} (attempt {r.attempts})", file=out)
+    for key, label in (
+        ("slurm_job_id", "Slurm job"),
+        ("slurm_step_id", "Slurm step"),
+        ("slurm_state", "Slurm state"),
+    ):
+        if info.get(key):
+            print(f"  {label}: {info[key]}", file=out)
+    log = info.get("log")
+    if log:
+        print(f"  log: {log}", file=out)
+        lines = last_lines(log, TAIL_LINES)
+        if lines:
+            print(f"  last {len(lines)} line(s):", file=out)
+            for line in lines:  # a task's own words: no escape sequence reaches the terminal
+                print(f"    | {printable(line)}", file=out)
+
+
+def dry_run_plan(request: RunRequest) -> str:
+    """The resolved plan: order, dependencies, placement and commands; nothing runs."""
+    from sflow.workflow.dry_run import describe_plan
+
+    return describe_plan(request.spec, request.workspace_dir, request.output_dir)
+
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "RunRequest",
+    "State",
+    "dry_run_plan",
+    "run_workflow",
+]

@@ -1,0 +1,98 @@
+"""A DAG of named nodes: topological order and cycle detection without recursion.
+
+Kept free of YAML and processes so it can be tested alone and scale to 100k nodes.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+
+from sflow.errors import PlanError
+
+
+class CycleError(PlanError):
+    """The graph has a cycle; `cycle` lists its nodes in order, first repeated at the end.
+
+    The message shows a long cycle by its ends (`SHOWN` nodes at most) and says how many tasks
+    it has, so that a cycle through thousands of tasks is still one readable line."""
+
+    SHOWN = 10
+
+    def __init__(self, cycle: Sequence[str]) -> None:
+        self.cycle = list(cycle)
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        size = len(self.cycle) - 1
+        if len(self.cycle) <= self.SHOWN + 1:
+            return "dependency cycle: " + " -> ".join(self.cycle)
+        half = self.SHOWN // 2
+        head, tail = self.cycle[:half], self.cycle[-half:]
+        skipped = len(self.cycle) - len(head) - len(tail)
+        shown = " -> ".join([*head, f"... ({skipped} more) ...", *tail])
+        return f"dependency cycle through {size} tasks: {shown}"
+
+
+class Graph:
+    """Nodes and their dependencies (edges point from a node to what it depends on)."""
+
+    def __init__(self, deps: Mapping[str, Iterable[str]]) -> None:
+        self.deps: dict[str, tuple[str, ...]] = {
+            name: d if d.__class__ is tuple and len(d) < 2 else tuple(dict.fromkeys(d))
+            for name, d in deps.items()
+        }
+        dependents: dict[str, list[str]] = {name: [] for name in self.deps}
+        for name, ds in self.deps.items():
+            for dep in ds:
+                children = dependents.get(dep)
+                if children is None:
+                    raise PlanError(f"task '{name}' depends on unknown task '{dep}'")
+                children.append(name)
+        self.dependents = dependents
+
+    def __len__(self) -> int:
+        return len(self.deps)
+
+    def order(self) -> list[str]:
+        """Topological order (dependencies first, stable by insertion); raises CycleError."""
+        indegree = {name: len(ds) for name, ds in self.deps.items()}
+        ready = deque(name for name, n in indegree.items() if n == 0)
+        out: list[str] = []
+        while ready:
+            name = ready.popleft()
+            out.append(name)
+            for child in self.dependents[name]:
+                indegree[child] -= 1
+                if indegree[child] == 0:
+                    ready.append(child)
+        if len(out) != len(self.deps):
+            raise CycleError(self._find_cycle({n for n, k in indegree.items() if k > 0}))
+        return out
+
+    def _find_cycle(self, candidates: set[str]) -> list[str]:
+        """Walk dependency edges inside the unsorted rest until a node repeats."""
+        start = min(candidates)
+        seen: dict[str, int] = {}
+        path: list[str] = []
+        node = start
+        while node not in seen:
+            seen[node] = len(path)
+            path.append(node)
+            node = next(d for d in self.deps[node] if d in candidates)
+        cycle = path[seen[node] :]
+        cycle.reverse()  # show "a -> b" as "a runs before b"
+        return [*cycle, cycle[0]]
+
+    def descendants(self, name: str) -> list[str]:
+        """Every node that depends on `name`, directly or not (breadth first)."""
+        seen: set[str] = set()
+        out: list[str] = []
+        queue = deque(self.dependents[name])
+        while queue:
+            child = queue.popleft()
+            if child not in seen:
+                seen.add(child)
+                out.append(child)
+                queue.extend(self.dependents[child])
+        return out

@@ -1,0 +1,1 @@
+"""The run directory: every attempt's log, events, summary.json, and reading logs back."""

@@ -1,0 +1,189 @@
+"""Checks that need the whole workflow: names that must refer to something, at most one default.
+
+Cycles are left to `sflow.engine.graph`. Every failure is a `SpecError` at the offending line, added to
+the `Problems` of the load so that all of them are reported together.
+"""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from sflow.errors import SpecError
+from sflow.schema.problems import Problems
+from sflow.schema.sections import OPERATOR_TYPES
+from sflow.schema.suggest import suggest
+from sflow.schema.task import Task
+from sflow.schema.workflow import BUILTIN_OPERATORS, IMPLICIT_BACKEND, WorkflowSpec
+
+
+def check_spec(spec: WorkflowSpec, problems: Problems, missable_tasks: bool = False) -> None:
+    """Add a `SpecError` to `problems` for each reference that does not resolve."""
+    with problems.collecting():
+        _single_default_backend(spec)
+    tasks = _unique_tasks(spec, problems)
+    _dependencies(spec.workflow.tasks, tasks, missable_tasks, problems)
+    _backends_and_operators(spec, problems)
+    _replica_sweeps(spec, problems)
+    _replica_names(spec, tasks, problems)
+
+
+def _single_default_backend(spec: WorkflowSpec) -> None:
+    defaults = [backend for backend in spec.backends.values() if backend.default]
+    if len(defaults) > 1:
+        first, second = defaults[0], defaults[1]
+        raise SpecError(
+            f"more than one default backend ('{first.name}' at {first.loc('default')} and '{second.name}')",
+            where=second.loc("default"),
+            field=second.path("default"),
+        )
+
+
+def _unique_tasks(spec: WorkflowSpec, problems: Problems) -> dict[str, Task]:
+    tasks = spec.workflow.tasks
+    index = {task.name: task for task in tasks}
+    if len(index) != len(tasks):
+        seen: dict[str, Task] = {}
+        for task in tasks:
+            first = seen.setdefault(task.name, task)
+            if first is not task:
+                problems.add(
+                    SpecError(
+                        f"duplicate task name '{task.name}' (first defined at {first.loc('name')})",
+                        where=task.loc("name"),
+                        field=task.path("name"),
+                    )
+                )
+    spec._tasks = index
+    return index
+
+
+def _dependencies(tasks: list[Task], index: dict[str, Task], missable: bool, problems: Problems) -> None:
+    """Every `depends_on` names a task; with `missable`, names of absent tasks are dropped instead."""
+    if not {dep for task in tasks for dep in task.depends_on}.difference(index):
+        return
+    for task in tasks:
+        for position, dep in enumerate(task.depends_on):
+            if dep in index:
+                continue
+            if missable:
+                task.depends_on = [d for d in task.depends_on if d in index]
+                break
+            locs = task.locations()
+            where = locs.leaf("depends_on").where_of(position) if locs else ""
+            problems.add(
+                SpecError(
+                    f"depends on unknown task '{dep}'{suggest(dep, index)}",
+                    where=where,
+                    field=task.path("depends_on"),
+                )
+            )
+
+
+def _backends_and_operators(spec: WorkflowSpec, problems: Problems) -> None:
+    backends = [*spec.backends, IMPLICIT_BACKEND]
+    operators = {*spec.operators, *BUILTIN_OPERATORS}
+    needs_default = False
+    for task in spec.workflow.tasks:
+        if task.backend is None:
+            needs_default = True
+        elif task.backend not in spec.backends and task.backend != IMPLICIT_BACKEND:
+            problems.add(
+                SpecError(
+                    f"unknown backend '{task.backend}'{suggest(task.backend, backends)}",
+                    where=task.loc("backend"),
+                    field=task.path("backend"),
+                )
+            )
+        if task.operator is not None:
+            _operator_ref(spec, task, operators, problems)
+    if needs_default:
+        with problems.collecting():
+            spec.default_backend_name()
+
+
+def _operator_ref(spec: WorkflowSpec, task: Task, known: set[str], problems: Problems) -> None:
+    """The named operator exists and the task's overrides are valid fields of its type."""
+    ref = task.operator
+    assert ref is not None
+    if ref.name not in known:
+        problems.add(
+            SpecError(
+                f"unknown operator '{ref.name}'{suggest(ref.name, sorted(known))}",
+                where=ref.loc("name"),
+                field=ref.path("name"),
+            )
+        )
+        return
+    overrides = ref.overrides
+    if not overrides:
+        return
+    if "type" in overrides:
+        problems.add(
+            SpecError(
+                "a task cannot change its operator's type", where=ref.loc("type"), field=ref.path("type")
+            )
+        )
+        return
+    try:
+        spec.operator_for(task)
+    except ValidationError as exc:
+        from sflow.schema.validation import report
+
+        base = spec.named_operator(ref.name)
+        report(exc, overrides, ref.locations(), OPERATOR_TYPES[base.type], problems, prefix=ref.path())
+
+
+def _replica_sweeps(spec: WorkflowSpec, problems: Problems) -> None:
+    """`replicas.variables` names variables visible to the task that have a `domain`."""
+    for task in spec.workflow.tasks:
+        if task.replicas is None or not task.replicas.variables:
+            continue
+        visible = spec.variables_for(task)
+        for position, name in enumerate(task.replicas.variables):
+            variable = visible.get(name)
+            locs = task.replicas.locations()
+            where = locs.leaf("variables").where_of(position) if locs else ""
+            field = task.replicas.path("variables")
+            if variable is None:
+                message = f"unknown variable '{name}'{suggest(name, visible)}"
+            elif not variable.domain:
+                message = f"variable '{name}' has no domain to sweep (declared at {variable.loc()})"
+            else:
+                continue
+            problems.add(SpecError(message, where=where, field=field))
+
+
+def _replica_names(spec: WorkflowSpec, tasks: dict[str, Task], problems: Problems) -> None:
+    """A replica's name (`train_1`) is not also the name of another task (one of them would be lost)."""
+    if all(task.replicas is None for task in tasks.values()):
+        return
+    for name, other in tasks.items():
+        base, sep, index = name.rpartition("_")
+        task = tasks.get(base) if sep and index.isdigit() and str(int(index)) == index else None
+        if task is None or task.replicas is None:
+            continue
+        count = _replica_count(spec, task)
+        if count is not None and int(index) < count:
+            problems.add(
+                SpecError(
+                    f"task name '{name}' is also the name of replica {index} of task '{base}' "
+                    f"(at {task.loc('name')}); rename one of them",
+                    where=other.loc("name"),
+                    field=other.path("name"),
+                )
+            )
+
+
+def _replica_count(spec: WorkflowSpec, task: Task) -> int | None:
+    """How many replicas `task` has, when known before rendering (None for an expression)."""
+    assert task.replicas is not None
+    if task.replicas.variables:
+        visible = spec.variables_for(task)
+        count = 1
+        for name in task.replicas.variables:
+            variable = visible.get(name)
+            if variable is None or not variable.domain:
+                return None  # reported by `_replica_sweeps`
+            count *= len(variable.domain)
+        return count
+    return task.replicas.count if isinstance(task.replicas.count, int) else None

@@ -1,0 +1,225 @@
+"""Models of the named top-level sections: variables, artifacts, backends and operators."""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from sflow.schema.base import SpecModel
+from sflow.schema.fieldtypes import (
+    CountOrExpr,
+    Identifier,
+    IntOrExpr,
+    Name,
+    PositiveOrExpr,
+    SlurmTime,
+    canonical_type,
+    coerce,
+    is_expression,
+)
+
+ARTIFACT_SCHEMES = ("fs", "file", "http", "https")
+
+
+class Variable(SpecModel):
+    """A named value exported to tasks; a `domain` makes it a sweep axis.
+
+    `type` and `domain` are declared before `value` so the value's validator can use them, and a
+    bad value is reported at the value's own line.
+    """
+
+    name: Identifier = ""
+    description: str | None = None
+    type: str | None = None
+    domain: list[Any] | None = None
+    value: Any
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str | None) -> str | None:
+        return None if value is None else canonical_type(value)
+
+    @field_validator("domain")
+    @classmethod
+    def _typed_domain(cls, domain: list[Any] | None, info: ValidationInfo) -> list[Any] | None:
+        if domain is None:
+            return None
+        if not domain:
+            raise ValueError("domain must list at least one value")
+        return [coerce(item, info.data.get("type")) for item in domain]
+
+    @field_validator("value")
+    @classmethod
+    def _typed_value_in_domain(cls, value: Any, info: ValidationInfo) -> Any:
+        value = coerce(value, info.data.get("type"))
+        domain = info.data.get("domain")
+        if domain is not None and not is_expression(value) and value not in domain:
+            raise ValueError(f"value {value!r} is not in its domain {domain!r}")
+        return value
+
+    def coerce(self, value: Any) -> Any:
+        """`value` (e.g. a rendered expression) converted to this variable's type."""
+        return coerce(value, self.type)
+
+
+class Artifact(SpecModel):
+    """A file or URL the workflow uses; `content` writes an inline file (only for `file://`)."""
+
+    name: Identifier = ""
+    uri: str
+    description: str | None = None
+    content: str | None = None
+
+    @field_validator("uri")
+    @classmethod
+    def _known_scheme(cls, uri: str) -> str:
+        if is_expression(uri):
+            return uri
+        scheme, sep, rest = uri.partition("://")
+        if not sep or scheme not in ARTIFACT_SCHEMES or not rest:
+            raise ValueError(f"invalid artifact uri {uri!r} (use fs://, file://, http:// or https://)")
+        if scheme == "file" and not rest.startswith("/") and posixpath.normpath(rest).split("/")[0] == "..":
+            raise ValueError(
+                f"artifact uri {uri!r} leaves its directory: a relative file:// path stays inside the "
+                "run (or workspace); write an absolute path (file:///...) to mean a file elsewhere"
+            )
+        return uri
+
+    @model_validator(mode="after")
+    def _content_needs_file(self) -> Artifact:
+        if self.content is not None and not (self.uri.startswith("file://") or is_expression(self.uri)):
+            raise ValueError("'content' is only allowed with a file:// uri")
+        return self
+
+    @property
+    def scheme(self) -> str:
+        return self.uri.partition("://")[0]
+
+    @property
+    def location(self) -> str:
+        """The part after `scheme://` (a path for fs:// and file://)."""
+        return self.uri.partition("://")[2]
+
+
+class BackendBase(SpecModel):
+    name: Name = ""
+    type: str
+    default: bool = False
+
+    @property
+    def default_operator(self) -> str:
+        """Operator used by tasks that name none: `bash` locally, `srun` on Slurm."""
+        return "srun" if self.type == "slurm" else "bash"
+
+
+class LocalBackend(BackendBase):
+    """Synthetic nodes on this machine: `localhost`, `localhost-1`, ... (address 127.0.0.1)."""
+
+    type: Literal["local"] = "local"
+    nodes: PositiveOrExpr = 1
+    gpus_per_node: CountOrExpr = 0
+
+
+class SlurmBackend(BackendBase):
+    """An allocation from `salloc` (or the one we are already running in)."""
+
+    type: Literal["slurm"] = "slurm"
+    account: str | None = None
+    partition: str | None = None
+    time: SlurmTime | None = None
+    nodes: PositiveOrExpr = 1
+    gpus_per_node: CountOrExpr | None = None
+    extra_args: list[str] = Field(default_factory=list)
+    job_name: str | None = None
+
+
+Backend = Annotated[LocalBackend | SlurmBackend, Field(discriminator="type")]
+BACKEND_TYPES: dict[str, type[BackendBase]] = {"local": LocalBackend, "slurm": SlurmBackend}
+
+
+class OperatorBase(SpecModel):
+    name: Name = ""
+    type: str
+
+
+class BashOperator(OperatorBase):
+    """Runs the script with `bash -c` on the task's first node."""
+
+    type: Literal["bash"] = "bash"
+
+
+class SrunOperator(OperatorBase):
+    """Runs the script as a Slurm job step (`srun ... bash -c`); None means "the launcher's default"."""
+
+    type: Literal["srun"] = "srun"
+    nodes: PositiveOrExpr | None = None
+    ntasks: PositiveOrExpr | None = None
+    ntasks_per_node: PositiveOrExpr | None = None
+    cpus_per_task: PositiveOrExpr | None = None
+    gpus: str | None = None
+    gpus_per_task: str | None = None
+    gres: str | None = None
+    mem: str | None = None
+    time: SlurmTime | None = None
+    exclusive: bool | None = None
+    overlap: bool | None = None
+    export: str | None = None
+    label: bool | None = None
+    unbuffered: bool | None = None
+    mpi: str | None = None
+    container_image: str | None = None
+    container_mounts: list[str] = Field(default_factory=list)
+    container_workdir: str | None = None
+    container_writable: bool | None = None
+    container_remap_root: bool | None = None
+    extra_args: list[str] = Field(default_factory=list)
+
+
+class SshOperator(OperatorBase):
+    """Runs the script on another host over ssh."""
+
+    type: Literal["ssh"] = "ssh"
+    host: str
+    user: str | None = None
+    port: IntOrExpr | None = None
+    identity_file: str | None = None
+    extra_args: list[str] = Field(default_factory=list)
+
+
+class PythonOperator(OperatorBase):
+    """Runs the script as Python code: `python_exec [extra_args] <script file>`."""
+
+    type: Literal["python"] = "python"
+    python_exec: str = "python3"
+    extra_args: list[str] = Field(default_factory=list)
+
+
+class DockerOperator(OperatorBase):
+    """Runs the script in a container: `docker run --rm <extra_args> IMAGE <args> <script>`.
+
+    `args` is the command the script is handed to inside the container (`bash -lc` unless the
+    image needs e.g. `sh -c`); `extra_args` are raw `docker run` flags, like every operator's.
+    """
+
+    type: Literal["docker"] = "docker"
+    image: str
+    args: list[str] = Field(default_factory=lambda: ["bash", "-lc"])
+    workdir: str | None = None
+    mounts: list[str] = Field(default_factory=list)
+    gpus: str | None = None
+    extra_args: list[str] = Field(default_factory=list)
+
+
+Operator = Annotated[
+    BashOperator | SrunOperator | SshOperator | PythonOperator | DockerOperator,
+    Field(discriminator="type"),
+]
+OPERATOR_TYPES: dict[str, type[OperatorBase]] = {
+    "bash": BashOperator,
+    "srun": SrunOperator,
+    "ssh": SshOperator,
+    "python": PythonOperator,
+    "docker": DockerOperator,
+}

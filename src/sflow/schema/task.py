@@ -1,0 +1,255 @@
+"""Models of one task and its parts: resources, replicas, retries, probes, outputs."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, ConfigDict, Field, PlainValidator, field_validator, model_validator
+
+from sflow.schema.base import SpecModel
+from sflow.schema.fieldtypes import (
+    MAX_DURATION,
+    OUTPUT_TYPES,
+    CountOrExpr,
+    Duration,
+    IndexList,
+    IntOrExpr,
+    Name,
+    PositiveOrExpr,
+    RetryCount,
+    Timeout,
+    canonical_type,
+    describe,
+    is_expression,
+)
+from sflow.schema.sections import Variable
+from sflow.schema.urls import split_http_url
+
+
+class OperatorRef(SpecModel):
+    """`operator: srun` or `operator: {name: srun, <field overrides>}`; overrides are checked at load."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class NodeResources(SpecModel):
+    """How many nodes of the backend a task uses; `indices` may count from the end (-1 = last)."""
+
+    count: PositiveOrExpr | None = None
+    indices: IndexList | None = None
+    exclude: IndexList | None = None
+
+
+class GpuResources(SpecModel):
+    """GPUs per task instance (placement fills `CUDA_VISIBLE_DEVICES`)."""
+
+    count: CountOrExpr | None = None
+    indices: IndexList | None = None
+
+
+class Resources(SpecModel):
+    nodes: NodeResources | None = None
+    gpus: GpuResources | None = None
+
+
+def _policy(value: Any) -> str:
+    if value in ("parallel", "sequential") or is_expression(value):
+        return str(value)
+    raise ValueError(f"policy must be 'parallel' or 'sequential', got {describe(value)}")
+
+
+class Replicas(SpecModel):
+    """Several instances of one task; `variables` names domains swept as a Cartesian product."""
+
+    count: PositiveOrExpr | None = None
+    policy: Annotated[str, PlainValidator(_policy)] = "parallel"
+    variables: list[str] = Field(default_factory=list)
+
+
+MAX_BACKOFF = 10.0
+"""The largest back-off factor: each wait at most ten times the one before."""
+
+
+class Retries(SpecModel):
+    """Run a failed task again `count` times, waiting `interval` seconds times `backoff`^n."""
+
+    count: RetryCount
+    interval: Duration = 0.0
+    backoff: float = Field(default=1.0, ge=1.0, le=MAX_BACKOFF)
+
+    @model_validator(mode="after")
+    def _bounded_waits(self) -> Retries:
+        if not (is_expression(self.count) or is_expression(self.interval)):
+            check_retry_waits(int(self.count), float(self.interval), self.backoff)
+        return self
+
+
+def check_retry_waits(count: int, interval: float, backoff: float) -> None:
+    """The longest wait, before the last retry (`interval * backoff**(count-1)`), is at most a year."""
+    if count < 2 or interval == 0 or backoff == 1:
+        return
+    longest = math.log10(interval) + (count - 1) * math.log10(backoff)
+    if longest > math.log10(MAX_DURATION):
+        raise ValueError(
+            f"the wait before the last retry, interval * backoff^(count-1) = {interval:g}s * "
+            f"{backoff:g}^{count - 1}, is more than 365 days; "
+            "use fewer retries, a shorter interval or a smaller backoff"
+        )
+
+
+class TcpPortProbe(SpecModel):
+    port: IntOrExpr
+    host: str | None = None
+
+    @field_validator("port")
+    @classmethod
+    def _valid_port(cls, port: int | str) -> int | str:
+        if isinstance(port, int) and not 0 < port < 65536:
+            raise ValueError(f"port must be between 1 and 65535, got {port}")
+        return port
+
+
+def _http_url(url: str) -> str:
+    """An http(s) URL a probe can use (`host:port/path` means http://); expressions pass."""
+    if not is_expression(url):
+        split_http_url(url, "127.0.0.1")
+    return url
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
+class HttpGetProbe(SpecModel):
+    url: HttpUrl
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class HttpPostProbe(SpecModel):
+    url: HttpUrl
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: str | None = None
+
+
+class LogWatchProbe(SpecModel):
+    """Watches the task's log for a regex (`regex_pattern`, or its alias `match_pattern`)."""
+
+    regex_pattern: str | None = None
+    match_pattern: str | None = None
+    match_count: PositiveOrExpr = 1
+
+    @model_validator(mode="after")
+    def _one_pattern(self) -> LogWatchProbe:
+        if (self.regex_pattern is None) == (self.match_pattern is None):
+            raise ValueError("set exactly one of 'regex_pattern' or 'match_pattern'")
+        _check_regex(self.pattern)
+        return self
+
+    @property
+    def pattern(self) -> str:
+        return self.regex_pattern if self.regex_pattern is not None else str(self.match_pattern)
+
+
+PROBE_KINDS = ("tcp_port", "http_get", "http_post", "log_watch")
+
+
+class Probe(SpecModel):
+    """One check (exactly one of the kinds) plus its timing."""
+
+    tcp_port: TcpPortProbe | None = None
+    http_get: HttpGetProbe | None = None
+    http_post: HttpPostProbe | None = None
+    log_watch: LogWatchProbe | None = None
+    delay: Duration = 0.0
+    timeout: Timeout | None = None
+    interval: Duration = 1.0
+    success_threshold: PositiveOrExpr = 1
+    failure_threshold: PositiveOrExpr = 3
+
+    @model_validator(mode="after")
+    def _exactly_one_kind(self) -> Probe:
+        given = [kind for kind in PROBE_KINDS if getattr(self, kind) is not None]
+        if len(given) != 1:
+            found = ", ".join(given) if given else "none"
+            raise ValueError(f"a probe needs exactly one of {', '.join(PROBE_KINDS)} (found: {found})")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(kind for kind in PROBE_KINDS if getattr(self, kind) is not None)
+
+    @property
+    def check(self) -> TcpPortProbe | HttpGetProbe | HttpPostProbe | LogWatchProbe:
+        check: TcpPortProbe | HttpGetProbe | HttpPostProbe | LogWatchProbe = getattr(self, self.kind)
+        return check
+
+
+class Probes(SpecModel):
+    """`readiness`: the task counts as started for its dependents; `failure`: the task has failed."""
+
+    readiness: list[Probe] = Field(default_factory=list)
+    failure: list[Probe] = Field(default_factory=list)
+
+
+class Output(SpecModel):
+    """A value captured from the task's log by a regex with one group (or a named group)."""
+
+    name: str
+    pattern: str
+    type: str = "string"
+
+    @field_validator("pattern")
+    @classmethod
+    def _one_group(cls, pattern: str) -> str:
+        if is_expression(pattern):
+            return pattern
+        compiled = _check_regex(pattern)
+        if compiled.groups != 1 and not compiled.groupindex:
+            raise ValueError(f"pattern needs exactly one group or a named group, found {compiled.groups}")
+        return pattern
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value == "json":
+            return value
+        try:
+            return canonical_type(value)
+        except ValueError:
+            raise ValueError(f"unknown output type {value!r} (one of: {', '.join(OUTPUT_TYPES)})") from None
+
+
+def _check_regex(pattern: str) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+
+
+class Task(SpecModel):
+    """One step of the workflow."""
+
+    name: Name
+    script: list[str] = Field(min_length=1)
+    operator: OperatorRef | None = None
+    backend: str | None = None
+    depends_on: list[str] = Field(default_factory=list)
+    variables: dict[str, Variable] = Field(default_factory=dict)
+    resources: Resources | None = None
+    replicas: Replicas | None = None
+    retries: Retries | None = None
+    probes: Probes | None = None
+    outputs: list[Output] = Field(default_factory=list)
+    timeout: Timeout | None = None
+
+    @property
+    def script_text(self) -> str:
+        """The script lines joined by newlines."""
+        return "\n".join(self.script)

@@ -1,0 +1,147 @@
+"""The whole workflow file: `WorkflowSpec`, with helpers that resolve default backend and operator."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, PrivateAttr, field_validator
+
+from sflow.errors import SpecError
+from sflow.schema.base import SpecModel, attach_origins
+from sflow.schema.fieldtypes import Timeout, WorkflowName
+from sflow.schema.sections import (
+    OPERATOR_TYPES,
+    Artifact,
+    Backend,
+    BackendBase,
+    BashOperator,
+    LocalBackend,
+    Operator,
+    OperatorBase,
+    SrunOperator,
+    Variable,
+)
+from sflow.schema.task import Task
+
+SUPPORTED_VERSIONS = ("0.1",)
+IMPLICIT_BACKEND = "local"
+BUILTIN_OPERATORS: dict[str, OperatorBase] = {
+    "bash": BashOperator(name="bash"),
+    "srun": SrunOperator(name="srun"),
+}
+
+
+class Workflow(SpecModel):
+    name: WorkflowName
+    tasks: list[Task] = Field(min_length=1)
+    variables: dict[str, Variable] = Field(default_factory=dict)
+    timeout: Timeout | None = None
+
+
+class WorkflowSpec(SpecModel):
+    """A validated workflow: what `load_workflow` returns."""
+
+    version: str
+    variables: dict[str, Variable] = Field(default_factory=dict)
+    artifacts: dict[str, Artifact] = Field(default_factory=dict)
+    backends: dict[str, Backend] = Field(default_factory=dict)
+    operators: dict[str, Operator] = Field(default_factory=dict)
+    workflow: Workflow
+
+    _tasks: dict[str, Task] | None = PrivateAttr(default=None)
+    _sources: tuple[str, ...] = PrivateAttr(default=())
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _supported_version(cls, value: Any) -> str:
+        text = str(value) if isinstance(value, (str, float, int)) and not isinstance(value, bool) else None
+        if text not in SUPPORTED_VERSIONS:
+            raise ValueError(f"unsupported version {value!r} (supported: {', '.join(SUPPORTED_VERSIONS)})")
+        return text
+
+    @property
+    def tasks(self) -> list[Task]:
+        return self.workflow.tasks
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The YAML files this spec was loaded from, in merge order."""
+        return self._sources
+
+    def task_by_name(self, name: str) -> Task:
+        """The task called `name` (KeyError when there is none)."""
+        if self._tasks is None:
+            self._tasks = {task.name: task for task in self.workflow.tasks}
+        return self._tasks[name]
+
+    def default_backend_name(self) -> str:
+        """The backend of tasks that name none: the `default: true` one, the only one, or `local`."""
+        if not self.backends:
+            return IMPLICIT_BACKEND
+        for name, backend in self.backends.items():
+            if backend.default:
+                return name
+        if len(self.backends) == 1:
+            return next(iter(self.backends))
+        raise SpecError(
+            f"several backends ({', '.join(self.backends)}) and none has 'default: true'",
+            where=self.loc("backends"),
+            field="backends",
+        )
+
+    def backend_for(self, task: Task | str) -> str:
+        """The name of the backend a task runs on (its own, or `default_backend_name()`)."""
+        task = self.task_by_name(task) if isinstance(task, str) else task
+        return task.backend or self.default_backend_name()
+
+    def backend_config(self, name: str) -> BackendBase:
+        """The backend called `name`; `local` exists even when not declared (one synthetic node)."""
+        if name in self.backends:
+            return self.backends[name]
+        if name == IMPLICIT_BACKEND:
+            return LocalBackend(name=IMPLICIT_BACKEND, default=not self.backends)
+        raise KeyError(name)
+
+    def backend_type(self, name: str) -> str:
+        """`local` or `slurm` for the backend called `name`."""
+        return self.backend_config(name).type
+
+    def operator_name_for(self, task: Task | str) -> str:
+        """The operator name a task uses: its own, or its backend's default (`bash` / `srun`)."""
+        task = self.task_by_name(task) if isinstance(task, str) else task
+        if task.operator is not None:
+            return task.operator.name
+        return self.backend_config(self.backend_for(task)).default_operator
+
+    def operator_for(self, task: Task | str) -> OperatorBase:
+        """The operator a task uses, with the task's overrides applied (validated at load time)."""
+        task = self.task_by_name(task) if isinstance(task, str) else task
+        base = self.named_operator(self.operator_name_for(task))
+        overrides = task.operator.overrides if task.operator is not None else {}
+        if not overrides:
+            return base
+        data = {**base.model_dump(exclude_unset=True), **overrides, "type": base.type, "name": base.name}
+        operator = OPERATOR_TYPES[base.type].model_validate(data)
+        attach_origins(operator, task.operator.locations() if task.operator else None, task.path("operator"))
+        return operator
+
+    def named_operator(self, name: str) -> OperatorBase:
+        """A declared operator, or the built-in `bash`/`srun` (KeyError otherwise)."""
+        if name in self.operators:
+            return self.operators[name]
+        return BUILTIN_OPERATORS[name]
+
+    def find_variable(self, name: str, task: Task | str | None = None) -> Variable:
+        """The variable `name` as `task` sees it (its own, else workflow, else top level); KeyError."""
+        if task is not None:
+            task = self.task_by_name(task) if isinstance(task, str) else task
+            if name in task.variables:
+                return task.variables[name]
+        if name in self.workflow.variables:
+            return self.workflow.variables[name]
+        return self.variables[name]
+
+    def variables_for(self, task: Task | str) -> dict[str, Variable]:
+        """Variables visible to a task: top-level, then workflow, then the task's own (later wins)."""
+        task = self.task_by_name(task) if isinstance(task, str) else task
+        return {**self.variables, **self.workflow.variables, **task.variables}

@@ -1,0 +1,325 @@
+"""A fast reader for the plain block-style YAML that workflow files are made of.
+
+Going through libyaml costs about 2 µs per node on a small machine (PyYAML builds marks, events and
+nodes as Python objects): more than the whole budget for a 100,000-task file. This reader splits
+every line with one regex (`_LINE`, run over the whole text in C) and handles the common subset --
+block mappings and sequences, plain and quoted one-line scalars, `[a, b]` flow lists, `{}`, `|`/`|-`
+literal blocks, comments -- raising `Unsupported` on everything else (anchors, tags, multi-line plain
+or quoted scalars, flow mappings, folding, tabs, duplicate keys, any error). The caller then reads
+the file with libyaml, which also gives the precise message for invalid YAML: this reader never
+reports an error of its own. Unit tests check that both readers agree on data and lines.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from sflow.schema.locations import LocMap
+from sflow.schema.scalars import WORDS, number
+
+
+class Unsupported(Exception):
+    """The text uses YAML this reader leaves to libyaml."""
+
+
+Expressions = list[tuple[int, str]]
+Frame = tuple[int, Any, LocMap, bool]  # (indent, container, locations, is_mapping)
+
+# indent, "- " of a sequence item, `key:` of a mapping entry, and the rest of the line. A key is
+# words without `:` or `#` (matched possessively: a lazy match tried `:` after every character);
+# `a:b: c` has none, so its line is left to libyaml.
+_LINE = re.compile(
+    r"^( *)(-(?: +|$))?"
+    r"(?:(?!<<)([^\s\-?:,\[\]{}#&*!|>'\"%@`][^#\n: ]*+(?: ++[^#\n: ]++)*+) *:(?: +|$))?"
+    r"(.*)$",
+    re.M,
+)
+_BAD_CHARS = re.compile(r"[\t\r\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufeff]")
+_SPECIAL_START = frozenset("-?:,[]{}#&*!|>'\"%@`")
+_NUMBER_START = frozenset("0123456789+-.")
+_NUMBER_END = frozenset("0123456789.abcdefABCDEFnN")  # last character of anything `number` converts
+_FLOW_BAD = re.compile(r"[\[\]{}\"'#:]")
+_LITERAL_HEADER = re.compile(r"\|(-?)(?: +#.*)? *")
+
+
+def read_simple(text: str, file: str) -> tuple[Any, LocMap | None, Expressions]:
+    """Parse `text`; returns (data, locations, [(line, string)] of strings containing `${{`)."""
+    if _BAD_CHARS.search(text):
+        raise Unsupported
+    return _Reader(text, file).run()
+
+
+Row = tuple[str, str, str, str]
+_CHUNK = 1 << 16  # characters split into rows at a time
+
+
+def _rows(text: str) -> Iterator[tuple[int, list[Row]]]:
+    """(index of the first, rows) of `text`, one row per line as `_LINE.findall(text)` gives them, a
+    chunk of lines at a time: the rows of a whole big file at once would be its largest transient
+    (about 100 MB for 100,000 tasks), and the memory they leave scattered is not given back."""
+    pos, size, first, chunk = 0, len(text), 0, _CHUNK
+    while True:
+        stop = text.find("\n", pos + chunk) if pos + chunk < size else -1
+        rows: list[Row] = _LINE.findall(text[pos:stop] if stop != -1 else text[pos:] if pos else text)
+        yield first, rows
+        if stop == -1:
+            return
+        first += len(rows)
+        pos = stop + 1
+
+
+class _Reader:
+    def __init__(self, text: str, file: str) -> None:
+        self.text = text
+        self.file = file
+        self.lines: list[str] | None = None  # split lazily, only for `|` blocks
+        self.exprs: Expressions = []
+
+    def run(self) -> tuple[Any, LocMap | None, Expressions]:
+        """The line loop. It is hot (a row costs ~2 µs), so the top frame lives in local variables
+        and the plain `key: value` path is inlined; everything unusual goes through helpers.
+        Keys are interned: the same few (`name`, `script`) are kept once per task in the `LocMap`s."""
+        file, exprs = self.file, self.exprs
+        special, numeric, digits, words, to_number = _SPECIAL_START, _NUMBER_START, _NUMBER_END, WORDS, number
+        intern = sys.intern
+        stack: list[Frame] = []
+        root: Any = None
+        root_locs: LocMap | None = None
+        pending: tuple[int, Any, Any, LocMap, int, bool] | None = None
+        t_indent, t_cont, t_locs, t_map = -1, None, LocMap(), False  # the innermost open container
+        chunks = _rows(self.text)
+        rows: list[Row] = []
+        i, base, end, started = 0, 0, 0, False  # row i (0-based) is rows[i - base]; rows end before `end`
+        while True:
+            if i >= end:  # the next chunk (a `|` block may have taken us past it)
+                for base, rows in chunks:
+                    end = base + len(rows)
+                    if i < end:
+                        break
+                else:
+                    break
+            indent_text, dash, key, rest = rows[i - base]
+            i += 1
+            if not key and not dash:  # blank, comment or `---`; anything else is not ours
+                started = _bare_row(indent_text, rest, root is None and not started) or started
+                continue
+            indent = len(indent_text)
+            if pending is not None:
+                frame = self.open_or_close(pending, indent, dash, i)
+                if frame is not None:
+                    stack.append(frame)
+                    t_indent, t_cont, t_locs, t_map = frame
+                pending = None
+            while indent < t_indent or (indent == t_indent and not dash and not t_map):
+                stack.pop()
+                t_indent, t_cont, t_locs, t_map = stack[-1] if stack else (-1, None, t_locs, False)
+            if t_cont is None:
+                if root is not None:
+                    raise Unsupported
+                root, root_locs = ([] if dash else {}), LocMap.at(file, i)
+                stack.append((indent, root, root_locs, not dash))
+                t_indent, t_cont, t_locs, t_map = stack[-1]
+            elif t_indent != indent:
+                raise Unsupported
+            if dash:
+                if t_map:
+                    raise Unsupported
+                slot: Any = len(t_cont)
+                t_cont.append(None)
+                if not key:
+                    if not rest or rest[0] == "#":
+                        pending = (indent, t_cont, slot, t_locs, i, False)
+                        continue
+                    owner = indent
+                else:
+                    mapping: dict[str, Any] = {}
+                    map_locs = LocMap()
+                    map_locs.file, map_locs.line = file, i
+                    t_cont[slot] = mapping
+                    t_locs[slot] = map_locs
+                    t_indent, t_cont, t_locs, t_map = indent + len(dash), mapping, map_locs, True
+                    stack.append((t_indent, t_cont, t_locs, t_map))
+            elif not t_map:
+                raise Unsupported
+            if key:
+                key = intern(key)
+                if key in t_cont:
+                    raise Unsupported
+                if not rest or rest[0] == "#":
+                    t_cont[key] = None
+                    pending = (t_indent, t_cont, key, t_locs, i, True)
+                    continue
+                slot, owner = key, t_indent
+            first = rest[0]
+            if first in special:
+                if first == "[":  # flow list: its items share the key's line
+                    t_cont[slot], t_locs[slot] = _flow_list(rest, i, exprs), i
+                else:
+                    t_cont[slot], t_locs[slot], i = self.value(rest, i, owner)
+                continue
+            if " #" in rest:
+                rest = rest[: rest.index(" #")]
+            if rest[-1] == " ":
+                rest = rest.rstrip(" ")
+            if ": " in rest or rest[-1] == ":":
+                raise Unsupported
+            if "${{" in rest:
+                exprs.append((i, rest))
+            t_cont[slot] = (
+                to_number(rest) if first in numeric and rest[-1] in digits else words.get(rest, rest)
+            )
+            t_locs[slot] = i
+        if pending is not None:
+            pending[3][pending[2]] = pending[4]
+        return root, root_locs, exprs
+
+    def open_or_close(
+        self, pending: tuple[int, Any, Any, LocMap, int, bool], indent: int, dash: str, line: int
+    ) -> Frame | None:
+        """After `key:` or `-` without a value: the frame of the nested block that follows, or None
+        (the value stays null)."""
+        owner_indent, container, slot, locs, owner_line, from_key = pending
+        if indent > owner_indent or (from_key and dash and indent == owner_indent):
+            new: Any = [] if dash else {}
+            new_locs = LocMap()
+            new_locs.file, new_locs.line = self.file, owner_line if from_key else line
+            container[slot] = new
+            locs[slot] = new_locs
+            return (indent, new, new_locs, not dash)
+        locs[slot] = owner_line
+        return None
+
+    def value(self, rest: str, line: int, owner_indent: int) -> tuple[Any, int | LocMap, int]:
+        """(value, location, next row) of the value text `rest` on `line` (1-based)."""
+        first = rest[0]
+        if first not in _SPECIAL_START or (first == "-" and rest[1:2] not in ("", " ")):
+            text = _plain(rest)
+            value: Any = number(text) if first in _NUMBER_START else WORDS.get(text, text)
+        elif first == '"' or first == "'":
+            value = text = _quoted(rest)
+        elif first == "[":
+            return _flow_list(rest, line, self.exprs), line, line
+        elif first == "{" and rest.startswith("{}"):
+            _check_tail(rest, 2)
+            return {}, LocMap.at(self.file, line), line
+        elif first == "|":
+            text, next_row = self.literal(rest, line, owner_indent)
+            if "${{" in text:
+                self.exprs.append((line, text))
+            return text, line, next_row
+        else:
+            raise Unsupported
+        if "${{" in text:
+            self.exprs.append((line, text))
+        return value, line, line
+
+    def literal(self, header: str, line: int, owner_indent: int) -> tuple[str, int]:
+        """A `|` or `|-` block starting after `line`; returns its text and the next row index."""
+        match = _LITERAL_HEADER.fullmatch(header)
+        if match is None:
+            raise Unsupported
+        if self.lines is None:
+            self.lines = self.text.split("\n")
+        text, next_row = _literal_body(self.lines, line, owner_indent)
+        return (text if match.group(1) else text + "\n"), next_row
+
+
+def _bare_row(indent: str, rest: str, may_start: bool) -> bool:
+    """A row without key or dash: True for a leading `---`, False for blank/comment, else Unsupported."""
+    if not rest or rest[0] == "#":
+        return False
+    if not indent and may_start and rest.rstrip(" ") == "---":
+        return True
+    raise Unsupported
+
+
+def _plain(rest: str) -> str:
+    """A one-line plain scalar without its comment; Unsupported when YAML would read more into it."""
+    if " #" in rest:
+        rest = rest[: rest.index(" #")]
+    text = rest.rstrip(" ")
+    if ": " in text or text.endswith(":"):
+        raise Unsupported
+    return text
+
+
+def _check_tail(rest: str, pos: int) -> None:
+    """After a quoted scalar or flow list, only a comment may follow."""
+    tail = rest[pos:]
+    if tail.strip(" ") and not (tail[0] == " " and tail.lstrip(" ")[0] == "#"):
+        raise Unsupported
+
+
+def _quoted(rest: str) -> str:
+    """A one-line quoted scalar without escapes."""
+    quote = rest[0]
+    pos = 1
+    while True:
+        end = rest.find(quote, pos)
+        if end == -1:
+            raise Unsupported
+        if quote == "'" and rest[end + 1 : end + 2] == "'":
+            pos = end + 2
+            continue
+        break
+    text = rest[1:end]
+    if quote == '"' and "\\" in text:
+        raise Unsupported
+    _check_tail(rest, end + 1)
+    return text.replace("''", "'") if quote == "'" else text
+
+
+def _flow_list(rest: str, line: int, exprs: Expressions) -> list[Any]:
+    """`[a, b, c]` with plain items on one line."""
+    end = rest.find("]")
+    if end == -1:
+        raise Unsupported
+    if end != len(rest) - 1:
+        _check_tail(rest, end + 1)
+    inner = rest[1:end]
+    if _FLOW_BAD.search(inner):
+        raise Unsupported
+    items: list[Any] = []
+    for part in inner.split(","):
+        item = part.strip(" ")
+        if not item or (item[0] in _SPECIAL_START and not (item[0] == "-" and item[1:2] not in ("", " "))):
+            if not item and not items and not inner.strip(" "):
+                return []
+            raise Unsupported
+        if "${{" in item:
+            exprs.append((line, item))
+        items.append(number(item) if item[0] in _NUMBER_START else WORDS.get(item, item))
+    return items
+
+
+def _literal_body(lines: list[str], start: int, owner_indent: int) -> tuple[str, int]:
+    """The lines of a literal block after line index `start` (clip chomping: no trailing empties)."""
+    total = len(lines)
+    idx = start
+    while idx < total and not lines[idx].strip(" "):
+        idx += 1
+    if idx == total:
+        raise Unsupported
+    width = len(lines[idx]) - len(lines[idx].lstrip(" "))
+    if width <= owner_indent or any(len(lines[k]) > width for k in range(start, idx)):
+        raise Unsupported
+    pad = " " * width
+    body = [""] * (idx - start)
+    while idx < total:
+        line = lines[idx]
+        if line.startswith(pad):
+            text = line[width:]
+            if text and not text.strip(" "):
+                raise Unsupported
+            body.append(text)
+        elif not line.strip(" "):
+            body.append("")
+        else:
+            break
+        idx += 1
+    while body and not body[-1]:
+        body.pop()
+    return "\n".join(body), idx

@@ -1,0 +1,1 @@
+"""The YAML door: a loaded workflow spec → plan → run, dry run, outputs, batch script, visualize."""

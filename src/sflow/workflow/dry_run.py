@@ -1,0 +1,186 @@
+"""`sflow run --dry-run`: the plan as it would run, with every expression resolved.
+
+Placement here is a simulation in dependency order (a task that does not fit reuses
+what earlier tasks held); at run time placement follows the real order of events.
+Rendering every script also proves the expressions before anything is started.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+from shlex import quote as _quote
+from typing import Any
+
+from sflow.backends.base import Allocation, create_backend
+from sflow.backends.placement import Placement, Placer
+from sflow.errors import PlanError, SpecError
+from sflow.launchers.base import LaunchContext, get_launcher
+from sflow.schema.loader import gc_paused
+from sflow.schema.problems import Problems
+from sflow.workflow.context import ScriptRenderer, add_backends, base_context, rendered_backend_config
+from sflow.workflow.plan import TaskInstance, at_request, expand
+
+
+def planned_allocations(
+    spec: Any, instances: list[TaskInstance], context: dict[str, Any]
+) -> dict[str, Allocation]:
+    """The nodes each used backend would offer, as far as is known without asking anyone."""
+    out = {}
+    for name in dict.fromkeys(i.backend for i in instances):
+        config = rendered_backend_config(spec, name, context)
+        backend = create_backend(config.type, name, config)
+        out[name] = backend.planned_allocation()
+    return out
+
+
+def simulate_placement(
+    ordered: list[TaskInstance], allocations: dict[str, Allocation]
+) -> dict[str, Placement]:
+    """A plausible placement for every instance, in start order; PlanError if one can never fit."""
+    placers = {name: Placer(a.nodes, name) for name, a in allocations.items()}
+    held: dict[str, list[tuple[Placement, str]]] = {name: [] for name in allocations}
+    out: dict[str, Placement] = {}
+    for inst in ordered:
+        placer = placers[inst.backend]
+        try:
+            placement = placer.try_place(inst.request, inst.name)
+        except PlanError as exc:
+            raise at_request(exc, inst) from None
+        if placement is None:  # pretend earlier tasks have finished
+            for p, holder in held[inst.backend]:
+                placer.release(p, holder)
+            held[inst.backend].clear()
+            placement = placer.try_place(inst.request, inst.name)
+            assert placement is not None
+        held[inst.backend].append((placement, inst.name))
+        out[inst.name] = placement
+    return out
+
+
+def describe_plan(spec: Any, workspace: Path, output_dir: Path) -> str:
+    """The plan as text: backends and their nodes, then every task in start order."""
+    with gc_paused() as resume:  # planning, like loading, makes many objects and no cycles...
+        return _describe_plan(spec, workspace, output_dir, resume)
+
+
+def _describe_plan(spec: Any, workspace: Path, output_dir: Path, resume_gc: Callable[[], None]) -> str:
+    ordered = expand(spec).in_order()
+    run_dir = output_dir / "<run-id>"
+    context = base_context(spec, workspace, run_dir, write_artifacts=False)
+    allocations = planned_allocations(spec, ordered, context)
+    add_backends(context, spec, allocations)
+    placements = simulate_placement(ordered, allocations)
+    renderer = ScriptRenderer(context)
+    commands = _Commands(allocations, workspace, str(run_dir))
+    out = io.StringIO()  # grows one buffer and hands it back as the result: no second copy
+    out.write(f"workflow: {spec.workflow.name}  ({len(ordered)} task(s))")
+    for name, alloc in allocations.items():
+        nodes = ", ".join(f"{n.name}({n.num_gpus} gpu)" if n.num_gpus else n.name for n in alloc.nodes)
+        out.write(f"\nbackend {name} [{spec.backend_type(name)}]: {nodes}")
+        if "request" in alloc.info:  # what the allocation will ask Slurm for
+            out.write(f"\n  allocation: {alloc.info['request']}")
+    write = out.write
+    problems = Problems()  # every script's mistakes, not only the first one's
+    for step, inst in enumerate(ordered, 1):
+        placement = placements[inst.name]
+        try:
+            body = renderer.render_body(inst, placement)
+        except SpecError as exc:
+            problems.add(exc)
+            continue
+        if renderer.left_cycles:  # ...but a `${% %}` template leaves cycles behind
+            resume_gc()
+        argv = commands.argv(inst, placement)
+        write("\n")
+        write(_describe_task(step, inst, placement, argv, body))
+    del ordered, placements, renderer, context
+    problems.raise_if_any()
+    return out.getvalue()
+
+
+class _Commands:
+    """The argv each launcher would run (the environment is not shown, so none is built)."""
+
+    def __init__(self, allocations: dict[str, Allocation], workspace: Path, run_dir: str) -> None:
+        self.allocations = allocations
+        self.workspace = workspace
+        self.run_dir = run_dir
+        self._last: _PlannedLaunch | None = None
+
+    def argv(self, inst: TaskInstance, placement: Placement) -> list[str]:
+        script = f"{self.run_dir}/{inst.name}/{inst.name}.sh"
+        allocation = self.allocations[inst.backend]
+        ctx = self._last
+        if (
+            ctx is not None
+            and ctx.placement is placement
+            and ctx.operator is inst.operator
+            and ctx.allocation is allocation
+        ):  # the previous task's context serves this one (launchers keep nothing of it)
+            ctx.task = inst.name
+            ctx._script = script
+            return get_launcher(inst.operator.type).argv(ctx)
+        ctx = self._last = _PlannedLaunch(
+            script,
+            task=inst.name,
+            env={},
+            cwd=self.workspace,
+            placement=placement,
+            allocation=allocation,
+            operator=inst.operator,
+            base_env={},
+        )
+        return get_launcher(inst.operator.type).argv(ctx)
+
+
+class _PlannedLaunch(LaunchContext):
+    """A launch context whose paths are made only if a launcher reads them: the built-in launchers'
+    command lines need only `script_text()`, and a `Path` costs more than the rest of a command line.
+
+    `script` must read as its `Path` would: `run_dir/<task>/<task>.sh` does (a task name has no `/`
+    and does not start with a dot).
+    """
+
+    def __init__(self, script: str | None = None, **fields: Any) -> None:
+        path = fields.pop("script_path", None)  # given instead by dataclasses.replace()
+        self._script = script if script is not None else str(path)
+        fields.pop("log_path", None)
+        super().__init__(script_path=None, log_path=None, **fields)  # type: ignore[arg-type]
+
+    def script_text(self) -> str:
+        return self._script
+
+    @property
+    def script_path(self) -> Path:
+        return Path(self._script)
+
+    @script_path.setter
+    def script_path(self, value: Path | None) -> None:
+        pass
+
+    @property
+    def log_path(self) -> Path:
+        return self.script_path.with_suffix(".log")
+
+    @log_path.setter
+    def log_path(self, value: Path | None) -> None:
+        pass
+
+
+def _describe_task(step: int, inst: TaskInstance, placement: Placement, argv: list[str], body: str) -> str:
+    """One task's entry; `body` is its rendered script without the `#!` line."""
+    where = ", ".join([n.name for n in placement.nodes])
+    if placement.gpus:
+        where += " gpus " + ";".join(",".join(map(str, g)) for g in placement.gpus)
+    text = (
+        f"\n{step}. {inst.name}\n   backend: {inst.backend}  operator: {inst.operator.name}  nodes: {where}"
+    )
+    if inst.deps:
+        text += f"\n   after: {', '.join(inst.deps)}"
+    if inst.sweep:
+        text += "\n   sweep: " + ", ".join(f"{k}={v}" for k, v in inst.sweep.items())
+    command = " ".join([_quote(arg) for arg in argv])
+    lines = "\n   | ".join((body + "\n").splitlines())  # the script's lines after the `#!` line
+    return f"{text}\n   command: {command}\n   | {lines}"

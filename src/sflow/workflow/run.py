@@ -1,0 +1,362 @@
+"""Run a validated YAML workflow: allocate backends, build engine units, record everything.
+
+This is the glue between the spec, the plan, the backends, the launchers and the engine;
+each of those knows nothing of the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sflow.backends.base import Allocation, Backend, create_backend
+from sflow.backends.placement import Placement, Placer
+from sflow.engine import Attempt, Engine, Event, Outcome, RetryPolicy, RunResult, State, Unit, UnitResult
+from sflow.errors import BackendError, PlanError
+from sflow.launchers.base import LaunchContext, get_launcher
+from sflow.probes import ProbedAttempt, task_probes
+from sflow.proc.process import stop_adopted
+from sflow.record.outputs import write_outputs
+from sflow.record.run_dir import RunRecord
+from sflow.schema import parse_duration
+from sflow.schema.expressions import render_value
+from sflow.workflow.context import (
+    add_backends,
+    base_context,
+    render_script,
+    rendered_backend_config,
+    task_env,
+    task_scope,
+)
+from sflow.workflow.outputs import extract_outputs
+from sflow.workflow.plan import TaskInstance, at_request, expand
+
+if TYPE_CHECKING:
+    from sflow.schema import WorkflowSpec
+
+
+@dataclass
+class RunOptions:
+    """Where a run works and writes, and how it reacts to failure."""
+
+    workspace_dir: Path = field(default_factory=Path.cwd)
+    output_dir: Path = field(default_factory=lambda: Path.cwd() / "sflow_output")
+    keep_going: bool = False
+    grace: float = 10.0
+    run_id: str | None = None
+
+
+class WorkflowRun:
+    """One execution of a workflow spec, from allocation to summary.json."""
+
+    def __init__(
+        self, spec: WorkflowSpec, options: RunOptions, listeners: Iterable[Callable[[Event], None]] = ()
+    ):
+        self.spec = spec
+        self.options = options
+        self.plan = expand(spec)
+        self.instances = self.plan.instances
+        self.listeners = list(listeners)
+        self.backends: dict[str, Backend] = {}
+        self.allocations: dict[str, Allocation] = {}
+        self.placers: dict[str, Placer] = {}
+        self.context: dict[str, Any] = {}
+        self.engine: Engine | None = None
+        self.stop_signal: int | None = None  # the signal that stopped the run (run_with_signals)
+        self.record = RunRecord(options.output_dir, spec.workflow.name, options.run_id)
+        self.tables_pending: dict[str, int] = {}  # replicated task -> replicas yet to succeed
+        for inst in self.instances:
+            if inst.replica_index is not None and inst.task.outputs:
+                self.tables_pending[inst.task.name] = self.tables_pending.get(inst.task.name, 0) + 1
+        self.base_env = dict(os.environ)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def run(self) -> RunResult:
+        """Allocate, run every task, release; the record is complete whatever happens."""
+        result: RunResult | None = None
+        why_not_started = "interrupted before any task started"
+        try:
+            self.context = base_context(self.spec, self.options.workspace_dir, self.record.run_dir)
+            try:
+                await self._allocate()
+            except BackendError as exc:  # Slurm said no: a failed run with its reason, not a traceback
+                self.record.note(str(exc))
+                result = self._not_started(str(exc))
+                return result
+            add_backends(self.context, self.spec, self.allocations)
+            self.engine = Engine(
+                [self._unit(i) for i in self.instances],
+                keep_going=self.options.keep_going,
+                timeout=_duration(self.spec.workflow.timeout),
+                grace=self.options.grace,
+                listeners=[self.record.on_event, *self.listeners],
+            )
+            result = await self.engine.run()
+            return result
+        except Exception as exc:
+            why_not_started = f"could not start: {exc}"
+            raise
+        finally:
+            await asyncio.shield(self._stop_left_behind())
+            await asyncio.shield(self._release())
+            summary = result if result is not None else self._not_started(why_not_started)
+            self.record.write_summary(summary, extra={"backends": self._allocation_summary()})
+            self.record.close()
+
+    def _not_started(self, reason: str) -> RunResult:
+        """The result of a run that ended before its engine ran (allocation refused, interrupted)."""
+        outcome = Outcome(ok=False, reason=f"not started: {reason}")
+        units = {name: UnitResult(state=State.CANCELLED, outcome=outcome) for name in self.plan.order}
+        return RunResult(
+            units=units, stop_reason=reason, interrupted="interrupted" in reason, order=self.plan.order
+        )
+
+    def request_stop(self, reason: str, interrupted: bool = False, force: bool = False) -> None:
+        if self.engine is not None:
+            self.engine.request_stop(reason, interrupted=interrupted, force=force)
+
+    async def _allocate(self) -> None:
+        used = dict.fromkeys(i.backend for i in self.instances)
+        for name in used:
+            config = rendered_backend_config(self.spec, name, self.context)
+            self.backends[name] = create_backend(config.type, name, config)
+        for name, backend in self.backends.items():
+            self.record.note(f"allocating backend '{name}'")
+            try:
+                self.allocations[name] = await backend.allocate()
+            except BackendError:
+                raise
+            except Exception as exc:
+                raise BackendError(f"backend '{name}': {exc}") from exc
+            alloc = self.allocations[name]
+            self.placers[name] = Placer(alloc.nodes, name)
+            self.record.note(f"backend '{name}': nodes {', '.join(n.name for n in alloc.nodes)}")
+        for inst in self.instances:
+            try:
+                self.placers[inst.backend].candidates(inst.request, inst.name)
+            except PlanError as exc:
+                raise at_request(exc, inst) from None
+
+    async def _stop_left_behind(self) -> None:
+        """Processes tasks detached from their group (`setsid`) do not outlive the run."""
+        grace = self.engine.grace if self.engine is not None else self.options.grace
+        stopped = await stop_adopted(grace)
+        if stopped:
+            pids = ", ".join(map(str, stopped[:10])) + (" ..." if len(stopped) > 10 else "")
+            self.record.note(f"stopped {len(stopped)} process(es) that tasks had left running (pids {pids})")
+
+    async def _release(self) -> None:
+        for name, backend in reversed(list(self.backends.items())):
+            if name not in self.allocations:
+                continue
+            try:
+                await backend.release()
+            except Exception as exc:  # keep releasing the others; the failure is in the log
+                self.record.note(f"backend '{name}': release failed: {exc}")
+                print(f"sflow: backend '{name}': release failed: {exc}", file=sys.stderr)
+
+    def _allocation_summary(self) -> dict[str, Any]:
+        return {
+            name: {"nodes": [n.name for n in a.nodes], "job_id": a.job_id, "reused": a.reused}
+            for name, a in self.allocations.items()
+        }
+
+    # -- context and units -----------------------------------------------------------------------
+
+    def _unit(self, inst: TaskInstance) -> Unit:
+        task = inst.task
+        retries = task.retries
+        policy = RetryPolicy()
+        if retries is not None:
+            policy = RetryPolicy(
+                count=int(retries.count or 0),
+                interval=_duration(retries.interval) or 0.0,
+                backoff=float(retries.backoff or 1.0),
+            )
+
+        async def start(attempt_no: int) -> Attempt:
+            return await self._start_attempt(inst, attempt_no)
+
+        return Unit(
+            name=inst.name, start=start, deps=inst.deps, retries=policy, timeout=_duration(task.timeout)
+        )
+
+    async def _start_attempt(self, inst: TaskInstance, attempt_no: int) -> Attempt:
+        placer = self.placers[inst.backend]
+        placement = await placer.place(inst.request, inst.name)
+        try:
+            hosts = [n.ip_address for n in placement.nodes]
+            scope = task_scope(self.context, inst, placement)
+            probes = task_probes(
+                {"probes": _rendered(inst.task.probes, scope)},
+                default_host=hosts[0] if hosts else "127.0.0.1",
+            )
+            outputs = [_rendered(output, scope) for output in inst.task.outputs]
+            ctx = self._launch_context(inst, placement, attempt_no, scope)
+            attempt = await get_launcher(ctx.operator.type).start(ctx)
+        except BaseException:
+            placer.release(placement, inst.name)
+            raise
+        if probes:
+            attempt = ProbedAttempt(attempt, probes.readiness, probes.failure, hosts, self.options.grace)
+
+        async def on_end(outcome: Outcome, stopped_when_ready: bool) -> None:
+            placer.release(placement, inst.name)
+            # a service stopped once it was ready (the end of its work) has its outputs too
+            if (outcome.ok or stopped_when_ready) and outputs:
+                await self._collect_outputs(inst, attempt, outputs)
+
+        return HeldAttempt(attempt, on_end, on_ready=lambda: placer.park(inst.name))
+
+    async def _collect_outputs(self, inst: TaskInstance, attempt: Attempt, outputs: list[Any]) -> None:
+        """Values parsed from the log into `<task>/outputs.json` and the run summary."""
+        values, warnings = await asyncio.to_thread(extract_outputs, attempt.log_path, outputs)
+        for warning in warnings:
+            self.record.note(f"{inst.name}: {warning}")
+        write_outputs(self.record.task_dir(inst.name), values)
+        replica_of = inst.task.name if inst.replica_index is not None else None
+        self.record.set_outputs(inst.name, values, replica_of, inst.replica_index, inst.sweep)
+        if replica_of is not None:
+            self.tables_pending[replica_of] -= 1
+            if self.tables_pending[replica_of] == 0:  # before any dependent starts: it may read it
+                await asyncio.to_thread(self.record.write_sweep_table, replica_of)
+
+    def _launch_context(
+        self, inst: TaskInstance, placement: Placement, attempt_no: int, scope: dict[str, Any]
+    ) -> LaunchContext:
+        task_dir = self.record.task_dir(inst.name)
+        script = render_script(inst, scope)
+        script_path = task_dir / f"{task_dir.name}.sh"
+        script_path.write_text(script, encoding="utf-8")
+        env = task_env(
+            self.spec,
+            inst,
+            scope,
+            placement,
+            self.options.workspace_dir,
+            self.options.output_dir,
+            self.record.run_dir,
+            task_dir,
+        )
+        env["SFLOW_ATTEMPT"] = str(attempt_no)
+        if "PYTHONUNBUFFERED" not in env and "PYTHONUNBUFFERED" not in self.base_env:
+            # A log is a file, so Python would hold a service's "listening" in its buffer: log_watch
+            # probes and `sflow logs -f` would see nothing until the process exits.
+            env["PYTHONUNBUFFERED"] = "1"
+        info = self.record.task_info.setdefault(inst.name, {})
+        info.update(backend=inst.backend, nodes=placement.node_names, gpus=[list(g) for g in placement.gpus])
+        if inst.replica_index is not None:
+            info.update(replica_index=inst.replica_index, sweep=inst.sweep)
+        return LaunchContext(
+            task=inst.name,
+            script_path=script_path,
+            env=env,
+            cwd=self.options.workspace_dir,
+            log_path=self.record.attempt_log(inst.name, attempt_no),
+            placement=placement,
+            allocation=self.allocations[inst.backend],
+            operator=inst.operator,
+            attempt=attempt_no,
+            base_env=self.base_env,
+        )
+
+
+class HeldAttempt(Attempt):
+    """An attempt that runs `on_end` (release its placement, collect outputs) once it ends.
+
+    `on_end` also learns whether the attempt was stopped on request after it had become ready;
+    `on_ready` runs when a service becomes ready (from then on it keeps its placement).
+    """
+
+    def __init__(
+        self,
+        inner: Attempt,
+        on_end: Callable[[Outcome, bool], Awaitable[None]],
+        on_ready: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.inner = inner
+        self._on_ready = on_ready
+        self.log_path = inner.log_path
+        self.info = inner.info
+        self._on_end = on_end
+        self._ended: asyncio.Future[Outcome] | None = None
+        self._was_ready = False
+        self._stop_requested = False
+
+    async def wait(self) -> Outcome:
+        if self._ended is None:
+            self._ended = asyncio.ensure_future(self._wait_once())
+        return await asyncio.shield(self._ended)
+
+    async def _wait_once(self) -> Outcome:
+        outcome = await self.inner.wait()
+        await self._on_end(outcome, self._stop_requested and self._was_ready)
+        return outcome
+
+    async def stop(self, grace: float) -> None:
+        self._stop_requested = True
+        await self.inner.stop(grace)
+        await self.wait()
+
+    async def ready(self) -> Outcome:
+        verdict = await self.inner.ready()
+        self._was_ready = verdict.ok
+        if verdict.ok:
+            self._on_ready()
+        return verdict
+
+    @property
+    def has_readiness(self) -> bool:
+        return self.inner.has_readiness
+
+
+def _rendered(model: Any, scope: dict[str, Any]) -> Any:
+    """A probe or output model as plain data with its `${{ }}` fields rendered for one instance."""
+    if model is None:
+        return None
+    data = model.model_dump(exclude_none=True)
+    return render_value(data, scope, where=model.loc(), field=model.path())
+
+
+def _duration(value: Any) -> float | None:
+    if value is None:
+        return None
+    return parse_duration(value)
+
+
+async def run_with_signals(run: WorkflowRun) -> RunResult:
+    """Run with SIGINT/SIGTERM turned into a clean stop (a second Ctrl-C stops without grace).
+
+    The first signal is kept in `run.stop_signal`: the exit status says which one it was.
+    """
+    import signal
+
+    loop = asyncio.get_running_loop()
+    hits = 0
+
+    def on_signal(sig: signal.Signals) -> None:
+        nonlocal hits
+        hits += 1
+        run.stop_signal = run.stop_signal or sig
+        if run.engine is None:
+            main.cancel()
+            return
+        run.request_stop(f"interrupted ({sig.name})", interrupted=True, force=hits > 1)
+
+    main = asyncio.ensure_future(run.run())
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        return await main
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)

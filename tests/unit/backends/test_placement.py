@@ -1,0 +1,120 @@
+import asyncio
+
+import pytest
+
+from sflow.backends.placement import Node, Placer, Request
+from sflow.errors import PlanError
+
+
+def nodes(n=2, gpus=2):
+    return [Node(f"n{i}", "127.0.0.1", i, gpus) for i in range(n)]
+
+
+def test_default_request_takes_least_loaded_node():
+    p = Placer(nodes(2))
+    a = p.try_place(Request(), "a")
+    b = p.try_place(Request(), "b")
+    assert a.node_names == ["n0"] and b.node_names == ["n1"]
+
+
+def test_gpus_are_exclusive_and_reused_after_release():
+    p = Placer(nodes(1, gpus=2))
+    a = p.try_place(Request(gpus=1), "a")
+    b = p.try_place(Request(gpus=1), "b")
+    assert a.gpu_list != b.gpu_list
+    assert sorted(a.gpu_list + b.gpu_list) == [0, 1]
+    assert p.try_place(Request(gpus=1), "c") is None
+    p.release(a, "a")
+    c = p.try_place(Request(gpus=1), "c")
+    assert c.gpu_list == a.gpu_list
+
+
+def test_negative_index_counts_from_the_end_and_exclude():
+    p = Placer(nodes(3, gpus=0))
+    assert p.try_place(Request(indices=(-1,)), "a").node_names == ["n2"]
+    assert p.try_place(Request(count=2, exclude=("n0",)), "b").node_names == ["n1", "n2"]
+
+
+def test_impossible_request_is_a_plan_error():
+    p = Placer(nodes(2, gpus=2), backend="local")
+    with pytest.raises(PlanError, match="asks for 3 node"):
+        p.candidates(Request(count=3), "big")
+    with pytest.raises(PlanError, match="4 GPU"):
+        p.candidates(Request(gpus=4), "greedy")
+    with pytest.raises(PlanError, match="out of range"):
+        p.candidates(Request(indices=(5,)), "far")
+
+
+def test_place_waits_for_release_without_polling():
+    async def main():
+        p = Placer(nodes(1, gpus=1))
+        first = p.try_place(Request(gpus=1), "a")
+        waiter = asyncio.ensure_future(p.place(Request(gpus=1), "b"))
+        await asyncio.sleep(0)
+        assert not waiter.done()
+        p.release(first, "a")
+        second = await asyncio.wait_for(waiter, 1)
+        return second.gpu_list
+
+    assert asyncio.run(main()) == [0]
+
+
+def test_negative_exclude_counts_from_the_end_and_out_of_range_is_an_error():
+    p = Placer(nodes(3, gpus=0), backend="local")
+    assert p.try_place(Request(count=2, exclude=(-1,)), "a").node_names == ["n0", "n1"]
+    assert p.try_place(Request(exclude=("n0", -2)), "b").node_names == ["n2"]
+    with pytest.raises(PlanError, match="out of range"):
+        p.candidates(Request(exclude=(-4,)), "far")
+
+
+def test_any_one_node_placements_share_one_value_and_release_like_any_other():
+    p = Placer(nodes(2, gpus=0))
+    a, b, c = (p.try_place(Request(), t) for t in "abc")
+    assert a.node_names == ["n0"] and b.node_names == ["n1"] and c is a
+    p.release(a, "a")
+    p.release(c, "c")
+    assert p.try_place(Request(), "d") is a
+
+
+def test_a_request_only_parked_services_block_fails_at_once():
+    async def main():
+        p = Placer(nodes(1, gpus=2), backend="local")
+        p.try_place(Request(gpus=2), "server")
+        waiter = asyncio.ensure_future(p.place(Request(gpus=1), "client"))
+        await asyncio.sleep(0)
+        assert not waiter.done()  # the server may still end and give its GPUs back
+        p.park("server")  # it became ready: it keeps them until the other tasks end
+        with pytest.raises(PlanError, match="service\\(s\\) 'server' hold them"):
+            await asyncio.wait_for(waiter, 1)
+
+    asyncio.run(main())
+
+
+def test_a_request_waits_while_anything_but_a_parked_service_may_still_release():
+    async def main():
+        p = Placer(nodes(1, gpus=2), backend="local")
+        p.try_place(Request(gpus=1), "server")
+        worker = p.try_place(Request(gpus=1), "worker")
+        p.park("server")
+        waiter = asyncio.ensure_future(p.place(Request(gpus=1), "next"))
+        await asyncio.sleep(0)
+        assert not waiter.done()
+        p.release(worker, "worker")
+        return (await asyncio.wait_for(waiter, 1)).gpu_list
+
+    assert asyncio.run(main()) == [1]
+
+
+def test_a_released_service_is_no_longer_parked():
+    async def main():
+        p = Placer(nodes(1, gpus=1), backend="local")
+        held = p.try_place(Request(gpus=1), "svc")
+        p.park("svc")
+        p.release(held, "svc")
+        p.try_place(Request(gpus=1), "other")  # held by a task that is not parked
+        waiter = asyncio.ensure_future(p.place(Request(gpus=1), "late"))
+        await asyncio.sleep(0)
+        assert not waiter.done()
+        waiter.cancel()
+
+    asyncio.run(main())

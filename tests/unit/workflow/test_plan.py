@@ -1,0 +1,99 @@
+"""Expanding a workflow into task instances: replicas, sweeps, dependencies, order."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sflow.errors import SpecError
+from sflow.schema import WorkflowSpec, load_workflow
+from sflow.workflow.plan import expand
+
+
+def _load(tmp_path: Path, text: str) -> WorkflowSpec:
+    path = tmp_path / "wf.yaml"
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return load_workflow([path])
+
+
+def test_instances_dependencies_and_order(tmp_path: Path) -> None:
+    spec = _load(
+        tmp_path,
+        """
+        version: "0.1"
+        variables:
+          LR: {value: 1, domain: [1, 2]}
+        workflow:
+          name: wf
+          tasks:
+            - name: report
+              depends_on: [train, seq, prep]
+              script: [echo]
+            - name: prep
+              script: [echo]
+            - name: train
+              depends_on: [prep, prep]
+              replicas: {variables: [LR]}
+              script: [echo]
+            - name: seq
+              depends_on: [prep]
+              replicas: {count: 3, policy: sequential}
+              script: [echo]
+        """,
+    )
+    plan = expand(spec)
+    by_name = plan.by_name()
+    assert [i.name for i in plan.instances] == [
+        "report",
+        "prep",
+        "train_0",
+        "train_1",
+        "seq_0",
+        "seq_1",
+        "seq_2",
+    ]
+    assert by_name["report"].deps == ("train_0", "train_1", "seq_0", "seq_1", "seq_2", "prep")
+    assert by_name["prep"].deps == ()
+    assert by_name["train_1"].deps == ("prep", "prep") and by_name["train_1"].sweep == {"LR": 2}
+    assert by_name["seq_0"].deps == ("prep",) and by_name["seq_2"].deps == ("prep", "seq_1")
+    assert by_name["seq_1"].replica_index == 1 and by_name["seq_1"].sweep == {}
+    assert by_name["prep"].replica_index is None and by_name["prep"].sweep == {}
+    assert plan.order == ["prep", "train_0", "train_1", "seq_0", "seq_1", "seq_2", "report"]
+    assert all(i.backend == "local" and i.operator.name == "bash" for i in plan.instances)
+
+
+def test_a_cycle_is_reported_at_depends_on(tmp_path: Path) -> None:
+    spec = _load(
+        tmp_path,
+        """
+        version: "0.1"
+        workflow:
+          name: wf
+          tasks:
+            - name: a
+              depends_on: [b]
+              script: [echo]
+            - name: b
+              depends_on: [a]
+              script: [echo]
+        """,
+    )
+    with pytest.raises(SpecError, match="dependency cycle: b -> a -> b") as err:
+        expand(spec)
+    assert err.value.where.endswith("wf.yaml:9")
+
+
+def test_a_long_cycle_is_one_short_line(tmp_path: Path) -> None:
+    n = 5000
+    tasks = "".join(f"    - {{name: t{i}, depends_on: [t{(i - 1) % n}], script: [echo]}}\n" for i in range(n))
+    path = tmp_path / "wf.yaml"
+    path.write_text('version: "0.1"\nworkflow:\n  name: wf\n  tasks:\n' + tasks, encoding="utf-8")
+    with pytest.raises(SpecError) as err:
+        expand(load_workflow([path]))
+    assert err.value.message == (
+        "dependency cycle through 5000 tasks: "
+        "t1 -> t2 -> t3 -> t4 -> t5 -> ... (4991 more) ... -> t4997 -> t4998 -> t4999 -> t0 -> t1"
+    )
+    assert err.value.where == f"{path}:6"

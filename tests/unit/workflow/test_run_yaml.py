@@ -1,0 +1,80 @@
+"""`sflow.run_yaml`: a YAML workflow run from Python on the same engine as `sflow run`."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+import sflow
+import sflow.errors
+from sflow.engine import State
+
+WORKFLOW = """\
+version: "0.1"
+variables:
+  GREETING: {value: hello}
+workflow:
+  name: tiny
+  tasks:
+    - name: first
+      script:
+        - echo "${GREETING} from first"
+    - name: second
+      depends_on: [first]
+      script:
+        - echo "second saw ${GREETING}"
+"""
+
+FAILING = """\
+version: "0.1"
+workflow:
+  name: broken
+  tasks:
+    - name: bad
+      script: ["exit 3"]
+    - name: after
+      depends_on: [bad]
+      script: ["echo never"]
+"""
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "wf.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_run_yaml_with_sets(tmp_path: Path) -> None:
+    result = sflow.run_yaml(_write(tmp_path, WORKFLOW), sets={"GREETING": "hi"}, output_dir=tmp_path / "out")
+    assert result.ok
+    assert result.states == {"first": State.SUCCEEDED, "second": State.SUCCEEDED}
+    assert result.run_dir.parent == tmp_path / "out"
+    assert result.summary["tasks"]["second"]["state"] == "succeeded"
+    assert "second saw hi" in result.log("second").read_text()
+
+
+def test_run_yaml_failure_raises_with_details(tmp_path: Path) -> None:
+    with pytest.raises(sflow.WorkflowFailed, match="'bad'") as info:
+        sflow.run_yaml([_write(tmp_path, FAILING)], output_dir=tmp_path / "out")
+    result = info.value.result
+    assert isinstance(result, sflow.YamlRunResult)
+    assert result.states["bad"] is State.FAILED and result.states["after"] is State.CANCELLED
+
+
+def test_run_yaml_check_false_returns(tmp_path: Path) -> None:
+    result = sflow.run_yaml(_write(tmp_path, FAILING), output_dir=tmp_path / "out", check=False)
+    assert not result.ok
+
+
+def test_run_yaml_async_and_loop_guard(tmp_path: Path) -> None:
+    path = _write(tmp_path, WORKFLOW)
+
+    async def main() -> sflow.YamlRunResult:
+        with pytest.raises(sflow.errors.SflowError, match="run_yaml_async"):
+            sflow.run_yaml(path)
+        return await sflow.run_yaml_async(path, ["GREETING=yo"], output_dir=tmp_path / "out")
+
+    result = asyncio.run(main())
+    assert result.ok and "second saw yo" in result.log("second").read_text()
