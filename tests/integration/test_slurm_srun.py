@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import time
 import uuid
@@ -19,7 +20,7 @@ from sflow.launchers.base import LaunchContext, get_launcher
 from sflow.launchers.srun import SrunAttempt
 from sflow.schema.models import SrunOperator
 
-PREFIX = "sflow-it-srun-"
+PREFIX = f"sflow-it-srun-{os.getpid()}-"  # this process's jobs only: other runs share the cluster
 SlurmCluster = Any
 RENDEZVOUS = (
     'touch "$RV.$ME"; i=0; while [ $i -lt 300 ]; do '
