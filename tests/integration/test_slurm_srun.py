@@ -154,17 +154,16 @@ def test_stop_terms_the_task_and_leaves_no_step(alloc: Allocation, workdir: Path
     up, down = workdir / "up", workdir / "down"
     script = f"trap 'touch {down}; exit 5' TERM; touch {up}; while true; do sleep 0.1; done"
 
-    async def go() -> tuple[Any, float, str]:
+    async def go() -> tuple[Any, str]:
         attempt = await get_launcher("srun").start(ctx(alloc, workdir, "svc", script))
         assert isinstance(attempt, SrunAttempt)
         await _started(attempt, up)
-        t0 = time.monotonic()
-        await attempt.stop(5.0)
-        return await attempt.wait(), time.monotonic() - t0, attempt.step_id or ""
+        await asyncio.wait_for(attempt.stop(600), 60)  # ends with the task, not with the grace
+        return await attempt.wait(), attempt.step_id or ""
 
-    outcome, took, step = asyncio.run(go())
+    outcome, step = asyncio.run(go())
     assert down.exists(), "the task did not get SIGTERM before being killed"
-    assert took < 5.0 and not outcome.ok and outcome.exit_code == 5
+    assert not outcome.ok and outcome.exit_code == 5
     assert outcome.info["slurm_state"] == "CANCELLED"
     assert step not in steps_of(alloc.job_id)
 
@@ -173,16 +172,15 @@ def test_stop_after_grace_kills_a_stubborn_step(alloc: Allocation, workdir: Path
     up = workdir / "up"
     script = f"trap '' TERM; touch {up}; while true; do sleep 0.1; done"
 
-    async def go() -> tuple[Any, float, str]:
+    async def go() -> tuple[Any, str]:
         attempt = await get_launcher("srun").start(ctx(alloc, workdir, "stubborn", script))
         assert isinstance(attempt, SrunAttempt)
         await _started(attempt, up)
-        t0 = time.monotonic()
-        await attempt.stop(1.0)
-        return await attempt.wait(), time.monotonic() - t0, attempt.step_id or ""
+        await asyncio.wait_for(attempt.stop(1.0), 60)  # a step that ignores TERM is killed after the grace
+        return await attempt.wait(), attempt.step_id or ""
 
-    outcome, took, step = asyncio.run(go())
-    assert not outcome.ok and took < 15
+    outcome, step = asyncio.run(go())
+    assert not outcome.ok
     assert step not in steps_of(alloc.job_id)
     assert [s for s in steps_of(alloc.job_id) if s.startswith(f"{alloc.job_id}.")] == []
 
