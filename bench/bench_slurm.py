@@ -63,10 +63,11 @@ def bare(job: str, steps: int, env: dict[str, str]) -> float:
 
 def engine(wf: Path, out: Path) -> float:
     """The engine's elapsed time for the chain, reusing the allocation named in os.environ."""
+    from sflow.lifecycle.settings import RunSettings
     from sflow.schema import load_workflow
-    from sflow.workflow.run import RunOptions, WorkflowRun
+    from sflow.workflow.run import WorkflowRun
 
-    run = WorkflowRun(load_workflow([str(wf)]), RunOptions(workspace_dir=out, output_dir=out))
+    run = WorkflowRun(load_workflow([str(wf)]), RunSettings(workspace_dir=out, output_dir=out))
     result = asyncio.run(run.run())
     assert result.ok, result.stop_reason
     return result.elapsed

@@ -10,8 +10,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # what the lazy names below are, for type checkers
     from sflow.dispatch.config import config as config
+    from sflow.flow import FlowModule
+    from sflow.workflow.run_yaml import WorkflowFailed, YamlRunResult, run_yaml, run_yaml_async
+
+    flow: FlowModule
 
 __version__ = "0.1.0"
 
@@ -41,3 +45,7 @@ def __getattr__(name: str) -> object:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'sflow' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -126,6 +126,27 @@ def test_set_reaches_root_and_workflow_variables(sflow):
     assert bad.code == 2 and "unknown variable 'AA'" in bad.err and "Traceback" not in bad.err
 
 
+def test_set_and_artifact_have_the_short_forms_s_and_a(sflow, tmp_path):
+    wf = sflow.write(
+        "short.yaml",
+        """
+        version: "0.1"
+        variables:
+          A: {value: 1}
+        artifacts:
+          DATA: {uri: "fs:///nowhere"}
+        workflow:
+          name: short
+          tasks:
+            - name: t
+              script: ['echo "${A} ${DATA}"']
+        """,
+    )
+    done = sflow("run", "-f", str(wf), "-s", "A=7", "-a", f"DATA=fs://{tmp_path}")
+    assert done.code == 0, done.err
+    assert (done.run_dir() / "t" / "t.log").read_text() == f"7 {tmp_path}\n"
+
+
 def test_a_set_value_reaches_a_script_as_one_word_through_quote_or_the_environment(sflow):
     wf = sflow.write(
         "quote.yaml",
@@ -167,15 +188,15 @@ def test_dry_run_validate_visualize(sflow):
     dag = str(REPO / "examples/dag.yaml")
     dry = sflow("run", "-f", dag, "--dry-run")
     assert dry.code == 0, dry.err
-    assert "1. prepare" in dry.out and "after: train_0, train_1" in dry.out
+    assert "1. prepare" in dry.out and "after: train_0_1, train_0_01" in dry.out
     assert "sweep: LR=0.01" in dry.out and "seq 2" in dry.out
     assert not sflow.output_dir.exists()
     ok = sflow("validate", dag)
     assert ok.code == 0 and "ok (workflow 'small-dag', 4 task(s))" in ok.out
     mermaid = sflow("visualize", dag)
-    assert mermaid.out.startswith("flowchart TD") and "t_prepare --> t_train_0" in mermaid.out
+    assert mermaid.out.startswith("flowchart TD") and "t_prepare --> t_train_0_1" in mermaid.out
     dot = sflow("visualize", dag, "--format", "dot")
-    assert '"train_1" -> "report";' in dot.out
+    assert '"train_0_01" -> "report";' in dot.out
 
 
 def _chain_waiting_for(sflow, flag: Path) -> Path:

@@ -384,7 +384,7 @@ def test_an_undefined_name_in_a_later_task_stops_the_run_before_anything_starts(
     )
     done = sflow("run", "-f", str(wf))
     assert done.code == 2 and f"{wf}:9" in done.err and "NOPE" in done.err
-    assert not sflow.output_dir.exists()  # nothing started: no run directory
+    assert not sflow.output_dir.exists()  # no run directory: `first` never started
     check = sflow("validate", str(wf))
     assert check.code == 2 and "NOPE" in check.err
 

@@ -40,12 +40,6 @@ PROBES = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def listening(port: int) -> bool:
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
         return True
@@ -61,7 +55,7 @@ def alive(pid: int) -> bool:
 
 
 @pytest.mark.parametrize("kind", sorted(PROBES))
-def test_http_server_and_client(sflow, kind):
+def test_http_server_and_client(sflow, kind, free_port):
     port = free_port()
     wf = sflow.write("web.yaml", SERVER_CLIENT.format(probe=PROBES[kind]))
     done = sflow("run", "-f", str(wf), "--set", f"PORT={port}")
@@ -183,7 +177,7 @@ def test_service_exits_before_ready(sflow):
     assert tasks["server"]["exit_code"] == 3 and tasks["client"]["state"] == "cancelled"
 
 
-def test_readiness_timeout_names_the_probe(sflow):
+def test_readiness_timeout_names_the_probe(sflow, free_port):
     port = free_port()
     wf = sflow.write(
         "never.yaml",

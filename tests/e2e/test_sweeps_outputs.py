@@ -45,9 +45,9 @@ def test_two_by_three_sweep_with_outputs(sflow):
     assert done.code == 0, done.err
     run_dir = done.run_dir()
     summary = done.summary()
-    names = [f"task_{i}" for i in range(6)]
-    assert list(summary["tasks"]) == [*names, "collect"]
     points = list(itertools.product([1, 2], ["x", "y", "z"]))
+    names = [f"task_{a}_{b}" for a, b in points]  # a sweep's replicas are named by their values
+    assert list(summary["tasks"]) == [*names, "collect"]
     for index, (name, (a, b)) in enumerate(zip(names, points, strict=True)):
         log = (run_dir / name / f"{name}.log").read_text()
         assert log.startswith(f"index={index} a={a} b={b} name={name}\n"), log
@@ -88,7 +88,7 @@ def test_sweep_domains_from_the_command_line(sflow):
     assert [r["label"] for r in rows] == [f"{b}{a}" for _, a, b in expected]
     with open(done.run_dir() / "task.outputs.csv", newline="") as fh:
         assert len(list(csv.DictReader(fh))) == 6
-    assert "task_5" in summary["tasks"] and "task_6" not in summary["tasks"]
+    assert "task_7_q" in summary["tasks"] and len(summary["tasks"]) == 7
 
 
 def test_sequential_replicas_run_one_at_a_time(sflow):
@@ -96,7 +96,8 @@ def test_sequential_replicas_run_one_at_a_time(sflow):
     done = sflow("run", "-f", str(wf))
     assert done.code == 0, done.err
     tasks = done.summary()["tasks"]
-    spans = [(tasks[f"task_{i}"]["start"], tasks[f"task_{i}"]["end"]) for i in range(6)]
+    names = [f"task_{a}_{b}" for a, b in itertools.product([1, 2], ["x", "y", "z"])]
+    spans = [(tasks[name]["start"], tasks[name]["end"]) for name in names]
     for (_, end), (start, _) in itertools.pairwise(spans):
         assert start >= end, spans
     assert spans[-1][1] - spans[0][0] >= 6 * 0.2
@@ -140,19 +141,19 @@ def test_a_task_named_like_a_replica_is_an_error(sflow):
             - name: task
               replicas: {variables: [B]}
               script: ["echo $B"]
-            - name: task_2
+            - name: task_z
               script: ["echo plain"]
-            - name: task_3
+            - name: task_w
               script: ["echo plain too"]
         """,
     )
     done = sflow("run", "clash.yaml")
     assert done.code == 2
     assert (
-        "sflow: error: clash.yaml:10: workflow.tasks[1].name: task name 'task_2' is also the name of "
+        "sflow: error: clash.yaml:10: workflow.tasks[1].name: task name 'task_z' is also the name of "
         "replica 2 of task 'task' (at clash.yaml:7); rename one of them"
     ) in done.err
-    assert sflow("run", "clash.yaml", "--set", "B=[x,y]").code == 0  # task_0, task_1: no clash
+    assert sflow("run", "clash.yaml", "--set", "B=[x,y]").code == 0  # task_x, task_y: no clash
 
 
 def test_every_output_type_the_spec_accepts_converts(sflow):
@@ -232,7 +233,7 @@ def test_task_variables_built_from_a_swept_variable_follow_the_sweep(sflow):
     )
     done = sflow("run", "-f", str(wf))
     assert done.code == 0, done.err
-    logs = [(done.run_dir() / f"t_{i}" / f"t_{i}.log").read_text() for i in range(3)]
+    logs = [(done.run_dir() / f"t_{lr}" / f"t_{lr}.log").read_text() for lr in (1, 2, 3)]
     assert logs == ["--lr 1\n", "--lr 2\n", "--lr 3\n"]
 
 
@@ -265,8 +266,9 @@ def test_variables_built_from_a_swept_one_follow_the_sweep(sflow):
     done = sflow("run", "-f", str(wf))
     assert done.code == 0, done.err
     run_dir = done.run_dir()
-    for index, lr in enumerate(["0.1", "0.2"]):
-        log = (run_dir / f"train_{index}" / f"train_{index}.log").read_text()
+    for lr in ("0.1", "0.2"):
+        name = f"train_{lr.replace('.', '_')}"
+        log = (run_dir / name / f"{name}.log").read_text()
         assert log == f"env lr_{lr} lr_{lr}/ckpt plain\nexpr lr_{lr} lr_{lr}/ckpt plain\n"
     # a task outside the sweep sees the defaults
     assert (run_dir / "after" / "after.log").read_text() == "after lr_0.1 lr_0.1/ckpt lr_0.1/ckpt\n"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,6 +180,26 @@ def squeue_ours_fixture(slurm_cluster: SlurmCluster) -> Callable[[str], list[Squ
         return squeue_ours(prefix, conf=slurm_cluster.conf)
 
     return _squeue_ours
+
+
+@pytest.fixture(scope="module")
+def no_leaked_jobs(
+    request: pytest.FixtureRequest, squeue_ours: Callable[[str], list[SqueueJob]]
+) -> Iterator[None]:
+    """After a module's tests, none of its jobs (names starting with the module's `PREFIX`) is left.
+
+    Jobs may take a moment to leave squeue after their end; what is still there after 20 s is
+    scancelled, and the check fails naming it. Use it with
+    `pytestmark = pytest.mark.usefixtures("no_leaked_jobs")`.
+    """
+    yield
+    prefix = request.module.PREFIX
+    deadline = time.monotonic() + 20
+    while (left := squeue_ours(prefix)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if left:
+        subprocess.run(["scancel", *[j.job_id for j in left]], check=False)
+    assert not left, f"jobs left behind: {left}"
 
 
 @pytest.fixture(autouse=True)

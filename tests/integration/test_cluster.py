@@ -16,6 +16,7 @@ import pytest
 SlurmCluster = Any
 
 PREFIX = f"sflow-it-cluster-{os.getpid()}-"  # this process's jobs only: other runs share the cluster
+pytestmark = pytest.mark.usefixtures("no_leaked_jobs")
 
 
 def _name(tag: str) -> str:
@@ -199,15 +200,3 @@ def test_concurrent_one_gpu_steps_get_different_gpus(slurm_cluster: SlurmCluster
     lines = sorted(line.split() for line in out.splitlines() if line[:2] in {"a ", "b "})
     assert [who for who, _ in lines] == ["a", "b"], out
     assert {gpu for _, gpu in lines} == {"0", "1"}, out
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _no_leaked_jobs(squeue_ours):
-    yield
-    deadline = time.monotonic() + 20
-    while squeue_ours(PREFIX) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    left = squeue_ours(PREFIX)
-    if left:
-        subprocess.run(["scancel", *[j.job_id for j in left]], check=False)
-    assert not left, f"jobs left behind: {left}"

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,10 +69,6 @@ def _config(cluster: SlurmCluster, **extra: Any) -> dict[str, Any]:
     }
 
 
-def run(scenario: Callable[[], Awaitable[Any]], limit: float = 90) -> Any:
-    return asyncio.run(asyncio.wait_for(scenario(), limit))
-
-
 def slurm(*argv: str) -> str:
     return subprocess.run(argv, check=True, capture_output=True, text=True, timeout=60).stdout
 
@@ -86,7 +81,7 @@ async def wait_running(handle: Any, limit: float = 30) -> None:
         await asyncio.sleep(0.1)
 
 
-def test_round_trip_and_remote_exception(slurm_cluster: SlurmCluster) -> None:
+def test_round_trip_and_remote_exception(slurm_cluster: SlurmCluster, run_async) -> None:
     async def scenario() -> None:
         async with get_executor("slurm", _config(slurm_cluster)) as ex:
             handle = await ex.submit(Call(add, (40,), {"b": 2}, name="add"))
@@ -99,10 +94,10 @@ def test_round_trip_and_remote_exception(slurm_cluster: SlurmCluster) -> None:
             assert f'File "{__file__}", line {line}, in deeper\n    raise Boom(message)' in notes
             assert "job " in notes
 
-    run(scenario)
+    run_async(scenario, limit=90)
 
 
-def test_two_hundred_items_are_one_job_array(slurm_cluster: SlurmCluster) -> None:
+def test_two_hundred_items_are_one_job_array(slurm_cluster: SlurmCluster, run_async) -> None:
     async def scenario() -> None:
         ex: Any
         async with get_executor("slurm", _config(slurm_cluster, heartbeat_interval=30)) as ex:
@@ -121,10 +116,12 @@ def test_two_hundred_items_are_one_job_array(slurm_cluster: SlurmCluster) -> Non
             await asyncio.sleep(0.5)
         assert len(lines) == 400 and set(lines[1::2]) == {"COMPLETED"}
 
-    run(scenario, limit=300)  # a hang guard: 200 worker starts take ~25 s on an idle 2-core machine
+    run_async(scenario, limit=300)  # a hang guard: 200 worker starts take ~25 s on an idle 2-core machine
 
 
-def test_job_cancelled_from_outside_is_reported_with_its_state(slurm_cluster: SlurmCluster) -> None:
+def test_job_cancelled_from_outside_is_reported_with_its_state(
+    slurm_cluster: SlurmCluster, run_async
+) -> None:
     async def scenario() -> None:
         async with get_executor("slurm", _config(slurm_cluster)) as ex:
             handle = await ex.submit(Call(nap, (120,), name="victim"))
@@ -142,10 +139,10 @@ def test_job_cancelled_from_outside_is_reported_with_its_state(slurm_cluster: Sl
             assert f"job {handle.job_id}" in str(err) and "worker received SIGTERM" in str(err)
             assert err.log_path and os.path.exists(err.log_path)
 
-    run(scenario)
+    run_async(scenario, limit=90)
 
 
-def test_terminating_signal_like_a_time_limit_is_reported(slurm_cluster: SlurmCluster) -> None:
+def test_terminating_signal_like_a_time_limit_is_reported(slurm_cluster: SlurmCluster, run_async) -> None:
     """What the worker sees at a time limit (SIGTERM, then the job ends), in seconds not minutes."""
 
     async def scenario() -> None:
@@ -157,10 +154,10 @@ def test_terminating_signal_like_a_time_limit_is_reported(slurm_cluster: SlurmCl
                 await handle
             assert info.value.state == "FAILED" and "worker received SIGTERM" in str(info.value)
 
-    run(scenario)
+    run_async(scenario, limit=90)
 
 
-def test_real_time_limit_becomes_timeout_error(slurm_cluster: SlurmCluster) -> None:
+def test_real_time_limit_becomes_timeout_error(slurm_cluster: SlurmCluster, run_async) -> None:
     """Slurm rounds a limit below a minute up to one: this test takes 60-90 s."""
 
     async def scenario() -> None:
@@ -170,10 +167,10 @@ def test_real_time_limit_becomes_timeout_error(slurm_cluster: SlurmCluster) -> N
                 await handle
             assert info.value.state == "TIMEOUT" and "worker received SIGTERM" in str(info.value)
 
-    run(scenario, limit=150)
+    run_async(scenario, limit=150)
 
 
-def test_a_bare_number_of_time_is_minutes_as_for_slurm_itself(slurm_cluster: SlurmCluster) -> None:
+def test_a_bare_number_of_time_is_minutes_as_for_slurm_itself(slurm_cluster: SlurmCluster, run_async) -> None:
     """`time: 2` is two minutes, as `sbatch --time=2` and a workflow's slurm backend read it."""
 
     async def scenario() -> None:
@@ -184,10 +181,10 @@ def test_a_bare_number_of_time_is_minutes_as_for_slurm_itself(slurm_cluster: Slu
             for handle, limit in ((plain, "00:02:00"), (units, "00:03:00")):
                 assert f"TimeLimit={limit}" in slurm("scontrol", "show", "job", "-o", str(handle.job_id))
 
-    run(scenario)
+    run_async(scenario, limit=90)
 
 
-def test_timeout_counts_from_the_start_not_the_queue(slurm_cluster: SlurmCluster) -> None:
+def test_timeout_counts_from_the_start_not_the_queue(slurm_cluster: SlurmCluster, run_async) -> None:
     """An array throttled to one element at a time: the last one waits in the queue (PENDING)
     longer than the timeout, and still succeeds because its timeout starts when it runs."""
 
@@ -200,10 +197,10 @@ def test_timeout_counts_from_the_start_not_the_queue(slurm_cluster: SlurmCluster
             assert time.monotonic() - start > 4.5  # a timer started at submission would have fired
             assert all(h.started_at is not None for h in handles)
 
-    run(scenario, limit=60)
+    run_async(scenario, limit=60)
 
 
-def test_process_killed_hard_is_reported_with_exit_code(slurm_cluster: SlurmCluster) -> None:
+def test_process_killed_hard_is_reported_with_exit_code(slurm_cluster: SlurmCluster, run_async) -> None:
     async def scenario() -> None:
         async with get_executor("slurm", _config(slurm_cluster)) as ex:
             with pytest.raises(DispatchJobError) as info:
@@ -211,10 +208,10 @@ def test_process_killed_hard_is_reported_with_exit_code(slurm_cluster: SlurmClus
             err = info.value
             assert err.state == "FAILED" and "exit code 7:0" in str(err)
 
-    run(scenario)
+    run_async(scenario, limit=90)
 
 
-def test_lost_callbacks_are_recovered_from_result_files(slurm_cluster: SlurmCluster) -> None:
+def test_lost_callbacks_are_recovered_from_result_files(slurm_cluster: SlurmCluster, run_async) -> None:
     async def scenario() -> None:
         config = _config(slurm_cluster, callback_url="http://127.0.0.1:9/nobody-listens", post_attempts=1)
         async with get_executor("slurm", config) as ex:
@@ -222,10 +219,10 @@ def test_lost_callbacks_are_recovered_from_result_files(slurm_cluster: SlurmClus
             with pytest.raises(Boom):
                 await ex.run(explode, "still delivered")
 
-    run(scenario)
+    run_async(scenario, limit=90)
 
 
-def test_forged_callback_is_refused(slurm_cluster: SlurmCluster) -> None:
+def test_forged_callback_is_refused(slurm_cluster: SlurmCluster, run_async) -> None:
     async def scenario() -> None:
         ex: Any
         async with get_executor("slurm", _config(slurm_cluster)) as ex:
@@ -244,10 +241,10 @@ def test_forged_callback_is_refused(slurm_cluster: SlurmCluster) -> None:
             assert await handle == "rested"  # the genuine result, not the forged one
             assert ex._server.refused == 2
 
-    run(scenario)
+    run_async(scenario, limit=90)
 
 
-def test_custom_submit_callable(slurm_cluster: SlurmCluster) -> None:
+def test_custom_submit_callable(slurm_cluster: SlurmCluster, run_async) -> None:
     seen: list[list[str]] = []
 
     async def submit(payload: SubmitPayload, frame: SubmitFrame, config: dict[str, Any]) -> str:
@@ -273,7 +270,7 @@ def test_custom_submit_callable(slurm_cluster: SlurmCluster) -> None:
             assert await ex.run(where) == "node2"
         assert "--partition=debug" in seen[0]
 
-    run(scenario)
+    run_async(scenario, limit=90)
 
 
 def _worker_pid(job_id: str) -> int:
@@ -291,7 +288,9 @@ def _worker_pid(job_id: str) -> int:
     raise AssertionError(f"no worker process of job {job_id} on this machine")
 
 
-def test_custom_submit_without_job_id_whose_worker_dies_silently(slurm_cluster: SlurmCluster) -> None:
+def test_custom_submit_without_job_id_whose_worker_dies_silently(
+    slurm_cluster: SlurmCluster, run_async
+) -> None:
     """A submitter that keeps the job id to itself; the job is then SIGKILLed (no last event).
 
     Nothing can poll a job sflow does not know: the heartbeat watchdog must fail the call.
@@ -322,10 +321,12 @@ def test_custom_submit_without_job_id_whose_worker_dies_silently(slurm_cluster: 
             assert f"silent ({handle.call_id})" in str(err) and "no job id" in str(err)
             assert "log: " in str(err)
 
-    run(scenario, limit=60)
+    run_async(scenario, limit=60)
 
 
-def test_aclose_cancels_queued_and_running_jobs(slurm_cluster: SlurmCluster, squeue_ours: Any) -> None:
+def test_aclose_cancels_queued_and_running_jobs(
+    slurm_cluster: SlurmCluster, squeue_ours: Any, run_async
+) -> None:
     config = _config(slurm_cluster, cpus_per_task=4)  # one job fills a node: some must queue
 
     async def scenario() -> list[Any]:
@@ -339,7 +340,7 @@ def test_aclose_cancels_queued_and_running_jobs(slurm_cluster: SlurmCluster, squ
         await ex.aclose()
         return handles
 
-    handles = run(scenario)
+    handles = run_async(scenario, limit=90)
     for handle in handles:
         assert isinstance(handle.exception(), DispatchCancelled)
     deadline = time.monotonic() + 20
@@ -379,7 +380,7 @@ def _no_job_left(prefix: str, squeue_ours: Any) -> list[Any]:
 
 
 def test_submission_cancelled_while_sbatch_runs_leaves_no_job(
-    slurm_cluster: SlurmCluster, squeue_ours: Any, tmp_path: Path
+    slurm_cluster: SlurmCluster, squeue_ours: Any, tmp_path: Path, run_async
 ) -> None:
     """Ctrl-C during submit_many: sbatch is killed after the controller created the array."""
     sbatch, marker = _slow_answer_sbatch(tmp_path)
@@ -395,12 +396,12 @@ def test_submission_cancelled_while_sbatch_runs_leaves_no_job(
             with pytest.raises(asyncio.CancelledError):
                 await submitting
 
-    run(scenario, limit=30)
+    run_async(scenario, limit=30)
     assert _no_job_left(config["job_name_prefix"], squeue_ours) == []
 
 
 def test_aclose_while_a_throttled_submission_waits_for_sbatch_leaves_no_job(
-    slurm_cluster: SlurmCluster, squeue_ours: Any, tmp_path: Path
+    slurm_cluster: SlurmCluster, squeue_ours: Any, tmp_path: Path, run_async
 ) -> None:
     sbatch, marker = _slow_answer_sbatch(tmp_path)
     config = _config(slurm_cluster, sbatch=sbatch, max_concurrent=1)
@@ -414,7 +415,7 @@ def test_aclose_while_a_throttled_submission_waits_for_sbatch_leaves_no_job(
         await ex.aclose()
         return handle
 
-    handle = run(scenario, limit=30)
+    handle = run_async(scenario, limit=30)
     assert isinstance(handle.exception(), DispatchCancelled)
     assert _no_job_left(config["job_name_prefix"], squeue_ours) == []
 

@@ -59,12 +59,6 @@ def tmp(slurm_cluster: Any) -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("0.0.0.0", 0))
-        return int(sock.getsockname()[1])
-
-
 def our_steps(job_id: str) -> list[str]:
     out = subprocess.run(
         ["squeue", "--noheader", "--steps", "--format=%i"], capture_output=True, text=True, timeout=60
@@ -72,11 +66,11 @@ def our_steps(job_id: str) -> list[str]:
     return [step for step in out.split() if step.split(".")[0] == job_id]
 
 
-def test_server_on_node0_client_on_node1(slurm_cluster: Any, tmp: Path, squeue_ours: Any) -> None:
+def test_server_on_node0_client_on_node1(slurm_cluster: Any, tmp: Path, squeue_ours: Any, free_port) -> None:
     job_name = f"{PREFIX}{uuid.uuid4().hex[:6]}"
     wf = tmp / "svc.yaml"
     wf.write_text(WORKFLOW.replace("JOB_NAME", job_name))
-    port = free_port()
+    port = free_port("0.0.0.0")
     proc = subprocess.run(
         [sys.executable, "-m", "sflow", "run", "-f", str(wf), "--set", f"PORT={port}", "--output-dir", "out"],
         cwd=tmp,
@@ -130,10 +124,10 @@ workflow:
 
 
 def test_service_never_ready_on_slurm_fails_and_leaves_nothing(
-    slurm_cluster: Any, tmp: Path, squeue_ours: Any
+    slurm_cluster: Any, tmp: Path, squeue_ours: Any, free_port
 ) -> None:
     job_name = f"{PREFIX}never-{uuid.uuid4().hex[:6]}"
-    port = free_port()
+    port = free_port("0.0.0.0")
     wf = tmp / "never.yaml"
     wf.write_text(NEVER_READY.replace("JOB_NAME", job_name).replace("PORT", str(port)))
     proc = subprocess.run(

@@ -18,6 +18,7 @@ from sflow.backends.slurm import SlurmBackend
 from sflow.errors import BackendError
 
 PREFIX = f"sflow-it-backend-{os.getpid()}-"  # this process's jobs only: other runs share the cluster
+pytestmark = pytest.mark.usefixtures("no_leaked_jobs")
 SlurmCluster = Any  # the fixture type lives in conftest.py (not importable)
 
 
@@ -45,7 +46,8 @@ def _wait_no_jobs(squeue_ours: Any, prefix: str, timeout: float = 20.0) -> list:
 
 def test_salloc_then_release_leaves_no_job(slurm_cluster: SlurmCluster, squeue_ours: Any) -> None:
     name = _name("alloc")
-    backend = SlurmBackend("cluster", _config(slurm_cluster, name, gpus_per_node=1), environ={})
+    config = _config(slurm_cluster, name, gpus_per_node=1, extra_args=["--gpus-per-node=1"])
+    backend = SlurmBackend("cluster", config, environ={})
 
     async def go() -> tuple[Any, list]:
         alloc = await backend.allocate()
@@ -152,12 +154,3 @@ def test_inside_sbatch_the_allocation_is_reused(slurm_cluster: SlurmCluster, squ
         text=True,
     )
     assert inner.stdout.strip() == ""
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _no_leaked_jobs(squeue_ours):
-    yield
-    left = _wait_no_jobs(squeue_ours, PREFIX)
-    if left:
-        subprocess.run(["scancel", *[j.job_id for j in left]], check=False)
-    assert not left, f"jobs left behind: {left}"

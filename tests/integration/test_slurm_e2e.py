@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 PREFIX = f"sflow-it-e2e-{os.getpid()}-"  # this process's jobs only: other runs share the cluster
+pytestmark = pytest.mark.usefixtures("no_leaked_jobs")
 SlurmCluster = Any
 WORKFLOW = """\
 version: "0.1"
@@ -259,18 +260,6 @@ def test_dependent_step_starts_right_after_its_dependency(slurm_cluster: SlurmCl
     gap = float((tmp / "b.start").read_text()) - float((tmp / "a.end").read_text())
     print(f"dependent step started {gap:.3f}s after its dependency ended")
     assert 0 < gap < 0.5, f"b started {gap:.3f}s after a ended"
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _no_leaked_jobs(squeue_ours):
-    yield
-    deadline = time.monotonic() + 20
-    while squeue_ours(PREFIX) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    left = squeue_ours(PREFIX)
-    if left:
-        subprocess.run(["scancel", *[j.job_id for j in left]], check=False)
-    assert not left, f"jobs left behind: {left}"
 
 
 def test_ctrl_c_while_sbatch_runs_cancels_the_job_it_created(

@@ -21,6 +21,7 @@ from sflow.launchers.srun import SrunAttempt
 from sflow.schema.models import SrunOperator
 
 PREFIX = f"sflow-it-srun-{os.getpid()}-"  # this process's jobs only: other runs share the cluster
+pytestmark = pytest.mark.usefixtures("no_leaked_jobs")
 SlurmCluster = Any
 RENDEZVOUS = (
     'touch "$RV.$ME"; i=0; while [ $i -lt 300 ]; do '
@@ -37,8 +38,8 @@ def alloc(slurm_cluster: SlurmCluster) -> Iterator[Allocation]:
         "partition": slurm_cluster.partition,
         "time": "00:10:00",
         "nodes": 2,
-        "gpus_per_node": 2,
-        "extra_args": ["--ntasks-per-node=2"],
+        "gpus_per_node": 2,  # for placement; the GPUs themselves are asked for below
+        "extra_args": ["--ntasks-per-node=2", "--gpus-per-node=2"],
     }
     backend = SlurmBackend("cluster", config, environ={})
     allocation = asyncio.run(backend.allocate())
@@ -183,15 +184,3 @@ def test_stop_after_grace_kills_a_stubborn_step(alloc: Allocation, workdir: Path
     assert not outcome.ok
     assert step not in steps_of(alloc.job_id)
     assert [s for s in steps_of(alloc.job_id) if s.startswith(f"{alloc.job_id}.")] == []
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _no_leaked_jobs(squeue_ours):
-    yield
-    deadline = time.monotonic() + 20
-    while squeue_ours(PREFIX) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    left = squeue_ours(PREFIX)
-    if left:
-        subprocess.run(["scancel", *[j.job_id for j in left]], check=False)
-    assert not left, f"jobs left behind: {left}"

@@ -72,9 +72,7 @@ def allocation_options(config: Any) -> list[list[str]]:
     nodes = config_value(config, "nodes")
     if nodes is not None:
         options.append(["-N", str(nodes)])
-    gpus = config_value(config, "gpus_per_node")
-    if gpus:
-        options.append([f"--gpus-per-node={int(gpus)}"])
+    # `gpus_per_node` is for planning only: a cluster that wants a GPU flag gets it from extra_args
     options += [words for arg in config_value(config, "extra_args", ()) or () if (words := split_args(arg))]
     return options
 
@@ -239,7 +237,8 @@ class SlurmBackend(Backend):
             return Allocation(self.name, nodes, job_id=job, reused=True, info=reuse)
         count = int(config_value(self.config, "nodes", 1) or 1)
         names = [f"slurm-node-{i}" for i in range(count)]
-        info = {"planned": True, "request": shlex.join(salloc_argv(self.config))}
+        argv = salloc_argv(self.config)
+        info = {"planned": True, "request": shlex.join(argv), "argv": argv}
         return Allocation(self.name, build_nodes(names, {}, {}, gpus), info=info)
 
     # -- allocate / release -----------------------------------------------------------------------

@@ -36,11 +36,11 @@ def _files_options(fn: F) -> F:
 
 def _override_options(fn: F) -> F:
     fn = click.option(
-        "--set", "sets", multiple=True, metavar="NAME=VALUE", help="Set a variable (repeatable)."
+        "-s", "--set", "sets", multiple=True, metavar="NAME=VALUE", help="Set a variable (repeatable)."
     )(fn)
-    fn = click.option("--artifact", "artifacts", multiple=True, metavar="NAME=URI", help="Set an artifact.")(
-        fn
-    )
+    fn = click.option(
+        "-a", "--artifact", "artifacts", multiple=True, metavar="NAME=URI", help="Set an artifact."
+    )(fn)
     fn = click.option(
         "--missable-tasks", is_flag=True, help="Drop dependencies on tasks absent after composition."
     )(fn)
@@ -108,6 +108,7 @@ def main() -> None:
 @_files_options
 @_override_options
 @click.option("--dry-run", is_flag=True, help="Print the resolved plan; run nothing.")
+@click.option("--json", "as_json", is_flag=True, help="With --dry-run: the plan as JSON.")
 @click.option(
     "--workspace-dir", type=click.Path(file_okay=False), default=None, help="Tasks' working directory."
 )
@@ -125,6 +126,7 @@ def run(
     artifacts: tuple[str, ...],
     missable_tasks: bool,
     dry_run: bool,
+    as_json: bool,
     workspace_dir: str | None,
     output_dir: str | None,
     keep_going: bool,
@@ -133,23 +135,32 @@ def run(
     quiet: bool,
 ) -> None:
     """Run a workflow."""
-    from sflow.cli.run import RunRequest, dry_run_plan, run_workflow
+    from sflow.cli.run import dry_run_plan, run_workflow
+    from sflow.lifecycle.settings import RunSettings
 
+    if as_json and not dry_run:
+        raise click.UsageError("--json goes with --dry-run")
     spec = _load(_all_files(files, file_opts), sets, artifacts, missable_tasks)
     workspace = Path(workspace_dir or Path.cwd()).resolve()
-    request = RunRequest(
-        spec=spec,
+    settings = RunSettings(
         workspace_dir=workspace,
         output_dir=Path(output_dir).resolve() if output_dir else workspace / "sflow_output",
         keep_going=keep_going,
         grace=grace,
-        progress="none" if quiet else ("live" if tui else "plain" if tui is False else "auto"),
     )
-    plan_text = dry_run_plan(request)  # renders every task once: a mistake shows now, not hours in
+    if as_json:
+        import json
+
+        from sflow.workflow.dry_run import plan_data
+
+        click.echo(json.dumps(plan_data(spec, settings.workspace_path(), settings.output_path()), indent=1))
+        return
+    plan_text = dry_run_plan(spec, settings)  # renders every task once: a mistake shows now, not hours in
     if dry_run:
         click.echo(plan_text)
         return
-    sys.exit(run_workflow(request))
+    progress = "none" if quiet else ("live" if tui else "plain" if tui is False else "auto")
+    sys.exit(run_workflow(spec, settings, progress))
 
 
 @main.command()

@@ -4,65 +4,48 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sflow.cli.progress import to_devnull
 from sflow.engine import RunResult, State
+from sflow.lifecycle.settings import RunSettings
 from sflow.record.tail import last_lines, printable
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130  # 130 = 128 + SIGINT, as shells report Ctrl-C
 TAIL_LINES = 20
 
 
-@dataclass
-class RunRequest:
-    """A run as the command line asked for it."""
+def run_workflow(spec: Any, settings: RunSettings, progress: str = "auto") -> int:
+    """Run to completion and return the process exit code.
 
-    spec: Any
-    workspace_dir: Path
-    output_dir: Path
-    keep_going: bool = False
-    grace: float = 10.0
-    progress: str = "auto"  # auto | live | plain | none
+    `progress` is `auto` (live view on a terminal), `live`, `plain` or `none`.
+    """
+    from sflow.lifecycle.host import OwnLoop
+    from sflow.workflow.run import WorkflowRun
 
-
-def run_workflow(request: RunRequest) -> int:
-    """Run to completion and return the process exit code."""
-    from sflow.proc.process import adopt_orphans
-    from sflow.workflow.run import RunOptions, WorkflowRun, run_with_signals
-
-    adopt_orphans()  # what a task detaches is re-parented to us and stopped at the end
-
-    options = RunOptions(
-        workspace_dir=request.workspace_dir,
-        output_dir=request.output_dir,
-        keep_going=request.keep_going,
-        grace=request.grace,
-    )
-    run = WorkflowRun(request.spec, options)
-    progress = _progress(request, total=len(run.instances))
-    if progress:
-        run.listeners.append(progress.on_event)
+    run = WorkflowRun(spec, settings)
+    view = _progress(progress, spec.workflow.name, total=len(run.instances))
+    if view:
+        run.listeners.append(view.on_event)
     _say(f"sflow: run {run.record.run_id} -> {run.record.run_dir}")
-    if progress:
-        progress.start()
+    if view:
+        view.start()
+    loop = OwnLoop(command_line=True)
     try:
-        result = _event_loop_run(run_with_signals(run))
+        result = loop.run(run.run)
     except asyncio.CancelledError:
         _say("sflow: interrupted before the workflow started")
-        return interrupted_exit_code(run.stop_signal)
+        return interrupted_exit_code(loop.stop_signal)
     finally:
-        if progress:
-            progress.stop()
+        if view:
+            view.stop()
     try:
         report(result, run.record.task_info, run.record.run_dir)
     except BrokenPipeError:  # `2>&1 | head`: the exit code still tells
         to_devnull(sys.stderr)
     if result.interrupted:
-        return interrupted_exit_code(run.stop_signal)
+        return interrupted_exit_code(loop.stop_signal)
     return EXIT_OK if result.ok else EXIT_FAILED
 
 
@@ -79,40 +62,15 @@ def interrupted_exit_code(signum: int | None) -> int:
     return 128 + signum if signum else EXIT_INTERRUPTED
 
 
-def _event_loop_run(coro: Any) -> RunResult:
-    """asyncio.run with a pidfd child watcher where it exists (no thread per child process)."""
-
-    async def main() -> RunResult:
-        _use_pidfd_watcher()
-        result: RunResult = await coro
-        return result
-
-    return asyncio.run(main())
-
-
-def _use_pidfd_watcher() -> None:
-    if sys.version_info >= (3, 12) or not sys.platform.startswith("linux"):
-        return  # 3.12+ picks the best watcher itself
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            watcher = asyncio.PidfdChildWatcher()
-            watcher.attach_loop(asyncio.get_running_loop())
-            asyncio.set_child_watcher(watcher)
-        except (OSError, AttributeError):
-            pass
-
-
-def _progress(request: RunRequest, total: int) -> Any:
+def _progress(mode: str, title: str, total: int) -> Any:
     from sflow.cli.progress import LiveProgress, PlainProgress
 
-    mode = request.progress
     if mode == "none":
         return None
     if mode == "auto":
         mode = "live" if sys.stdout.isatty() else "plain"
     if mode == "live":
-        return LiveProgress(total=total, title=request.spec.workflow.name)
+        return LiveProgress(total=total, title=title)
     return PlainProgress()
 
 
@@ -166,18 +124,17 @@ def _report_failed(
                 print(f"    | {printable(line)}", file=out)
 
 
-def dry_run_plan(request: RunRequest) -> str:
+def dry_run_plan(spec: Any, settings: RunSettings) -> str:
     """The resolved plan: order, dependencies, placement and commands; nothing runs."""
     from sflow.workflow.dry_run import describe_plan
 
-    return describe_plan(request.spec, request.workspace_dir, request.output_dir)
+    return describe_plan(spec, settings.workspace_path(), settings.output_path())
 
 
 __all__ = [
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
-    "RunRequest",
     "State",
     "dry_run_plan",
     "run_workflow",

@@ -83,15 +83,17 @@ class Engine:
         self._remaining = len(self.units)
         self._background: set[asyncio.Future[None]] = set()
         self._ready_live: set[str] = set()
+        self._began: float | None = None
+        self._order: list[str] | None = None
 
     # -- public ---------------------------------------------------------------------------------
 
     async def run(self) -> RunResult:
         """Run every unit to a final state and return the results; tears down on cancellation."""
-        order = self.graph.order()
+        order = self._order = self.graph.order()
         self._stopping = asyncio.Event()
         self._all_done = asyncio.Event()
-        began = time.monotonic()
+        self._began = time.monotonic()
         try:
             if not self.units:
                 self._all_done.set()
@@ -111,12 +113,16 @@ class Engine:
             if self._stopping is not None and not self._all_done.is_set():
                 self.request_stop(self._stop_reason or "stopped")
                 await asyncio.shield(self._wait_drivers())
+        return self.snapshot()
+
+    def snapshot(self) -> RunResult:
+        """The results so far: the final word once `run` returned, what is known if it was cancelled."""
         return RunResult(
             units=self.results,
             stop_reason=self._stop_reason,
             interrupted=self._interrupted,
-            elapsed=time.monotonic() - began,
-            order=order,
+            elapsed=time.monotonic() - self._began if self._began is not None else 0.0,
+            order=self._order if self._order is not None else self.graph.order(),
         )
 
     def request_stop(self, reason: str, *, interrupted: bool = False, force: bool = False) -> None:

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import sys
 import types
-from typing import Any
 
+from sflow.flow import api, errors
 from sflow.flow.api import Flow, FlowResult, flow
 from sflow.flow.errors import (
     FlowDefinitionError,
@@ -44,11 +44,23 @@ __all__ = [
 ]
 
 
-class _CallableModule(types.ModuleType):
-    """Lets `sflow.flow("name")` build a flow while `sflow.flow.TaskTimeout` etc. stay reachable."""
+class FlowModule(types.ModuleType):
+    """What `sflow.flow` is: callable as `flow(...)`, with the door's names as attributes.
 
-    def __call__(self, name: str, **options: Any) -> Flow:
-        return flow(name, **options)
+    The annotations tell a type checker what `sflow.flow.TaskTimeout` etc. are; at run time
+    they are this module's own names.
+    """
+
+    __call__ = staticmethod(flow)
+
+    Flow: type[api.Flow]
+    FlowResult: type[api.FlowResult]
+    FlowDefinitionError: type[errors.FlowDefinitionError]
+    FlowError: type[errors.FlowError]
+    FlowTimeout: type[errors.FlowTimeout]
+    ResultUnavailable: type[errors.ResultUnavailable]
+    TaskFailed: type[errors.TaskFailed]
+    TaskTimeout: type[errors.TaskTimeout]
 
 
-sys.modules[__name__].__class__ = _CallableModule
+sys.modules[__name__].__class__ = FlowModule

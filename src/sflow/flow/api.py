@@ -40,9 +40,10 @@ from sflow.flow.errors import (
     add_note,
 )
 from sflow.flow.resolve import ResolvedTask, resolve
-from sflow.flow.run import FlowRun, RunSettings, first_failure
-from sflow.flow.signals import stopped_cleanly_on_sigterm
+from sflow.flow.run import FlowRun, first_failure
 from sflow.flow.task import MapSpec, RetriesSpec, TaskSpec, make_options, make_spec
+from sflow.lifecycle.host import OwnLoop
+from sflow.lifecycle.settings import RunSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -107,7 +108,11 @@ class Flow:
         self.inputs = dict(inputs or {})
         self.environment = environment
         self.settings = RunSettings(
-            keep_going, timeout, grace, record, Path(output_dir) if output_dir else None
+            output_dir=Path(output_dir) if output_dir else None,
+            keep_going=keep_going,
+            grace=grace,
+            timeout=timeout,
+            record=record,
         )
         self._specs: dict[str, TaskSpec] = {}
         self._run: FlowRun | None = None
@@ -220,7 +225,7 @@ class Flow:
                 "use `async with sflow.flow(...)` there (nothing was run)"
             )
         tasks = self._resolve()  # a mistake in the definition is raised here, not inside the loop
-        return asyncio.run(stopped_cleanly_on_sigterm(self._run_resolved(tasks)))
+        return OwnLoop().run(lambda: self._run_resolved(tasks))
 
     async def arun(self) -> FlowResult:
         """Run the flow on the running loop (what leaving an `async with` block does)."""

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sflow.dispatch.errors import DispatchTimeout
@@ -21,18 +19,9 @@ from sflow.flow.errors import TaskTimeout
 from sflow.flow.fanout import MISSING
 from sflow.flow.resolve import ResolvedTask
 from sflow.flow.runners import Runners
+from sflow.lifecycle.scope import RunScope
+from sflow.lifecycle.settings import RunSettings
 from sflow.record.run_dir import RunRecord
-
-
-@dataclass
-class RunSettings:
-    """How a flow runs: fail fast or keep going, limits, and where it records."""
-
-    keep_going: bool = False
-    timeout: float | None = None
-    grace: float = 10.0
-    record: bool = True
-    output_dir: Path | None = None
 
 
 class _MapState:
@@ -57,46 +46,28 @@ class FlowRun:
         self.settings = settings
         self.values: dict[str, Any] = dict(inputs)  # inputs, then task results as they arrive
         self.errors: dict[str, BaseException] = {}
-        self.record: RunRecord | None = None
-        self.engine: Engine | None = None
+        self.scope: RunScope | None = None
         self._maps: dict[str, _MapState] = {}
         self._runners = Runners()
 
+    @property
+    def engine(self) -> Engine | None:
+        return self.scope.engine if self.scope is not None else None
+
+    @property
+    def record(self) -> RunRecord | None:
+        return self.scope.record if self.scope is not None else None
+
     async def run(self) -> RunResult:
         """Run to a final state; executors are closed (remote work cancelled) whatever happens."""
-        if self.settings.record:
-            output_dir = self.settings.output_dir or Path.cwd() / "sflow_output"
-            self.record = await asyncio.to_thread(RunRecord, Path(output_dir), self.name)
-        self.engine = Engine(
-            [self._unit(t) for t in self.tasks.values()],
-            keep_going=self.settings.keep_going,
-            timeout=self.settings.timeout,
-            grace=self.settings.grace,
-            listeners=[self.record.on_event] if self.record else [],
-        )
-        result: RunResult | None = None
-        try:
-            result = await self.engine.run()
-            return result
-        finally:
-            await asyncio.shield(self._finish(result))
+        self.scope = RunScope(self.name, self.settings)
 
-    async def _finish(self, result: RunResult | None) -> None:
-        await self._runners.aclose()
-        if self.record is None:
-            return
-        assert self.engine is not None
-        if result is None:  # cancelled (Ctrl-C): record what the engine knows
-            result = RunResult(
-                units=self.engine.results,
-                stop_reason="interrupted",
-                interrupted=True,
-                order=list(self.engine.units),
-            )
-        try:
-            await asyncio.to_thread(self.record.write_summary, result, {"front_door": "python"})
-        finally:
-            self.record.close()
+        async def prepare() -> list[Unit]:
+            return [self._unit(t) for t in self.tasks.values()]
+
+        return await self.scope.run(
+            list(self.tasks), prepare, self._runners.aclose, summary=lambda: {"front_door": "python"}
+        )
 
     # -- units -----------------------------------------------------------------------------------
 

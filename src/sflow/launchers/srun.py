@@ -85,19 +85,38 @@ def asks_for_gpus(ctx: LaunchContext) -> bool:
 
 
 def shape_args(ctx: LaunchContext) -> list[str]:
-    """Nodes, tasks, CPUs, memory and time of the step."""
-    n = len(ctx.placement.nodes)
+    """Nodes, tasks, CPUs, memory, time and the other Slurm fields of the step.
+
+    An operator's own `nodelist` takes the place of the nodes placement chose.
+    """
+    nodes = list(_op(ctx, "nodelist") or ()) or ctx.placement.node_names
+    n = len(nodes)
     ntasks, per_node = _op(ctx, "ntasks"), _op(ctx, "ntasks_per_node")
     total = int(ntasks) if ntasks else n * int(per_node) if per_node else n
-    args = ["--nodelist", ",".join(ctx.placement.node_names), "-N", str(n), "--ntasks", str(total)]
+    args = ["--nodelist", ",".join(nodes), "-N", str(n), "--ntasks", str(total)]
     if per_node:
         args += ["--ntasks-per-node", str(per_node)]
-    for flag, field in (("--cpus-per-task", "cpus_per_task"), ("--mem", "mem")):
+    for flag, field in STEP_FIELDS:
         if _op(ctx, field) not in (None, ""):
             args += [flag, str(_op(ctx, field))]
     if _op(ctx, "time") not in (None, ""):
         args += ["--time", slurm_time(_op(ctx, "time"))]
     return args
+
+
+# operator fields passed to srun as they are
+STEP_FIELDS = (
+    ("--cpus-per-task", "cpus_per_task"),
+    ("--mem", "mem"),
+    ("--mem-per-cpu", "mem_per_cpu"),
+    ("--partition", "partition"),
+    ("--account", "account"),
+    ("--qos", "qos"),
+    ("--reservation", "reservation"),
+    ("--constraint", "constraint"),
+    ("--chdir", "chdir"),
+    ("--wait", "wait"),
+)
 
 
 def gpu_args(ctx: LaunchContext) -> list[str]:
@@ -134,12 +153,20 @@ def export_arg(ctx: LaunchContext) -> str:
 
 
 def io_container_args(ctx: LaunchContext) -> list[str]:
-    """Output, MPI and container (pyxis) flags."""
+    """Output, MPI and container (pyxis) flags.
+
+    With a container, as pyxis users expect: writable unless `container_writable: false`, and the
+    home directory not mounted unless `container_mount_home: true`.
+    """
     args = [flag for flag, field in (("--label", "label"), ("--unbuffered", "unbuffered")) if _op(ctx, field)]
     if _op(ctx, "mpi"):
         args.append(f"--mpi={_op(ctx, 'mpi')}")
+    uses = getattr(ctx.operator, "uses_container", None)
+    if not (uses and uses()):
+        return args
     for flag, field in (
         ("--container-image", "container_image"),
+        ("--container-name", "container_name"),
         ("--container-workdir", "container_workdir"),
     ):
         if _op(ctx, field):
@@ -147,18 +174,17 @@ def io_container_args(ctx: LaunchContext) -> list[str]:
     mounts = _op(ctx, "container_mounts")
     if mounts:
         args.append(f"--container-mounts={mounts if isinstance(mounts, str) else ','.join(mounts)}")
-    for flag, field in (
-        ("--container-writable", "container_writable"),
-        ("--container-remap-root", "container_remap_root"),
-    ):
-        if _op(ctx, field):
-            args.append(flag)
+    args.append("--container-mount-home" if _op(ctx, "container_mount_home") else "--no-container-mount-home")
+    if _op(ctx, "container_writable") is not False:
+        args.append("--container-writable")
+    if _op(ctx, "container_remap_root"):
+        args.append("--container-remap-root")
     return args
 
 
 def job_of(ctx: LaunchContext) -> str:
-    """The allocation's job id (a placeholder while only planned, e.g. for --dry-run)."""
-    return ctx.allocation.job_id or JOB_PLACEHOLDER
+    """The operator's `job_id`, else the allocation's (a placeholder while only planned)."""
+    return str(_op(ctx, "job_id") or ctx.allocation.job_id or JOB_PLACEHOLDER)
 
 
 def srun_argv(ctx: LaunchContext) -> list[str]:
@@ -175,7 +201,7 @@ def srun_argv(ctx: LaunchContext) -> list[str]:
         export_arg(ctx),
         *io_container_args(ctx),
         *[word for arg in _op(ctx, "extra_args") or () for word in split_args(arg)],
-        "--kill-on-bad-exit=1",
+        *(["--kill-on-bad-exit=1"] if _op(ctx, "kill_on_bad_exit") is not False else []),
         "bash",
         "-c",
         STEP_RECORDER,

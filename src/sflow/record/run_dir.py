@@ -17,7 +17,6 @@ import re
 import secrets
 import socket
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -60,7 +59,6 @@ class RunRecord:
         self.task_info: dict[str, dict[str, Any]] = {}
         self.sweep_rows: dict[str, list[dict[str, Any]]] = {}
         self._task_dirs: dict[str, Path] = {}
-        self.extra_listeners: list[Callable[[Event], None]] = []
 
     # -- paths -------------------------------------------------------------------------------
 

@@ -6,13 +6,15 @@ the `Problems` of the load so that all of them are reported together.
 
 from __future__ import annotations
 
+import itertools
+
 from pydantic import ValidationError
 
 from sflow.errors import SpecError
 from sflow.schema.problems import Problems
 from sflow.schema.sections import OPERATOR_TYPES
 from sflow.schema.suggest import suggest
-from sflow.schema.task import Task
+from sflow.schema.task import Task, replica_name, sweep_names
 from sflow.schema.workflow import BUILTIN_OPERATORS, IMPLICIT_BACKEND, WorkflowSpec
 
 
@@ -21,10 +23,21 @@ def check_spec(spec: WorkflowSpec, problems: Problems, missable_tasks: bool = Fa
     with problems.collecting():
         _single_default_backend(spec)
     tasks = _unique_tasks(spec, problems)
+    _fold_required_by(tasks)
     _dependencies(spec.workflow.tasks, tasks, missable_tasks, problems)
     _backends_and_operators(spec, problems)
     _replica_sweeps(spec, problems)
     _replica_names(spec, tasks, problems)
+
+
+def _fold_required_by(tasks: dict[str, Task]) -> None:
+    """`A required_by: [B]` is `B depends_on: [A]`; a target no file defines is skipped, so an
+    optional fragment can point at a hub task that may not be there."""
+    for task in tasks.values():
+        for target in task.required_by:
+            other = tasks.get(target)
+            if other is not None and task.name not in other.depends_on:
+                other.depends_on.append(task.name)
 
 
 def _single_default_backend(spec: WorkflowSpec) -> None:
@@ -154,24 +167,39 @@ def _replica_sweeps(spec: WorkflowSpec, problems: Problems) -> None:
 
 
 def _replica_names(spec: WorkflowSpec, tasks: dict[str, Task], problems: Problems) -> None:
-    """A replica's name (`train_1`) is not also the name of another task (one of them would be lost)."""
+    """A replica's name (`train_1`, `bench_16`) is not also the name of another task (one of them
+    would be lost)."""
     if all(task.replicas is None for task in tasks.values()):
         return
+    replicas: dict[str, tuple[Task, int]] = {}
+    for task in tasks.values():
+        if task.replicas is not None:
+            for index, name in enumerate(_known_replica_names(spec, task)):
+                replicas[name] = (task, index)
     for name, other in tasks.items():
-        base, sep, index = name.rpartition("_")
-        task = tasks.get(base) if sep and index.isdigit() and str(int(index)) == index else None
-        if task is None or task.replicas is None:
-            continue
-        count = _replica_count(spec, task)
-        if count is not None and int(index) < count:
+        if name in replicas:
+            task, index = replicas[name]
             problems.add(
                 SpecError(
-                    f"task name '{name}' is also the name of replica {index} of task '{base}' "
+                    f"task name '{name}' is also the name of replica {index} of task '{task.name}' "
                     f"(at {task.loc('name')}); rename one of them",
                     where=other.loc("name"),
                     field=other.path("name"),
                 )
             )
+
+
+def _known_replica_names(spec: WorkflowSpec, task: Task) -> list[str]:
+    """The names `task`'s replicas will have, when known before rendering ([] for an expression)."""
+    assert task.replicas is not None
+    count = _replica_count(spec, task)
+    if count is None:
+        return []
+    if not task.replicas.variables:
+        return [replica_name(task.name, i) for i in range(count)]
+    visible = spec.variables_for(task)
+    axes = [[(name, v) for v in visible[name].domain or ()] for name in task.replicas.variables]
+    return sweep_names(task.name, [dict(point) for point in itertools.product(*axes)])
 
 
 def _replica_count(spec: WorkflowSpec, task: Task) -> int | None:

@@ -39,7 +39,7 @@ def read_and_merge(files: Sequence[str | Path], problems: Problems | None = None
     found = Problems() if problems is None else problems
     merged: Merged | None = None
     for path in files:
-        doc = normalize_document(read_document(path), found)
+        doc = normalize_document(read_document(path, found), found)
         merged = doc if merged is None else merge(merged, doc)
     assert merged is not None
     if problems is None:

@@ -155,6 +155,7 @@ class SrunOperator(OperatorBase):
 
     type: Literal["srun"] = "srun"
     nodes: PositiveOrExpr | None = None
+    nodelist: list[str] = Field(default_factory=list)  # instead of the nodes placement chose
     ntasks: PositiveOrExpr | None = None
     ntasks_per_node: PositiveOrExpr | None = None
     cpus_per_task: PositiveOrExpr | None = None
@@ -162,19 +163,47 @@ class SrunOperator(OperatorBase):
     gpus_per_task: str | None = None
     gres: str | None = None
     mem: str | None = None
+    mem_per_cpu: str | None = None
     time: SlurmTime | None = None
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    reservation: str | None = None
+    constraint: str | None = None
+    chdir: str | None = None
+    job_id: str | None = None  # run the step in this job instead of the backend's allocation
     exclusive: bool | None = None
     overlap: bool | None = None
     export: str | None = None
     label: bool | None = None
     unbuffered: bool | None = None
+    kill_on_bad_exit: bool | None = None
+    wait: IntOrExpr | None = None
+    log_to_file: bool | None = None  # accepted for nv-sflow files: sflow always keeps the log itself
     mpi: str | None = None
     container_image: str | None = None
+    container_name: str | None = None
     container_mounts: list[str] = Field(default_factory=list)
+    container_mount_home: bool | None = None
     container_workdir: str | None = None
     container_writable: bool | None = None
     container_remap_root: bool | None = None
     extra_args: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_container_source(self) -> SrunOperator:
+        if self.container_image and self.container_name:
+            raise ValueError(
+                "set one of 'container_image' (a new container) or 'container_name' (a named one)"
+            )
+        return self
+
+    def uses_container(self) -> bool:
+        """A pyxis container: an image, a named container, or `--container-image`/`-name` in extra_args."""
+        given = ("--container-image", "--container-name")
+        return bool(self.container_image or self.container_name) or any(
+            str(arg).startswith(given) for arg in self.extra_args
+        )
 
 
 class SshOperator(OperatorBase):

@@ -1,8 +1,10 @@
 """Expressions in the fields that shape the plan, rendered once the files are loaded.
 
-How many replicas, retries and nodes a task has, and its timeouts, are needed before any node
-is known, so their `${{ }}` may use `variables.*` (after `--set`) and `workflow.name`, nothing
-else. Rendering them here keeps the rest of sflow working with plain numbers.
+How many replicas, retries and nodes a task has, its timeouts, and every field of its operator
+(named operators and a task's overrides: `ntasks_per_node`, `python_exec`, `extra_args`, ...) are
+needed before any node is known, so their `${{ }}` may use `variables.*` (after `--set`) and
+`workflow.name`, nothing else. Rendering them here keeps the rest of sflow working with plain
+values of the field's type.
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from sflow.errors import SpecError
-from sflow.schema.base import SpecModel
+from sflow.schema.base import SpecModel, attach_origins
 from sflow.schema.expressions import ExpressionError, render_value
 from sflow.schema.fieldtypes import as_int, is_expression, retry_count, seconds, timeout_seconds
 from sflow.schema.problems import Problems
-from sflow.schema.sections import Variable
-from sflow.schema.task import Retries, check_retry_waits
+from sflow.schema.sections import OperatorBase, Variable
+from sflow.schema.task import OperatorRef, Retries, check_retry_waits
 from sflow.schema.workflow import WorkflowSpec
 
 Check = Callable[[Any], Any]
@@ -33,13 +35,20 @@ def render_static_fields(spec: WorkflowSpec, problems: Problems) -> None:
     _add_variables(base, spec.workflow.variables)
     render = functools.partial(_render, problems=problems)
     render(spec.workflow, "timeout", timeout_seconds, base)
+    for name, operator in spec.operators.items():
+        spec.operators[name] = _rendered_operator(operator, base, problems)  # type: ignore[assignment]
     for task in spec.workflow.tasks:
-        if not (task.variables or task.timeout or task.retries or task.replicas or task.resources):
+        overrides = task.operator is not None and task.operator.overrides
+        if not (
+            task.variables or task.timeout or task.retries or task.replicas or task.resources or overrides
+        ):
             continue  # nothing to render (most tasks of a big workflow)
         context = base
         if task.variables:
             context = {**base, "variables": dict(base["variables"])}
             _add_variables(context, task.variables)
+        if task.operator is not None and task.operator.overrides:
+            _render_overrides(task.operator, context, problems)
         render(task, "timeout", timeout_seconds, context)
         if task.retries is not None:
             _render_retries(task.retries, context, problems)
@@ -69,6 +78,44 @@ def _render_retries(retries: Retries, context: dict[str, Any], problems: Problem
         problems.add(SpecError(str(exc), where=retries.loc(), field=retries.path()))
 
 
+def _rendered_operator(operator: OperatorBase, context: dict[str, Any], problems: Problems) -> OperatorBase:
+    """The operator with its expressions rendered and its fields checked again (so a number field
+    holds a number); the operator as it was when something cannot be rendered (reported)."""
+    data = operator.model_dump(exclude_unset=True)
+    if not _has_expression(data):
+        return operator
+    for key, value in data.items():
+        if _has_expression(value):
+            try:
+                data[key] = render_value(value, context, where=operator.loc(key), field=operator.path(key))
+            except ExpressionError as exc:
+                problems.add(SpecError(f"{exc.message}; {_HINT}", where=exc.where, field=exc.field))
+                return operator
+    try:
+        fresh = type(operator).model_validate(data)
+    except ValueError as exc:
+        problems.add(SpecError(f"after rendering: {exc}", where=operator.loc(), field=operator.path()))
+        return operator
+    attach_origins(fresh, operator.locations(), operator.path())
+    return fresh
+
+
+def _render_overrides(ref: OperatorRef, context: dict[str, Any], problems: Problems) -> None:
+    """A task's operator overrides (`operator: {name: srun, ntasks: ${{ variables.N }}}`), in place."""
+    extra = ref.model_extra or {}
+    for key, value in list(extra.items()):
+        if not _has_expression(value):
+            continue
+        where, path = ref.loc(key), ref.path(key)
+        try:
+            extra[key] = render_value(value, context, where=where, field=path)
+        except ExpressionError as exc:
+            problems.add(SpecError(f"{exc.message}; {_HINT}", where=where, field=path))
+
+
+_HINT = "this field is needed before nodes are known: it can use variables.* and workflow.name"
+
+
 def _add_variables(context: dict[str, Any], variables: Mapping[str, Variable]) -> None:
     """Values in declaration order; one that needs more than is known here is simply left out."""
     for name, var in variables.items():
@@ -89,8 +136,7 @@ def _render(model: SpecModel, field: str, check: Check, context: dict[str, Any],
     try:
         rendered = render_value(value, context, where=where, field=path)
     except ExpressionError as exc:
-        hint = "this field is needed before nodes are known: it can use variables.* and workflow.name"
-        problems.add(SpecError(f"{exc.message}; {hint}", where=where, field=path))
+        problems.add(SpecError(f"{exc.message}; {_HINT}", where=where, field=path))
         return
     try:
         setattr(model, field, check(rendered))

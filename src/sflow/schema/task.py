@@ -78,6 +78,27 @@ MAX_BACKOFF = 10.0
 """The largest back-off factor: each wait at most ten times the one before."""
 
 
+def replica_name(task: str, index: int) -> str:
+    """`server_0`, `server_1`, ...: valid as an expression attribute (`task.server_0.nodes`)."""
+    return f"{task}_{index}"
+
+
+def sweep_names(task: str, points: list[dict[str, Any]]) -> list[str]:
+    """A sweep's replicas are named by their values, as nv-sflow names them: `bench_16`,
+    `bench_0_1_fp8` (`.`, `-` and spaces become `_`). By index (`bench_0`) instead when a value
+    would not make a plain name (`/`, `$`, ...) or two points would get the same name."""
+    names = []
+    for point in points:
+        words = [str(v).replace(".", "_").replace("-", "_").replace(" ", "_") for v in point.values()]
+        names.append(f"{task}_{'_'.join(words)}")
+    if len(set(names)) < len(names) or not all(_PLAIN_NAME.fullmatch(n) for n in names):
+        return [replica_name(task, i) for i in range(len(points))]
+    return names
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_]+")
+
+
 class Retries(SpecModel):
     """Run a failed task again `count` times, waiting `interval` seconds times `backoff`^n."""
 
@@ -241,6 +262,7 @@ class Task(SpecModel):
     operator: OperatorRef | None = None
     backend: str | None = None
     depends_on: list[str] = Field(default_factory=list)
+    required_by: list[str] = Field(default_factory=list)  # the reverse: these depend on this one
     variables: dict[str, Variable] = Field(default_factory=dict)
     resources: Resources | None = None
     replicas: Replicas | None = None

@@ -16,6 +16,7 @@ import yaml
 
 from sflow.errors import SpecError
 from sflow.schema.locations import LocMap, PathPart, format_path
+from sflow.schema.problems import Problems
 from sflow.schema.scalars import resolve_plain
 from sflow.schema.yaml_fast import Unsupported, read_simple
 
@@ -44,8 +45,10 @@ class Document:
     locs: LocMap | None
 
 
-def read_document(path: str | Path) -> Document:
-    """Read and parse one workflow file; every failure is a `SpecError` naming the file."""
+def read_document(path: str | Path, problems: Problems | None = None) -> Document:
+    """Read and parse one workflow file; every failure is a `SpecError` naming the file.
+
+    With `problems`, invalid `${{ }}` expressions are added to it (the reading goes on)."""
     file = str(path)
     try:
         raw = Path(path).read_bytes()
@@ -60,10 +63,10 @@ def read_document(path: str | Path) -> Document:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise SpecError("file is not valid UTF-8", where=f"{file}:{line}") from None
-    return parse_text(text, file)
+    return parse_text(text, file, problems=problems)
 
 
-def parse_text(text: str, file: str, fast: bool = True) -> Document:
+def parse_text(text: str, file: str, fast: bool = True, problems: Problems | None = None) -> Document:
     """Parse YAML text (the fast reader first, libyaml when it declines or `fast` is False)."""
     if fast:
         try:
@@ -80,7 +83,7 @@ def parse_text(text: str, file: str, fast: bool = True) -> Document:
         raise SpecError(f"YAML error: {exc}", where=file) from None
     if node is None:
         return Document(file, None, None)
-    data, where = _Builder(file).build(node, [])
+    data, where = _Builder(file, problems).build(node, [])
     if data is None:
         return Document(file, None, None)
     locs = where if isinstance(where, LocMap) else LocMap.at(file, node.start_mark.line + 1)
@@ -109,8 +112,9 @@ def _syntax_error(exc: yaml.MarkedYAMLError, file: str) -> SpecError:
 class _Builder:
     """Turns a libyaml node tree into data + `LocMap`s."""
 
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, problems: Problems | None = None) -> None:
         self.file = file
+        self.problems = problems
         self.active: set[int] = set()
         self.count = 0
 
@@ -144,7 +148,11 @@ class _Builder:
         if isinstance(value, str) and "${{" in value:
             from sflow.schema.expressions import check_syntax
 
-            check_syntax(value, where=self.where(node), field=format_path(path))
+            if self.problems is None:
+                check_syntax(value, where=self.where(node), field=format_path(path))
+            else:
+                with self.problems.collecting():
+                    check_syntax(value, where=self.where(node), field=format_path(path))
         return value
 
     def tagged(self, node: yaml.ScalarNode, path: list[PathPart]) -> Any:

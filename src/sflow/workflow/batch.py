@@ -34,7 +34,7 @@ from typing import Any
 
 from sflow.backends.slurm import allocation_options, config_value
 from sflow.errors import SflowError
-from sflow.slurm.flags import split_args
+from sflow.slurm.flags import merge_extra_args
 from sflow.slurm.submit import TaggedSubmission
 
 BACKEND_FIELDS = ("job_name", "account", "partition", "time", "nodes", "gpus_per_node", "extra_args")
@@ -108,8 +108,9 @@ def sbatch_lines(spec: Any, options: BatchOptions) -> list[str]:
     The tag comes first: a `--comment` of the user's, later, wins (only Ctrl-C cleanup needs it).
     """
     groups = [[f"--comment={options.tag}"]] if options.tag else []
-    groups += allocation_options(effective_config(spec, options))
-    groups += [words for extra in options.extras if (words := split_args(extra))]
+    config = effective_config(spec, options)
+    config["extra_args"] = merge_extra_args(config.get("extra_args") or (), options.extras)
+    groups += allocation_options(config)
     output = options.output_dir.resolve() / "sflow-%j.out"
     groups.append([f"--output={output}"])
     return [f"#SBATCH {shlex.join(words)}" for words in groups]

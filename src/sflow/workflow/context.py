@@ -141,8 +141,13 @@ def base_context(
 
 
 def rendered_backend_config(spec: WorkflowSpec, name: str, context: dict[str, Any]) -> Any:
-    """The backend's config with any `${{ }}` in its fields rendered (and validated again)."""
+    """The backend's config with any `${{ }}` in its fields rendered (and validated again).
+
+    A Slurm job is named after the workflow unless the backend names it (`job_name`).
+    """
     config = spec.backend_config(name)
+    if "job_name" in type(config).model_fields and getattr(config, "job_name", None) is None:
+        config = config.model_copy(update={"job_name": spec.workflow.name})
     data = config.model_dump(exclude_unset=True)
     if not _has_any_expression(data):
         return config
@@ -378,6 +383,8 @@ def task_env(
             "SFLOW_OUTPUT_DIR": str(output_dir),
             "SFLOW_WORKFLOW_OUTPUT_DIR": str(run_dir),
             "SFLOW_TASK_OUTPUT_DIR": str(task_dir),
+            "SFLOW_TASK_RESULT_FILE": str(task_dir / "result.json"),
+            "SFLOW_WORKFLOW_RESULT_FILE": str(run_dir / "results.json"),
             "SFLOW_TASK_NAME": inst.name,
             "SFLOW_WORKFLOW_NAME": spec.workflow.name,
             "SFLOW_REPLICA_INDEX": str(inst.replica_index or 0),

@@ -19,7 +19,14 @@ from sflow.errors import PlanError, SpecError
 from sflow.launchers.base import LaunchContext, get_launcher
 from sflow.schema.loader import gc_paused
 from sflow.schema.problems import Problems
-from sflow.workflow.context import ScriptRenderer, add_backends, base_context, rendered_backend_config
+from sflow.workflow.context import (
+    ScriptRenderer,
+    add_backends,
+    base_context,
+    rendered_backend_config,
+    task_env,
+    task_scope,
+)
 from sflow.workflow.plan import TaskInstance, at_request, expand
 
 
@@ -98,6 +105,79 @@ def _describe_plan(spec: Any, workspace: Path, output_dir: Path, resume_gc: Call
     del ordered, placements, renderer, context
     problems.raise_if_any()
     return out.getvalue()
+
+
+def plan_data(spec: Any, workspace: Path, output_dir: Path) -> dict[str, Any]:
+    """The plan as data (`sflow run --dry-run --json`): what `describe_plan` shows, plus each task's
+    environment, for programs that compare or check plans."""
+    with gc_paused():
+        ordered = expand(spec).in_order()
+        run_dir = output_dir / "<run-id>"
+        context = base_context(spec, workspace, run_dir, write_artifacts=False)
+        allocations = planned_allocations(spec, ordered, context)
+        add_backends(context, spec, allocations)
+        placements = simulate_placement(ordered, allocations)
+        renderer = ScriptRenderer(context)
+        tasks = []
+        for inst in ordered:
+            placement = placements[inst.name]
+            body = renderer.render_body(inst, placement)
+            task_dir = run_dir / inst.name
+            env = task_env(
+                spec,
+                inst,
+                task_scope(context, inst, placement),
+                placement,
+                workspace,
+                output_dir,
+                run_dir,
+                task_dir,
+            )
+            ctx = LaunchContext(
+                task=inst.name,
+                script_path=task_dir / f"{inst.name}.sh",
+                env=env,
+                cwd=workspace,
+                log_path=task_dir / f"{inst.name}.log",
+                placement=placement,
+                allocation=allocations[inst.backend],
+                operator=inst.operator,
+                base_env={},
+            )
+            tasks.append(_task_data(inst, placement, get_launcher(inst.operator.type).argv(ctx), env, body))
+    return {
+        "workflow": spec.workflow.name,
+        "backends": {name: _allocation_data(spec, name, a) for name, a in allocations.items()},
+        "tasks": tasks,
+    }
+
+
+def _allocation_data(spec: Any, name: str, alloc: Allocation) -> dict[str, Any]:
+    request = alloc.info.get("argv")
+    return {
+        "type": spec.backend_type(name),
+        "nodes": [n.as_dict() for n in alloc.nodes],
+        "job_id": alloc.job_id,
+        "request": list(request) if request else None,
+    }
+
+
+def _task_data(
+    inst: TaskInstance, placement: Placement, argv: list[str], env: dict[str, str], body: str
+) -> dict[str, Any]:
+    return {
+        "name": inst.name,
+        "task": inst.task.name,
+        "backend": inst.backend,
+        "operator": inst.operator.name,
+        "operator_type": inst.operator.type,
+        "after": list(inst.deps),
+        "nodes": placement.node_names,
+        "gpus": [list(g) for g in placement.gpus],
+        "command": argv,
+        "env": env,
+        "script": body,
+    }
 
 
 class _Commands:

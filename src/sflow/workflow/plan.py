@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sflow.backends.placement import ANY_ONE_NODE, Request
 from sflow.engine.graph import CycleError, Graph
 from sflow.errors import PlanError, SpecError
+from sflow.schema.task import replica_name, sweep_names
 
 if TYPE_CHECKING:
     from sflow.schema import WorkflowSpec
@@ -43,11 +44,6 @@ def at_request(error: PlanError, inst: TaskInstance) -> SpecError:
     task = inst.task
     field = "resources" if task.resources is not None else "operator" if task.operator is not None else None
     return SpecError(str(error), where=task.loc(field) or None, field=task.path(field))
-
-
-def replica_name(task: str, index: int) -> str:
-    """`server_0`, `server_1`, ...: valid as an expression attribute (`task.server_0.nodes`)."""
-    return f"{task}_{index}"
 
 
 @dataclass
@@ -98,7 +94,7 @@ def expand(spec: WorkflowSpec) -> Plan:
             elif names is not _DROPPED:  # else dropped by --missable-tasks composition
                 deps.extend(names)
         if inst.replica_index and task.replicas and task.replicas.policy == "sequential":
-            deps.append(replica_name(task.name, inst.replica_index - 1))
+            deps.append(copies_of[task.name][inst.replica_index - 1])  # type: ignore[index]
         if deps:
             inst.deps = tuple(deps)
     return Plan(instances=instances, order=_checked_order(instances))
@@ -146,10 +142,11 @@ def _copies(spec: WorkflowSpec, task: Any, setup: _Setup) -> Iterator[TaskInstan
     sweeps = _sweep_points(spec, task)
     count = _replica_count(task, len(sweeps))
     follows = _following_sweep(spec, task, sweeps[0]) if sweeps else {}
+    names = sweep_names(task.name, sweeps) if sweeps else [replica_name(task.name, i) for i in range(count)]
     for index in range(count):
         sweep = sweeps[index] if sweeps else {}
         yield TaskInstance(
-            name=replica_name(task.name, index),
+            name=names[index],
             task=task,
             replica_index=index,
             sweep=sweep,

@@ -7,21 +7,19 @@ each of those knows nothing of the others.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import sys
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sflow.backends.base import Allocation, Backend, create_backend
 from sflow.backends.placement import Placement, Placer
-from sflow.engine import Attempt, Engine, Event, Outcome, RetryPolicy, RunResult, State, Unit, UnitResult
+from sflow.engine import Attempt, Engine, Event, Outcome, RetryPolicy, RunResult, Unit
 from sflow.errors import BackendError, PlanError
 from sflow.launchers.base import LaunchContext, get_launcher
+from sflow.lifecycle.scope import NotStarted, RunScope
+from sflow.lifecycle.settings import RunSettings
 from sflow.probes import ProbedAttempt, task_probes
-from sflow.proc.process import stop_adopted
 from sflow.record.outputs import write_outputs
 from sflow.record.run_dir import RunRecord
 from sflow.schema import parse_duration
@@ -41,86 +39,64 @@ if TYPE_CHECKING:
     from sflow.schema import WorkflowSpec
 
 
-@dataclass
-class RunOptions:
-    """Where a run works and writes, and how it reacts to failure."""
-
-    workspace_dir: Path = field(default_factory=Path.cwd)
-    output_dir: Path = field(default_factory=lambda: Path.cwd() / "sflow_output")
-    keep_going: bool = False
-    grace: float = 10.0
-    run_id: str | None = None
-
-
 class WorkflowRun:
     """One execution of a workflow spec, from allocation to summary.json."""
 
     def __init__(
-        self, spec: WorkflowSpec, options: RunOptions, listeners: Iterable[Callable[[Event], None]] = ()
+        self,
+        spec: WorkflowSpec,
+        settings: RunSettings | None = None,
+        listeners: Iterable[Callable[[Event], None]] = (),
     ):
         self.spec = spec
-        self.options = options
+        self.settings = settings or RunSettings()
+        if not self.settings.record:
+            raise ValueError("a YAML workflow always records: its tasks' scripts live in the run directory")
+        self.workspace_dir = self.settings.workspace_path()
+        self.output_dir = self.settings.output_path()
         self.plan = expand(spec)
         self.instances = self.plan.instances
-        self.listeners = list(listeners)
+        self.scope = RunScope(spec.workflow.name, self.settings, listeners)
+        assert self.scope.record is not None
+        self.record: RunRecord = self.scope.record
+        self.listeners = self.scope.listeners
         self.backends: dict[str, Backend] = {}
         self.allocations: dict[str, Allocation] = {}
         self.placers: dict[str, Placer] = {}
         self.context: dict[str, Any] = {}
-        self.engine: Engine | None = None
-        self.stop_signal: int | None = None  # the signal that stopped the run (run_with_signals)
-        self.record = RunRecord(options.output_dir, spec.workflow.name, options.run_id)
         self.tables_pending: dict[str, int] = {}  # replicated task -> replicas yet to succeed
         for inst in self.instances:
             if inst.replica_index is not None and inst.task.outputs:
                 self.tables_pending[inst.task.name] = self.tables_pending.get(inst.task.name, 0) + 1
         self.base_env = dict(os.environ)
 
+    @property
+    def engine(self) -> Engine | None:
+        return self.scope.engine
+
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def run(self) -> RunResult:
         """Allocate, run every task, release; the record is complete whatever happens."""
-        result: RunResult | None = None
-        why_not_started = "interrupted before any task started"
-        try:
-            self.context = base_context(self.spec, self.options.workspace_dir, self.record.run_dir)
-            try:
-                await self._allocate()
-            except BackendError as exc:  # Slurm said no: a failed run with its reason, not a traceback
-                self.record.note(str(exc))
-                result = self._not_started(str(exc))
-                return result
-            add_backends(self.context, self.spec, self.allocations)
-            self.engine = Engine(
-                [self._unit(i) for i in self.instances],
-                keep_going=self.options.keep_going,
-                timeout=_duration(self.spec.workflow.timeout),
-                grace=self.options.grace,
-                listeners=[self.record.on_event, *self.listeners],
-            )
-            result = await self.engine.run()
-            return result
-        except Exception as exc:
-            why_not_started = f"could not start: {exc}"
-            raise
-        finally:
-            await asyncio.shield(self._stop_left_behind())
-            await asyncio.shield(self._release())
-            summary = result if result is not None else self._not_started(why_not_started)
-            self.record.write_summary(summary, extra={"backends": self._allocation_summary()})
-            self.record.close()
-
-    def _not_started(self, reason: str) -> RunResult:
-        """The result of a run that ended before its engine ran (allocation refused, interrupted)."""
-        outcome = Outcome(ok=False, reason=f"not started: {reason}")
-        units = {name: UnitResult(state=State.CANCELLED, outcome=outcome) for name in self.plan.order}
-        return RunResult(
-            units=units, stop_reason=reason, interrupted="interrupted" in reason, order=self.plan.order
+        return await self.scope.run(
+            self.plan.order,
+            self._prepare,
+            self._release,
+            timeout=_duration(self.spec.workflow.timeout),
+            summary=lambda: {"backends": self._allocation_summary()},
         )
 
+    async def _prepare(self) -> list[Unit]:
+        self.context = base_context(self.spec, self.workspace_dir, self.record.run_dir)
+        try:
+            await self._allocate()
+        except BackendError as exc:  # Slurm said no: a failed run with its reason, not a traceback
+            raise NotStarted(str(exc)) from None
+        add_backends(self.context, self.spec, self.allocations)
+        return [self._unit(i) for i in self.instances]
+
     def request_stop(self, reason: str, interrupted: bool = False, force: bool = False) -> None:
-        if self.engine is not None:
-            self.engine.request_stop(reason, interrupted=interrupted, force=force)
+        self.scope.request_stop(reason, interrupted=interrupted, force=force)
 
     async def _allocate(self) -> None:
         used = dict.fromkeys(i.backend for i in self.instances)
@@ -143,14 +119,6 @@ class WorkflowRun:
                 self.placers[inst.backend].candidates(inst.request, inst.name)
             except PlanError as exc:
                 raise at_request(exc, inst) from None
-
-    async def _stop_left_behind(self) -> None:
-        """Processes tasks detached from their group (`setsid`) do not outlive the run."""
-        grace = self.engine.grace if self.engine is not None else self.options.grace
-        stopped = await stop_adopted(grace)
-        if stopped:
-            pids = ", ".join(map(str, stopped[:10])) + (" ..." if len(stopped) > 10 else "")
-            self.record.note(f"stopped {len(stopped)} process(es) that tasks had left running (pids {pids})")
 
     async def _release(self) -> None:
         for name, backend in reversed(list(self.backends.items())):
@@ -205,7 +173,7 @@ class WorkflowRun:
             placer.release(placement, inst.name)
             raise
         if probes:
-            attempt = ProbedAttempt(attempt, probes.readiness, probes.failure, hosts, self.options.grace)
+            attempt = ProbedAttempt(attempt, probes.readiness, probes.failure, hosts, self.settings.grace)
 
         async def on_end(outcome: Outcome, stopped_when_ready: bool) -> None:
             placer.release(placement, inst.name)
@@ -240,8 +208,8 @@ class WorkflowRun:
             inst,
             scope,
             placement,
-            self.options.workspace_dir,
-            self.options.output_dir,
+            self.workspace_dir,
+            self.output_dir,
             self.record.run_dir,
             task_dir,
         )
@@ -258,7 +226,7 @@ class WorkflowRun:
             task=inst.name,
             script_path=script_path,
             env=env,
-            cwd=self.options.workspace_dir,
+            cwd=self.workspace_dir,
             log_path=self.record.attempt_log(inst.name, attempt_no),
             placement=placement,
             allocation=self.allocations[inst.backend],
@@ -329,34 +297,3 @@ def _duration(value: Any) -> float | None:
     if value is None:
         return None
     return parse_duration(value)
-
-
-async def run_with_signals(run: WorkflowRun) -> RunResult:
-    """Run with SIGINT/SIGTERM turned into a clean stop (a second Ctrl-C stops without grace).
-
-    The first signal is kept in `run.stop_signal`: the exit status says which one it was.
-    """
-    import signal
-
-    loop = asyncio.get_running_loop()
-    hits = 0
-
-    def on_signal(sig: signal.Signals) -> None:
-        nonlocal hits
-        hits += 1
-        run.stop_signal = run.stop_signal or sig
-        if run.engine is None:
-            main.cancel()
-            return
-        run.request_stop(f"interrupted ({sig.name})", interrupted=True, force=hits > 1)
-
-    main = asyncio.ensure_future(run.run())
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, on_signal, sig)
-    try:
-        return await main
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)

@@ -76,17 +76,20 @@ def run_yaml(
 
     `sets` are `--set` overrides (`{"name": value}` or `["name=value"]`), `artifacts` are
     `--artifact` ones. With `check` (the default) a run that did not succeed raises
-    `WorkflowFailed` naming the failed tasks; Ctrl-C stops the run's tasks and jobs.
-    Inside a running event loop use `await run_yaml_async(...)`.
+    `WorkflowFailed` naming the failed tasks. Ctrl-C or SIGTERM stops the run's tasks and
+    jobs (TERM, `grace`, KILL), records the run, then raises `KeyboardInterrupt` (Ctrl-C) or
+    `SystemExit(143)` (SIGTERM). Inside a running event loop use `await run_yaml_async(...)`.
     """
+    from sflow.lifecycle.host import OwnLoop
+
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         pass
     else:
         raise SflowError("run_yaml() was called inside a running event loop; use `await run_yaml_async(...)`")
-    return asyncio.run(
-        run_yaml_async(
+    return OwnLoop().run(
+        lambda: run_yaml_async(
             files,
             sets,
             artifacts=artifacts,
@@ -117,19 +120,22 @@ async def run_yaml_async(
     listeners: Iterable[Callable[[Event], None]] = (),
 ) -> YamlRunResult:
     """`run_yaml` on the running event loop."""
+    from sflow.lifecycle.settings import RunSettings
     from sflow.schema import load_workflow
-    from sflow.workflow.run import RunOptions, WorkflowRun
+    from sflow.workflow.run import WorkflowRun
 
     paths = [str(files)] if isinstance(files, (str, Path)) else [str(f) for f in files]
     spec = await asyncio.to_thread(
         load_workflow, paths, sets=_pairs(sets), artifacts=_pairs(artifacts), missable_tasks=missable_tasks
     )
-    options = RunOptions(keep_going=keep_going, grace=grace, run_id=run_id)
-    if workspace_dir is not None:
-        options.workspace_dir = Path(workspace_dir).absolute()
-    if output_dir is not None:
-        options.output_dir = Path(output_dir).absolute()
-    run = WorkflowRun(spec, options, listeners=listeners)
+    settings = RunSettings(
+        workspace_dir=Path(workspace_dir).absolute() if workspace_dir is not None else None,
+        output_dir=Path(output_dir).absolute() if output_dir is not None else None,
+        keep_going=keep_going,
+        grace=grace,
+        run_id=run_id,
+    )
+    run = WorkflowRun(spec, settings, listeners=listeners)
     result = await run.run()
     outcome = YamlRunResult(run.record.run_id, run.record.run_dir, result)
     if check and not result.ok:

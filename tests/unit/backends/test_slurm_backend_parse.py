@@ -24,7 +24,7 @@ from sflow.backends.slurm import (
 from sflow.errors import BackendError
 from sflow.schema.models import SlurmBackend as SlurmBackendModel
 from sflow.slurm.commands import SlurmResult
-from sflow.slurm.flags import slurm_time
+from sflow.slurm.flags import merge_extra_args, slurm_time
 
 JOB_LINE = (
     "JobId=72 JobName=sflow-exp-g UserId=root(0) JobState=RUNNING NodeList=node[1-2] NumNodes=2 "
@@ -58,13 +58,33 @@ def test_salloc_argv_from_the_spec_model() -> None:
         "01:30:00",
         "-N",
         "2",
-        "--gpus-per-node=8",
         "--segment=2",
         "--exclusive",
         "--mem",
         "128G",
         "--exclusive",
     ]
+
+
+def test_gpus_per_node_is_for_planning_and_asks_slurm_for_nothing() -> None:
+    argv = salloc_argv({"nodes": 2, "gpus_per_node": 4})
+    assert not [word for word in argv if "gpu" in word]
+
+
+@pytest.mark.parametrize(
+    ("recipe", "command_line", "merged"),
+    [
+        (["--gpus-per-node=8", "--exclusive"], ["--gpus-per-node=4"], ["--gpus-per-node=4", "--exclusive"]),
+        (["--mem 8G"], ["--mem=16G"], ["--mem=16G"]),
+        (["--export=A=1"], ["--export=B=2", "--export=A=3"], ["--export=A=3", "--export=B=2"]),
+        (["-p debug"], ["--partition=batch", "--segment=2"], ["--partition=batch", "--segment=2"]),
+        (["--exclusive", "--exclusive"], [], ["--exclusive"]),
+    ],
+)
+def test_extra_args_are_one_of_each_option_the_command_line_winning(
+    recipe: list[str], command_line: list[str], merged: list[str]
+) -> None:
+    assert merge_extra_args(recipe, command_line) == merged
 
 
 def test_minimal_config_and_option_groups() -> None:

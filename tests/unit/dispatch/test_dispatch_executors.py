@@ -7,7 +7,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,6 @@ import pytest
 
 from sflow.dispatch import Call, DispatchCancelled, DispatchJobError, DispatchTimeout, Executor, get_executor
 from sflow.dispatch.errors import DispatchConfigError
-
-
-def run(scenario: Callable[[], Awaitable[Any]]) -> Any:
-    return asyncio.run(asyncio.wait_for(scenario(), 60))
 
 
 def make(name: str, shared_dir: str, **config: Any) -> Executor:
@@ -32,7 +27,7 @@ ALL = ["local", "process", "subprocess"]
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_round_trip_sync_and_async(name: str, shared_dir: str) -> None:
+def test_round_trip_sync_and_async(name: str, shared_dir: str, run_async) -> None:
     async def scenario() -> None:
         async with make(name, shared_dir) as ex:
             assert await ex.run(h.add, 1, 2) == 3
@@ -40,11 +35,11 @@ def test_round_trip_sync_and_async(name: str, shared_dir: str) -> None:
             handle = await ex.submit(Call(h.add, (10,), {"b": 1}, name="ten"))
             assert await handle == 11 and handle.state == "done" and handle.name == "ten"
 
-    run(scenario)
+    run_async(scenario)
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_exception_keeps_its_type(name: str, shared_dir: str) -> None:
+def test_exception_keeps_its_type(name: str, shared_dir: str, run_async) -> None:
     async def scenario() -> None:
         async with make(name, shared_dir) as ex:
             with pytest.raises(h.CustomError) as info:
@@ -55,11 +50,13 @@ def test_exception_keeps_its_type(name: str, shared_dir: str) -> None:
             with pytest.raises(KeyError):
                 await ex.run(h.nested_fail)
 
-    run(scenario)
+    run_async(scenario)
 
 
 @pytest.mark.parametrize("name", ["process", "subprocess"])
-def test_a_remote_traceback_shows_the_callers_file_line_and_source(name: str, shared_dir: str) -> None:
+def test_a_remote_traceback_shows_the_callers_file_line_and_source(
+    name: str, shared_dir: str, run_async
+) -> None:
     def explode(message: str) -> None:  # a local function: it travels by value
         raise KeyError(message)
 
@@ -71,20 +68,20 @@ def test_a_remote_traceback_shows_the_callers_file_line_and_source(name: str, sh
         where = f'File "{__file__}", line {line}, in explode\n    raise KeyError(message)'
         assert where in info.value.__notes__[0]
 
-    run(scenario)
+    run_async(scenario)
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_map_keeps_order(name: str, shared_dir: str) -> None:
+def test_map_keeps_order(name: str, shared_dir: str, run_async) -> None:
     async def scenario() -> None:
         async with make(name, shared_dir) as ex:
             assert await ex.map(h.add, range(6), kwargs={"b": 100}) == list(range(100, 106))
 
-    run(scenario)
+    run_async(scenario)
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_timeout_cancels_and_raises_dispatch_timeout(name: str, shared_dir: str) -> None:
+def test_timeout_cancels_and_raises_dispatch_timeout(name: str, shared_dir: str, run_async) -> None:
     async def scenario() -> None:
         async with make(name, shared_dir) as ex:
             handle = await ex.submit(Call(h.async_sleep_then, (600,), timeout=1.0))
@@ -92,12 +89,12 @@ def test_timeout_cancels_and_raises_dispatch_timeout(name: str, shared_dir: str)
                 await handle
             assert isinstance(handle.exception(), TimeoutError)
 
-    run(scenario)
+    run_async(scenario)
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_timeout_counts_from_the_start_not_from_the_wait_for_a_slot(
-    name: str, shared_dir: str, tmp_path: Path
+    name: str, shared_dir: str, tmp_path: Path, run_async
 ) -> None:
     """One slot, held by a call until the test lets it go: the calls queued behind it wait
     longer than their timeout, and still succeed, because it counts from their own start."""
@@ -115,11 +112,11 @@ def test_timeout_counts_from_the_start_not_from_the_wait_for_a_slot(
             assert [await q for q in queued] == [0, 1]
             assert all(q.started_at is not None and q.started_at >= holder.started_at for q in queued)
 
-    run(scenario)
+    run_async(scenario)
 
 
 @pytest.mark.parametrize("name", ["local", "subprocess"])
-def test_timeout_after_the_start_still_fires_and_says_so(name: str, shared_dir: str) -> None:
+def test_timeout_after_the_start_still_fires_and_says_so(name: str, shared_dir: str, run_async) -> None:
     async def scenario() -> None:
         async with make(name, shared_dir, max_concurrent=1) as ex:
             first = await ex.submit(Call(h.sleep_then, (1.0, "ok")))
@@ -128,10 +125,10 @@ def test_timeout_after_the_start_still_fires_and_says_so(name: str, shared_dir: 
             with pytest.raises(DispatchTimeout, match=r"slow .* did not finish within 1 s of starting"):
                 await slow
 
-    run(scenario)
+    run_async(scenario)
 
 
-def test_queue_timeout_bounds_only_the_wait_before_the_start(shared_dir: str) -> None:
+def test_queue_timeout_bounds_only_the_wait_before_the_start(shared_dir: str, run_async) -> None:
     async def scenario() -> None:
         async with make("subprocess", shared_dir, max_concurrent=1, queue_timeout=1.0) as ex:
             busy = await ex.submit(Call(h.sleep_then, (3.0, "done")))
@@ -144,11 +141,11 @@ def test_queue_timeout_bounds_only_the_wait_before_the_start(shared_dir: str) ->
         with pytest.raises(DispatchConfigError, match="queue_timeout"):
             make("subprocess", shared_dir, queue_timeout=0)
 
-    run(scenario)
+    run_async(scenario)
 
 
 @pytest.mark.parametrize("name", ALL)
-def test_cancel_and_aclose_leave_nothing_running(name: str, shared_dir: str) -> None:
+def test_cancel_and_aclose_leave_nothing_running(name: str, shared_dir: str, run_async) -> None:
     async def scenario() -> None:
         ex = make(name, shared_dir)
         await ex.start()
@@ -166,10 +163,10 @@ def test_cancel_and_aclose_leave_nothing_running(name: str, shared_dir: str) -> 
         with pytest.raises(Exception, match="closed"):
             await ex.submit(Call(h.add, (1,)))
 
-    run(scenario)
+    run_async(scenario)
 
 
-def test_subprocess_cancel_kills_the_worker_process(shared_dir: str) -> None:
+def test_subprocess_cancel_kills_the_worker_process(shared_dir: str, run_async) -> None:
     async def scenario() -> None:
         async with make("subprocess", shared_dir) as ex:
             handle = await ex.submit(Call(h.sleep_then, (30,)))
@@ -185,10 +182,10 @@ def test_subprocess_cancel_kills_the_worker_process(shared_dir: str) -> None:
                 await asyncio.sleep(0.1)
             pytest.fail(f"worker {pid} survived its cancellation")
 
-    run(scenario)
+    run_async(scenario)
 
 
-def test_a_worker_that_stops_heartbeating_fails_its_call(shared_dir: str) -> None:
+def test_a_worker_that_stops_heartbeating_fails_its_call(shared_dir: str, run_async) -> None:
     """A frozen worker (SIGSTOP: alive, silent) is declared lost after heartbeat_misses intervals."""
 
     async def scenario() -> None:
@@ -213,12 +210,12 @@ def test_a_worker_that_stops_heartbeating_fails_its_call(shared_dir: str) -> Non
                 await asyncio.sleep(0.1)
             raise AssertionError(f"worker {pid} still alive")
 
-    run(scenario)
+    run_async(scenario)
     with pytest.raises(DispatchConfigError, match="heartbeat_misses"):
         make("subprocess", shared_dir, heartbeat_misses=1)
 
 
-def test_subprocess_worker_dying_without_callback_is_a_job_error(shared_dir: str) -> None:
+def test_subprocess_worker_dying_without_callback_is_a_job_error(shared_dir: str, run_async) -> None:
     async def scenario() -> None:
         async with make("subprocess", shared_dir) as ex:
             handle = await ex.submit(Call(h.hard_exit, (9,)))
@@ -228,10 +225,10 @@ def test_subprocess_worker_dying_without_callback_is_a_job_error(shared_dir: str
             assert err.state == "FAILED" and "exit code 9" in str(err) and err.log_path
             assert "without delivering a result" in str(err)
 
-    run(scenario)
+    run_async(scenario)
 
 
-def test_subprocess_lost_callback_is_recovered_from_the_result_file(shared_dir: str) -> None:
+def test_subprocess_lost_callback_is_recovered_from_the_result_file(shared_dir: str, run_async) -> None:
     async def scenario() -> None:
         config = {"callback_url": "http://127.0.0.1:9/unreachable", "post_attempts": 1}
         async with make("subprocess", shared_dir, **config) as ex:
@@ -239,10 +236,10 @@ def test_subprocess_lost_callback_is_recovered_from_the_result_file(shared_dir: 
             with pytest.raises(h.CustomError):
                 await ex.run(h.fail, "still typed")
 
-    run(scenario)
+    run_async(scenario)
 
 
-def test_subprocess_large_result_travels_through_the_file(shared_dir: str) -> None:
+def test_subprocess_large_result_travels_through_the_file(shared_dir: str, run_async) -> None:
     async def scenario() -> None:
         async with make("subprocess", shared_dir) as ex:
             ex_any: Any = ex
@@ -250,10 +247,10 @@ def test_subprocess_large_result_travels_through_the_file(shared_dir: str) -> No
             value = await ex.run(h.big_value, 3_000_000)
             assert value == b"x" * 3_000_000
 
-    run(scenario)
+    run_async(scenario)
 
 
-def test_local_runs_sync_functions_off_the_event_loop(shared_dir: str) -> None:
+def test_local_runs_sync_functions_off_the_event_loop(shared_dir: str, run_async) -> None:
     """Four blocking calls that end only when the event loop releases them, once all four run."""
     running = threading.Semaphore(0)
     release = threading.Event()
@@ -272,17 +269,17 @@ def test_local_runs_sync_functions_off_the_event_loop(shared_dir: str) -> None:
             release.set()
             assert [await x for x in handles] == [0, 1, 2, 3]
 
-    run(scenario)
+    run_async(scenario)
 
 
-def test_local_max_concurrent_bounds_parallelism(shared_dir: str) -> None:
+def test_local_max_concurrent_bounds_parallelism(shared_dir: str, run_async) -> None:
     async def scenario() -> None:
         async with make("local", shared_dir, max_concurrent=1) as ex:
             start = time.monotonic()
             await ex.map(h.async_sleep_then, [0.3, 0.3, 0.3])
             assert time.monotonic() - start >= 0.85
 
-    run(scenario)
+    run_async(scenario)
 
 
 def test_unknown_config_key_names_the_key() -> None:
@@ -294,7 +291,7 @@ def test_unknown_config_key_names_the_key() -> None:
         get_executor("nope")
 
 
-def test_custom_executor_registered_by_name() -> None:
+def test_custom_executor_registered_by_name(run_async) -> None:
     from sflow.dispatch import Handle, register_executor
 
     class Echo(Executor):
@@ -315,7 +312,7 @@ def test_custom_executor_registered_by_name() -> None:
             with pytest.raises(DispatchConfigError, match="unknown resource key 'gpu'"):
                 await ex.submit(Call(h.add, resources={"gpu": 1}))
 
-    run(scenario)
+    run_async(scenario)
 
 
 def test_process_executor_needs_cloudpickle_with_an_install_hint(tmp_path: Path) -> None:

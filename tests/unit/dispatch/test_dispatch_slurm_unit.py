@@ -224,11 +224,7 @@ def fake(tmp_path: Path) -> FakeSlurm:
     return FakeSlurm(tmp_path)
 
 
-def run(coro: Any) -> Any:
-    return asyncio.run(asyncio.wait_for(coro, 60))
-
-
-def test_submit_many_becomes_one_array_per_chunk(fake: FakeSlurm, shared_dir: str) -> None:
+def test_submit_many_becomes_one_array_per_chunk(fake: FakeSlurm, shared_dir: str, run_async) -> None:
     async def scenario() -> None:
         async with get_executor("slurm", fake.config(shared_dir, max_array_size=4)) as ex:
             handles = await ex.submit_many([Call(h.add, (i,), resources={"mem": "1G"}) for i in range(10)])
@@ -258,10 +254,10 @@ def test_submit_many_becomes_one_array_per_chunk(fake: FakeSlurm, shared_dir: st
             {"100", "101", "102", "103"} - {first_array}
         )
 
-    run(scenario())
+    run_async(scenario())
 
 
-def test_job_ending_without_result_is_a_clear_error(fake: FakeSlurm, shared_dir: str) -> None:
+def test_job_ending_without_result_is_a_clear_error(fake: FakeSlurm, shared_dir: str, run_async) -> None:
     async def scenario() -> None:
         async with get_executor("slurm", fake.config(shared_dir)) as ex:
             fake.set("squeue.out", "100 PENDING\n")
@@ -279,10 +275,10 @@ def test_job_ending_without_result_is_a_clear_error(fake: FakeSlurm, shared_dir:
             assert err.log_path and err.log_path.endswith("sflow-train-100.log")
             assert "exit code 0:125" in str(err) and "reason OutOfMemory" in str(err)
 
-    run(scenario())
+    run_async(scenario())
 
 
-def test_job_squeue_forgot_is_looked_up_with_scontrol(fake: FakeSlurm, shared_dir: str) -> None:
+def test_job_squeue_forgot_is_looked_up_with_scontrol(fake: FakeSlurm, shared_dir: str, run_async) -> None:
     async def scenario() -> None:
         async with get_executor("slurm", fake.config(shared_dir)) as ex:
             fake.set("squeue.invalid", "1")
@@ -294,10 +290,10 @@ def test_job_squeue_forgot_is_looked_up_with_scontrol(fake: FakeSlurm, shared_di
                 await ex.run(h.add, 1)
             assert any(c["argv"][:3] == ["show", "job", "-o"] for c in fake.calls("scontrol"))
 
-    run(scenario())
+    run_async(scenario())
 
 
-def test_one_squeue_per_poll_for_all_jobs(fake: FakeSlurm, shared_dir: str) -> None:
+def test_one_squeue_per_poll_for_all_jobs(fake: FakeSlurm, shared_dir: str, run_async) -> None:
     async def scenario() -> None:
         async with get_executor(
             "slurm", fake.config(shared_dir, poll_interval=0.2, min_array_items=100)
@@ -311,10 +307,10 @@ def test_one_squeue_per_poll_for_all_jobs(fake: FakeSlurm, shared_dir: str) -> N
             polls = fake.calls("squeue")[before:]
             assert all(p["argv"][-1] == every_job for p in polls)  # one query for all, never one per job
 
-    run(scenario())
+    run_async(scenario())
 
 
-def test_squeue_outage_backs_off_and_keeps_the_jobs(fake: FakeSlurm, shared_dir: str) -> None:
+def test_squeue_outage_backs_off_and_keeps_the_jobs(fake: FakeSlurm, shared_dir: str, run_async) -> None:
     async def scenario() -> None:
         async with get_executor("slurm", fake.config(shared_dir, poll_interval=0.1)) as ex:
             fake.set(
@@ -325,21 +321,21 @@ def test_squeue_outage_backs_off_and_keeps_the_jobs(fake: FakeSlurm, shared_dir:
             assert len(fake.calls("squeue")) <= 5  # 0.2, 0.4, 0.8 s ... not 16 polls
             assert not handle.done()
 
-    run(scenario())
+    run_async(scenario())
 
 
-def test_sbatch_is_retried_on_transient_errors(fake: FakeSlurm, shared_dir: str) -> None:
+def test_sbatch_is_retried_on_transient_errors(fake: FakeSlurm, shared_dir: str, run_async) -> None:
     async def scenario() -> None:
         fake.set("sbatch.fail", "2 sbatch: error: Batch job submission failed: Socket timed out on send/recv")
         async with get_executor("slurm", fake.config(shared_dir)) as ex:
             handle = await ex.submit(Call(h.add, (1,)))
             assert handle.job_id == "100" and len(fake.calls("sbatch")) == 3
 
-    run(scenario())
+    run_async(scenario())
 
 
 def test_sbatch_answer_lost_but_job_created_is_adopted_not_duplicated(
-    fake: FakeSlurm, shared_dir: str
+    fake: FakeSlurm, shared_dir: str, run_async
 ) -> None:
     async def scenario() -> None:
         async with get_executor("slurm", fake.config(shared_dir)) as ex:
@@ -365,11 +361,11 @@ def test_sbatch_answer_lost_but_job_created_is_adopted_not_duplicated(
             handle = await ex.submit(call)
             assert handle.job_id == "555" and len(fake.calls("sbatch")) == 1
 
-    run(scenario())
+    run_async(scenario())
 
 
 def test_cancelled_sbatch_whose_job_shows_up_late_is_still_scancelled(
-    fake: FakeSlurm, shared_dir: str
+    fake: FakeSlurm, shared_dir: str, run_async
 ) -> None:
     """The controller created the job after sbatch was killed: a later lookup still finds it."""
 
@@ -389,11 +385,11 @@ def test_cancelled_sbatch_whose_job_shows_up_late_is_still_scancelled(
             assert [c["argv"] for c in fake.calls("scancel")] == [["777"]]
             assert len(fake.calls("squeue")) >= 2
 
-    run(scenario())
+    run_async(scenario())
 
 
 def test_permanent_sbatch_error_fails_the_handle_with_sbatch_message(
-    fake: FakeSlurm, shared_dir: str
+    fake: FakeSlurm, shared_dir: str, run_async
 ) -> None:
     async def scenario() -> None:
         fake.set("sbatch.fail", "9 sbatch: error: invalid partition specified: nope")
@@ -406,17 +402,17 @@ def test_permanent_sbatch_error_fails_the_handle_with_sbatch_message(
             )
             assert len(fake.calls("sbatch")) == 1
 
-    run(scenario())
+    run_async(scenario())
 
 
-def test_timeout_sets_slurm_time_when_none_given(fake: FakeSlurm, shared_dir: str) -> None:
+def test_timeout_sets_slurm_time_when_none_given(fake: FakeSlurm, shared_dir: str, run_async) -> None:
     async def scenario() -> None:
         async with get_executor("slurm", fake.config(shared_dir, partition="debug")) as ex:
             await ex.submit(Call(h.add, (1,), timeout=125))
             argv = fake.calls("sbatch")[0]["argv"]
             assert "--time=0:03:05" in argv and "--partition=debug" in argv  # timeout + a minute
 
-    run(scenario())
+    run_async(scenario())
 
 
 def _start_worker_locally(payload: SubmitPayload) -> subprocess.Popen[bytes]:
@@ -435,7 +431,7 @@ class LocalJob:
         self.proc.terminate()
 
 
-def test_custom_submit_sync(shared_dir: str) -> None:
+def test_custom_submit_sync(shared_dir: str, run_async) -> None:
     seen: list[tuple[SubmitPayload, SubmitFrame, dict[str, Any]]] = []
     jobs: list[LocalJob] = []
 
@@ -457,10 +453,10 @@ def test_custom_submit_sync(shared_dir: str) -> None:
             await slow
         assert jobs[-1].cancelled and jobs[-1].proc.wait(10) is not None
 
-    run(scenario())
+    run_async(scenario())
 
 
-def test_custom_submit_without_job_id_dead_worker_is_reported(shared_dir: str) -> None:
+def test_custom_submit_without_job_id_dead_worker_is_reported(shared_dir: str, run_async) -> None:
     """Nobody can ask Slurm about a job without an id: silence after the start must fail the call."""
     jobs: list[LocalJob] = []
 
@@ -487,10 +483,12 @@ def test_custom_submit_without_job_id_dead_worker_is_reported(shared_dir: str) -
             assert f"orphan ({handle.call_id})" in message and "no job id" in message
             assert "log: " in message and "%j" in message  # the log path suggested to the submitter
 
-    run(scenario())
+    run_async(scenario())
 
 
-def test_custom_submit_without_job_id_and_no_callbacks_reads_the_result_file(shared_dir: str) -> None:
+def test_custom_submit_without_job_id_and_no_callbacks_reads_the_result_file(
+    shared_dir: str, run_async
+) -> None:
     def submit(payload: SubmitPayload, frame: SubmitFrame, config: dict[str, Any]) -> None:
         _start_worker_locally(payload)
 
@@ -508,10 +506,10 @@ def test_custom_submit_without_job_id_and_no_callbacks_reads_the_result_file(sha
             with pytest.raises(h.CustomError):
                 await ex.run(h.fail, "still delivered")
 
-    run(scenario())
+    run_async(scenario())
 
 
-def test_custom_submit_async_returning_a_job_id(fake: FakeSlurm, shared_dir: str) -> None:
+def test_custom_submit_async_returning_a_job_id(fake: FakeSlurm, shared_dir: str, run_async) -> None:
     procs: list[subprocess.Popen[bytes]] = []
 
     async def submit(payload: SubmitPayload, frame: SubmitFrame, config: dict[str, Any]) -> str:
@@ -526,7 +524,7 @@ def test_custom_submit_async_returning_a_job_id(fake: FakeSlurm, shared_dir: str
             assert await handle == 3
         assert not fake.calls("sbatch")
 
-    run(scenario())
+    run_async(scenario())
 
 
 def test_submit_given_as_import_path(shared_dir: str) -> None:

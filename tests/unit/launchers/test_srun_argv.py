@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from srun_helpers import allocation, context
 
 from sflow.launchers.base import get_launcher
@@ -87,6 +88,55 @@ def test_operator_fields_map_to_srun_flags() -> None:
     # extra_args in order, repeated flags kept, split like shell words, before the command
     i = argv.index("--cpu-bind=none")
     assert argv[i : i + 4] == ["--cpu-bind=none", "--cpu-bind", "cores", "--kill-on-bad-exit=1"]
+
+
+def test_the_other_slurm_fields_of_the_operator_reach_srun() -> None:
+    argv = srun_argv(
+        context(
+            partition="p1",
+            account="acct",
+            qos="high",
+            reservation="resv",
+            constraint="h100",
+            chdir="/work",
+            mem_per_cpu="2G",
+            wait=30,
+            job_id="77",
+            nodelist=["n9", "n10"],
+            kill_on_bad_exit=False,
+        )
+    )
+    text = " ".join(argv)
+    for flags in (
+        "--partition p1",
+        "--account acct",
+        "--qos high",
+        "--reservation resv",
+        "--constraint h100",
+        "--chdir /work",
+        "--mem-per-cpu 2G",
+        "--wait 30",
+        "--jobid 77",
+        "--nodelist n9,n10 -N 2 --ntasks 2",  # the operator's nodes, not placement's
+    ):
+        assert flags in text
+    assert not [a for a in argv if a.startswith("--kill-on-bad-exit")]
+
+
+def test_a_container_step_is_writable_without_home_unless_told_otherwise() -> None:
+    named = srun_argv(context(container_name="dynamo"))
+    assert "--container-name=dynamo" in named
+    assert "--container-writable" in named and "--no-container-mount-home" in named
+    by_flag = srun_argv(context(extra_args=["--container-image=x:1"], container_mount_home=True))
+    assert "--container-mount-home" in by_flag and "--container-writable" in by_flag
+    assert "--container-writable" not in srun_argv(context(container_image="x:1", container_writable=False))
+    plain = srun_argv(context(container_writable=True))
+    assert not [a for a in plain if a.startswith(("--container", "--no-container"))]
+
+
+def test_an_image_and_a_named_container_together_are_refused() -> None:
+    with pytest.raises(ValueError, match="container_image"):
+        context(container_image="x:1", container_name="x")
 
 
 def test_explicit_ntasks_and_gpu_flags_win() -> None:

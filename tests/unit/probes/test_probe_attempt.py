@@ -9,7 +9,7 @@ from pathlib import Path
 from types import SimpleNamespace as NS
 
 import pytest
-from probe_helpers import HttpServer, free_port, other_tasks, start_process
+from probe_helpers import HttpServer, other_tasks, start_process
 
 from sflow.probes import ProbedAttempt, ProbeSpec, wrap_with_probes
 
@@ -58,7 +58,7 @@ def test_failure_threshold_needs_consecutive_failures(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
-def test_tcp_failure_probe_waits_for_its_delay(tmp_path: Path) -> None:
+def test_tcp_failure_probe_waits_for_its_delay(tmp_path: Path, free_port) -> None:
     async def main() -> None:
         port = free_port()
         inner = await start_process("sleep 30", tmp_path / "j.log")
@@ -88,7 +88,7 @@ def test_stopping_disarms_failure_probes(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
-def test_outcome_passes_through_and_nothing_outlives_the_attempt(tmp_path: Path) -> None:
+def test_outcome_passes_through_and_nothing_outlives_the_attempt(tmp_path: Path, free_port) -> None:
     async def main() -> None:
         inner = await start_process("echo fine; exit 0", tmp_path / "j.log")
         probe = ProbeSpec("log_watch", {"pattern": "never", "match_count": 1})
@@ -104,7 +104,7 @@ def test_outcome_passes_through_and_nothing_outlives_the_attempt(tmp_path: Path)
     asyncio.run(main())
 
 
-def test_exiting_before_ready_fails_readiness(tmp_path: Path) -> None:
+def test_exiting_before_ready_fails_readiness(tmp_path: Path, free_port) -> None:
     async def main() -> None:
         inner = await start_process("sleep 0.1; exit 3", tmp_path / "j.log")
         probe = ProbeSpec("tcp_port", {"port": free_port()}, interval=0.05)
@@ -136,7 +136,7 @@ def test_wrap_with_probes_reads_the_task_model(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
-def test_a_failure_before_readiness_is_the_readiness_verdict(tmp_path: Path) -> None:
+def test_a_failure_before_readiness_is_the_readiness_verdict(tmp_path: Path, free_port) -> None:
     async def main() -> None:
         inner = await start_process("echo 'Traceback: boom'; sleep 30", tmp_path / "j.log")
         never = ProbeSpec("tcp_port", {"port": free_port()}, interval=0.05)

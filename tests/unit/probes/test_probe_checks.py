@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from probe_helpers import HttpServer, free_port, start_process, tcp_server_after
+from probe_helpers import HttpServer, start_process, tcp_server_after
 
 from sflow.probes import ProbedAttempt, ProbeSpec
 from sflow.probes.checks import HttpCheck, TcpCheck
@@ -29,7 +29,7 @@ def ready_once(spec: ProbeSpec, check: TcpCheck | HttpCheck) -> asyncio.Future:
     return asyncio.ensure_future(await_ready(check, spec, asyncio.get_running_loop().time()))
 
 
-def test_tcp_ready_once_a_delayed_server_listens() -> None:
+def test_tcp_ready_once_a_delayed_server_listens(free_port) -> None:
     async def main() -> None:
         port = free_port()
         spec = tcp(port, interval=0.05, timeout=10)
@@ -42,7 +42,7 @@ def test_tcp_ready_once_a_delayed_server_listens() -> None:
     asyncio.run(main())
 
 
-def test_tcp_timeout_names_the_probe_and_the_last_error() -> None:
+def test_tcp_timeout_names_the_probe_and_the_last_error(free_port) -> None:
     async def main() -> None:
         port = free_port()
         verdict = await ready_once(tcp(port, interval=0.05, timeout=0.3), TcpCheck(["127.0.0.1"], port))
@@ -55,7 +55,7 @@ def test_tcp_timeout_names_the_probe_and_the_last_error() -> None:
     asyncio.run(main())
 
 
-def test_tcp_checks_every_node_of_the_task() -> None:
+def test_tcp_checks_every_node_of_the_task(free_port) -> None:
     async def main() -> None:
         port = free_port()
         async with tcp_server_after(0, port):
@@ -118,7 +118,7 @@ def test_delay_comes_before_the_first_try() -> None:
     asyncio.run(main())
 
 
-def test_several_readiness_probes_must_all_pass(tmp_path: Path) -> None:
+def test_several_readiness_probes_must_all_pass(tmp_path: Path, free_port) -> None:
     async def main() -> None:
         port = free_port()
         inner = await start_process("echo up; sleep 30", tmp_path / "svc.log")
@@ -133,7 +133,7 @@ def test_several_readiness_probes_must_all_pass(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
-def test_one_failing_readiness_probe_fails_readiness(tmp_path: Path) -> None:
+def test_one_failing_readiness_probe_fails_readiness(tmp_path: Path, free_port) -> None:
     async def main() -> None:
         inner = await start_process("echo up; sleep 30", tmp_path / "svc.log")
         log = ProbeSpec("log_watch", {"pattern": "up", "match_count": 1})

@@ -8,7 +8,7 @@ import shlex
 from pathlib import Path
 
 import pytest
-from probe_helpers import CLIENT_PY, SERVER_PY, free_port, other_tasks, port_open, python_argv
+from probe_helpers import CLIENT_PY, SERVER_PY, other_tasks, port_open, python_argv
 
 from sflow.engine import Attempt, Engine, Event, State, Unit
 from sflow.probes import ProbedAttempt, ProbeSpec
@@ -40,7 +40,7 @@ def group_gone(attempt: ProcessAttempt) -> bool:
     return not group_has_live(attempt.proc.pid)
 
 
-def test_service_ready_by_tcp_serves_its_client_then_is_torn_down(tmp_path: Path) -> None:
+def test_service_ready_by_tcp_serves_its_client_then_is_torn_down(tmp_path: Path, free_port) -> None:
     port = free_port()
     ready = ProbeSpec("tcp_port", {"port": port}, interval=0.05, timeout=10)
     server = process_unit("server", python_argv(SERVER_PY, str(port)), tmp_path, readiness=[ready])
@@ -64,7 +64,7 @@ def test_service_ready_by_tcp_serves_its_client_then_is_torn_down(tmp_path: Path
     assert not port_open(port)
 
 
-def test_a_failure_probe_fails_the_service_and_the_run(tmp_path: Path) -> None:
+def test_a_failure_probe_fails_the_service_and_the_run(tmp_path: Path, free_port) -> None:
     port = free_port()
     serve = shlex.join(python_argv(SERVER_PY, str(port)))
     script = f"{serve} & sleep 0.5; echo 'FATAL: lost GPU'; wait"
@@ -86,7 +86,7 @@ def test_a_failure_probe_fails_the_service_and_the_run(tmp_path: Path) -> None:
     assert not port_open(port)
 
 
-def test_a_readiness_timeout_fails_the_unit_with_the_probe_named(tmp_path: Path) -> None:
+def test_a_readiness_timeout_fails_the_unit_with_the_probe_named(tmp_path: Path, free_port) -> None:
     port = free_port()
     never = ProbeSpec("tcp_port", {"port": port}, interval=0.05, timeout=0.3)
     server = process_unit("server", ["sleep", "30"], tmp_path, readiness=[never])

@@ -156,3 +156,18 @@ def test_the_cli_prints_one_line_per_mistake_and_exits_2(write: Callable[..., Pa
         f"  {path}:5: workflow.tasks[0].scirpt: unknown field 'scirpt'; did you mean 'script'?",
         f"  {path}:6: workflow.tasks[1].scirpt: unknown field 'scirpt'; did you mean 'script'?",
     ]
+
+
+def test_every_broken_expression_is_reported_with_the_field_mistakes(write: Callable[..., Path]) -> None:
+    text = (
+        HEAD
+        + "workflow:\n  name: wf\n  tasks:\n"
+        + "    - name: a\n      script:\n        - echo ${{ variables.X + }}\n"
+        + "    - name: b\n      scirpt:\n        - echo ${{ ) }}\n"
+    )
+    err, path = errors_of(write, text)
+    assert lines(err) == [
+        f"{path}:7: workflow.tasks[0].script[0]: invalid expression: unexpected 'end of print statement'",
+        f"{path}:9: workflow.tasks[1].scirpt: unknown field 'scirpt'; did you mean 'script'?",
+        f"{path}:10: workflow.tasks[1].scirpt[0]: invalid expression: unexpected ')'",
+    ]

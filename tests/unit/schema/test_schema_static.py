@@ -58,3 +58,55 @@ def test_a_plan_field_cannot_use_nodes(load, write):
 def test_a_rendered_value_is_checked_like_a_literal(load):
     with pytest.raises(SpecError, match=r"resources\.nodes\.count: must be >= 1, got -1"):
         load(WF, sets=["N=1"])
+
+
+OPERATORS = """
+version: "0.1"
+variables:
+  N: {value: 2}
+  PY: {value: python3.11}
+  IMAGE: {value: "img:1"}
+backends:
+  - {name: c, type: slurm, default: true, nodes: 2}
+operators:
+  - name: w
+    type: srun
+    ntasks_per_node: "${{ variables.N }}"
+    container_image: ${{ variables.IMAGE }}
+    extra_args: ["--container-env=MODE=${{ variables.N * 2 }}"]
+  - name: py
+    type: python
+    python_exec: ${{ variables.PY }}
+workflow:
+  name: wf
+  tasks:
+    - name: a
+      operator: w
+      script: [hostname]
+    - name: b
+      variables:
+        M: {value: 3}
+      operator: {name: w, nodes: "${{ variables.M - 1 }}", ntasks: "${{ variables.N }}"}
+      script: [hostname]
+    - name: c
+      operator: py
+      script: ["print(1)"]
+"""
+
+
+def test_operator_fields_are_rendered_to_values_of_their_type(load):
+    spec = load(OPERATORS, sets=["N=4"])
+    w = spec.operators["w"]
+    assert w.ntasks_per_node == 4 and w.container_image == "img:1"
+    assert w.extra_args == ["--container-env=MODE=8"]
+    assert spec.operators["py"].python_exec == "python3.11"
+    b = spec.operator_for("b")
+    assert (b.nodes, b.ntasks, b.ntasks_per_node) == (2, 4, 4)
+
+
+def test_an_operator_field_that_cannot_be_known_before_nodes_is_an_error_at_its_line(load):
+    text = OPERATORS.replace("${{ variables.IMAGE }}", "${{ backends.c.nodes[0].name }}")
+    with pytest.raises(SpecError) as err:
+        load(text)
+    assert "wf.yaml:12: operators.w.container_image" in str(err.value)
+    assert "variables.* and workflow.name" in str(err.value)

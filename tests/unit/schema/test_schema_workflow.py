@@ -80,3 +80,24 @@ def test_declared_operator_named_like_a_builtin_replaces_it(load: Load) -> None:
         + "operators:\n  srun: {type: srun, mpi: pmix}\n"
     )
     assert spec.operator_for("one").mpi == "pmix"  # type: ignore[attr-defined]
+
+
+def test_required_by_is_a_reverse_dependency_and_an_absent_target_is_skipped(load):
+    spec = load(
+        """
+        version: "0.1"
+        workflow:
+          name: wf
+          tasks:
+            - name: benchmark
+              depends_on: [setup]
+              script: [bench]
+            - name: setup
+              script: [prepare]
+            - name: server
+              required_by: [benchmark, decode_server]
+              script: [serve]
+        """
+    )
+    assert spec.task_by_name("benchmark").depends_on == ["setup", "server"]
+    assert spec.task_by_name("server").depends_on == []

@@ -80,7 +80,7 @@ def sbatch_lines(script: str) -> list[str]:
     return [line for line in script.splitlines() if line.startswith("#SBATCH ")]
 
 
-def test_sbatch_lines_follow_the_backend_then_extras_then_overrides(wf: Path, tmp_path: Path) -> None:
+def test_sbatch_lines_follow_the_backend_then_extras_one_of_each_option(wf: Path, tmp_path: Path) -> None:
     options = BatchOptions(
         output_dir=tmp_path / "out",
         extras=["--gpus-per-node=4", "--mem 64G"],
@@ -95,13 +95,22 @@ def test_sbatch_lines_follow_the_backend_then_extras_then_overrides(wf: Path, tm
         "#SBATCH -p debug",
         "#SBATCH -t 5",
         "#SBATCH -N 1",
-        "#SBATCH --gpus-per-node=8",
+        "#SBATCH --gpus-per-node=4",  # -e wins over the recipe's --gpus-per-node=8, in its place
         "#SBATCH --segment=2",
         "#SBATCH --exclusive",
-        "#SBATCH --gpus-per-node=4",
         "#SBATCH --mem 64G",
         f"#SBATCH --output={tmp_path / 'out'}/sflow-%j.out",
     ]
+
+
+def test_the_same_flag_in_the_recipe_and_on_the_command_line_is_asked_for_once(
+    wf: Path, tmp_path: Path
+) -> None:
+    """The README's tour: extra_args ["--gpus-per-node=8"] and `-e "--gpus-per-node=8"`."""
+    options = BatchOptions(output_dir=tmp_path / "out", extras=["--gpus-per-node=8", "--exclusive"])
+    lines = sbatch_lines(build_batch_script([wf], SPEC, options))
+    assert lines.count("#SBATCH --gpus-per-node=8") == 1
+    assert lines.count("#SBATCH --exclusive") == 1
 
 
 def test_body_runs_this_interpreter_with_absolute_paths(wf: Path, tmp_path: Path) -> None:

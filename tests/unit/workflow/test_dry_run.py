@@ -13,7 +13,7 @@ import sflow.workflow.context
 from sflow.errors import SpecError
 from sflow.schema import WorkflowSpec, load_workflow
 from sflow.workflow.context import ScriptRenderer, add_backends, base_context, render_script, task_scope
-from sflow.workflow.dry_run import describe_plan, planned_allocations, simulate_placement
+from sflow.workflow.dry_run import describe_plan, plan_data, planned_allocations, simulate_placement
 from sflow.workflow.plan import expand
 
 WORKFLOW = """
@@ -55,7 +55,7 @@ WORKFLOW = """
             gpus: {count: 1}
           script:
             - echo ${{ variables.X }} ${{ variables["X"] }} ${{ variables.N }} ${{ replica_index }}
-            - echo ${{ workflow.name }} ${{ task.s_0.nodes }} ${{ task.s_0.gpus }}
+            - echo ${{ workflow.name }} ${{ task.s_a.nodes }} ${{ task.s_a.gpus }}
         - name: seq
           depends_on: [s]
           replicas: {count: 3, policy: sequential}
@@ -63,7 +63,7 @@ WORKFLOW = """
             nodes: {count: 2}
           script: |
             echo ${{ replica_index }} ${{ variables.X }} ${{ variables.N }}
-            echo ${{ task.s_1.gpus }} ${{ task.seq_0.nodes if replica_index else "none" }}
+            echo ${{ task.s_b.gpus }} ${{ task.seq_0.nodes if replica_index else "none" }}
         - name: tpl
           script:
             - "${% for n in backends.multi.nodes %}${{ n.name }} ${% endfor %}"
@@ -138,7 +138,7 @@ def test_run_wide_expressions_are_evaluated_once(
                 variables: [X]
               script:
                 - echo ${{ workflow.name }} ${{ variables.N }} ${{ variables.X }} ${{ replica_index }}
-                - echo ${{ task.s_0.nodes }}
+                - echo ${{ task.s_1.nodes }}
             - name: v
               replicas: {count: 3}
               variables:
@@ -159,7 +159,7 @@ def test_run_wide_expressions_are_evaluated_once(
     assert counts["variables.N"] == 1 + 3  # run-wide for the sweep, the task's own for `v`
     assert counts["variables.X"] == 4  # swept: one value per replica
     assert counts["replica_index"] == 4
-    assert counts["task.s_0.nodes"] == 4
+    assert counts["task.s_1.nodes"] == 4
     assert counts["variables.items is defined"] == 3  # a method of each task's own dict
     assert counts["variables | length"] == 3
 
@@ -235,7 +235,7 @@ def test_describe_plan_shows_every_task_in_order(load: Any, tmp_path: Path) -> N
     text = describe_plan(load(WORKFLOW), tmp_path, tmp_path / "out")
     assert text.startswith("workflow: wf  (10 task(s))\nbackend multi [local]: ")
     assert "\n1. a\n" in text and "\n10. seq_2\n" in text
-    assert f"command: bash {tmp_path}/out/<run-id>/s_1/s_1.sh" in text.replace("'", "")
+    assert f"command: bash {tmp_path}/out/<run-id>/s_b/s_b.sh" in text.replace("'", "")
     assert "   sweep: X=c\n" in text
     assert "   | echo override override-y wf 3\n" in text
 
@@ -399,9 +399,54 @@ def test_the_plan_shows_what_the_allocation_will_ask_slurm_for(
     lines = text.splitlines()
     at = lines.index("backend cl [slurm]: slurm-node-0, slurm-node-1")
     assert lines[at + 1] == (
-        "  allocation: salloc --no-shell --job-name sflow -A acct -p gpu -t 00:10:00 -N 2 "
+        "  allocation: salloc --no-shell --job-name wf -A acct -p gpu -t 00:10:00 -N 2 "
         "--gpus-per-node=8 --exclusive"
     )
+
+
+SLURM_GPUS = """
+    version: "0.1"
+    backends:
+      - name: cl
+        type: slurm
+        nodes: 2
+        gpus_per_node: 4
+        job_name: ${{ variables.JOB }}
+    variables:
+      JOB: {value: named}
+    workflow:
+      name: wf
+      tasks:
+        - name: a
+          resources: {gpus: {count: 2}}
+          script: [echo a]
+"""
+
+
+def test_the_plan_as_data_has_tasks_placement_commands_and_environment(
+    load: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    data = plan_data(load(SLURM_GPUS), tmp_path, tmp_path / "out")
+    assert data["backends"]["cl"]["request"][:4] == ["salloc", "--no-shell", "--job-name", "named"]
+    (task,) = data["tasks"]
+    assert (task["name"], task["backend"], task["operator_type"]) == ("a", "cl", "srun")
+    assert task["nodes"] == ["slurm-node-0"] and task["gpus"] == [[0, 1]]
+    assert task["command"][0] == "srun" and "--gres=gpu:2" in task["command"]
+    run = tmp_path / "out" / "<run-id>"
+    assert task["env"]["SFLOW_TASK_RESULT_FILE"] == str(run / "a" / "result.json")
+    assert task["env"]["SFLOW_WORKFLOW_RESULT_FILE"] == str(run / "results.json")
+
+
+def test_gpus_per_node_plans_placement_and_asks_slurm_for_no_gpus(
+    load: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    data = plan_data(load(SLURM_GPUS.replace("job_name: ${{ variables.JOB }}", "")), tmp_path, tmp_path / "o")
+    request = data["backends"]["cl"]["request"]
+    assert [n["num_gpus"] for n in data["backends"]["cl"]["nodes"]] == [4, 4]
+    assert not [word for word in request if "gpu" in word]
+    assert request[2:4] == ["--job-name", "wf"]  # named after the workflow
 
 
 _SNIPPETS = [

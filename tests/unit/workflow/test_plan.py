@@ -48,19 +48,19 @@ def test_instances_dependencies_and_order(tmp_path: Path) -> None:
     assert [i.name for i in plan.instances] == [
         "report",
         "prep",
-        "train_0",
-        "train_1",
+        "train_1",  # a sweep's replicas are named by their values (LR: 1, 2)
+        "train_2",
         "seq_0",
         "seq_1",
         "seq_2",
     ]
-    assert by_name["report"].deps == ("train_0", "train_1", "seq_0", "seq_1", "seq_2", "prep")
+    assert by_name["report"].deps == ("train_1", "train_2", "seq_0", "seq_1", "seq_2", "prep")
     assert by_name["prep"].deps == ()
-    assert by_name["train_1"].deps == ("prep", "prep") and by_name["train_1"].sweep == {"LR": 2}
+    assert by_name["train_2"].deps == ("prep", "prep") and by_name["train_2"].sweep == {"LR": 2}
     assert by_name["seq_0"].deps == ("prep",) and by_name["seq_2"].deps == ("prep", "seq_1")
     assert by_name["seq_1"].replica_index == 1 and by_name["seq_1"].sweep == {}
     assert by_name["prep"].replica_index is None and by_name["prep"].sweep == {}
-    assert plan.order == ["prep", "train_0", "train_1", "seq_0", "seq_1", "seq_2", "report"]
+    assert plan.order == ["prep", "train_1", "train_2", "seq_0", "seq_1", "seq_2", "report"]
     assert all(i.backend == "local" and i.operator.name == "bash" for i in plan.instances)
 
 
@@ -97,3 +97,13 @@ def test_a_long_cycle_is_one_short_line(tmp_path: Path) -> None:
         "t1 -> t2 -> t3 -> t4 -> t5 -> ... (4991 more) ... -> t4997 -> t4998 -> t4999 -> t0 -> t1"
     )
     assert err.value.where == f"{path}:6"
+
+
+def test_a_sweeps_replicas_are_named_by_their_values() -> None:
+    from sflow.schema.task import sweep_names
+
+    points = [{"C": 16, "P": "fp8"}, {"C": 0.5, "P": "bf-16"}, {"C": 64, "P": "a b"}]
+    assert sweep_names("bench", points) == ["bench_16_fp8", "bench_0_5_bf_16", "bench_64_a_b"]
+    # by index when a value makes no plain name, or two points the same name
+    assert sweep_names("bench", [{"M": "a/b"}, {"M": "c"}]) == ["bench_0", "bench_1"]
+    assert sweep_names("bench", [{"V": "1.5"}, {"V": "1-5"}]) == ["bench_0", "bench_1"]

@@ -1,0 +1,117 @@
+"""A run on an event loop of its own: what `sflow run`, `sflow.run_yaml` and `with sflow.flow(...)` share.
+
+- SIGINT and SIGTERM stop the runs on the loop gracefully (TERM, the grace, KILL), and a
+  second signal skips what is left of the grace; before a run's engine has started, a
+  signal cancels it instead.
+- Child processes end through a pidfd (no watcher thread per child) where Python does not
+  choose that itself (3.12 and later do).
+- A library call handles only signals its program left at Python's default, and only in the
+  main thread: a program with handlers of its own keeps them.
+- Only a command-line run adopts orphans: it becomes the subreaper of what its tasks detach
+  (`setsid`, a daemon), so the end of the run stops those too. A library call must not
+  change its host process that way.
+- A library call, once everything is stopped and recorded, ends as the process would have
+  without sflow: a SIGINT raises `KeyboardInterrupt`, a SIGTERM `SystemExit(143)`. The
+  command line reports the interrupted run and exits with its own code instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+import threading
+import warnings
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, TypeVar
+
+from sflow.lifecycle.scope import active_scopes
+from sflow.proc.process import adopt_orphans as become_subreaper
+
+T = TypeVar("T")
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class OwnLoop:
+    """Runs a coroutine on a new event loop of its own; `stop_signal` is the signal that stopped it."""
+
+    def __init__(self, *, command_line: bool = False) -> None:
+        self.command_line = command_line
+        self.stop_signal: signal.Signals | None = None
+        self._hits = 0
+
+    def run(self, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """`main()` to completion; see the module doc for what signals do."""
+        if self.command_line:
+            become_subreaper()  # what tasks detach is re-parented to us and stopped at the end
+        # decided before asyncio.run puts its own SIGINT handler in place
+        handled = [sig for sig in STOP_SIGNALS if self.command_line or _ours_to_handle(sig)]
+
+        async def body() -> T:
+            _use_pidfd_watcher()
+            task = asyncio.ensure_future(main())
+            with self._stop_on_signals(task, handled):
+                return await task
+
+        try:
+            result = asyncio.run(body())
+        except BaseException as exc:
+            if self.stop_signal is not None and not self.command_line:
+                raise _as_signal_exit(self.stop_signal) from exc
+            raise
+        if self.stop_signal is not None and not self.command_line:
+            raise _as_signal_exit(self.stop_signal)
+        return result
+
+    @contextlib.contextmanager
+    def _stop_on_signals(self, main: asyncio.Future[Any], handled: list[signal.Signals]) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+
+        def on_signal(sig: signal.Signals) -> None:
+            self._hits += 1
+            self.stop_signal = self.stop_signal or sig
+            reason = f"interrupted ({sig.name})"
+            stopping = [
+                s.request_stop(reason, interrupted=True, force=self._hits > 1) for s in active_scopes(loop)
+            ]
+            if not any(stopping):
+                main.cancel()
+
+        for sig in handled:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, on_signal, sig)
+        try:
+            yield
+        finally:
+            for sig in handled:
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.remove_signal_handler(sig)
+
+
+def _ours_to_handle(sig: signal.Signals) -> bool:
+    """In a library call: only in the main thread, and only a signal the program left at Python's default."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    default = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
+    return signal.getsignal(sig) is default
+
+
+def _as_signal_exit(sig: signal.Signals) -> BaseException:
+    """What the process would have ended with: KeyboardInterrupt for SIGINT, else status 128 + N."""
+    if sig == signal.SIGINT:
+        return KeyboardInterrupt()
+    return SystemExit(128 + int(sig))
+
+
+def _use_pidfd_watcher() -> None:
+    if sys.version_info >= (3, 12) or not sys.platform.startswith("linux"):
+        return  # 3.12+ picks the best watcher itself
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            watcher = asyncio.PidfdChildWatcher()
+            watcher.attach_loop(asyncio.get_running_loop())
+            asyncio.set_child_watcher(watcher)
+        except (OSError, AttributeError):
+            pass
