@@ -7,7 +7,8 @@ with code 2, never a traceback.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 
 class SflowError(Exception):
@@ -56,3 +57,17 @@ class PlanError(UserError):
 
 class BackendError(SflowError):
     """A backend could not provide or release its allocation."""
+
+
+def suggest(name: str, choices: Iterable[Any]) -> str:
+    """`; did you mean 'x'?` for the choice closest to a misspelt name, or ""."""
+    close = closest(name, choices)
+    return f"; did you mean '{close}'?" if close else ""
+
+
+def closest(name: str, choices: Iterable[Any]) -> str | None:
+    """The choice `name` is most likely a misspelling of, if any is close enough."""
+    import difflib
+
+    close = difflib.get_close_matches(name, [str(c) for c in choices], n=1, cutoff=0.6)
+    return close[0] if close else None

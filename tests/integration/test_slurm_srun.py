@@ -17,7 +17,7 @@ from sflow.backends.base import Allocation
 from sflow.backends.placement import Placement
 from sflow.backends.slurm import SlurmBackend
 from sflow.launchers.base import LaunchContext, get_launcher
-from sflow.launchers.srun import SrunAttempt
+from sflow.launchers.srun import StepAttempt
 from sflow.schema.models import SrunOperator
 
 PREFIX = f"sflow-it-srun-{os.getpid()}-"  # this process's jobs only: other runs share the cluster
@@ -144,7 +144,7 @@ def test_failing_step_reports_exit_code_and_step_id(alloc: Allocation, workdir: 
     assert f"step {step} FAILED" in outcome.reason
 
 
-async def _started(attempt: SrunAttempt, marker: Path) -> None:
+async def _started(attempt: StepAttempt, marker: Path) -> None:
     deadline = time.monotonic() + 30
     while not (marker.exists() and attempt.step_id) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
@@ -157,7 +157,7 @@ def test_stop_terms_the_task_and_leaves_no_step(alloc: Allocation, workdir: Path
 
     async def go() -> tuple[Any, str]:
         attempt = await get_launcher("srun").start(ctx(alloc, workdir, "svc", script))
-        assert isinstance(attempt, SrunAttempt)
+        assert isinstance(attempt, StepAttempt)
         await _started(attempt, up)
         await asyncio.wait_for(attempt.stop(600), 60)  # ends with the task, not with the grace
         return await attempt.wait(), attempt.step_id or ""
@@ -175,7 +175,7 @@ def test_stop_after_grace_kills_a_stubborn_step(alloc: Allocation, workdir: Path
 
     async def go() -> tuple[Any, str]:
         attempt = await get_launcher("srun").start(ctx(alloc, workdir, "stubborn", script))
-        assert isinstance(attempt, SrunAttempt)
+        assert isinstance(attempt, StepAttempt)
         await _started(attempt, up)
         await asyncio.wait_for(attempt.stop(1.0), 60)  # a step that ignores TERM is killed after the grace
         return await attempt.wait(), attempt.step_id or ""

@@ -35,6 +35,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from sflow.dispatch.errors import DispatchConfigError
+from sflow.errors import suggest
 
 if TYPE_CHECKING:
     from sflow.dispatch.executor import Executor
@@ -148,7 +149,8 @@ def parse_environment(name: str, spec: Mapping[str, Any]) -> Environment:
     for key in spec:
         if key not in ENVIRONMENT_KEYS:
             raise DispatchConfigError(
-                f"{where}: unknown key {key!r} (valid keys: {', '.join(ENVIRONMENT_KEYS)})"
+                f"{where}: unknown key {key!r}{suggest(str(key), ENVIRONMENT_KEYS)} "
+                f"(valid keys: {', '.join(ENVIRONMENT_KEYS)})"
             )
     executor = spec.get("executor")
     if not isinstance(executor, str) or not executor:
@@ -184,7 +186,8 @@ def resolve_environment(name: str | None = None) -> Environment:
     if chosen == "local":
         return _local()
     known = ", ".join(sorted(_current.environments)) or "none configured"
-    raise DispatchConfigError(f"unknown dispatch environment {chosen!r} (known: {known})")
+    hint = suggest(chosen, [*_current.environments, "local"])
+    raise DispatchConfigError(f"unknown dispatch environment {chosen!r}{hint} (known: {known})")
 
 
 def create_executor(environment: str | None = None) -> Executor:

@@ -37,6 +37,7 @@ from sflow.dispatch.errors import (
     DispatchError,
     DispatchTimeout,
 )
+from sflow.errors import suggest
 
 log = logging.getLogger(__name__)
 
@@ -298,8 +299,8 @@ class Executor(ABC):
             if unknown:
                 known = ", ".join(sorted(self.resource_keys)) or "none"
                 raise DispatchConfigError(
-                    f"{self.name} executor: unknown resource key {unknown[0]!r} for {call.display_name} "
-                    f"(known: {known})"
+                    f"{self.name} executor: unknown resource key {unknown[0]!r} for {call.display_name}"
+                    f"{suggest(unknown[0], self.resource_keys)} (known: {known})"
                 )
         if call.timeout is None and self.default_timeout is not None:
             call = replace(call, timeout=self.default_timeout)
@@ -418,6 +419,12 @@ def _lookup(name: str) -> tuple[ExecutorFactory, ConfigValidator | None]:
         known = ", ".join(sorted({*_REGISTRY, *_BUILTIN}))
         raise DispatchConfigError(f"unknown executor {name!r} (known: {known})")
     return _REGISTRY[name]
+
+
+def executor_class(name: str) -> type[Executor] | None:
+    """The `Executor` class behind executor `name` (None for a factory that is not one)."""
+    factory, _validate = _lookup(name)
+    return factory if isinstance(factory, type) and issubclass(factory, Executor) else None
 
 
 def executor_names() -> list[str]:

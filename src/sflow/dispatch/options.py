@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from sflow.dispatch.errors import DispatchConfigError
+from sflow.errors import suggest
 
 T = TypeVar("T")
 
@@ -31,7 +32,7 @@ def parse_options(cls: type[T], config: Mapping[str, Any] | T | None, where: str
     for key in config:
         if key not in fields:
             raise DispatchConfigError(
-                f"{where}: unknown key {key!r} (valid keys: {', '.join(sorted(fields))})"
+                f"{where}: unknown key {key!r}{suggest(str(key), fields)} (valid keys: {', '.join(sorted(fields))})"
             )
     hints = typing.get_type_hints(cls)
     for key, value in config.items():

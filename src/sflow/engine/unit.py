@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sflow.errors import suggest
+
 
 class State(str, enum.Enum):
     """Life of a unit. READY means a service passed its readiness probe and keeps running."""
@@ -77,6 +79,7 @@ class RetryPolicy:
         None means no retry; a policy is returned as is. Anything else is a `ValueError` whose
         message starts with `where`.
         """
+        at = f"{where}: " if where else ""
         if value is None:
             return cls()
         if isinstance(value, cls):
@@ -84,20 +87,24 @@ class RetryPolicy:
         if isinstance(value, int) and not isinstance(value, bool):
             value = {"count": value}
         if not isinstance(value, Mapping):
-            raise ValueError(f"{where}: 'retries' must be an integer or a mapping, got {value!r}")
+            raise ValueError(f"{at}'retries' must be an integer or a mapping, got {value!r}")
         unknown = sorted(set(value) - {"count", "interval", "backoff"})
         if unknown:
+            hint = suggest(str(unknown[0]), ("count", "interval", "backoff"))
             raise ValueError(
-                f"{where}: unknown key {unknown[0]!r} in 'retries' (valid: count, interval, backoff)"
+                f"{at}unknown key {unknown[0]!r} in 'retries'{hint} (valid: count, interval, backoff)"
             )
         try:
             policy = cls(
                 int(value.get("count", 0)), float(value.get("interval", 0)), float(value.get("backoff", 1))
             )
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"{where}: bad 'retries': {exc}") from None
+            raise ValueError(f"{at}bad 'retries': {exc}") from None
         if policy.count < 0 or policy.interval < 0 or policy.backoff < 1:
-            raise ValueError(f"{where}: 'retries' needs count >= 0, interval >= 0, backoff >= 1")
+            raise ValueError(
+                f"{at}'retries' needs count >= 0, interval >= 0, backoff >= 1, got count={policy.count}, "
+                f"interval={policy.interval:g}, backoff={policy.backoff:g}"
+            )
         return policy
 
 

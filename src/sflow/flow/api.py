@@ -31,6 +31,7 @@ from types import TracebackType
 from typing import Any, TypeVar, overload
 
 from sflow.engine import RunResult, State
+from sflow.errors import suggest
 from sflow.flow.errors import (
     FlowDefinitionError,
     FlowError,
@@ -41,7 +42,7 @@ from sflow.flow.errors import (
 )
 from sflow.flow.resolve import ResolvedTask, resolve
 from sflow.flow.run import FlowRun, first_failure
-from sflow.flow.task import MapSpec, RetriesSpec, TaskSpec, make_options, make_spec
+from sflow.flow.task import MapSpec, RetriesSpec, TaskSpec, make_spec
 from sflow.lifecycle.host import OwnLoop
 from sflow.lifecycle.settings import RunSettings
 
@@ -135,6 +136,7 @@ class Flow:
         timeout: float | None = None,
         environment: str | None = None,
         map: MapSpec = None,
+        map_param: str | None = None,
         max_concurrent: int | None = None,
         resources: Mapping[str, Any] | None = None,
     ) -> Callable[[F], F]: ...
@@ -149,32 +151,37 @@ class Flow:
         timeout: float | None = None,
         environment: str | None = None,
         map: MapSpec = None,
+        map_param: str | None = None,
         max_concurrent: int | None = None,
         resources: Mapping[str, Any] | None = None,
+        **unknown: Any,
     ) -> Any:
         """Declare a task; returns the function unchanged (it stays callable and picklable).
 
         `retries`: extra attempts (int, or `{"count", "interval", "backoff"}`); `timeout`:
-        seconds per attempt (`TaskTimeout`); `environment`: a `sflow.dispatch` environment
-        name; `map`: an iterable, or the name of a task or input to iterate over;
-        `max_concurrent`: items of a map running at once; `resources`: executor resources
-        (Slurm: partition, time, mem, gpus, ...). Unset options take the environment's defaults.
+        seconds per attempt (`TaskTimeout`). `environment`: a `sflow.config` environment name;
+        `map`: an iterable, or the name of a task or input to iterate over; `map_param`: the
+        parameter receiving each item (needed when that is ambiguous); `max_concurrent`: items
+        of a map running at once; `resources`: executor resources (Slurm: partition, time, mem, gpus,
+        ...). Unset options take the environment's defaults. A mistake in an option is a
+        `FlowDefinitionError` naming the task and the line of its `def`.
         """
-        options = make_options(
-            retries=retries,
-            timeout=timeout,
-            environment=environment,
-            map=map,
-            max_concurrent=max_concurrent,
-            resources=resources,
-        )
+        options = {
+            "retries": retries,
+            "timeout": timeout,
+            "environment": environment,
+            "map": map,
+            "map_param": map_param,
+            "max_concurrent": max_concurrent,
+            "resources": resources,
+        }
 
         def declare(func: F) -> F:
             if self._state != "open":
                 raise FlowDefinitionError(
                     f"flow '{self.name}' has already run; declare tasks inside its block"
                 )
-            spec = make_spec(func, name, options)
+            spec = make_spec(func, name, options, unknown)
             if spec.name in self._specs:
                 raise FlowDefinitionError(
                     f"flow '{self.name}': a task named '{spec.name}' already exists "
@@ -334,6 +341,7 @@ def flow(
     keep_going: bool = False,
     timeout: float | None = None,
     grace: float = 10.0,
+    **unknown: Any,
 ) -> Flow:
     """A new flow; use it as `with sflow.flow(name) as f:` (or `async with`).
 
@@ -343,6 +351,11 @@ def flow(
     `record=False`. `keep_going` lets independent tasks finish after a failure (dependents
     are skipped); `timeout` bounds the whole flow; `grace` is how long stopping may take.
     """
+    for key in unknown:
+        options = ("inputs", "environment", "output_dir", "record", "keep_going", "timeout", "grace")
+        raise FlowDefinitionError(
+            f"flow {name!r}: unknown option {key!r}{suggest(key, options)} (options: {', '.join(options)})"
+        )
     return Flow(
         name,
         inputs=inputs,

@@ -21,6 +21,10 @@ class FlowDefinitionError(UserError):
     """The flow is declared wrongly: unknown parameter, cycle, duplicate task, bad option."""
 
 
+class FlowWarning(UserWarning):
+    """Something in the flow's definition that runs, but probably not as meant (ignored resources)."""
+
+
 class TaskTimeout(FlowError, TimeoutError):
     """A task's attempt did not finish within its `timeout`; the work was cancelled.
 

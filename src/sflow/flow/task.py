@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import Any
 
 from sflow.engine import RetryPolicy
+from sflow.errors import suggest
 from sflow.flow.errors import FlowDefinitionError
 
 RetriesSpec = int | Mapping[str, Any] | RetryPolicy | None
@@ -37,6 +38,18 @@ class Param:
         return self.kind in _FEEDABLE
 
 
+OPTION_NAMES = (
+    "name",
+    "retries",
+    "timeout",
+    "environment",
+    "map",
+    "map_param",
+    "max_concurrent",
+    "resources",
+)
+
+
 @dataclass(frozen=True)
 class TaskOptions:
     """Options given to `@f.task(...)`; None means "use the environment's default"."""
@@ -45,6 +58,7 @@ class TaskOptions:
     timeout: float | None = None
     environment: str | None = None
     map: MapSpec = None
+    map_param: str | None = None  # the parameter receiving a map's item, when named explicitly
     max_concurrent: int | None = None
     resources: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
@@ -62,7 +76,13 @@ class TaskSpec:
     is_async: bool
     params: tuple[Param, ...]
     options: TaskOptions
-    where: str
+    def_file: str = ""  # the file and line of the function's `def`, when known
+    def_line: int = 0
+
+    @property
+    def where(self) -> str:
+        """`file.py:LINE` of the `def`, or "" (a builtin, a callable object)."""
+        return f"{self.def_file.rsplit('/', 1)[-1]}:{self.def_line}" if self.def_file else ""
 
     @property
     def label(self) -> str:
@@ -70,26 +90,47 @@ class TaskSpec:
         return f"'{self.name}' ({self.where})" if self.where else f"'{self.name}'"
 
 
-def make_spec(fn: Callable[..., Any], name: str | None, options: TaskOptions) -> TaskSpec:
-    """Inspect `fn` once; raises `FlowDefinitionError` for what is wrong with it alone."""
+def make_spec(
+    fn: Callable[..., Any],
+    name: str | None,
+    options: Mapping[str, Any],
+    unknown: Mapping[str, Any] | None = None,
+) -> TaskSpec:
+    """Inspect `fn` once and check its options; `FlowDefinitionError` names the task and its line.
+
+    `options` are the keyword options of `@f.task` but `name`; `unknown` are keywords it does
+    not have (typos), reported with the closest option name.
+    """
     if not callable(fn):
         raise FlowDefinitionError(f"@task needs a function, got {type(fn).__name__}")
+    def_file, def_line = _def_location(fn)
+    where = f"{def_file.rsplit('/', 1)[-1]}:{def_line}" if def_file else ""
     task_name = name if name is not None else getattr(fn, "__name__", None)
     if not isinstance(task_name, str) or not task_name.isidentifier():
+        at = f" ({where})" if where else ""
         raise FlowDefinitionError(
-            f"task name {task_name!r} is not a Python identifier (dependents name it as a parameter); "
-            "pass name=... to @task"
+            f"task name {task_name!r}{at} is not a Python identifier (dependents name it as a "
+            "parameter); pass name=... to @task"
         )
+    label = f"'{task_name}' ({where})" if where else f"'{task_name}'"
+    try:
+        for key in unknown or ():
+            raise FlowDefinitionError(
+                f"unknown option {key!r}{suggest(key, OPTION_NAMES)} (options: {', '.join(OPTION_NAMES)})"
+            )
+        checked = make_options(**options)
+    except FlowDefinitionError as exc:
+        raise FlowDefinitionError(f"task {label}: {exc}") from None
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError) as exc:
-        raise FlowDefinitionError(f"task '{task_name}': cannot read the signature of {fn!r}: {exc}") from exc
+        raise FlowDefinitionError(f"task {label}: cannot read the signature of {fn!r}: {exc}") from exc
     params = tuple(
         Param(p.name, p.kind, p.default is not inspect.Parameter.empty)
         for p in signature.parameters.values()
         if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
     )
-    return TaskSpec(task_name, fn, is_coroutine_function(fn), params, options, _where(fn))
+    return TaskSpec(task_name, fn, is_coroutine_function(fn), params, checked, def_file, def_line)
 
 
 def is_coroutine_function(fn: Callable[..., Any]) -> bool:
@@ -100,16 +141,17 @@ def is_coroutine_function(fn: Callable[..., Any]) -> bool:
 
 def make_options(
     *,
-    retries: RetriesSpec,
-    timeout: float | None,
-    environment: str | None,
-    map: MapSpec,
-    max_concurrent: int | None,
-    resources: Mapping[str, Any] | None,
+    retries: RetriesSpec = None,
+    timeout: float | None = None,
+    environment: str | None = None,
+    map: MapSpec = None,
+    map_param: str | None = None,
+    max_concurrent: int | None = None,
+    resources: Mapping[str, Any] | None = None,
 ) -> TaskOptions:
     """Validate decorator options (types and ranges) into a `TaskOptions`."""
     if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
     ):
         raise FlowDefinitionError(f"timeout must be a positive number of seconds, got {timeout!r}")
     if environment is not None and (not isinstance(environment, str) or not environment):
@@ -126,19 +168,26 @@ def make_options(
         )
     if isinstance(map, bytes):
         raise FlowDefinitionError("map must be a task or input name (str) or an iterable, not bytes")
-    if max_concurrent is not None and map is None:
-        raise FlowDefinitionError("max_concurrent only applies to a mapped task (give map=...)")
+    if map_param is not None and (not isinstance(map_param, str) or not map_param.isidentifier()):
+        raise FlowDefinitionError(f"map_param must be the name of a parameter, got {map_param!r}")
+    for key, value in (
+        ("max_concurrent", max_concurrent),
+        ("map_param", map_param),
+    ):
+        if value is not None and map is None:
+            raise FlowDefinitionError(f"{key} only applies to a mapped task (give map=...)")
     return TaskOptions(
         retries=parse_retries(retries),
         timeout=None if timeout is None else float(timeout),
         environment=environment,
         map=map,
+        map_param=map_param,
         max_concurrent=max_concurrent,
         resources=MappingProxyType(dict(resources or {})),
     )
 
 
-def parse_retries(value: Any, where: str = "task") -> RetryPolicy | None:
+def parse_retries(value: Any, where: str = "") -> RetryPolicy | None:
     """An engine `RetryPolicy` from an int (extra attempts, no wait), a mapping or a policy.
 
     The mapping is `{"count": 3, "interval": 1.0, "backoff": 2.0}`: wait 1 s, 2 s, 4 s
@@ -153,15 +202,15 @@ def parse_retries(value: Any, where: str = "task") -> RetryPolicy | None:
         raise FlowDefinitionError(str(exc)) from None
 
 
-def _where(fn: Callable[..., Any]) -> str:
-    """`file.py:LINE` of the function's `def` (its code starts at its first decorator)."""
+def _def_location(fn: Callable[..., Any]) -> tuple[str, int]:
+    """File and line of the function's `def` (its code starts at its first decorator); ("", 0)."""
     code = getattr(getattr(fn, "func", fn), "__code__", None)
     if code is None:
-        return ""
+        return "", 0
     line = code.co_firstlineno
     source = linecache.getlines(code.co_filename)
     for at in range(line, min(line + 50, len(source) + 1)):
         if source[at - 1].lstrip().startswith(("def ", "async def ")):
             line = at
             break
-    return f"{code.co_filename.rsplit('/', 1)[-1]}:{line}"
+    return code.co_filename, line

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
+import sflow
 import sflow.flow
 from sflow.flow import Flow, FlowDefinitionError, ResultUnavailable
 from sflow.flow.resolve import resolve
@@ -82,6 +87,7 @@ def test_unknown_parameter_is_named_at_end_of_block() -> None:
     def_line = clean_line_of_this_test()
     assert f"(test_flow_define.py:{def_line})" in message  # the `def`, not its decorator
     assert "tasks: clean, load" in message
+    assert "did you mean 'load'?" in message
     assert info.value.__context__ is None  # raised before any event loop: no chained noise
     assert ran == []  # nothing ran
     with pytest.raises(sflow.flow.FlowError):
@@ -89,10 +95,12 @@ def test_unknown_parameter_is_named_at_end_of_block() -> None:
 
 
 def clean_line_of_this_test() -> int:
-    import inspect
+    return _line_of("def clean(lod)", test_unknown_parameter_is_named_at_end_of_block)
 
-    lines, first = inspect.getsourcelines(test_unknown_parameter_is_named_at_end_of_block)
-    return first + next(i for i, line in enumerate(lines) if "def clean(lod)" in line)
+
+def _line_of(text: str, function: Callable[..., Any]) -> int:
+    lines, first = inspect.getsourcelines(function)
+    return first + next(i for i, line in enumerate(lines) if text in line)
 
 
 def test_all_problems_reported_together() -> None:
@@ -155,10 +163,17 @@ def test_input_and_task_with_same_name() -> None:
         ({"environment": ""}, "environment"),
     ],
 )
-def test_bad_options_fail_at_decoration(options: dict, message: str) -> None:
+def test_bad_options_fail_at_decoration_naming_the_task_and_its_line(options: dict, message: str) -> None:
     f = sflow.flow("opts", record=False)
-    with pytest.raises(FlowDefinitionError, match=message):
-        f.task(**options)
+    decorate = f.task(**options)
+    with pytest.raises(FlowDefinitionError, match=message) as info:
+
+        @decorate
+        def fetch(x=None):
+            return x
+
+    line = _line_of("def fetch(x=None):", test_bad_options_fail_at_decoration_naming_the_task_and_its_line)
+    assert str(info.value).startswith(f"task 'fetch' (test_flow_define.py:{line}): ")
 
 
 def test_unknown_environment_is_named() -> None:
@@ -222,3 +237,47 @@ def test_bad_flow_options(kwargs: dict, message: str) -> None:
     options = {"name": "f", **kwargs}
     with pytest.raises(FlowDefinitionError, match=message):
         sflow.flow(options.pop("name"), **options)
+
+
+def test_python_typos_get_a_suggestion() -> None:
+    f = sflow.flow("typos", inputs={"numbers": [1, 2]}, record=False)
+    with pytest.raises(FlowDefinitionError, match=r"unknown option 'retry'; did you mean 'retries'\?"):
+        f.task(lambda: 1, name="a", retry=2)
+    with pytest.raises(FlowDefinitionError, match=r"unknown key 'cout' in 'retries'; did you mean 'count'\?"):
+        f.task(lambda: 1, name="b", retries={"cout": 2})
+    with pytest.raises(FlowDefinitionError, match=r"unknown option 'imputs'; did you mean 'inputs'\?"):
+        sflow.flow("typos", imputs={})
+    f.task(lambda x: x, name="c", map="numbrs")
+    f.task(lambda: 1, name="d", environment="locl")
+    with pytest.raises(FlowDefinitionError) as info:
+        f.run()
+    assert "map='numbrs' is neither a task nor an input of the flow; did you mean 'numbers'?" in str(
+        info.value
+    )
+    assert "unknown dispatch environment 'locl'; did you mean 'local'?" in str(info.value)
+
+
+def test_unknown_resource_key_is_a_definition_error_with_a_suggestion() -> None:
+    sflow.config(environments={"cluster": {"executor": "slurm", "executor_config": {"partition": "debug"}}})
+    f = sflow.flow("res", record=False)
+    f.task(lambda: 1, name="train", environment="cluster", resources={"gpu": 1})
+    with pytest.raises(
+        FlowDefinitionError, match=r"unknown resource 'gpu' for executor slurm; did you mean 'gpus'\?"
+    ):
+        f.run()
+
+
+def test_resources_of_a_task_that_runs_in_this_process_are_not_silently_ignored() -> None:
+    with (
+        pytest.warns(
+            sflow.flow.FlowWarning,
+            match=r"task 'train' \(test_flow_define.py:\d+\): resources \(gpus\) are ignored",
+        ),
+        sflow.flow("res", record=False) as f,
+    ):
+
+        @f.task(resources={"gpus": 1})
+        def train():
+            return 1
+
+    assert f.result.train == 1

@@ -94,7 +94,11 @@ def test_closure_runs_in_a_process_pool(worker_env: str) -> None:
 
 
 def test_remote_timeout_counts_from_the_calls_start(tmp_path: Path) -> None:
-    """Two 1.5 s tasks share one slot: the second ends ~3 s after the flow submitted it."""
+    """A task queued behind a longer one (one slot) longer than its timeout still succeeds.
+
+    `first` has no timeout and holds the slot for 5 s; `second` (timeout 4 s) waits for it,
+    then runs in well under its 4 s. Only the time it runs counts.
+    """
     shared = tmp_path / "shared"
     shared.mkdir()
     configure_dispatch(
@@ -103,7 +107,6 @@ def test_remote_timeout_counts_from_the_calls_start(tmp_path: Path) -> None:
                 "executor": "subprocess",
                 "executor_config": {"shared_dir": str(shared), "listen_host": "127.0.0.1"},
                 "max_concurrent": 1,
-                "timeout": 2.5,
             }
         }
     )
@@ -113,17 +116,18 @@ def test_remote_timeout_counts_from_the_calls_start(tmp_path: Path) -> None:
         def first():
             import time
 
-            time.sleep(1.5)
+            time.sleep(5)
             return 1
 
-        @f.task
+        @f.task(timeout=4)
         def second():
-            import time
-
-            time.sleep(1.5)
             return 2
 
     assert (f.result.first, f.result.second) == (1, 2)
+    assert f.run_result is not None
+    waited = f.run_result.units["second"]
+    assert waited.ended is not None and waited.started is not None
+    assert waited.ended - waited.started > 4  # it was queued longer than its timeout
 
 
 def test_remote_timeout_is_a_task_timeout(worker_env: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import inspect
 import random
 import threading
 import time
@@ -138,6 +139,62 @@ def test_item_goes_to_first_parameter_that_is_not_a_task_or_input() -> None:
             return item * scale + offset
 
     assert f.result.first == f.result.middle == f.result.keyword_only == [11, 21, 31]
+
+
+def test_an_ambiguous_item_parameter_is_a_definition_error_naming_the_def() -> None:
+    ran = []
+    with pytest.raises(sflow.flow.FlowDefinitionError) as info, sflow.flow("m", record=False) as f:
+
+        @f.task(map=[1, 2])
+        def m(scale=10, item=None):
+            ran.append(item)
+
+    message = str(info.value)
+    line = inspect.getsourcelines(m)[1] + 1  # the `def`, below its decorator
+    assert (
+        f"task 'm' (test_flow_map.py:{line}): which parameter receives the map item is ambiguous" in message
+    )
+    assert "'scale', 'item'" in message and "map_param=" in message
+    assert ran == []
+
+
+def test_map_param_names_the_item_parameter() -> None:
+    with sflow.flow("m", inputs={"offset": 1}, record=False) as f:
+
+        @f.task(map=[1, 2], map_param="item")
+        def m(scale=10, item=None, offset=0):
+            return item * scale + offset
+
+        f.task(lambda x, y=2: x * y, name="one_without_default", map=[1, 2])
+        f.task(lambda x=3: x, name="only_one", map=[1, 2])
+
+    assert f.result.m == [11, 21]
+    assert f.result.one_without_default == [2, 4]
+    assert f.result.only_one == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"map_param": "itme"},
+            r"map_param='itme' is not a parameter of the function; did you mean 'item'\?",
+        ),
+        ({"map_param": "offset"}, "map_param='offset' names a task or input"),
+    ],
+)
+def test_map_param_mistakes(options: dict, message: str) -> None:
+    with (
+        pytest.raises(sflow.flow.FlowDefinitionError, match=message),
+        sflow.flow("m", inputs={"offset": 1}) as f,
+    ):
+        f.task(lambda item, offset: item, name="t", map=[1], **options)
+
+
+def test_map_param_without_map() -> None:
+    f = sflow.flow("m", record=False)
+    with pytest.raises(sflow.flow.FlowDefinitionError, match="map_param only applies to a mapped task"):
+        f.task(lambda item: item, name="t", map_param="item")
 
 
 def test_mapped_task_needs_an_item_parameter() -> None:

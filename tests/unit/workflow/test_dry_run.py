@@ -399,8 +399,7 @@ def test_the_plan_shows_what_the_allocation_will_ask_slurm_for(
     lines = text.splitlines()
     at = lines.index("backend cl [slurm]: slurm-node-0, slurm-node-1")
     assert lines[at + 1] == (
-        "  allocation: salloc --no-shell --job-name wf -A acct -p gpu -t 00:10:00 -N 2 "
-        "--gpus-per-node=8 --exclusive"
+        "  allocation: salloc --job-name wf -A acct -p gpu -t 00:10:00 -N 2 --gpus-per-node=8 --exclusive"
     )
 
 
@@ -428,7 +427,7 @@ def test_the_plan_as_data_has_tasks_placement_commands_and_environment(
 ) -> None:
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     data = plan_data(load(SLURM_GPUS), tmp_path, tmp_path / "out")
-    assert data["backends"]["cl"]["request"][:4] == ["salloc", "--no-shell", "--job-name", "named"]
+    assert data["backends"]["cl"]["request"][:3] == ["salloc", "--job-name", "named"]
     (task,) = data["tasks"]
     assert (task["name"], task["backend"], task["operator_type"]) == ("a", "cl", "srun")
     assert task["nodes"] == ["slurm-node-0"] and task["gpus"] == [[0, 1]]
@@ -446,7 +445,7 @@ def test_gpus_per_node_plans_placement_and_asks_slurm_for_no_gpus(
     request = data["backends"]["cl"]["request"]
     assert [n["num_gpus"] for n in data["backends"]["cl"]["nodes"]] == [4, 4]
     assert not [word for word in request if "gpu" in word]
-    assert request[2:4] == ["--job-name", "wf"]  # named after the workflow
+    assert request[1:3] == ["--job-name", "wf"]  # named after the workflow
 
 
 _SNIPPETS = [
