@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -238,12 +240,12 @@ workflow:
   name: retried
   tasks:
     - name: flaky
-      retries: {count: 1, interval: 0.2}
+      retries: {{count: 1, interval: 0.2}}
       script:
         - |
           if [ "$SFLOW_ATTEMPT" = 1 ]; then
             echo "first attempt: a long line that is longer than the second attempt's whole log"
-            sleep 1
+            until [ -e {go} ]; do sleep 0.05; done
             exit 1
           fi
           echo "second"
@@ -251,8 +253,17 @@ workflow:
 """
 
 
+def _has_open(pid: int, path: Path) -> bool:
+    fds = Path(f"/proc/{pid}/fd")
+    with contextlib.suppress(OSError):
+        return any(os.path.realpath(fd) == str(path.resolve()) for fd in fds.iterdir())
+    return False
+
+
 def test_logs_follow_goes_on_with_the_retry(sflow):
-    wf = sflow.write("retried.yaml", RETRIED)
+    """The first attempt ends only once the follower has its log open, so the follower sees it renamed."""
+    go = sflow.tmp / "go"
+    wf = sflow.write("retried.yaml", RETRIED.format(go=go))
     run = subprocess.Popen(
         sflow.argv("run", "-f", str(wf), "--output-dir", "out", "-q"),
         cwd=sflow.tmp,
@@ -260,19 +271,33 @@ def test_logs_follow_goes_on_with_the_retry(sflow):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    follower = None
     try:
         deadline = time.monotonic() + 60  # a hang guard: sflow starts slowly on a loaded machine
-        while not list(sflow.output_dir.glob("*/flaky/flaky.log")):
+        while not (logs := list(sflow.output_dir.glob("*/flaky/flaky.log"))):
             assert time.monotonic() < deadline and run.poll() is None, "the run did not start"
             time.sleep(0.05)
-        follower = sflow("logs", "latest", "flaky", "-f", "--output-dir", "out", timeout=20)
-        assert run.wait(timeout=20) == 0
+        follower = subprocess.Popen(
+            sflow.argv("logs", "latest", "flaky", "-f", "--output-dir", "out"),
+            cwd=sflow.tmp,
+            env=sflow.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        while not _has_open(follower.pid, logs[0]):
+            assert time.monotonic() < deadline and follower.poll() is None, "the follower did not start"
+            time.sleep(0.05)
+        go.touch()
+        assert run.wait(timeout=60) == 0
+        out, err = follower.communicate(timeout=60)
     finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
-    assert follower.code == 0, follower.err
+        for proc in (run, follower):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert follower.returncode == 0, err
     run_dir = next(sflow.output_dir.iterdir())
     first = (run_dir / "flaky" / "flaky.attempt1.log").read_text()
-    assert follower.out == first + "second\n"
-    assert "moved aside for a retry" in follower.err
+    assert out == first + "second\n"
+    assert "moved aside for a retry" in err
