@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -170,9 +168,34 @@ def test_logs_prints_a_task_log(sflow):
     events = sflow("logs", "latest", "--output-dir", "out")
     assert "greet: succeeded" in events.out
     missing = sflow("logs", "latest", "nosuch", "--output-dir", "out")
-    assert missing.code == 2 and "no log for task 'nosuch'" in missing.err and "greet" in missing.err
+    assert missing.code == 2 and "has no task 'nosuch' (tasks: greet)" in missing.err
+    typo = sflow("logs", "latest", "greeet", "--output-dir", "out")
+    assert typo.code == 2 and "has no task 'greeet'; did you mean 'greet'?" in typo.err
     follow_missing = sflow("logs", "latest", "nosuch", "-f", "--output-dir", "out", timeout=10)
-    assert follow_missing.code == 2 and "no log for task 'nosuch'" in follow_missing.err
+    assert follow_missing.code == 2 and "has no task 'nosuch'" in follow_missing.err
+
+
+def test_logs_of_a_task_that_never_started_says_why(sflow):
+    wf = sflow.write(
+        "fails.yaml",
+        """
+        version: "0.1"
+        workflow:
+          name: fails
+          tasks:
+            - name: boom
+              script: ["exit 3"]
+            - name: after
+              depends_on: [boom]
+              script: ["true"]
+        """,
+    )
+    done = sflow("run", "-f", str(wf))
+    assert done.code == 1, done.err
+    for follow in ([], ["-f"]):
+        shown = sflow("logs", "latest", "after", *follow, "--output-dir", "out", timeout=10)
+        assert shown.code == 2 and "Traceback" not in shown.err
+        assert "task 'after' never started (cancelled: task 'boom' failed)" in shown.err, shown.err
 
 
 SERVICE = """
@@ -240,12 +263,12 @@ workflow:
   name: retried
   tasks:
     - name: flaky
-      retries: {{count: 1, interval: 0.2}}
+      retries: {count: 1, interval: 0.2}
       script:
         - |
           if [ "$SFLOW_ATTEMPT" = 1 ]; then
             echo "first attempt: a long line that is longer than the second attempt's whole log"
-            until [ -e {go} ]; do sleep 0.05; done
+            while [ ! -e "$SFLOW_WORKSPACE_DIR/followed" ]; do sleep 0.05; done
             exit 1
           fi
           echo "second"
@@ -253,17 +276,8 @@ workflow:
 """
 
 
-def _has_open(pid: int, path: Path) -> bool:
-    fds = Path(f"/proc/{pid}/fd")
-    with contextlib.suppress(OSError):
-        return any(os.path.realpath(fd) == str(path.resolve()) for fd in fds.iterdir())
-    return False
-
-
 def test_logs_follow_goes_on_with_the_retry(sflow):
-    """The first attempt ends only once the follower has its log open, so the follower sees it renamed."""
-    go = sflow.tmp / "go"
-    wf = sflow.write("retried.yaml", RETRIED.format(go=go))
+    wf = sflow.write("retried.yaml", RETRIED)
     run = subprocess.Popen(
         sflow.argv("run", "-f", str(wf), "--output-dir", "out", "-q"),
         cwd=sflow.tmp,
@@ -273,8 +287,8 @@ def test_logs_follow_goes_on_with_the_retry(sflow):
     )
     follower = None
     try:
-        deadline = time.monotonic() + 60  # a hang guard: sflow starts slowly on a loaded machine
-        while not (logs := list(sflow.output_dir.glob("*/flaky/flaky.log"))):
+        deadline = time.monotonic() + 30
+        while not list(sflow.output_dir.glob("*/flaky/flaky.log")):
             assert time.monotonic() < deadline and run.poll() is None, "the run did not start"
             time.sleep(0.05)
         follower = subprocess.Popen(
@@ -285,12 +299,11 @@ def test_logs_follow_goes_on_with_the_retry(sflow):
             stderr=subprocess.PIPE,
             text=True,
         )
-        while not _has_open(follower.pid, logs[0]):
-            assert time.monotonic() < deadline and follower.poll() is None, "the follower did not start"
-            time.sleep(0.05)
-        go.touch()
+        assert follower.stdout is not None
+        first_line = follower.stdout.readline()  # the first attempt still runs: it waits for us
+        (sflow.tmp / "followed").touch()
+        rest, err = follower.communicate(timeout=60)
         assert run.wait(timeout=60) == 0
-        out, err = follower.communicate(timeout=60)
     finally:
         for proc in (run, follower):
             if proc is not None and proc.poll() is None:
@@ -299,5 +312,5 @@ def test_logs_follow_goes_on_with_the_retry(sflow):
     assert follower.returncode == 0, err
     run_dir = next(sflow.output_dir.iterdir())
     first = (run_dir / "flaky" / "flaky.attempt1.log").read_text()
-    assert out == first + "second\n"
+    assert first_line + rest == first + "second\n"
     assert "moved aside for a retry" in err

@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sflow.backends.base import AllocationWatch
+from sflow.backends.base import JOB_PLACEHOLDER, AllocationWatch
 from sflow.engine.unit import Attempt, Outcome
 from sflow.launchers.base import LaunchContext, Launcher, register_launcher
 from sflow.launchers.srun_verdict import (
@@ -57,14 +57,27 @@ from sflow.slurm.flags import slurm_time, split_args
 from sflow.slurm.journal import STEP, SlurmJournal
 
 STEP_FILE_ENV = "SFLOW_SLURM_STEP_FILE"
-JOB_PLACEHOLDER = "<slurm-job-id>"
-# Rank 0 records "<job>.<step>"; every rank runs `bash <script>` ($0 is the script path), records
+# The schema's runtime variables of a step, from Slurm's own (SFLOW_BACKEND_* describe the job).
+STEP_VARIABLES = (
+    ("SFLOW_BACKEND_JOB_ID", "SLURM_JOB_ID"),
+    ("SFLOW_BACKEND_NODELIST", "SLURM_JOB_NODELIST"),
+    ("SFLOW_BACKEND_NUM_NODES", "SLURM_JOB_NUM_NODES"),
+    ("SFLOW_BACKEND_STEP_ID", "SLURM_STEP_ID"),
+    ("SFLOW_TASK_NODE_NAME", "SLURMD_NODENAME"),
+    ("SFLOW_TASK_NODE_INDEX", "SLURM_NODEID"),
+    ("SFLOW_TASK_PROCESS_ID", "SLURM_PROCID"),
+    ("SFLOW_TASK_LOCAL_PROCESS_ID", "SLURM_LOCALID"),
+    ("SFLOW_TASK_NUM_PROCESSES", "SLURM_NTASKS"),
+)
+# Every rank sets those (keeping sflow's value where Slurm sets none); rank 0 records
+# "<job>.<step>"; every rank runs `bash <script>` ($0 is the script path), records
 # "<status> <ranks>" in `<step file>.ranks/<rank>`, and ends as its script did. Slurm signals every
 # process of a step (scancel --signal), so the wrapper catches what would end it and lets its script
 # decide (a caught signal is the default again in the script); a script killed by a signal is
 # re-raised, so srun still reports "task 1: Killed".
 _RELAYED = "HUP INT QUIT ALRM TERM USR1 USR2 XCPU"
 STEP_RECORDER = (
+    "export " + " ".join(f'{ours}="${{{theirs}:-${{{ours}:-}}}}"' for ours, theirs in STEP_VARIABLES) + "; "
     f"trap : {_RELAYED}; "
     "f=${" + STEP_FILE_ENV + ":-/dev/null}; r=${SLURM_PROCID:-0}; "
     '[ "$r" != 0 ] || { echo "$SLURM_JOB_ID.$SLURM_STEP_ID" > "$f"; } 2>/dev/null; '

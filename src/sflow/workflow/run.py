@@ -251,6 +251,7 @@ class WorkflowRun:
             self.output_dir,
             self.record.run_dir,
             task_dir,
+            self.allocations.get(inst.backend),
         )
         env["SFLOW_ATTEMPT"] = str(attempt_no)
         if "PYTHONUNBUFFERED" not in env and "PYTHONUNBUFFERED" not in self.base_env:
