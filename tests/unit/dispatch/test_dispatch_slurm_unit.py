@@ -21,9 +21,10 @@ import pytest
 
 from sflow.dispatch import Call, DispatchError, DispatchJobError, get_executor
 from sflow.dispatch.errors import DispatchConfigError, DispatchSlurmError
-from sflow.dispatch.slurm import SlurmExecutor, SubmitFrame, SubmitPayload, status
+from sflow.dispatch.slurm import SlurmExecutor, SubmitFrame, SubmitPayload
 from sflow.dispatch.slurm import argv as sargv
 from sflow.slurm import commands as slurm_cli
+from sflow.slurm import watcher as status
 
 # -- pure functions --------------------------------------------------------------------------
 
