@@ -86,9 +86,9 @@ workflow:
     assert "--container-image=sflow-test:local" in flags
     assert "--container-writable" in flags and "--no-container-mount-home" in flags
     mounts = next(f for f in flags if f.startswith("--container-mounts=")).partition("=")[2].split(",")
-    assert f"{task_dir}:{task_dir}" in mounts
-    assert f"{data}:{data}" in mounts
-    assert mounts[-1] == "/opt:/opt:ro"
+    assert f"{task_dir}:{task_dir}:rw" in mounts
+    assert f"{data}:{data}:rw" in mounts
+    assert mounts[0] == "/opt:/opt:ro"  # the operator's own first
 
 
 def test_tasks_sharing_a_container_name_pass_it_on(slurm_cluster: SlurmCluster, tmp: Path) -> None:

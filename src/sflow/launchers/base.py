@@ -39,7 +39,7 @@ class LaunchContext:
     attempt: int = 1
     base_env: Mapping[str, str] | None = None  # the environment the run started with; os.environ if None
     run_id: str = ""  # labels what the attempt creates outside our process tree (containers)
-    artifact_paths: tuple[str, ...] = ()  # fs:// and file:// artifacts: a container mounts them
+    shared_paths: tuple[str, ...] = ()  # host paths a container of the task sees at the same place
 
     def host_env(self) -> Mapping[str, str]:
         """The environment tasks inherit (a snapshot taken once per run: copying os.environ is slow)."""
@@ -73,32 +73,6 @@ def task_process_env(ctx: LaunchContext) -> dict[str, str]:
     if ctx.placement.gpus:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in ctx.placement.gpu_list)
     return env
-
-
-CONTAINER_DIRS = (
-    "SFLOW_WORKSPACE_DIR",
-    "SFLOW_OUTPUT_DIR",
-    "SFLOW_WORKFLOW_OUTPUT_DIR",
-    "SFLOW_TASK_OUTPUT_DIR",
-)
-
-
-def container_paths(ctx: LaunchContext) -> list[str]:
-    """Host paths a task's container mounts at the same path, so paths mean the same inside and out.
-
-    The four `SFLOW_*` directories (the task's script is in one), and each `fs://` or `file://`
-    artifact: its directory for a file, itself for a directory; not one that does not exist (the
-    runtime would make an empty directory in its place), nor a `.sqsh` image (an image, not data).
-    """
-    paths = [ctx.env[name] for name in CONTAINER_DIRS if ctx.env.get(name)]
-    for artifact in map(Path, ctx.artifact_paths):
-        if artifact.suffix == ".sqsh":
-            continue
-        if artifact.is_file():
-            paths.append(str(artifact.parent))
-        elif artifact.is_dir():
-            paths.append(str(artifact))
-    return list(dict.fromkeys(paths))
 
 
 _REGISTRY: dict[str, Launcher] = {}

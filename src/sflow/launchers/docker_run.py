@@ -26,7 +26,7 @@ from typing import Any
 
 from sflow.backends.docker import DAEMONS, backend_config
 from sflow.engine.unit import Attempt, Outcome
-from sflow.launchers.base import LaunchContext, Launcher, container_paths, register_launcher
+from sflow.launchers.base import LaunchContext, Launcher, register_launcher
 from sflow.proc.container import Daemon, docker_error, label_args, stop_container
 from sflow.proc.process import Child, LaunchSpec, ProcessAttempt, describe_exit, merged_env, signal_group
 from sflow.record.tail import read_end
@@ -108,7 +108,7 @@ def docker_argv(ctx: LaunchContext, node_index: int = 0) -> list[str]:
         "--rm",
         f"--name={container_name(ctx, node_index)}",
         *label_args(ctx.run_id, ctx.task),
-        *([] if daemon.remote else (f"-v={p}:{p}" for p in container_paths(ctx))),
+        *([] if daemon.remote else (f"-v={p}:{p}" for p in ctx.shared_paths)),
         *(f"-v={m}" for m in mounts),
         *([f"--workdir={workdir}"] if workdir else []),
         *(f"-e={name}" for name in passed_names(ctx, gpu_env)),

@@ -280,6 +280,10 @@ class DockerRunOperator(OperatorBase):
     pass_envs: bool = True
     extra_args: list[str] = Field(default_factory=list)
 
+    def uses_container(self) -> bool:
+        """Always: the task's shared paths are mounted into its container."""
+        return True
+
 
 Operator = Annotated[
     BashOperator | SrunOperator | SshOperator | PythonOperator | DockerRunOperator,

@@ -40,6 +40,7 @@ def context(
         operator=DockerRunOperator(name="docker_run", **operator),
         attempt=2,
         run_id="20261207-wf-1a2b",
+        shared_paths=("/ws", "/runs", str(RUN), str(RUN / "train")),
     )
 
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from srun_helpers import allocation, context
 
-from sflow.launchers.base import CONTAINER_DIRS, get_launcher
+from sflow.launchers.base import get_launcher
 from sflow.launchers.srun import (
     JOB_PLACEHOLDER,
     STEP_FILE_ENV,
@@ -133,6 +131,25 @@ def test_a_container_step_is_writable_without_home_unless_told_otherwise() -> No
     assert not [a for a in plain if a.startswith(("--container", "--no-container"))]
 
 
+def test_a_container_sees_the_shared_paths_at_the_same_place_one_mount_per_destination() -> None:
+    argv = srun_argv(
+        context(
+            container_image="x:1",
+            container_mounts=["/data:/data:ro"],
+            extra_args=["--container-mounts=/a:/a", "--mem 8G"],
+            shared_paths=("/data", "/ws"),
+        )
+    )
+    assert "--container-mounts=/data:/data:ro,/a:/a,/ws:/ws:rw" in argv  # the operator's /data wins
+    assert [a for a in argv if a.startswith("--container-mounts")] == [
+        "--container-mounts=/data:/data:ro,/a:/a,/ws:/ws:rw"
+    ]
+    assert argv[argv.index("--mem") + 1] == "8G"
+    # a container started from extra_args alone gets only the mounts it names
+    by_flag = srun_argv(context(extra_args=["--container-image=x:1"], shared_paths=("/ws",)))
+    assert not [a for a in by_flag if a.startswith("--container-mounts")]
+
+
 def test_an_image_and_a_named_container_together_are_refused() -> None:
     with pytest.raises(ValueError, match="container_image"):
         context(container_image="x:1", container_name="x")
@@ -190,26 +207,3 @@ def test_parse_step_file() -> None:
     assert parse_step_file("123.4\n") == "123.4"
     assert parse_step_file("") is None
     assert parse_step_file("123.") is None
-
-
-def test_a_container_mounts_the_sflow_dirs_and_artifacts_at_their_own_path(tmp_path: Path) -> None:
-    (tmp_path / "data").mkdir()
-    (tmp_path / "gen").mkdir()
-    (tmp_path / "gen" / "helper.py").write_text("print(1)\n")
-    dirs = {name: str(tmp_path / name.lower()) for name in CONTAINER_DIRS}
-    ctx = context(env={**dirs, "SFLOW_TASK_NAME": "train"}, container_name="c", container_mounts=["/m:/m:ro"])
-    ctx.artifact_paths = (
-        str(tmp_path / "data"),  # a directory: itself
-        str(tmp_path / "gen" / "helper.py"),  # a file: its directory
-        str(tmp_path / "missing"),  # not there: not mounted (it would become an empty directory)
-        str(tmp_path / "image.sqsh"),  # an image, not data
-    )
-    (tmp_path / "image.sqsh").write_text("")
-    mounts = [a for a in srun_argv(ctx) if a.startswith("--container-mounts=")]
-    same = [*dirs.values(), str(tmp_path / "data"), str(tmp_path / "gen")]
-    assert mounts == ["--container-mounts=" + ",".join([*(f"{p}:{p}" for p in same), "/m:/m:ro"])]
-
-
-def test_no_container_no_mounts() -> None:
-    ctx = context(env={"SFLOW_TASK_OUTPUT_DIR": "/runs/r1/train"})
-    assert not [a for a in srun_argv(ctx) if a.startswith("--container")]
