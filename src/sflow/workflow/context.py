@@ -224,8 +224,8 @@ def _scope(context: dict[str, Any], inst: TaskInstance) -> dict[str, Any]:
     scope = dict(context)
     scope["variables"] = dict(context["variables"])
     for name, value in inst.sweep.items():  # first, so the task's own variables can build on them
-        own = inst.task.variables.get(name)
-        domain = own.domain if own is not None else getattr(context["variables"].get(name), "domain", None)
+        declared = inst.task.variables.get(name)
+        domain = declared.domain if declared else getattr(context["variables"].get(name), "domain", None)
         scope["variables"][name] = with_domain(value, domain)  # `variables.X.domain` still works
     if inst.follows_sweep:  # `RUN: lr_${{ variables.LR }}` follows a swept LR
         resolve_variables(inst.follows_sweep, scope)
