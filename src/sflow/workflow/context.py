@@ -223,7 +223,10 @@ def _add_task(context: dict[str, Any], inst: TaskInstance, placement: Placement)
 def _scope(context: dict[str, Any], inst: TaskInstance) -> dict[str, Any]:
     scope = dict(context)
     scope["variables"] = dict(context["variables"])
-    scope["variables"].update(inst.sweep)  # first, so the task's own variables can build on them
+    for name, value in inst.sweep.items():  # first, so the task's own variables can build on them
+        declared = inst.task.variables.get(name)
+        domain = declared.domain if declared else getattr(context["variables"].get(name), "domain", None)
+        scope["variables"][name] = with_domain(value, domain)  # `variables.X.domain` still works
     if inst.follows_sweep:  # `RUN: lr_${{ variables.LR }}` follows a swept LR
         resolve_variables(inst.follows_sweep, scope)
     own = {name: var for name, var in (inst.task.variables or {}).items() if name not in inst.sweep}
@@ -433,3 +436,24 @@ def task_env(
     if placement.gpus:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in placement.gpu_list)
     return env
+
+
+def shared_paths(
+    artifacts: Mapping[str, Mapping[str, str]],
+    workspace: Path,
+    output_dir: Path,
+    run_dir: Path,
+    task_dir: Path,
+) -> tuple[str, ...]:
+    """What a container task sees at the same path as the host: each local artifact (a file's
+    folder; a path that does not exist yet but looks like a file, its folder; not `.sqsh` images),
+    then the workspace, the output folder, the run's folder and the task's."""
+    paths = []
+    for art in artifacts.values():
+        if not art["uri"].startswith(("fs://", "file://")) or art["path"].lower().endswith(".sqsh"):
+            continue
+        path = Path(art["path"])
+        is_file = path.is_file() if path.exists() else bool(path.suffix)
+        paths.append(str(path.parent if is_file else path))
+    paths += [str(workspace), str(output_dir), str(run_dir), str(task_dir)]
+    return tuple(dict.fromkeys(paths))

@@ -11,7 +11,7 @@ import io
 from collections.abc import Callable
 from pathlib import Path
 from shlex import quote as _quote
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sflow.backends.base import Allocation, create_backend
 from sflow.backends.placement import Placement, Placer
@@ -24,10 +24,14 @@ from sflow.workflow.context import (
     add_backends,
     base_context,
     rendered_backend_config,
+    shared_paths,
     task_env,
     task_scope,
 )
 from sflow.workflow.plan import TaskInstance, at_request, expand
+
+if TYPE_CHECKING:
+    from sflow.workflow.run_plan import RunPlan
 
 
 def planned_allocations(
@@ -95,21 +99,27 @@ def _release_ancestors(
         stack.extend(deps[name])
 
 
-def describe_plan(spec: Any, workspace: Path, output_dir: Path) -> str:
-    """The plan as text: backends and their nodes, then every task in start order."""
+def describe_plan(spec: Any, workspace: Path, output_dir: Path, run_plan: RunPlan | None = None) -> str:
+    """The plan as text: backends and their nodes, then every task in start order.
+
+    With a `run_plan`, only its tasks (`--task`), each with its resume decision.
+    """
     with gc_paused() as resume:  # planning, like loading, makes many objects and no cycles...
-        return _describe_plan(spec, workspace, output_dir, resume)
+        return _describe_plan(spec, workspace, output_dir, resume, run_plan)
 
 
-def _describe_plan(spec: Any, workspace: Path, output_dir: Path, resume_gc: Callable[[], None]) -> str:
-    ordered = expand(spec).in_order()
+def _describe_plan(
+    spec: Any, workspace: Path, output_dir: Path, resume_gc: Callable[[], None], run_plan: RunPlan | None
+) -> str:
+    ordered = (run_plan.plan if run_plan is not None else expand(spec)).in_order()
+    decisions = run_plan.decisions if run_plan is not None else {}
     run_dir = output_dir / "<run-id>"
     context = base_context(spec, workspace, run_dir, write_artifacts=False)
     allocations = planned_allocations(spec, ordered, context)
     add_backends(context, spec, allocations)
     placements = simulate_placement(ordered, allocations)
     renderer = ScriptRenderer(context)
-    commands = _Commands(allocations, workspace, str(run_dir))
+    commands = _Commands(allocations, workspace, str(run_dir), context)
     out = io.StringIO()  # grows one buffer and hands it back as the result: no second copy
     out.write(f"workflow: {spec.workflow.name}  ({len(ordered)} task(s))")
     for name, alloc in allocations.items():
@@ -117,6 +127,8 @@ def _describe_plan(spec: Any, workspace: Path, output_dir: Path, resume_gc: Call
         out.write(f"\nbackend {name} [{spec.backend_type(name)}]: {nodes}")
         if "request" in alloc.info:  # what the allocation will ask Slurm for
             out.write(f"\n  allocation: {alloc.info['request']}")
+    if run_plan is not None and run_plan.earlier is not None:
+        out.write(f"\n{run_plan.resume_summary()}")
     write = out.write
     problems = Problems()  # every script's mistakes, not only the first one's
     for step, inst in enumerate(ordered, 1):
@@ -130,17 +142,23 @@ def _describe_plan(spec: Any, workspace: Path, output_dir: Path, resume_gc: Call
             resume_gc()
         argv = commands.argv(inst, placement)
         write("\n")
-        write(_describe_task(step, inst, placement, argv, body))
+        note = ""
+        if decisions:
+            decision = decisions[inst.name]
+            note = f"{'keep' if decision.keep else 'run'} ({decision.reason})"
+        write(_describe_task(step, inst, placement, argv, body, note))
     del ordered, placements, renderer, context
     problems.raise_if_any()
     return out.getvalue()
 
 
-def plan_data(spec: Any, workspace: Path, output_dir: Path) -> dict[str, Any]:
+def plan_data(
+    spec: Any, workspace: Path, output_dir: Path, run_plan: RunPlan | None = None
+) -> dict[str, Any]:
     """The plan as data (`sflow run --dry-run --json`): what `describe_plan` shows, plus each task's
     environment, for programs that compare or check plans."""
     with gc_paused():
-        ordered = expand(spec).in_order()
+        ordered = (run_plan.plan if run_plan is not None else expand(spec)).in_order()
         run_dir = output_dir / "<run-id>"
         context = base_context(spec, workspace, run_dir, write_artifacts=False)
         allocations = planned_allocations(spec, ordered, context)
@@ -173,8 +191,13 @@ def plan_data(spec: Any, workspace: Path, output_dir: Path) -> dict[str, Any]:
                 allocation=allocations[inst.backend],
                 operator=inst.operator,
                 base_env={},
+                shared_paths=_shared(inst, context, workspace, output_dir, run_dir, task_dir),
             )
-            tasks.append(_task_data(inst, placement, get_launcher(inst.operator.type).argv(ctx), env, body))
+            data = _task_data(inst, placement, get_launcher(inst.operator.type).argv(ctx), env, body)
+            if run_plan is not None and inst.name in run_plan.decisions:
+                decision = run_plan.decisions[inst.name]
+                data["resume"] = {"keep": decision.keep, "reason": decision.reason}
+            tasks.append(data)
     return {
         "workflow": spec.workflow.name,
         "backends": {name: _allocation_data(spec, name, a) for name, a in allocations.items()},
@@ -210,21 +233,43 @@ def _task_data(
     }
 
 
+def _shared(
+    inst: TaskInstance,
+    context: dict[str, Any],
+    workspace: Path,
+    output_dir: Path,
+    run_dir: Path,
+    task_dir: Path,
+) -> tuple[str, ...]:
+    """`shared_paths` of a task whose operator runs a container (no others need them)."""
+    uses = getattr(inst.operator, "uses_container", None)
+    if not (uses and uses()):
+        return ()
+    return shared_paths(context["artifacts"], workspace, output_dir, run_dir, task_dir)
+
+
 class _Commands:
     """The argv each launcher would run (the environment is not shown, so none is built)."""
 
-    def __init__(self, allocations: dict[str, Allocation], workspace: Path, run_dir: str) -> None:
+    def __init__(
+        self, allocations: dict[str, Allocation], workspace: Path, run_dir: str, context: dict[str, Any]
+    ) -> None:
         self.allocations = allocations
         self.workspace = workspace
         self.run_dir = run_dir
+        self.context = context
         self._last: _PlannedLaunch | None = None
 
     def argv(self, inst: TaskInstance, placement: Placement) -> list[str]:
         script = f"{self.run_dir}/{inst.name}/{inst.name}.sh"
         allocation = self.allocations[inst.backend]
+        run_dir = Path(self.run_dir)
+        shared = _shared(inst, self.context, self.workspace, run_dir.parent, run_dir, run_dir / inst.name)
         ctx = self._last
         if (
-            ctx is not None
+            not shared
+            and ctx is not None
+            and not ctx.shared_paths
             and ctx.placement is placement
             and ctx.operator is inst.operator
             and ctx.allocation is allocation
@@ -241,6 +286,7 @@ class _Commands:
             allocation=allocation,
             operator=inst.operator,
             base_env={},
+            shared_paths=shared,
         )
         return get_launcher(inst.operator.type).argv(ctx)
 
@@ -279,7 +325,9 @@ class _PlannedLaunch(LaunchContext):
         pass
 
 
-def _describe_task(step: int, inst: TaskInstance, placement: Placement, argv: list[str], body: str) -> str:
+def _describe_task(
+    step: int, inst: TaskInstance, placement: Placement, argv: list[str], body: str, resume: str = ""
+) -> str:
     """One task's entry; `body` is its rendered script without the `#!` line."""
     where = ", ".join([n.name for n in placement.nodes])
     if placement.gpus:
@@ -289,6 +337,8 @@ def _describe_task(step: int, inst: TaskInstance, placement: Placement, argv: li
     )
     if inst.deps:
         text += f"\n   after: {', '.join(inst.deps)}"
+    if resume:
+        text += f"\n   resume: {resume}"
     if inst.sweep:
         text += "\n   sweep: " + ", ".join(f"{k}={v}" for k, v in inst.sweep.items())
     command = " ".join([_quote(arg) for arg in argv])
