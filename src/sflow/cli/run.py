@@ -16,15 +16,18 @@ EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130  # 130 = 128 + SIGINT, as she
 TAIL_LINES = 20
 
 
-def run_workflow(spec: Any, settings: RunSettings, progress: str = "auto") -> int:
+def run_workflow(
+    spec: Any, settings: RunSettings, progress: str = "auto", max_concurrent: int | None = None
+) -> int:
     """Run to completion and return the process exit code.
 
-    `progress` is `auto` (live view on a terminal), `live`, `plain` or `none`.
+    `progress` is `auto` (live view on a terminal), `live`, `plain` or `none`; `max_concurrent`
+    bounds the tasks running at once on each backend, over the backends' own limits.
     """
     from sflow.lifecycle.host import OwnLoop
     from sflow.workflow.run import WorkflowRun
 
-    run = WorkflowRun(spec, settings)
+    run = WorkflowRun(spec, settings, max_concurrent=max_concurrent)
     view = _progress(progress, spec.workflow.name, total=len(run.instances))
     if view:
         run.listeners.append(view.on_event)
