@@ -40,6 +40,9 @@ class AllocationWatch(abc.ABC):
                 self.on_end(reason)
 
 
+JOB_PLACEHOLDER = "<slurm-job-id>"  # the id of a Slurm job not granted yet (a dry run)
+
+
 @dataclass
 class Allocation:
     """Nodes a backend holds for the run. `reused` means we did not create it and must not release it.

@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sflow.backends.base import AllocationWatch
+from sflow.backends.base import JOB_PLACEHOLDER, AllocationWatch
 from sflow.engine.unit import Attempt, Outcome
 from sflow.launchers.base import LaunchContext, Launcher, register_launcher
 from sflow.launchers.srun_verdict import (
@@ -57,14 +57,27 @@ from sflow.slurm.flags import slurm_time, split_args
 from sflow.slurm.journal import STEP, SlurmJournal
 
 STEP_FILE_ENV = "SFLOW_SLURM_STEP_FILE"
-JOB_PLACEHOLDER = "<slurm-job-id>"
-# Rank 0 records "<job>.<step>"; every rank runs `bash <script>` ($0 is the script path), records
+# The schema's runtime variables of a step, from Slurm's own (SFLOW_BACKEND_* describe the job).
+STEP_VARIABLES = (
+    ("SFLOW_BACKEND_JOB_ID", "SLURM_JOB_ID"),
+    ("SFLOW_BACKEND_NODELIST", "SLURM_JOB_NODELIST"),
+    ("SFLOW_BACKEND_NUM_NODES", "SLURM_JOB_NUM_NODES"),
+    ("SFLOW_BACKEND_STEP_ID", "SLURM_STEP_ID"),
+    ("SFLOW_TASK_NODE_NAME", "SLURMD_NODENAME"),
+    ("SFLOW_TASK_NODE_INDEX", "SLURM_NODEID"),
+    ("SFLOW_TASK_PROCESS_ID", "SLURM_PROCID"),
+    ("SFLOW_TASK_LOCAL_PROCESS_ID", "SLURM_LOCALID"),
+    ("SFLOW_TASK_NUM_PROCESSES", "SLURM_NTASKS"),
+)
+# Every rank sets those (keeping sflow's value where Slurm sets none); rank 0 records
+# "<job>.<step>"; every rank runs `bash <script>` ($0 is the script path), records
 # "<status> <ranks>" in `<step file>.ranks/<rank>`, and ends as its script did. Slurm signals every
 # process of a step (scancel --signal), so the wrapper catches what would end it and lets its script
 # decide (a caught signal is the default again in the script); a script killed by a signal is
 # re-raised, so srun still reports "task 1: Killed".
 _RELAYED = "HUP INT QUIT ALRM TERM USR1 USR2 XCPU"
 STEP_RECORDER = (
+    "export " + " ".join(f'{ours}="${{{theirs}:-${{{ours}:-}}}}"' for ours, theirs in STEP_VARIABLES) + "; "
     f"trap : {_RELAYED}; "
     "f=${" + STEP_FILE_ENV + ":-/dev/null}; r=${SLURM_PROCID:-0}; "
     '[ "$r" != 0 ] || { echo "$SLURM_JOB_ID.$SLURM_STEP_ID" > "$f"; } 2>/dev/null; '
@@ -198,15 +211,50 @@ def io_container_args(ctx: LaunchContext) -> list[str]:
     ):
         if _op(ctx, field):
             args.append(f"{flag}={_op(ctx, field)}")
-    mounts = _op(ctx, "container_mounts")
+    mounts = container_mounts(ctx)
     if mounts:
-        args.append(f"--container-mounts={mounts if isinstance(mounts, str) else ','.join(mounts)}")
+        args.append(f"--container-mounts={','.join(mounts)}")
     args.append("--container-mount-home" if _op(ctx, "container_mount_home") else "--no-container-mount-home")
     if _op(ctx, "container_writable") is not False:
         args.append("--container-writable")
     if _op(ctx, "container_remap_root"):
         args.append("--container-remap-root")
     return args
+
+
+def container_mounts(ctx: LaunchContext) -> list[str]:
+    """The operator's mounts and those in its extra_args, then (for an image or a named container)
+    the task's shared paths at the same place, read-write: one mount per destination."""
+    mounts = list(_op(ctx, "container_mounts") or ())
+    mounts += [m for value in _extra_mounts(ctx) for m in value.split(",") if m]
+    if _op(ctx, "container_image") or _op(ctx, "container_name"):
+        mounts += [f"{path}:{path}:rw" for path in ctx.shared_paths]
+    by_destination: dict[str, str] = {}
+    for mount in mounts:
+        parts = mount.split(":")
+        by_destination.setdefault(parts[1] if len(parts) > 1 else parts[0], mount)
+    return list(by_destination.values())
+
+
+def _extra_mounts(ctx: LaunchContext) -> list[str]:
+    words = [word for arg in _op(ctx, "extra_args") or () for word in split_args(arg)]
+    values = [w.split("=", 1)[1] for w in words if w.startswith("--container-mounts=")]
+    values += [words[i + 1] for i, w in enumerate(words[:-1]) if w == "--container-mounts"]
+    return values
+
+
+def extra_args(ctx: LaunchContext) -> list[str]:
+    """The operator's extra_args as words, without the `--container-mounts` merged above."""
+    words = [word for arg in _op(ctx, "extra_args") or () for word in split_args(arg)]
+    out, skip = [], False
+    for word in words:
+        if skip:
+            skip = False
+        elif word == "--container-mounts":
+            skip = True
+        elif not word.startswith("--container-mounts="):
+            out.append(word)
+    return out
 
 
 def job_of(ctx: LaunchContext) -> str:
@@ -227,7 +275,7 @@ def srun_argv(ctx: LaunchContext) -> list[str]:
         *gpu_args(ctx),
         export_arg(ctx),
         *io_container_args(ctx),
-        *[word for arg in _op(ctx, "extra_args") or () for word in split_args(arg)],
+        *extra_args(ctx),
         *(["--kill-on-bad-exit=1"] if _op(ctx, "kill_on_bad_exit") is not False else []),
         "bash",
         "-c",

@@ -24,6 +24,7 @@ from sflow.workflow.context import (
     add_backends,
     base_context,
     rendered_backend_config,
+    shared_paths,
     task_env,
     task_scope,
 )
@@ -45,25 +46,54 @@ def planned_allocations(
 def simulate_placement(
     ordered: list[TaskInstance], allocations: dict[str, Allocation]
 ) -> dict[str, Placement]:
-    """A plausible placement for every instance, in start order; PlanError if one can never fit."""
+    """A plausible placement for every instance, in start order; PlanError if one can never fit.
+
+    A task starts after its dependencies (and theirs) have ended, so what they held is free for
+    it; what tasks that may still run beside it hold is not. Only a task that still does not fit
+    pretends that every earlier task has ended (at run time it waits for them).
+    """
     placers = {name: Placer(a.nodes, name) for name, a in allocations.items()}
-    held: dict[str, list[tuple[Placement, str]]] = {name: [] for name in allocations}
+    held: dict[str, dict[str, Placement]] = {name: {} for name in allocations}
+    deps = {inst.name: inst.deps for inst in ordered}
+    backend_of = {inst.name: inst.backend for inst in ordered}
     out: dict[str, Placement] = {}
     for inst in ordered:
         placer = placers[inst.backend]
+        _release_ancestors(inst.deps, deps, backend_of, held, placers)
         try:
             placement = placer.try_place(inst.request, inst.name)
         except PlanError as exc:
             raise at_request(exc, inst) from None
         if placement is None:  # pretend earlier tasks have finished
-            for p, holder in held[inst.backend]:
+            for holder, p in held[inst.backend].items():
                 placer.release(p, holder)
             held[inst.backend].clear()
             placement = placer.try_place(inst.request, inst.name)
             assert placement is not None
-        held[inst.backend].append((placement, inst.name))
+        held[inst.backend][inst.name] = placement
         out[inst.name] = placement
     return out
+
+
+def _release_ancestors(
+    start: tuple[str, ...],
+    deps: dict[str, tuple[str, ...]],
+    backend_of: dict[str, str],
+    held: dict[str, dict[str, Placement]],
+    placers: dict[str, Placer],
+) -> None:
+    """Give back what the dependencies of a task, and theirs, still hold. A task released before
+    had its own dependencies released when it was placed, so the walk stops there: each task is
+    released once."""
+    stack = list(start)
+    while stack:
+        name = stack.pop()
+        backend = backend_of.get(name)
+        placement = held[backend].pop(name, None) if backend is not None else None
+        if placement is None:
+            continue
+        placers[backend].release(placement, name)  # type: ignore[index]
+        stack.extend(deps[name])
 
 
 def describe_plan(spec: Any, workspace: Path, output_dir: Path) -> str:
@@ -80,7 +110,7 @@ def _describe_plan(spec: Any, workspace: Path, output_dir: Path, resume_gc: Call
     add_backends(context, spec, allocations)
     placements = simulate_placement(ordered, allocations)
     renderer = ScriptRenderer(context)
-    commands = _Commands(allocations, workspace, str(run_dir))
+    commands = _Commands(allocations, workspace, str(run_dir), context)
     out = io.StringIO()  # grows one buffer and hands it back as the result: no second copy
     out.write(f"workflow: {spec.workflow.name}  ({len(ordered)} task(s))")
     for name, alloc in allocations.items():
@@ -132,6 +162,7 @@ def plan_data(spec: Any, workspace: Path, output_dir: Path) -> dict[str, Any]:
                 output_dir,
                 run_dir,
                 task_dir,
+                allocations[inst.backend],
             )
             ctx = LaunchContext(
                 task=inst.name,
@@ -143,6 +174,7 @@ def plan_data(spec: Any, workspace: Path, output_dir: Path) -> dict[str, Any]:
                 allocation=allocations[inst.backend],
                 operator=inst.operator,
                 base_env={},
+                shared_paths=_shared(inst, context, workspace, output_dir, run_dir, task_dir),
             )
             tasks.append(_task_data(inst, placement, get_launcher(inst.operator.type).argv(ctx), env, body))
     return {
@@ -180,21 +212,43 @@ def _task_data(
     }
 
 
+def _shared(
+    inst: TaskInstance,
+    context: dict[str, Any],
+    workspace: Path,
+    output_dir: Path,
+    run_dir: Path,
+    task_dir: Path,
+) -> tuple[str, ...]:
+    """`shared_paths` of a task whose operator runs a container (no others need them)."""
+    uses = getattr(inst.operator, "uses_container", None)
+    if not (uses and uses()):
+        return ()
+    return shared_paths(context["artifacts"], workspace, output_dir, run_dir, task_dir)
+
+
 class _Commands:
     """The argv each launcher would run (the environment is not shown, so none is built)."""
 
-    def __init__(self, allocations: dict[str, Allocation], workspace: Path, run_dir: str) -> None:
+    def __init__(
+        self, allocations: dict[str, Allocation], workspace: Path, run_dir: str, context: dict[str, Any]
+    ) -> None:
         self.allocations = allocations
         self.workspace = workspace
         self.run_dir = run_dir
+        self.context = context
         self._last: _PlannedLaunch | None = None
 
     def argv(self, inst: TaskInstance, placement: Placement) -> list[str]:
         script = f"{self.run_dir}/{inst.name}/{inst.name}.sh"
         allocation = self.allocations[inst.backend]
+        run_dir = Path(self.run_dir)
+        shared = _shared(inst, self.context, self.workspace, run_dir.parent, run_dir, run_dir / inst.name)
         ctx = self._last
         if (
-            ctx is not None
+            not shared
+            and ctx is not None
+            and not ctx.shared_paths
             and ctx.placement is placement
             and ctx.operator is inst.operator
             and ctx.allocation is allocation
@@ -211,6 +265,7 @@ class _Commands:
             allocation=allocation,
             operator=inst.operator,
             base_env={},
+            shared_paths=shared,
         )
         return get_launcher(inst.operator.type).argv(ctx)
 
