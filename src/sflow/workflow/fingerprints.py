@@ -10,7 +10,6 @@ retries, timeout and probes (they decide whether a result is accepted, not what 
 
 from __future__ import annotations
 
-from dataclasses import astuple
 from typing import TYPE_CHECKING, Any
 
 from sflow.record.fingerprint import chain, digest
@@ -57,7 +56,7 @@ class _OwnDigests:
                 inst.name,
                 inst.replica_index,
                 inst.sweep,
-                astuple(inst.request),
+                repr(inst.request),  # a frozen dataclass: its repr lists every field
             ]
         )
 
