@@ -146,9 +146,11 @@ class _Paths:
         self.pairs = sorted(pairs, key=lambda p: -len(p[0]))
         self.names = {b: {n: f"node{i}" for i, n in enumerate(v["names"])} for b, v in nodes.items()}
         self.ips = {b: {ip: f"ip{i}" for i, ip in enumerate(v["ips"]) if ip} for b, v in nodes.items()}
-        self.uniform_ips = {b: len(set(v["ips"])) <= 1 for b, v in nodes.items()}
+        self.uniform_ips = {b: len(v["ips"]) > 1 and len(set(v["ips"])) == 1 for b, v in nodes.items()}
 
     def value(self, key: str, text: str, backend: str) -> str:
+        if key == "SFLOW_BACKEND_JOB_ID":
+            return "$JOB" if text else text  # a job not granted yet: each tool's placeholder
         for old, new in self.pairs:
             text = text.replace(old, new)
         words = text.split(",")

@@ -168,9 +168,34 @@ def test_logs_prints_a_task_log(sflow):
     events = sflow("logs", "latest", "--output-dir", "out")
     assert "greet: succeeded" in events.out
     missing = sflow("logs", "latest", "nosuch", "--output-dir", "out")
-    assert missing.code == 2 and "no log for task 'nosuch'" in missing.err and "greet" in missing.err
+    assert missing.code == 2 and "has no task 'nosuch' (tasks: greet)" in missing.err
+    typo = sflow("logs", "latest", "greeet", "--output-dir", "out")
+    assert typo.code == 2 and "has no task 'greeet'; did you mean 'greet'?" in typo.err
     follow_missing = sflow("logs", "latest", "nosuch", "-f", "--output-dir", "out", timeout=10)
-    assert follow_missing.code == 2 and "no log for task 'nosuch'" in follow_missing.err
+    assert follow_missing.code == 2 and "has no task 'nosuch'" in follow_missing.err
+
+
+def test_logs_of_a_task_that_never_started_says_why(sflow):
+    wf = sflow.write(
+        "fails.yaml",
+        """
+        version: "0.1"
+        workflow:
+          name: fails
+          tasks:
+            - name: boom
+              script: ["exit 3"]
+            - name: after
+              depends_on: [boom]
+              script: ["true"]
+        """,
+    )
+    done = sflow("run", "-f", str(wf))
+    assert done.code == 1, done.err
+    for follow in ([], ["-f"]):
+        shown = sflow("logs", "latest", "after", *follow, "--output-dir", "out", timeout=10)
+        assert shown.code == 2 and "Traceback" not in shown.err
+        assert "task 'after' never started (cancelled: task 'boom' failed)" in shown.err, shown.err
 
 
 SERVICE = """
@@ -245,7 +270,7 @@ workflow:
         - |
           if [ "$SFLOW_ATTEMPT" = 1 ]; then
             echo "first attempt: a long line that is longer than the second attempt's whole log"
-            sleep 1
+            while [ ! -e "$SFLOW_WORKSPACE_DIR/followed" ]; do sleep 0.05; done
             exit 1
           fi
           echo "second"
@@ -262,19 +287,32 @@ def test_logs_follow_goes_on_with_the_retry(sflow):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    follower = None
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while not list(sflow.output_dir.glob("*/flaky/flaky.log")):
             assert time.monotonic() < deadline and run.poll() is None, "the run did not start"
             time.sleep(0.05)
-        follower = sflow("logs", "latest", "flaky", "-f", "--output-dir", "out", timeout=20)
-        assert run.wait(timeout=20) == 0
+        follower = subprocess.Popen(
+            sflow.argv("logs", "latest", "flaky", "-f", "--output-dir", "out"),
+            cwd=sflow.tmp,
+            env=sflow.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert follower.stdout is not None
+        first_line = follower.stdout.readline()  # the first attempt still runs: it waits for us
+        (sflow.tmp / "followed").touch()
+        rest, err = follower.communicate(timeout=60)
+        assert run.wait(timeout=60) == 0
     finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
-    assert follower.code == 0, follower.err
+        for proc in (run, follower):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert follower.returncode == 0, err
     run_dir = next(sflow.output_dir.iterdir())
     first = (run_dir / "flaky" / "flaky.attempt1.log").read_text()
-    assert follower.out == first + "second\n"
-    assert "moved aside for a retry" in follower.err
+    assert first_line + rest == first + "second\n"
+    assert "moved aside for a retry" in err

@@ -16,7 +16,7 @@ from sflow.backends.base import Allocation
 from sflow.backends.placement import Placement
 from sflow.backends.slurm import SlurmBackend
 from sflow.launchers.base import LaunchContext, get_launcher
-from sflow.launchers.srun import SrunAttempt
+from sflow.launchers.srun import StepAttempt
 from sflow.schema.models import SrunOperator
 
 PREFIX = "sflow-it-srun-"
@@ -143,7 +143,7 @@ def test_failing_step_reports_exit_code_and_step_id(alloc: Allocation, workdir: 
     assert f"step {step} FAILED" in outcome.reason
 
 
-async def _started(attempt: SrunAttempt, marker: Path) -> None:
+async def _started(attempt: StepAttempt, marker: Path) -> None:
     deadline = time.monotonic() + 30
     while not (marker.exists() and attempt.step_id) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
@@ -156,7 +156,7 @@ def test_stop_terms_the_task_and_leaves_no_step(alloc: Allocation, workdir: Path
 
     async def go() -> tuple[Any, float, str]:
         attempt = await get_launcher("srun").start(ctx(alloc, workdir, "svc", script))
-        assert isinstance(attempt, SrunAttempt)
+        assert isinstance(attempt, StepAttempt)
         await _started(attempt, up)
         t0 = time.monotonic()
         await attempt.stop(5.0)
@@ -175,7 +175,7 @@ def test_stop_after_grace_kills_a_stubborn_step(alloc: Allocation, workdir: Path
 
     async def go() -> tuple[Any, float, str]:
         attempt = await get_launcher("srun").start(ctx(alloc, workdir, "stubborn", script))
-        assert isinstance(attempt, SrunAttempt)
+        assert isinstance(attempt, StepAttempt)
         await _started(attempt, up)
         t0 = time.monotonic()
         await attempt.stop(1.0)

@@ -13,17 +13,51 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from sflow.backends.placement import Node
+from sflow.slurm.journal import SlurmJournal
+
+
+class AllocationWatch(abc.ABC):
+    """Tells the run when its allocation ends before the run does (cancelled, a node failed, its
+    time limit), and why: the run then stops at once with that reason instead of retrying tasks
+    on a job that is gone. `on_end` is called once, with the reason."""
+
+    def __init__(self) -> None:
+        self.ended: str | None = None
+        self.on_end: Callable[[str], None] | None = None
+
+    @abc.abstractmethod
+    async def check(self) -> str | None:
+        """Ask now (a step just failed): why the allocation is gone, or None while it holds."""
+
+    @abc.abstractmethod
+    async def run(self) -> None:
+        """Keep watching until cancelled or the allocation ends."""
+
+    def _end(self, reason: str) -> None:
+        if self.ended is None:
+            self.ended = reason
+            if self.on_end is not None:
+                self.on_end(reason)
+
+
+JOB_PLACEHOLDER = "<slurm-job-id>"  # the id of a Slurm job not granted yet (a dry run)
 
 
 @dataclass
 class Allocation:
-    """Nodes a backend holds for the run. `reused` means we did not create it and must not release it."""
+    """Nodes a backend holds for the run. `reused` means we did not create it and must not release it.
+
+    `watch` notices the allocation ending under the run; `journal` records the Slurm ids work in
+    it starts (steps), so a run killed outright can be cleaned up (`sflow cancel`).
+    """
 
     backend: str
     nodes: list[Node]
     job_id: str | None = None
     reused: bool = False
     info: dict[str, Any] = field(default_factory=dict)
+    watch: AllocationWatch | None = None
+    journal: SlurmJournal | None = None
 
 
 class Backend(abc.ABC):
@@ -35,6 +69,8 @@ class Backend(abc.ABC):
     def __init__(self, name: str, config: Any) -> None:
         self.name = name
         self.config = config
+        self.journal = SlurmJournal()  # the run's, when it has a run directory
+        self.notice: Callable[[str], None] = lambda message: None  # what the user should hear now
 
     @abc.abstractmethod
     def planned_allocation(self) -> Allocation:

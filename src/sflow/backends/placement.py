@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sflow.errors import PlanError
 
@@ -36,13 +36,18 @@ class Node:
 
 @dataclass(frozen=True)
 class Request:
-    """What a task asks for: `count` nodes (or these `indices`), minus `exclude`, `gpus` per node."""
+    """What a task asks for: `count` nodes (or these `indices`), minus `exclude`, `gpus` per node.
+
+    `total_gpus` asks for GPUs without saying on how many nodes: one node when they fit on one,
+    else as many whole nodes as they need (`gpus: {count: 8}` on 4-GPU nodes is 4 on each of 2).
+    """
 
     count: int | None = None
     indices: tuple[int, ...] = ()
     exclude: tuple[str | int, ...] = ()
     gpus: int = 0
     gpu_indices: tuple[int, ...] = ()
+    total_gpus: int = 0
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,18 @@ class Placement:
 
 
 ANY_ONE_NODE = Request()  # the common request; placement checks for this very object first
+
+
+def _lowest_run(free: set[int], count: int) -> tuple[int, ...]:
+    """The lowest `count` consecutive free GPU indices (() when there is no such run)."""
+    if count <= 0:
+        return ()
+    run: list[int] = []
+    for index in sorted(free):
+        run = [*run, index] if run and index == run[-1] + 1 else [index]
+        if len(run) == count:
+            return tuple(run)
+    return ()
 
 
 @dataclass
@@ -93,8 +110,24 @@ class Placer:
     def nodes(self) -> list[Node]:
         return [s.node for s in self._nodes]
 
+    def concrete(self, req: Request, task: str) -> Request:
+        """A `total_gpus` request as nodes and GPUs per node, by the nodes' GPU count."""
+        if not req.total_gpus:
+            return req
+        per_node = max((s.node.num_gpus for s in self._nodes), default=0)
+        if req.total_gpus <= per_node or per_node == 0:
+            return replace(req, count=1, gpus=req.total_gpus, total_gpus=0)
+        nodes = -(-req.total_gpus // per_node)
+        if req.total_gpus % nodes:
+            raise PlanError(
+                f"task '{task}' asks for {req.total_gpus} GPUs, more than a node of backend "
+                f"'{self.backend}' has ({per_node}), and they do not split evenly over {nodes} nodes"
+            )
+        return replace(req, count=nodes, gpus=req.total_gpus // nodes, total_gpus=0)
+
     def candidates(self, req: Request, task: str) -> list[_NodeState]:
         """Nodes the request may use, ignoring what is busy now; PlanError when it can never fit."""
+        req = self.concrete(req, task)
         n = len(self._nodes)
         ints = [i for i in (*req.indices, *req.exclude) if isinstance(i, int)]
         bad = [i for i in ints if not -n <= i < n]
@@ -131,17 +164,16 @@ class Placer:
             self._holders[task] = self._holders.get(task, 0) + 1
             assert least.alone is not None
             return least.alone
+        req = self.concrete(req, task)
         need = self._need(req)
         usable = [s for s in self.candidates(req, task) if self._gpus_fit(s, req)]
         if len(usable) < need:
             return None
-        if not req.indices:
-            usable.sort(key=lambda s: (s.load, s.node.index))
-        chosen = usable[:need]
+        chosen = usable[:need]  # the first nodes that fit: a node's GPUs fill before the next's
         gpus: list[tuple[int, ...]] = []
         for s in chosen:
             s.load += 1
-            picked = tuple(req.gpu_indices) if req.gpu_indices else tuple(sorted(s.free_gpus)[: req.gpus])
+            picked = tuple(req.gpu_indices) if req.gpu_indices else _lowest_run(s.free_gpus, req.gpus)
             s.free_gpus.difference_update(picked)
             gpus.append(picked)
         self._holders[task] = self._holders.get(task, 0) + 1
@@ -153,7 +185,7 @@ class Placer:
     def _gpus_fit(s: _NodeState, req: Request) -> bool:
         if req.gpu_indices:
             return set(req.gpu_indices) <= s.free_gpus
-        return len(s.free_gpus) >= req.gpus
+        return len(_lowest_run(s.free_gpus, req.gpus)) == req.gpus
 
     def release(self, placement: Placement, task: str) -> None:
         held = self._holders.get(task, 0) - 1
@@ -196,6 +228,7 @@ class Placer:
         return placement
 
     def _held_by_services(self, req: Request) -> str:
+        req = self.concrete(req, "")
         names = sorted(self._parked)
         listed = ", ".join(f"'{n}'" for n in names[:5]) + (
             f" and {len(names) - 5} more" if len(names) > 5 else ""

@@ -1,11 +1,19 @@
-"""The slurm backend: an allocation from `salloc --no-shell`, or the one we already run inside.
+"""The slurm backend: an allocation from `salloc`, or the one we already run inside.
 
 Why this shape:
 - Inside sbatch/salloc (`SLURM_JOB_ID` set) the user already paid for an allocation: we reuse
   it, never create a second one, and never cancel it.
-- Otherwise `salloc --no-shell` creates a job that outlives the salloc process; we own it, so
-  `release()` cancels it and waits until Slurm no longer lists it. Allocation is cancel-safe:
-  a Ctrl-C while the request is pending revokes it (nothing is left queued).
+- Otherwise salloc creates a job we own: `release()` cancels it and waits until Slurm no longer
+  lists it. Allocation is cancel-safe: a Ctrl-C while the request is pending revokes it
+  (nothing is left queued).
+- The allocation lives no longer than sflow: salloc holds it with a command that reads a pipe
+  only sflow writes to (`sh -c 'exec cat >/dev/null'`). When sflow dies in any way, SIGKILL
+  included, the pipe closes, the command ends and salloc gives the allocation back, which ends
+  every step in it. salloc runs in a process group of its own, so a Ctrl-C at the terminal
+  reaches sflow (which stops tasks with their grace) and not salloc; its messages go to a file
+  in the run directory, so salloc never writes to a pipe nobody reads.
+- The job id is written to the run's Slurm journal as soon as salloc prints it, and a watch
+  (`backends.slurm_watch`) ends the run at once, with Slurm's reason, if the job ends under it.
 - Every Slurm call goes through `sflow.slurm.commands` (asyncio subprocesses, polite retries).
   The parsing of Slurm's output is kept in small pure functions, unit-tested without Slurm.
 """
@@ -13,18 +21,20 @@ Why this shape:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import os
 import re
 import shlex
-import signal
 import socket
+import tempfile
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from sflow.backends.base import Allocation, Backend, register_backend
 from sflow.backends.placement import Node
+from sflow.backends.salloc import SallocHolder
+from sflow.backends.slurm_watch import SlurmJobWatch, node_health
 from sflow.errors import BackendError
 from sflow.slurm.commands import (
     FINAL_STATES,
@@ -35,10 +45,12 @@ from sflow.slurm.commands import (
     scancel,
 )
 from sflow.slurm.flags import slurm_time, split_args
+from sflow.slurm.journal import ALLOCATION
 
 DEFAULT_JOB_NAME = "sflow"
 SALLOC_JOB_RE = re.compile(r"(?:Granted|Pending) job allocation (\d+)|\bjob (\d+) queued")
 RELEASE_TIMEOUT = 120.0
+RELEASE_NOTICE = 5.0  # seconds of waiting for a cancelled job to end before the wait is explained
 
 
 # -- pure helpers (unit-tested) -----------------------------------------------------------------
@@ -82,15 +94,29 @@ def allocation_flags(config: Any) -> list[str]:
     return [word for option in allocation_options(config) for word in option]
 
 
+# What salloc runs to hold the allocation: it ends when its stdin (a pipe from sflow) is closed.
+HOLDER = ["sh", "-c", "exec cat >/dev/null"]
+
+
+def salloc_request(config: Any) -> list[str]:
+    """`salloc` with this backend config's flags: what the allocation asks Slurm for (dry run)."""
+    return ["salloc", *allocation_flags(config)]
+
+
 def salloc_argv(config: Any) -> list[str]:
-    """`salloc --no-shell` for this backend config: the job outlives salloc until we scancel it."""
-    return ["salloc", "--no-shell", *allocation_flags(config)]
+    """The salloc command sflow runs: the request, holding the job as long as sflow lives."""
+    return [*salloc_request(config), *HOLDER]
 
 
 def parse_salloc_job_id(text: str) -> str | None:
     """The job id in salloc's messages ("Pending job allocation 12", "Granted job allocation 12")."""
     match = SALLOC_JOB_RE.search(text)
     return (match.group(1) or match.group(2)) if match else None
+
+
+def salloc_granted(text: str) -> bool:
+    """True once salloc says the allocation is granted (it then runs its command)."""
+    return "Granted job allocation" in text
 
 
 def parse_fields(line: str) -> dict[str, str]:
@@ -217,6 +243,8 @@ class SlurmBackend(Backend):
         self.environ = os.environ if environ is None else environ
         self.job_id: str | None = None
         self._owned = False
+        self._holder: SallocHolder | None = None
+        self._salloc_log: Path | None = None  # a temporary file when the run has no directory
 
     # -- planning ---------------------------------------------------------------------------------
 
@@ -237,7 +265,7 @@ class SlurmBackend(Backend):
             return Allocation(self.name, nodes, job_id=job, reused=True, info=reuse)
         count = int(config_value(self.config, "nodes", 1) or 1)
         names = [f"slurm-node-{i}" for i in range(count)]
-        argv = salloc_argv(self.config)
+        argv = salloc_request(self.config)
         info = {"planned": True, "request": shlex.join(argv), "argv": argv}
         return Allocation(self.name, build_nodes(names, {}, {}, gpus), info=info)
 
@@ -248,6 +276,7 @@ class SlurmBackend(Backend):
         inside = self.inside_job
         if inside:
             self.job_id, self._owned = inside, False
+            self.journal.add(ALLOCATION, inside, owned=False, backend=self.name)
             nodelist = self.environ.get("SLURM_JOB_NODELIST") or self.environ.get("SLURM_NODELIST")
             return await self._describe(inside, nodelist, reused=True)
         try:
@@ -260,42 +289,57 @@ class SlurmBackend(Backend):
 
     async def release(self) -> None:
         """Cancel the job we created (never a reused one) and wait until Slurm lists it no more."""
-        job, owned = self.job_id, self._owned
-        if not job or not owned:
-            return
-        self._owned = False
-        await scancel(job)
-        await self._wait_gone(job)
+        job, owned, holder = self.job_id, self._owned, self._holder
+        self._owned, self._holder = False, None
+        try:
+            if job and owned:
+                await scancel(job)
+                await self._wait_gone(job)
+        finally:
+            if holder is not None:
+                await holder.release()
+            if self._salloc_log is not None:
+                self._salloc_log.unlink(missing_ok=True)
 
     # -- steps of allocate ------------------------------------------------------------------------
 
     async def _salloc(self) -> str:
-        """Run salloc; its job id as soon as salloc prints it, even while the request is pending."""
-        argv = salloc_argv(self.config)
+        """Start salloc; its job id once the allocation is granted (recorded as soon as salloc
+        prints it, even while the request is pending)."""
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
+            self._holder = holder = SallocHolder.start(salloc_argv(self.config), self._salloc_output())
         except OSError as exc:
             raise BackendError(f"backend '{self.name}': cannot run salloc: {exc}") from exc
-        lines: list[str] = []
+        delay = 0.01
         try:
-            assert proc.stdout is not None
-            async for raw in proc.stdout:
-                lines.append(raw.decode(errors="replace").rstrip())
-                if not self.job_id and (job := parse_salloc_job_id(lines[-1])):
+            while True:
+                code = holder.poll()  # before reading: what it printed up to its exit is all there
+                text = holder.output()
+                if not self.job_id and (job := parse_salloc_job_id(text)):
                     self.job_id, self._owned = job, True  # ours from now on: release() cancels it
-            code = await proc.wait()
+                    self.journal.add(ALLOCATION, job, owned=True, backend=self.name)
+                if self.job_id and salloc_granted(text) and code is None:
+                    return self.job_id
+                if code is not None:
+                    return self._salloc_result(code, text.splitlines())
+                await asyncio.sleep(delay)
+                delay = min(delay * 1.5, 0.5)
         except BaseException:
-            await asyncio.shield(_revoke(proc))
+            await asyncio.shield(holder.revoke())
             raise
-        return self._salloc_result(code, lines)
+
+    def _salloc_output(self) -> Path:
+        """Where salloc writes: `<run dir>/<backend>.salloc.log`, or a temporary file."""
+        run_dir = self.journal.run_dir
+        if run_dir is not None:
+            return run_dir / f"{re.sub(r'[^A-Za-z0-9._-]+', '_', self.name)}.salloc.log"
+        fd, path = tempfile.mkstemp(prefix="sflow-salloc-", suffix=".log")
+        os.close(fd)
+        self._salloc_log = Path(path)
+        return self._salloc_log
 
     def _salloc_result(self, code: int, lines: list[str]) -> str:
+        """salloc exited before it held the allocation: Slurm refused it, or it ended at once."""
         if code != 0 or not self.job_id:
             errors = [ln for ln in lines if "error" in ln.lower()] or lines or ["(no output)"]
             message = "; ".join(ln.removeprefix("salloc: ").removeprefix("error: ") for ln in errors[-2:])
@@ -317,13 +361,38 @@ class SlurmBackend(Backend):
             delay = min(delay * 1.5, 2.0)
 
     async def _wait_gone(self, job: str) -> None:
+        """Until Slurm lists the job no more: then nothing of it runs on any node. A node whose
+        slurmd is gone keeps it COMPLETING until the node is marked down; the wait says so."""
         loop = asyncio.get_running_loop()
-        deadline, delay = loop.time() + RELEASE_TIMEOUT, 0.05
+        start = loop.time()
+        deadline, delay, told = start + RELEASE_TIMEOUT, 0.05, False
         while (state := await job_state(job)) is not None and state not in FINAL_STATES:
             if loop.time() > deadline:
-                raise BackendError(f"job {job} is still {state} {RELEASE_TIMEOUT:g}s after scancel")
+                waiting = await self._completing_on(job)
+                raise BackendError(f"job {job} is still {state} {RELEASE_TIMEOUT:g}s after scancel{waiting}")
+            if not told and loop.time() - start > RELEASE_NOTICE:
+                told = True
+                waiting = await self._completing_on(job)
+                self.notice(
+                    f"backend '{self.name}': job {job} is still {state} {loop.time() - start:.0f}s after "
+                    f"scancel{waiting}; waiting up to {RELEASE_TIMEOUT:g}s"
+                )
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 1.0)
+
+    async def _completing_on(self, job: str) -> str:
+        """': fnode2 has not confirmed that the job's processes ended (node fnode2 is not responding)'."""
+        try:
+            nodes = (await run_slurm(["squeue", "-h", "-j", job, "-o", "%N"], timeout=30.0)).stdout.strip()
+        except SlurmCommandError:
+            return ""
+        if not nodes:
+            return ""
+        verb = "has" if len(expand_hostlist(nodes)) == 1 else "have"
+        health = await node_health(nodes)
+        return f": {nodes} {verb} not confirmed that the job's processes ended" + (
+            f" ({health})" if health else ""
+        )
 
     async def _describe(self, job: str, nodelist: str | None, *, reused: bool) -> Allocation:
         """Nodes (Slurm's order), their addresses and GPU counts, from scontrol."""
@@ -343,7 +412,10 @@ class SlurmBackend(Backend):
         info: dict[str, Any] = {
             k: fields[k] for k in ("JobName", "Partition", "Account", "TimeLimit") if k in fields
         }
-        return Allocation(self.name, nodes, job_id=job, reused=reused, info=info)
+        watch = SlurmJobWatch(job, self.name)
+        return Allocation(
+            self.name, nodes, job_id=job, reused=reused, info=info, watch=watch, journal=self.journal
+        )
 
 
 async def _node_addresses(names: Sequence[str]) -> dict[str, str]:
@@ -367,16 +439,3 @@ async def _resolve(host: str) -> str:
     except (OSError, asyncio.TimeoutError):
         return host
     return str(infos[0][4][0]) if infos else host
-
-
-async def _revoke(proc: asyncio.subprocess.Process) -> None:
-    """Stop a pending salloc: SIGINT makes it withdraw its request; KILL if it does not listen."""
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGINT)
-        try:
-            await asyncio.wait_for(proc.wait(), 10.0)
-        except asyncio.TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()

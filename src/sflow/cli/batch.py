@@ -15,6 +15,7 @@ from sflow.workflow.batch import (
     default_script_path,
     effective_config,
     sets_file_for,
+    without_slurm,
     write_script,
     write_sets,
 )
@@ -47,6 +48,9 @@ def batch_command(
     spec = load_workflow(
         list(files), sets=list(sets), artifacts=list(artifacts), missable_tasks=missable_tasks
     )
+    warning = without_slurm(spec)
+    if warning:
+        print(f"sflow: warning: {warning}", file=sys.stderr)
     out_dir = Path(output_dir or Path.cwd() / "sflow_output").resolve()
     options = BatchOptions(
         output_dir=out_dir,

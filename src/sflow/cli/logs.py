@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from sflow.errors import UserError
+from sflow.errors import UserError, suggest
 from sflow.record.run_dir import owner_alive, safe_name
 
 
@@ -70,8 +72,42 @@ def print_log(run_dir: Path, task: str | None, follow: bool = False, poll: float
 
 
 def _no_log(run_dir: Path, task: str | None) -> None:
-    known = sorted(p.name for p in run_dir.iterdir() if p.is_dir())
-    raise UserError(f"no log for task '{task}' in {run_dir} (tasks: {', '.join(known) or 'none'})")
+    """Say why there is no log: the task never started (and why), is unknown, or has not started yet."""
+    tasks = _summary_tasks(run_dir)
+    if task is None or tasks is None:
+        known = sorted(p.name for p in run_dir.iterdir() if p.is_dir())
+        if task is not None and owner_alive(run_dir):
+            raise UserError(
+                f"no log for task '{task}' in {run_dir} yet: the run is still going and the task has "
+                f"not started (-f waits for it; tasks that have: {_listed(known)})"
+            )
+        raise UserError(f"no log for task '{task}' in {run_dir} (tasks: {_listed(known)})")
+    entry = tasks.get(task)
+    if not isinstance(entry, dict):
+        raise UserError(
+            f"run {run_dir.name} has no task '{task}'{suggest(task, tasks)} (tasks: {_listed(tasks)})"
+        )
+    state = entry.get("state", "unknown")
+    reason = str(entry.get("reason") or "").removeprefix("not started: ")
+    why = f"{state}: {reason}" if reason else state
+    if not entry.get("attempts"):
+        raise UserError(f"task '{task}' never started ({why}); run dir {run_dir}")
+    raise UserError(f"no log for task '{task}' in {run_dir} (it ended {why})")
+
+
+def _summary_tasks(run_dir: Path) -> dict[str, Any] | None:
+    """The tasks of the run's summary.json, or None while there is none (the run goes on, or died)."""
+    try:
+        tasks = json.loads((run_dir / "summary.json").read_text(encoding="utf-8")).get("tasks")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return tasks if isinstance(tasks, dict) else None
+
+
+def _listed(names: Iterable[str], most: int = 10) -> str:
+    names = list(names)
+    shown = ", ".join(names[:most]) + (f", ... ({len(names)} in all)" if len(names) > most else "")
+    return shown or "none"
 
 
 def _open(path: Path) -> BinaryIO | None:

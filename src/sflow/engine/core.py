@@ -195,7 +195,10 @@ class Engine:
             if outcome.ok or unit.name in self._stopped_services:
                 self._finish(unit.name, State.SUCCEEDED, outcome)
                 return
-            if self._stopping.is_set():
+            # during a stop an attempt ends because it was stopped: cancelled; one that failed for a
+            # reason no retry can fix (its allocation is gone, which may be what stopped the run)
+            # failed all the same
+            if self._stopping.is_set() and outcome.retryable:
                 self._finish(unit.name, State.CANCELLED, outcome)
                 return
             if (

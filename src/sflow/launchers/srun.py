@@ -15,8 +15,10 @@ Decisions, and why:
   argv. srun *input* variables inherited from an enclosing sbatch (SLURM_NTASKS,
   SLURM_GPUS_PER_NODE, ...) are dropped: the operator alone shapes the step.
 - The step id is recorded by the step itself: task 0 writes `$SLURM_JOB_ID.$SLURM_STEP_ID` to a
-  file next to the attempt's log before exec'ing `bash <script>`. That works for steps that fail
-  in milliseconds (too fast for squeue) and costs the controller nothing.
+  file next to the attempt's log before it runs `bash <script>`. That works for steps that fail
+  in milliseconds (too fast for squeue) and costs the controller nothing. Every rank then records
+  its exit status beside it, so a node that died after the other ranks exited 0 (srun then exits 0
+  too) is a failure, not a success (`sflow.launchers.srun_verdict`).
 - Stop: `scancel --signal=TERM <job>.<step>` lets the task clean up (TERM to srun itself makes
   srun SIGKILL the step at once); after the grace, TERM to srun (it kills the step) plus
   `scancel <job>.<step>`, and we return only when Slurm no longer lists the step.
@@ -25,32 +27,62 @@ Decisions, and why:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import shutil
 import signal
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sflow.engine.unit import Outcome
+from sflow.backends.base import JOB_PLACEHOLDER, AllocationWatch
+from sflow.engine.unit import Attempt, Outcome
 from sflow.launchers.base import LaunchContext, Launcher, register_launcher
+from sflow.launchers.srun_verdict import (
+    parse_banner,
+    passing_start_error,
+    read_rank_records,
+    step_verdict,
+)
 from sflow.proc.process import (
     Child,
     LaunchSpec,
     ProcessAttempt,
-    describe_exit,
     merged_env,
     signal_group,
 )
 from sflow.record.tail import read_end
 from sflow.slurm.commands import SlurmCommandError, run_slurm, scancel
 from sflow.slurm.flags import slurm_time, split_args
+from sflow.slurm.journal import STEP, SlurmJournal
 
 STEP_FILE_ENV = "SFLOW_SLURM_STEP_FILE"
-JOB_PLACEHOLDER = "<slurm-job-id>"
-# Task 0 records "<job>.<step>" then becomes `bash <script>` ($0 is the script path).
+# The schema's runtime variables of a step, from Slurm's own (SFLOW_BACKEND_* describe the job).
+STEP_VARIABLES = (
+    ("SFLOW_BACKEND_JOB_ID", "SLURM_JOB_ID"),
+    ("SFLOW_BACKEND_NODELIST", "SLURM_JOB_NODELIST"),
+    ("SFLOW_BACKEND_NUM_NODES", "SLURM_JOB_NUM_NODES"),
+    ("SFLOW_BACKEND_STEP_ID", "SLURM_STEP_ID"),
+    ("SFLOW_TASK_NODE_NAME", "SLURMD_NODENAME"),
+    ("SFLOW_TASK_NODE_INDEX", "SLURM_NODEID"),
+    ("SFLOW_TASK_PROCESS_ID", "SLURM_PROCID"),
+    ("SFLOW_TASK_LOCAL_PROCESS_ID", "SLURM_LOCALID"),
+    ("SFLOW_TASK_NUM_PROCESSES", "SLURM_NTASKS"),
+)
+# Every rank sets those (keeping sflow's value where Slurm sets none); rank 0 records
+# "<job>.<step>"; every rank runs `bash <script>` ($0 is the script path), records
+# "<status> <ranks>" in `<step file>.ranks/<rank>`, and ends as its script did. Slurm signals every
+# process of a step (scancel --signal), so the wrapper catches what would end it and lets its script
+# decide (a caught signal is the default again in the script); a script killed by a signal is
+# re-raised, so srun still reports "task 1: Killed".
+_RELAYED = "HUP INT QUIT ALRM TERM USR1 USR2 XCPU"
 STEP_RECORDER = (
-    '[ "${SLURM_PROCID:-0}" != 0 ] || { echo "$SLURM_JOB_ID.$SLURM_STEP_ID" '
-    '> "${' + STEP_FILE_ENV + ':-/dev/null}"; } 2>/dev/null; exec bash "$0"'
+    "export " + " ".join(f'{ours}="${{{theirs}:-${{{ours}:-}}}}"' for ours, theirs in STEP_VARIABLES) + "; "
+    f"trap : {_RELAYED}; "
+    "f=${" + STEP_FILE_ENV + ":-/dev/null}; r=${SLURM_PROCID:-0}; "
+    '[ "$r" != 0 ] || { echo "$SLURM_JOB_ID.$SLURM_STEP_ID" > "$f"; } 2>/dev/null; '
+    'bash "$0"; s=$?; { echo "$s ${SLURM_STEP_NUM_TASKS:-}" > "$f.ranks/$r"; } 2>/dev/null; '
+    f'[ "$s" -le 128 ] || {{ trap - {_RELAYED}; kill -$((s - 128)) $$; }} 2>/dev/null; exit "$s"'
 )
 # srun reads these as defaults for the step; inside sbatch they describe the *job*, not our step.
 SRUN_INPUT_VARS = frozenset(
@@ -63,11 +95,9 @@ SRUN_INPUT_VARS = frozenset(
     ).split()
 )
 STOP_KILL_WAIT = 15.0  # after the grace: how long srun may take to tear the step down before KILL
+# Seconds between sruns of a step Slurm could not start for a passing reason: about 4 minutes in all.
+START_AGAIN_DELAYS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 30.0, 30.0, 30.0, 30.0, 30.0, 30.0)
 STEP_GONE_WAIT = 30.0
-BANNER_RE = re.compile(
-    r"\*\*\* (?:STEP (\d+\.\d+)|JOB (\d+)) ON \S+ ([A-Z_]+)(?: AT \S+)?(?: DUE TO ([A-Z ]+?))? \*\*\*"
-)
-SRUN_ERROR_RE = re.compile(r"^srun: error: (.+)$", re.MULTILINE)
 
 
 def _op(ctx: LaunchContext, name: str) -> Any:
@@ -84,16 +114,26 @@ def asks_for_gpus(ctx: LaunchContext) -> bool:
     return bool(step_gpus(ctx) or _op(ctx, "gres") or _op(ctx, "gpus") or _op(ctx, "gpus_per_task"))
 
 
+def step_nodes(ctx: LaunchContext) -> list[str]:
+    """The step's nodes: an operator's own `nodelist`, else those placement chose."""
+    return list(_op(ctx, "nodelist") or ()) or ctx.placement.node_names
+
+
+def step_ranks(ctx: LaunchContext) -> int:
+    """How many ranks (srun tasks) the step runs."""
+    n = len(step_nodes(ctx))
+    ntasks, per_node = _op(ctx, "ntasks"), _op(ctx, "ntasks_per_node")
+    return int(ntasks) if ntasks else n * int(per_node) if per_node else n
+
+
 def shape_args(ctx: LaunchContext) -> list[str]:
     """Nodes, tasks, CPUs, memory, time and the other Slurm fields of the step.
 
     An operator's own `nodelist` takes the place of the nodes placement chose.
     """
-    nodes = list(_op(ctx, "nodelist") or ()) or ctx.placement.node_names
-    n = len(nodes)
-    ntasks, per_node = _op(ctx, "ntasks"), _op(ctx, "ntasks_per_node")
-    total = int(ntasks) if ntasks else n * int(per_node) if per_node else n
-    args = ["--nodelist", ",".join(nodes), "-N", str(n), "--ntasks", str(total)]
+    nodes = step_nodes(ctx)
+    per_node = _op(ctx, "ntasks_per_node")
+    args = ["--nodelist", ",".join(nodes), "-N", str(len(nodes)), "--ntasks", str(step_ranks(ctx))]
     if per_node:
         args += ["--ntasks-per-node", str(per_node)]
     for flag, field in STEP_FIELDS:
@@ -214,6 +254,11 @@ def step_file(log_path: Path) -> Path:
     return log_path.with_name(log_path.name + ".step")
 
 
+def rank_dir(log_path: Path) -> Path:
+    """Where each rank writes its exit status (`<rank dir>/<rank>`)."""
+    return log_path.with_name(log_path.name + ".step.ranks")
+
+
 def srun_env(ctx: LaunchContext, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """srun's environment: ours minus srun input variables, plus the task's; GPUs left to Slurm."""
     base = {
@@ -237,15 +282,25 @@ class SrunLauncher(Launcher):
         info = {"nodes": ctx.placement.node_names, "slurm_job_id": ctx.allocation.job_id}
         return LaunchSpec(srun_argv(ctx), srun_env(ctx), ctx.cwd, ctx.log_path, info)
 
-    async def start(self, ctx: LaunchContext) -> SrunAttempt:
+    async def start(self, ctx: LaunchContext) -> StepAttempt:
         if not ctx.allocation.job_id:
             raise ValueError(f"task '{ctx.task}': operator 'srun' needs a slurm backend (no job id)")
         spec = self.build(ctx)
-        step_file(ctx.log_path).unlink(missing_ok=True)
-        attempt = await SrunAttempt.start(spec)
-        assert isinstance(attempt, SrunAttempt)
-        attempt.task = ctx.task
-        return attempt
+
+        async def start_srun() -> SrunAttempt:
+            step_file(ctx.log_path).unlink(missing_ok=True)
+            ranks = rank_dir(ctx.log_path)
+            shutil.rmtree(ranks, ignore_errors=True)
+            ranks.mkdir(parents=True)
+            log_start = ctx.log_path.stat().st_size if ctx.log_path.exists() else 0
+            attempt = await SrunAttempt.start(spec)
+            assert isinstance(attempt, SrunAttempt)
+            attempt.task, attempt.log_start = ctx.task, log_start
+            attempt.expected_ranks = step_ranks(ctx)
+            attempt.watch, attempt.journal = ctx.allocation.watch, ctx.allocation.journal
+            return attempt
+
+        return StepAttempt(start_srun, await start_srun())
 
 
 # -- supervision ----------------------------------------------------------------------------------
@@ -257,45 +312,21 @@ def parse_step_file(text: str) -> str | None:
     return value if re.fullmatch(r"\d+\.\d+", value) else None
 
 
-def parse_banner(log_tail: str) -> tuple[str | None, str | None]:
-    """(step id, Slurm state) from slurmstepd's last '*** STEP 1.2 ON node CANCELLED ... ***' line."""
-    matches = list(BANNER_RE.finditer(log_tail))
-    if not matches:
-        return None, None
-    step, _job, state, due = matches[-1].groups()
-    if due and "TIME LIMIT" in due:
-        state = "TIMEOUT"
-    elif due:
-        state = f"{state} ({due.strip().lower()})"
-    return step, state
-
-
-def last_srun_error(log_tail: str) -> str | None:
-    errors = SRUN_ERROR_RE.findall(log_tail)
-    return errors[-1].strip() if errors else None
-
-
-def describe_step(code: int, step: str | None, state: str | None, error: str | None) -> tuple[str, str]:
-    """(Slurm state, reason) for an ended srun: 'exit code 3 (step 12.4 FAILED: node1: task 0: ...)'."""
-    state = state or ("COMPLETED" if code == 0 else "FAILED")
-    base = describe_exit(code)
-    if code == 0:
-        return state, base
-    detail = f"step {step} {state}" if step else "no step started"
-    if error:
-        detail += f": {error}"
-    return state, f"{base} ({detail})"
-
-
 class SrunAttempt(ProcessAttempt):
     """A running srun: its step id once the step reports it, a stop that leaves no step behind."""
 
     task = ""
+    expected_ranks = 1
+    log_start = 0  # where this srun's output begins in the log (an earlier srun may have written)
+    start_error: str | None = None  # why Slurm could not start the step, when that passes
+    watch: AllocationWatch | None = None  # asked when the step fails: is the allocation gone?
+    journal: SlurmJournal | None = None  # where the step id goes once known
 
     def __init__(self, proc: Child, spec: LaunchSpec) -> None:
         super().__init__(proc, spec)
         self.job_id = str(spec.info.get("slurm_job_id") or "")
         self.step_path = Path(spec.env[STEP_FILE_ENV])
+        self.rank_path = Path(f"{self.step_path}.ranks")
         self._stopping = False
         self._watcher = asyncio.ensure_future(self._watch_step())
 
@@ -309,6 +340,8 @@ class SrunAttempt(ProcessAttempt):
                 step = None
             if step:
                 self.info["slurm_step_id"] = step
+                if self.journal is not None:
+                    self.journal.add(STEP, step, task=self.task)
         return self.info.get("slurm_step_id")
 
     async def _watch_step(self) -> None:
@@ -322,17 +355,32 @@ class SrunAttempt(ProcessAttempt):
         code = await self.proc.wait()
         self._watcher.cancel()
         await self._reap_group()
-        tail = read_end(self.log_path, 8192) or ""  # where srun and slurmstepd write their verdicts
-        banner_step, state = parse_banner(tail)
-        step = self.step_id or banner_step
-        self.step_path.unlink(missing_ok=True)  # its content now lives in info
+        # where srun and slurmstepd write their verdicts
+        tail = read_end(self.log_path, 8192, since=self.log_start) or ""
+        ranks = read_rank_records(self.rank_path)
+        verdict = step_verdict(code, self.step_id, tail, ranks, self.expected_ranks, self._stopping)
+        if not self._stopping:
+            self.start_error = passing_start_error(code, self.step_id, tail, ranks)
+        step = self.step_id or parse_banner(tail)[0]
+        self.step_path.unlink(missing_ok=True)  # their content now lives in info
+        shutil.rmtree(self.rank_path, ignore_errors=True)
         if step:
             self.info["slurm_step_id"] = step
-        if self._stopping and code != 0 and state is None:
-            state = "CANCELLED"
-        state, reason = describe_step(code, step, state, last_srun_error(tail))
-        self.info.update(slurm_state=state, exit_code=code)
-        return Outcome(ok=code == 0, reason=reason, exit_code=code, info=self.info)
+        self.info.update(slurm_state=verdict.state, exit_code=code)
+        lost = None if verdict.ok or self._stopping else await self._allocation_lost()
+        # a step of an allocation that is gone would fail the same way again: no retry
+        return Outcome(
+            ok=verdict.ok, reason=verdict.reason, exit_code=code, info=self.info, retryable=not lost
+        )
+
+    async def _allocation_lost(self) -> str | None:
+        """Why the allocation ended, when the step failed because it did (the run stops then)."""
+        if self.watch is None:
+            return None
+        try:
+            return await self.watch.check()
+        except SlurmCommandError:
+            return None
 
     async def stop(self, grace: float) -> None:
         if self.proc.returncode is None:
@@ -396,3 +444,69 @@ class SrunAttempt(ProcessAttempt):
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
+
+
+class StepAttempt(Attempt):
+    """One attempt of a task: srun, and srun again while Slurm cannot start the step for a reason
+    that passes (the controller restarting, "Socket timed out", the allocation's memory still
+    counted as taken after a restart). Those sruns share the attempt and its log: they are not
+    the task's retries, which are for the task's own failures."""
+
+    def __init__(self, start_srun: Callable[[], Awaitable[SrunAttempt]], first: SrunAttempt) -> None:
+        self._start_srun = start_srun
+        self.current = first
+        self.log_path = first.log_path
+        self.info = first.info
+        self._outcome: asyncio.Future[Outcome] | None = None
+        self._stop_requested: asyncio.Event | None = None
+        self._grace = 0.0
+
+    async def wait(self) -> Outcome:
+        if self._outcome is None:
+            self._outcome = asyncio.ensure_future(self._wait_once())
+        return await asyncio.shield(self._outcome)
+
+    async def _wait_once(self) -> Outcome:
+        stop = self._stop_event()
+        for delay in START_AGAIN_DELAYS:
+            outcome = await self.current.wait()
+            error = self.current.start_error
+            if outcome.ok or error is None or not outcome.retryable or stop.is_set():
+                return outcome
+            _append(
+                self.log_path, f"sflow: Slurm could not start the step ({error}); srun again in {delay:g}s\n"
+            )
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            if stop.is_set():
+                return outcome
+            self.current = await self._start_srun()
+            self.info.update(self.current.info)
+            if stop.is_set():  # a stop came while srun was starting
+                await self.current.stop(self._grace)
+        outcome = await self.current.wait()
+        if self.current.start_error:
+            outcome.reason += f" (Slurm could not start the step for {sum(START_AGAIN_DELAYS):g}s)"
+        return outcome
+
+    @property
+    def step_id(self) -> str | None:
+        """'<job>.<step>' of the current srun's step, once it has started."""
+        return self.current.step_id
+
+    async def stop(self, grace: float) -> None:
+        self._grace = grace
+        self._stop_event().set()
+        await self.current.stop(grace)
+        await self.wait()
+
+    def _stop_event(self) -> asyncio.Event:
+        if self._stop_requested is None:
+            self._stop_requested = asyncio.Event()
+        return self._stop_requested
+
+
+def _append(path: Path | None, text: str) -> None:
+    if path is not None:
+        with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as fh:
+            fh.write(text)

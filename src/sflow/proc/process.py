@@ -292,6 +292,30 @@ def _spawn(argv: list[str], env: Mapping[str, str], log_path: Path) -> PidfdChil
         raise
 
 
+def spawn_in_group(argv: list[str], env: Mapping[str, str], stdin_fd: int, out_path: Path) -> int:
+    """Start argv in a process group of its own, in our session: stdin from `stdin_fd`, stdout and
+    stderr appended to `out_path`. Returns its pid; the caller reaps it (`os.waitpid`).
+
+    For helpers that must outlive a Ctrl-C at the terminal (it goes to our group only) and must
+    not count as processes a task left behind (those are in other sessions).
+    """
+    exe = _which(argv[0], env.get("PATH", os.defpath))
+    return os.posix_spawn(
+        exe,
+        argv,
+        env,
+        file_actions=[
+            (os.POSIX_SPAWN_DUP2, stdin_fd, 0),
+            (os.POSIX_SPAWN_OPEN, 1, os.fspath(out_path), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
+            (os.POSIX_SPAWN_DUP2, 1, 2),
+            *((os.POSIX_SPAWN_CLOSE, other) for other in _inherited_fds()),
+        ],
+        setpgroup=0,
+        setsigmask=(),
+        setsigdef=_RESTORED_SIGNALS,
+    )
+
+
 @functools.lru_cache(maxsize=64)
 def _which(name: str, path: str) -> str:
     """The executable `name` resolves to on the task's PATH, as subprocess would find it."""

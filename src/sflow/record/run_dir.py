@@ -5,6 +5,7 @@ Layout::
     <output-dir>/<run-id>/sflow.log              human-readable event log
     <output-dir>/<run-id>/events.jsonl           the same events, one JSON object a line
     <output-dir>/<run-id>/summary.json           final state of every task
+    <output-dir>/<run-id>/slurm.jsonl            Slurm allocations, steps and jobs, as they start
     <output-dir>/<run-id>/<task>/<task>.log      the last attempt's output
     <output-dir>/<run-id>/<task>/<task>.attempt1.log, ...   earlier attempts, kept
 """

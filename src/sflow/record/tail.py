@@ -24,18 +24,20 @@ _ESCAPE = re.compile(
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 
-def read_end(path: Path | str | None, max_bytes: int) -> str | None:
-    """The file's last `max_bytes` as text, starting at a line when cut; None when it can't be read."""
+def read_end(path: Path | str | None, max_bytes: int, since: int = 0) -> str | None:
+    """The file's last `max_bytes` (none of it before offset `since`) as text, starting at a line
+    when cut; None when it can't be read."""
     if path is None:
         return None
     try:
         with open(path, "rb") as fh:
             size = fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, size - max_bytes))
+            start = max(since, size - max_bytes)
+            fh.seek(start)
             data = fh.read()
     except OSError:
         return None
-    if size > max_bytes:
+    if start > since:
         data = data[data.find(b"\n") + 1 :]
     return data.decode("utf-8", errors="replace")
 

@@ -30,12 +30,15 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sflow.backends.slurm import allocation_options, config_value
 from sflow.errors import SflowError
 from sflow.slurm.flags import merge_extra_args
 from sflow.slurm.submit import TaggedSubmission
+
+if TYPE_CHECKING:
+    from sflow.schema.workflow import WorkflowSpec
 
 BACKEND_FIELDS = ("job_name", "account", "partition", "time", "nodes", "gpus_per_node", "extra_args")
 
@@ -67,6 +70,22 @@ def slurm_backend_config(spec: Any) -> Any | None:
     slurm = [b for b in items if config_value(b, "type") == "slurm"]
     slurm.sort(key=lambda b: not config_value(b, "default", False))
     return slurm[0] if slurm else None
+
+
+def without_slurm(spec: WorkflowSpec) -> str | None:
+    """Why a job of this workflow would use Slurm for nothing but one node, or None.
+
+    A workflow whose tasks all run on local backends runs them as processes on the job's
+    first node: possible, but more often a laptop's workflow sent to a cluster by mistake.
+    """
+    if any(spec.backend_type(spec.backend_for(task)) == "slurm" for task in spec.workflow.tasks):
+        return None
+    return (
+        f"no task of workflow '{spec.workflow.name}' runs on a slurm backend: in the job they run "
+        "as local processes on the allocation's first node, and the job gets only the Slurm options "
+        "of the command line; add a backend with `type: slurm` (the default one, or named by the "
+        "tasks' `backend:`) to run them as job steps"
+    )
 
 
 def rendered_backend(spec: Any, backend: Any, options: BatchOptions) -> Any:

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sflow.backends.base import Allocation
+from sflow.backends.base import JOB_PLACEHOLDER, Allocation
+from sflow.backends.placement import Node
 from sflow.errors import SpecError
 from sflow.schema.expressions import (
     START,
@@ -180,14 +181,43 @@ def task_scope(context: dict[str, Any], inst: TaskInstance, placement: Placement
     return _scope(context, inst)
 
 
+class _NodeRef(str):
+    """A node of a task as expressions see it: its name, with `.name`, `.ip_address`, `.index`
+    and `.num_gpus` (`${{ task.server.nodes[0] }}` and `...nodes[0].ip_address` both work)."""
+
+    def __new__(cls, node: Node) -> _NodeRef:
+        ref = super().__new__(cls, node.name)
+        ref.name, ref.ip_address, ref.index, ref.num_gpus = (
+            node.name,
+            node.ip_address,
+            node.index,
+            node.num_gpus,
+        )
+        return ref
+
+    name: str
+    ip_address: str
+    index: int  # type: ignore[assignment]  # the node's index, not str.index
+    num_gpus: int
+
+
 def _add_task(context: dict[str, Any], inst: TaskInstance, placement: Placement) -> None:
-    """`task.<name>.{nodes, ip_addresses, gpus, replica_index}`, for this task and those after it."""
-    context["task"][inst.name] = {
-        "nodes": placement.node_names,
+    """`task.<name>.{nodes, ip_addresses, gpus, replica_index, backend, operator}`, for this task
+    and those after it; a replica is also `task.<task>[i]`."""
+    entry = {
+        "nodes": [_NodeRef(n) for n in placement.nodes],
         "ip_addresses": [n.ip_address for n in placement.nodes],
         "gpus": placement.gpu_list,
         "replica_index": inst.replica_index,
+        "backend": inst.backend,
+        "operator": inst.operator.name,
     }
+    tasks = context["task"]
+    tasks[inst.name] = entry
+    if inst.replica_index is not None and inst.name != inst.task.name:
+        replicas = tasks.setdefault(inst.task.name, [])
+        replicas.extend([None] * (inst.replica_index + 1 - len(replicas)))
+        replicas[inst.replica_index] = entry
 
 
 def _scope(context: dict[str, Any], inst: TaskInstance) -> dict[str, Any]:
@@ -373,8 +403,12 @@ def task_env(
     output_dir: Path,
     run_dir: Path,
     task_dir: Path,
+    allocation: Allocation | None = None,
 ) -> dict[str, str]:
-    """SFLOW_* plus every variable and artifact, as the task's environment (never its argv)."""
+    """SFLOW_* plus every variable and artifact, as the task's environment (never its argv).
+
+    On Slurm, `SFLOW_BACKEND_{JOB_ID,NODELIST,NUM_NODES}` describe the allocation (the step sets
+    them again from Slurm's own variables, with its step and rank variables)."""
     env = {name: env_value(value) for name, value in scope["variables"].items()}
     env.update({name: art["path"] for name, art in scope["artifacts"].items()})
     env.update(
@@ -392,6 +426,10 @@ def task_env(
             "SFLOW_TASK_ASSIGNED_NODE_IPS": ",".join(n.ip_address for n in placement.nodes),
         }
     )
+    if allocation is not None and spec.backend_type(inst.backend) == "slurm":
+        env["SFLOW_BACKEND_JOB_ID"] = allocation.job_id or JOB_PLACEHOLDER
+        env["SFLOW_BACKEND_NODELIST"] = ",".join(n.name for n in allocation.nodes)
+        env["SFLOW_BACKEND_NUM_NODES"] = str(len(allocation.nodes))
     if placement.gpus:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in placement.gpu_list)
     return env

@@ -45,25 +45,54 @@ def planned_allocations(
 def simulate_placement(
     ordered: list[TaskInstance], allocations: dict[str, Allocation]
 ) -> dict[str, Placement]:
-    """A plausible placement for every instance, in start order; PlanError if one can never fit."""
+    """A plausible placement for every instance, in start order; PlanError if one can never fit.
+
+    A task starts after its dependencies (and theirs) have ended, so what they held is free for
+    it; what tasks that may still run beside it hold is not. Only a task that still does not fit
+    pretends that every earlier task has ended (at run time it waits for them).
+    """
     placers = {name: Placer(a.nodes, name) for name, a in allocations.items()}
-    held: dict[str, list[tuple[Placement, str]]] = {name: [] for name in allocations}
+    held: dict[str, dict[str, Placement]] = {name: {} for name in allocations}
+    deps = {inst.name: inst.deps for inst in ordered}
+    backend_of = {inst.name: inst.backend for inst in ordered}
     out: dict[str, Placement] = {}
     for inst in ordered:
         placer = placers[inst.backend]
+        _release_ancestors(inst.deps, deps, backend_of, held, placers)
         try:
             placement = placer.try_place(inst.request, inst.name)
         except PlanError as exc:
             raise at_request(exc, inst) from None
         if placement is None:  # pretend earlier tasks have finished
-            for p, holder in held[inst.backend]:
+            for holder, p in held[inst.backend].items():
                 placer.release(p, holder)
             held[inst.backend].clear()
             placement = placer.try_place(inst.request, inst.name)
             assert placement is not None
-        held[inst.backend].append((placement, inst.name))
+        held[inst.backend][inst.name] = placement
         out[inst.name] = placement
     return out
+
+
+def _release_ancestors(
+    start: tuple[str, ...],
+    deps: dict[str, tuple[str, ...]],
+    backend_of: dict[str, str],
+    held: dict[str, dict[str, Placement]],
+    placers: dict[str, Placer],
+) -> None:
+    """Give back what the dependencies of a task, and theirs, still hold. A task released before
+    had its own dependencies released when it was placed, so the walk stops there: each task is
+    released once."""
+    stack = list(start)
+    while stack:
+        name = stack.pop()
+        backend = backend_of.get(name)
+        placement = held[backend].pop(name, None) if backend is not None else None
+        if placement is None:
+            continue
+        placers[backend].release(placement, name)  # type: ignore[index]
+        stack.extend(deps[name])
 
 
 def describe_plan(spec: Any, workspace: Path, output_dir: Path) -> str:
@@ -132,6 +161,7 @@ def plan_data(spec: Any, workspace: Path, output_dir: Path) -> dict[str, Any]:
                 output_dir,
                 run_dir,
                 task_dir,
+                allocations[inst.backend],
             )
             ctx = LaunchContext(
                 task=inst.name,

@@ -204,22 +204,41 @@ def _replica_count(task: Any, sweep_size: int) -> int:
 
 
 def request_of(task: Any, operator: Any = None) -> Request:
-    """The placement request of a task: its `resources`, else the node count of its operator."""
+    """The placement request of a task: its `resources`, else the node count of its operator.
+
+    `gpus.count` is the task's total across its nodes: split evenly over the nodes it names (or
+    its operator's), over `count / len(indices)` nodes when `gpus.indices` is the slice each node
+    gives, else left to the placer (one node when they fit on one)."""
     nodes = task.resources.nodes if task.resources else None
     gpus = task.resources.gpus if task.resources else None
     count = nodes.count if nodes else None
     if count is None and not (nodes and nodes.indices):
         count = _operator_nodes(operator)
     try:
-        return Request(
-            count=None if count is None else int(count),
-            indices=tuple(int(i) for i in (nodes.indices or ())) if nodes else (),
-            exclude=tuple(nodes.exclude or ()) if nodes else (),
-            gpus=int(gpus.count or 0) if gpus else 0,
-            gpu_indices=tuple(int(i) for i in (gpus.indices or ())) if gpus else (),
-        )
+        node_indices = tuple(int(i) for i in (nodes.indices or ())) if nodes else ()
+        gpu_indices = tuple(int(i) for i in (gpus.indices or ())) if gpus else ()
+        total = int(gpus.count or 0) if gpus else 0
+        count = None if count is None else int(count)
     except (TypeError, ValueError) as exc:
         raise PlanError(f"task '{task.name}': resources must be whole numbers ({exc})") from None
+    per_node, unplaced = 0, 0
+    if total and gpu_indices:
+        count = count or _split(task, total, len(gpu_indices), "len(gpus.indices)")
+    elif total and (count or node_indices):
+        per_node = _split(task, total, count or len(dict.fromkeys(node_indices)), "the node count")
+    elif total:
+        unplaced = total
+    exclude = tuple(nodes.exclude or ()) if nodes else ()
+    return Request(count, node_indices, exclude, per_node, gpu_indices, unplaced)
+
+
+def _split(task: Any, total: int, parts: int, what: str) -> int:
+    if total % parts:
+        raise PlanError(
+            f"task '{task.name}': gpus.count {total} is the total across the task's nodes; "
+            f"it must be a multiple of {what} ({parts})"
+        )
+    return total // parts
 
 
 def _operator_nodes(operator: Any) -> int | None:

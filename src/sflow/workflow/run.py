@@ -24,6 +24,7 @@ from sflow.record.outputs import write_outputs
 from sflow.record.run_dir import RunRecord
 from sflow.schema import parse_duration
 from sflow.schema.expressions import render_value
+from sflow.slurm.journal import SlurmJournal
 from sflow.workflow.context import (
     add_backends,
     base_context,
@@ -69,6 +70,9 @@ class WorkflowRun:
             if inst.replica_index is not None and inst.task.outputs:
                 self.tables_pending[inst.task.name] = self.tables_pending.get(inst.task.name, 0) + 1
         self.base_env = dict(os.environ)
+        self.journal = SlurmJournal(self.record.run_dir)  # Slurm ids the run holds: `sflow cancel`
+        self.allocation_lost: str | None = None  # why an allocation ended under the run
+        self._watches: list[asyncio.Future[None]] = []
 
     @property
     def engine(self) -> Engine | None:
@@ -92,6 +96,8 @@ class WorkflowRun:
             await self._allocate()
         except BackendError as exc:  # Slurm said no: a failed run with its reason, not a traceback
             raise NotStarted(str(exc)) from None
+        if self.allocation_lost:
+            raise NotStarted(self.allocation_lost)
         add_backends(self.context, self.spec, self.allocations)
         return [self._unit(i) for i in self.instances]
 
@@ -103,6 +109,8 @@ class WorkflowRun:
         for name in used:
             config = rendered_backend_config(self.spec, name, self.context)
             self.backends[name] = create_backend(config.type, name, config)
+            self.backends[name].journal = self.journal
+            self.backends[name].notice = self._notice
         for name, backend in self.backends.items():
             self.record.note(f"allocating backend '{name}'")
             try:
@@ -114,21 +122,52 @@ class WorkflowRun:
             alloc = self.allocations[name]
             self.placers[name] = Placer(alloc.nodes, name)
             self.record.note(f"backend '{name}': nodes {', '.join(n.name for n in alloc.nodes)}")
+            self._watch(alloc)
         for inst in self.instances:
             try:
                 self.placers[inst.backend].candidates(inst.request, inst.name)
             except PlanError as exc:
                 raise at_request(exc, inst) from None
 
+    def _notice(self, message: str) -> None:
+        """Something the user should know while it happens (a long wait and its cause)."""
+        self.record.note(message)
+        print(f"sflow: {message}", file=sys.stderr)
+
+    def _watch(self, alloc: Allocation) -> None:
+        """An allocation that ends under the run stops it at once, with Slurm's reason."""
+        if alloc.watch is not None:
+            alloc.watch.on_end = self._allocation_ended
+            self._watches.append(asyncio.ensure_future(alloc.watch.run()))
+
+    def _allocation_ended(self, reason: str) -> None:
+        if self.allocation_lost is not None:
+            return
+        self.allocation_lost = reason
+        self.record.note(reason)
+        self.scope.request_stop(reason)
+
+    def _unwatch(self) -> None:
+        """From here on the run releases its allocations itself: their end is no news."""
+        for alloc in self.allocations.values():
+            if alloc.watch is not None:
+                alloc.watch.on_end = None
+        for watch in self._watches:
+            watch.cancel()
+
     async def _release(self) -> None:
-        for name, backend in reversed(list(self.backends.items())):
-            if name not in self.allocations:
-                continue
-            try:
-                await backend.release()
-            except Exception as exc:  # keep releasing the others; the failure is in the log
-                self.record.note(f"backend '{name}': release failed: {exc}")
-                print(f"sflow: backend '{name}': release failed: {exc}", file=sys.stderr)
+        self._unwatch()
+        try:
+            for name, backend in reversed(list(self.backends.items())):
+                if name not in self.allocations:
+                    continue
+                try:
+                    await backend.release()
+                except Exception as exc:  # keep releasing the others; the failure is in the log
+                    self.record.note(f"backend '{name}': release failed: {exc}")
+                    print(f"sflow: backend '{name}': release failed: {exc}", file=sys.stderr)
+        finally:
+            self.journal.close()
 
     def _allocation_summary(self) -> dict[str, Any]:
         return {
@@ -212,6 +251,7 @@ class WorkflowRun:
             self.output_dir,
             self.record.run_dir,
             task_dir,
+            self.allocations.get(inst.backend),
         )
         env["SFLOW_ATTEMPT"] = str(attempt_no)
         if "PYTHONUNBUFFERED" not in env and "PYTHONUNBUFFERED" not in self.base_env:

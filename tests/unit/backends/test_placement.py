@@ -118,3 +118,31 @@ def test_a_released_service_is_no_longer_parked():
         waiter.cancel()
 
     asyncio.run(main())
+
+
+def test_gpus_of_a_node_fill_before_the_next_nodes():
+    """nv-sflow's guide: replicas of 2 GPUs on 4-GPU nodes get 0,1 then 2,3 on node 0, then node 1."""
+    p = Placer(nodes(2, gpus=4))
+    placed = [p.try_place(Request(total_gpus=2), f"t2_{i}") for i in range(3)]
+    assert [(x.node_names, x.gpu_list) for x in placed] == [
+        (["n0"], [0, 1]),
+        (["n0"], [2, 3]),
+        (["n1"], [0, 1]),
+    ]
+
+
+def test_a_gpu_run_is_contiguous_and_never_straddles_two_nodes():
+    p = Placer(nodes(2, gpus=4))
+    one = p.try_place(Request(total_gpus=1), "one")  # GPU 0 of n0
+    two = p.try_place(Request(total_gpus=2), "two")  # 1,2 of n0
+    assert (one.gpu_list, two.gpu_list) == ([0], [1, 2])
+    p.release(one, "one")  # n0 has 0 and 3 free: no run of 2
+    assert p.try_place(Request(total_gpus=2), "three").node_names == ["n1"]
+
+
+def test_more_gpus_than_a_node_has_span_whole_nodes():
+    p = Placer(nodes(2, gpus=4))
+    placed = p.try_place(Request(total_gpus=8), "big")
+    assert placed.node_names == ["n0", "n1"] and placed.gpus == ((0, 1, 2, 3), (0, 1, 2, 3))
+    with pytest.raises(PlanError, match="do not split evenly"):
+        Placer(nodes(3, gpus=4)).try_place(Request(total_gpus=10), "odd")

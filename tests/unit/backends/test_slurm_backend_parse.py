@@ -10,6 +10,7 @@ import pytest
 from sflow.backends import create_backend
 from sflow.backends import slurm as slurm_mod
 from sflow.backends.slurm import (
+    HOLDER,
     SlurmBackend,
     allocation_options,
     env_gpus,
@@ -19,6 +20,7 @@ from sflow.backends.slurm import (
     parse_node_addrs,
     parse_salloc_job_id,
     salloc_argv,
+    salloc_request,
     uniform_gpus,
 )
 from sflow.errors import BackendError
@@ -47,7 +49,6 @@ def test_salloc_argv_from_the_spec_model() -> None:
     )
     assert salloc_argv(model) == [
         "salloc",
-        "--no-shell",
         "--job-name",
         "wf",
         "-A",
@@ -63,6 +64,7 @@ def test_salloc_argv_from_the_spec_model() -> None:
         "--mem",
         "128G",
         "--exclusive",
+        *HOLDER,  # holds the job as long as sflow lives
     ]
 
 
@@ -88,7 +90,7 @@ def test_extra_args_are_one_of_each_option_the_command_line_winning(
 
 
 def test_minimal_config_and_option_groups() -> None:
-    assert salloc_argv({"nodes": 1}) == ["salloc", "--no-shell", "--job-name", "sflow", "-N", "1"]
+    assert salloc_request({"nodes": 1}) == ["salloc", "--job-name", "sflow", "-N", "1"]
     groups = allocation_options({"account": "a b", "extra_args": ["--comment='x y'"]})
     assert groups == [["--job-name", "sflow"], ["-A", "a b"], ["--comment=x y"]]
 
@@ -246,6 +248,6 @@ def test_one_time_rule_for_salloc_srun_sbatch_and_the_dispatch_executor(value: A
 
 def test_backend_time_with_a_unit_is_converted_in_salloc_argv() -> None:
     config = SlurmBackendModel(name="slurm", time="45m", nodes=1)
-    assert salloc_argv(config)[-4:] == ["-t", "0:45:00", "-N", "1"]
+    assert salloc_request(config)[-4:] == ["-t", "0:45:00", "-N", "1"]
     with pytest.raises(ValueError, match="invalid Slurm time"):
         SlurmBackendModel(name="slurm", time="soon")

@@ -349,3 +349,37 @@ def test_second_stop_request_with_force_skips_the_grace():
 
     result, took = asyncio.run(main())
     assert result.interrupted and took < 2
+
+
+class Doomed(Attempt):
+    """An attempt whose end is found to doom the run: it stops the run, then fails for good."""
+
+    def __init__(self, engine_box):
+        self.info, self.log_path, self.engine_box = {}, None, engine_box
+
+    async def wait(self):
+        await asyncio.sleep(0.01)
+        self.engine_box[0].request_stop("the allocation was cancelled")
+        return Outcome(ok=False, reason="exit code 143", retryable=False)
+
+    async def stop(self, grace):
+        pass
+
+
+def test_a_failure_no_retry_can_fix_is_failed_even_when_it_stops_the_run():
+    box = []
+
+    async def start(_n):
+        return Doomed(box)
+
+    engine = Engine(
+        [
+            Unit(name="doomed", start=start, retries=RetryPolicy(count=3)),
+            unit("other", plan=[dict(duration=5)]),
+        ]
+    )
+    box.append(engine)
+    result = asyncio.run(engine.run())
+    assert result.units["doomed"].state is State.FAILED and result.units["doomed"].attempts == 1
+    assert result.units["other"].state is State.CANCELLED
+    assert result.stop_reason == "the allocation was cancelled"

@@ -10,9 +10,6 @@ from sflow.launchers.srun import (
     JOB_PLACEHOLDER,
     STEP_FILE_ENV,
     STEP_RECORDER,
-    describe_step,
-    last_srun_error,
-    parse_banner,
     parse_step_file,
     srun_argv,
     srun_env,
@@ -191,24 +188,3 @@ def test_parse_step_file() -> None:
     assert parse_step_file("123.4\n") == "123.4"
     assert parse_step_file("") is None
     assert parse_step_file("123.") is None
-
-
-def test_parse_banner_and_states() -> None:
-    tail = "x\nslurmstepd-node2: error: *** STEP 285.4 ON node2 CANCELLED AT 2026-11-22T00:27:04 ***\n"
-    assert parse_banner(tail) == ("285.4", "CANCELLED")
-    tail = "slurmstepd: error: *** STEP 9.1 ON n1 CANCELLED AT 2026-01-01T00:00:00 DUE TO TIME LIMIT ***"
-    assert parse_banner(tail) == ("9.1", "TIMEOUT")
-    tail = "slurmstepd: error: *** JOB 9 ON n1 CANCELLED AT 2026-01-01T00:00:00 DUE TO PREEMPTION ***"
-    assert parse_banner(tail) == (None, "CANCELLED (preemption)")
-    assert parse_banner("nothing here") == (None, None)
-
-
-def test_describe_step() -> None:
-    err = last_srun_error("srun: error: a\nsrun: error: node1: task 0: Exited with exit code 3\n")
-    assert err == "node1: task 0: Exited with exit code 3"
-    state, reason = describe_step(3, "12.4", None, err)
-    assert state == "FAILED"
-    assert reason == "exit code 3 (step 12.4 FAILED: node1: task 0: Exited with exit code 3)"
-    assert describe_step(0, "12.5", None, None) == ("COMPLETED", "exit code 0")
-    state, reason = describe_step(1, None, None, "Unable to create step for job 12: Invalid job id specified")
-    assert reason.startswith("exit code 1 (no step started: Unable to create step")

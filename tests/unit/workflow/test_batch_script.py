@@ -284,3 +284,37 @@ def test_artifacts_and_missable_tasks_reach_the_jobs_run(wf: Path, tmp_path: Pat
     words = shlex.split(exec_line)
     assert words[words.index("--artifact") + 1] == "data=fs:///scratch/d"
     assert "--missable-tasks" in words
+
+
+LOCAL_ONLY = """\
+version: "0.1"
+backends:
+  - name: cluster
+    type: slurm
+  - name: here
+    type: local
+    default: true
+workflow:
+  name: laptop
+  tasks:
+    - name: a
+      script: ["true"]
+"""
+
+
+def test_a_workflow_with_no_task_on_slurm_is_written_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = ([], [], None, None, None, None, None, "job.sbatch", False, "out")
+    (tmp_path / "local.yaml").write_text(LOCAL_ONLY)
+    assert batch_command(["local.yaml"], *args) == 0
+    err = capsys.readouterr().err
+    assert "sflow: warning: no task of workflow 'laptop' runs on a slurm backend" in err
+    assert "add a backend with `type: slurm`" in err
+
+    (tmp_path / "slurm.yaml").write_text(
+        LOCAL_ONLY.replace("      script", "      backend: cluster\n      script")
+    )
+    assert batch_command(["slurm.yaml"], *args) == 0
+    assert "warning" not in capsys.readouterr().err

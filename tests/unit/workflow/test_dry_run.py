@@ -272,7 +272,32 @@ def test_task_entries_are_listed_only_when_something_may_read_them(load: Any, tm
         "ip_addresses": ["127.0.0.1"],
         "gpus": [],
         "replica_index": None,
+        "backend": "local",
+        "operator": "bash",
     }
+
+
+def test_a_replica_is_also_task_name_index_and_a_node_has_its_address(load: Any, tmp_path: Path) -> None:
+    spec = load(
+        """
+        version: "0.1"
+        backends: [{name: l, type: local, nodes: 2}]
+        workflow:
+          name: wf
+          tasks:
+            - name: server
+              replicas: {count: 2}
+              resources: {nodes: {indices: [1]}}
+              script: [serve]
+            - name: client
+              depends_on: [server]
+              script:
+                - echo ${{ task.server[1].nodes[0] }} ${{ task.server_1.nodes[0].ip_address }}
+                - echo ${{ task.server[0].backend }} ${{ task.client.operator }} ${{ task.server | length }}
+        """
+    )
+    client = next(t for t in plan_data(spec, tmp_path, tmp_path / "o")["tasks"] if t["name"] == "client")
+    assert client["script"] == "echo localhost-1 127.0.0.1\necho l bash 2"
 
 
 def test_launchers_argv_is_the_argv_they_build(load: Any, tmp_path: Path) -> None:
@@ -399,8 +424,7 @@ def test_the_plan_shows_what_the_allocation_will_ask_slurm_for(
     lines = text.splitlines()
     at = lines.index("backend cl [slurm]: slurm-node-0, slurm-node-1")
     assert lines[at + 1] == (
-        "  allocation: salloc --no-shell --job-name wf -A acct -p gpu -t 00:10:00 -N 2 "
-        "--gpus-per-node=8 --exclusive"
+        "  allocation: salloc --job-name wf -A acct -p gpu -t 00:10:00 -N 2 --gpus-per-node=8 --exclusive"
     )
 
 
@@ -428,7 +452,7 @@ def test_the_plan_as_data_has_tasks_placement_commands_and_environment(
 ) -> None:
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     data = plan_data(load(SLURM_GPUS), tmp_path, tmp_path / "out")
-    assert data["backends"]["cl"]["request"][:4] == ["salloc", "--no-shell", "--job-name", "named"]
+    assert data["backends"]["cl"]["request"][:3] == ["salloc", "--job-name", "named"]
     (task,) = data["tasks"]
     assert (task["name"], task["backend"], task["operator_type"]) == ("a", "cl", "srun")
     assert task["nodes"] == ["slurm-node-0"] and task["gpus"] == [[0, 1]]
@@ -436,6 +460,12 @@ def test_the_plan_as_data_has_tasks_placement_commands_and_environment(
     run = tmp_path / "out" / "<run-id>"
     assert task["env"]["SFLOW_TASK_RESULT_FILE"] == str(run / "a" / "result.json")
     assert task["env"]["SFLOW_WORKFLOW_RESULT_FILE"] == str(run / "results.json")
+    backend = {k: v for k, v in task["env"].items() if k.startswith("SFLOW_BACKEND_")}
+    assert backend == {
+        "SFLOW_BACKEND_JOB_ID": "<slurm-job-id>",
+        "SFLOW_BACKEND_NODELIST": "slurm-node-0,slurm-node-1",
+        "SFLOW_BACKEND_NUM_NODES": "2",
+    }
 
 
 def test_gpus_per_node_plans_placement_and_asks_slurm_for_no_gpus(
@@ -446,7 +476,7 @@ def test_gpus_per_node_plans_placement_and_asks_slurm_for_no_gpus(
     request = data["backends"]["cl"]["request"]
     assert [n["num_gpus"] for n in data["backends"]["cl"]["nodes"]] == [4, 4]
     assert not [word for word in request if "gpu" in word]
-    assert request[2:4] == ["--job-name", "wf"]  # named after the workflow
+    assert request[1:3] == ["--job-name", "wf"]  # named after the workflow
 
 
 _SNIPPETS = [
@@ -629,3 +659,23 @@ def test_every_script_mistake_is_reported_once(tmp_path: Path) -> None:
         f"{path}:14: workflow.tasks[1].script[1]: undefined in ${{{{ task.a_9.nodes }}}}: "
         "task has no 'a_9'; did you mean 'a_2'?",
     ]
+
+
+def test_a_task_reuses_the_gpus_its_dependencies_held_not_those_of_tasks_beside_it(
+    load: Any, tmp_path: Path
+) -> None:
+    spec = load(
+        """
+        version: "0.1"
+        backends: [{name: l, type: local, nodes: 2, gpus_per_node: 4}]
+        workflow:
+          name: wf
+          tasks:
+            - {name: one, resources: {gpus: {count: 2}}, script: [a]}
+            - {name: beside, resources: {gpus: {count: 2}}, script: [a]}
+            - {name: after, depends_on: [one], resources: {gpus: {count: 2}}, script: [a]}
+        """
+    )
+    plan = {t["name"]: (t["nodes"], t["gpus"]) for t in plan_data(spec, tmp_path, tmp_path / "o")["tasks"]}
+    assert plan["beside"] == (["localhost"], [[2, 3]])
+    assert plan["after"] == (["localhost"], [[0, 1]])  # what `one` held; `beside` may still run

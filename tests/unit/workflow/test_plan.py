@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sflow.errors import SpecError
+from sflow.errors import PlanError, SpecError
 from sflow.schema import WorkflowSpec, load_workflow
 from sflow.workflow.plan import expand
 
@@ -107,3 +107,55 @@ def test_a_sweeps_replicas_are_named_by_their_values() -> None:
     # by index when a value makes no plain name, or two points the same name
     assert sweep_names("bench", [{"M": "a/b"}, {"M": "c"}]) == ["bench_0", "bench_1"]
     assert sweep_names("bench", [{"V": "1.5"}, {"V": "1-5"}]) == ["bench_0", "bench_1"]
+
+
+@pytest.mark.parametrize(
+    ("resources", "count", "per_node", "gpu_indices", "total"),
+    [
+        ("{nodes: {count: 2}, gpus: {count: 4}}", 2, 2, (), 0),  # the total across the nodes
+        ("{nodes: {indices: [0, 1]}, gpus: {count: 4}}", None, 2, (), 0),
+        ("{gpus: {count: 4, indices: [1, 2]}}", 2, 0, (1, 2), 0),  # indices are each node's slice
+        ("{gpus: {count: 8}}", None, 0, (), 8),  # the placer decides how many nodes
+    ],
+)
+def test_gpu_count_is_the_total_across_the_tasks_nodes(
+    tmp_path: Path, resources: str, count: int | None, per_node: int, gpu_indices: tuple, total: int
+) -> None:
+    spec = _load(
+        tmp_path,
+        f"""
+        version: "0.1"
+        backends: [{{name: l, type: local, nodes: 2, gpus_per_node: 4}}]
+        workflow:
+          name: wf
+          tasks:
+            - name: t
+              resources: {resources}
+              script: [echo]
+        """,
+    )
+    request = expand(spec).instances[0].request
+    assert (request.count, request.gpus, request.gpu_indices, request.total_gpus) == (
+        count,
+        per_node,
+        gpu_indices,
+        total,
+    )
+
+
+def test_a_gpu_count_that_does_not_split_over_the_nodes_is_refused(tmp_path: Path) -> None:
+    spec = _load(
+        tmp_path,
+        """
+        version: "0.1"
+        backends: [{name: l, type: local, nodes: 2, gpus_per_node: 4}]
+        workflow:
+          name: wf
+          tasks:
+            - name: t
+              resources: {nodes: {count: 2}, gpus: {count: 3}}
+              script: [echo]
+        """,
+    )
+    with pytest.raises(PlanError, match="multiple of the node count"):
+        expand(spec)

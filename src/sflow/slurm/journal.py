@@ -1,0 +1,84 @@
+"""The Slurm jobs and steps a run holds, written to `<run dir>/slurm.jsonl` the moment each is known.
+
+A run killed outright (SIGKILL, the OOM killer, a lost login node) cannot clean up after itself;
+this file is how `sflow cancel RUN` finds what it left: the allocations sflow made (`owned`), the
+one it ran inside (not owned: never cancelled), the steps it started, the jobs a Python flow
+dispatched. One JSON object a line, flushed as it is written, so a crash loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+JOURNAL_NAME = "slurm.jsonl"
+
+ALLOCATION, STEP, JOB = "allocation", "step", "job"  # what an entry names
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One Slurm id a run held: an allocation (`owned` when sflow made it), a step, a dispatched job."""
+
+    kind: str
+    slurm_id: str
+    owned: bool = True
+    info: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def job_id(self) -> str:
+        """The job the id belongs to (`123` for step `123.4` or array element `123_4`)."""
+        return self.slurm_id.split(".", 1)[0].split("_", 1)[0]
+
+
+class SlurmJournal:
+    """Appends entries to a run's journal; without a run directory it only remembers them."""
+
+    def __init__(self, run_dir: Path | None = None) -> None:
+        self.run_dir = run_dir
+        self.entries: list[Entry] = []
+        self._file: IO[str] | None = None
+        self._lock = threading.Lock()  # dispatch executors may add from worker threads
+
+    def add(self, kind: str, slurm_id: str, *, owned: bool = True, **info: Any) -> None:
+        """Record `slurm_id` now (idempotent per kind and id)."""
+        entry = Entry(kind, str(slurm_id), owned, tuple(sorted(info.items())))
+        with self._lock:
+            if any(e.kind == kind and e.slurm_id == entry.slurm_id for e in self.entries):
+                return
+            self.entries.append(entry)
+            if self.run_dir is None:
+                return
+            if self._file is None:
+                self._file = open(self.run_dir / JOURNAL_NAME, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+            line = {"time": time.time(), "kind": kind, "id": entry.slurm_id, "owned": owned, **info}
+            self._file.write(json.dumps(line) + "\n")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+
+def read_journal(run_dir: Path) -> list[Entry]:
+    """The entries of a run's journal, in order, once each (none when there is no journal)."""
+    try:
+        lines = (run_dir / JOURNAL_NAME).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    entries: dict[tuple[str, str], Entry] = {}
+    for line in lines:
+        try:
+            data = json.loads(line)
+            kind, slurm_id = str(data.pop("kind")), str(data.pop("id"))
+        except (ValueError, KeyError, AttributeError):
+            continue  # a line cut short by a crash
+        owned = bool(data.pop("owned", True))
+        data.pop("time", None)
+        entries.setdefault((kind, slurm_id), Entry(kind, slurm_id, owned, tuple(sorted(data.items()))))
+    return list(entries.values())
