@@ -268,6 +268,18 @@ def logs(run_ref: str, task: str | None, output_dir: str, follow: bool) -> None:
 
 
 @main.command()
+@click.argument("run_ref", metavar="RUN", default="latest")
+@click.option("--output-dir", type=click.Path(file_okay=False), default="sflow_output", show_default=True)
+def cancel(run_ref: str, output_dir: str) -> None:
+    """Stop RUN and cancel the Slurm allocations, steps and jobs it holds (also after sflow died)."""
+    from sflow.cli.cancel import cancel_run
+    from sflow.cli.logs import find_run
+
+    for line in cancel_run(find_run(Path(output_dir), run_ref)):
+        click.echo(line)
+
+
+@main.command()
 @_files_options
 @_override_options
 @click.option("-e", "--sbatch-extra-args", "extras", multiple=True, help="Extra sbatch flag (repeatable).")
