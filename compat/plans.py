@@ -108,11 +108,13 @@ def seconds(value: str) -> str:
     return str(total + int(days or 0) * 86400)
 
 
-def step_shape(argv: list[str] | None, names: dict[str, int]) -> dict[str, str] | None:
-    """The options of an srun line that shape the step, node names as indices."""
+def step_shape(argv: list[str] | None, names: dict[str, int], paths: Any = None) -> dict[str, str] | None:
+    """The options of an srun line that shape the step, node names as indices, folders relative."""
     if not argv:
         return None
     opts = {k: v for k, v in options(argv).items() if k not in STEP_MECHANICS}
+    if paths is not None:
+        opts = {k: paths.text(v) for k, v in opts.items()}
     nodes = int(opts.get("--nodes") or 0)
     if "--nodelist" in opts:
         listed = [n for n in opts["--nodelist"].split(",") if n]
@@ -147,6 +149,11 @@ class _Paths:
         self.names = {b: {n: f"node{i}" for i, n in enumerate(v["names"])} for b, v in nodes.items()}
         self.ips = {b: {ip: f"ip{i}" for i, ip in enumerate(v["ips"]) if ip} for b, v in nodes.items()}
         self.uniform_ips = {b: len(v["ips"]) > 1 and len(set(v["ips"])) == 1 for b, v in nodes.items()}
+
+    def text(self, text: str) -> str:
+        for old, new in self.pairs:
+            text = text.replace(old, new)
+        return text
 
     def value(self, key: str, text: str, backend: str) -> str:
         if key == "SFLOW_BACKEND_JOB_ID":
@@ -187,7 +194,7 @@ def from_nvsflow(data: dict[str, Any], workspace: Path, output: Path) -> Plan:
             deps=tuple(sorted(t["deps"])),
             nodes=tuple(int(i) for i in t["nodes"]),
             gpus=t["gpus"] or None,
-            step=step_shape(t["argv"], index),
+            step=step_shape(t["argv"], index, paths),
             env={
                 k: paths.value(k, v, t["backend"]) for k, v in t["env"].items() if k not in NOT_COMPARED_ENV
             },
@@ -210,7 +217,7 @@ def from_sflow(data: dict[str, Any], workspace: Path, output: Path) -> Plan:
     for t in data["tasks"]:
         index = {n: i for i, n in enumerate(nodes[t["backend"]]["names"])}
         gpus = {",".join(map(str, g)) for g in t["gpus"]}
-        step = step_shape(t["command"], index) if t["operator_type"] == "srun" else None
+        step = step_shape(t["command"], index, paths) if t["operator_type"] == "srun" else None
         if step is not None and t["gpus"] and step.get("--gres") == f"gpu:{len(t['gpus'][0])}":
             del step["--gres"]  # sflow asks Slurm for the planned GPUs; compared as `gpus`
         out[t["name"]] = TaskPlan(

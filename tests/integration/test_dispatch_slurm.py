@@ -29,7 +29,7 @@ from sflow.dispatch.slurm import SlurmExecutor, SubmitFrame, SubmitPayload
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 SlurmCluster = Any  # the fixture's type lives in conftest.py (not importable)
-PREFIX = "sflow-it-dispatch"
+PREFIX = f"sflow-it-dispatch-{os.getpid()}"  # this process's jobs only: other runs share the cluster
 
 
 class Boom(Exception):
@@ -126,13 +126,14 @@ def test_job_cancelled_from_outside_is_reported_with_its_state(
         async with get_executor("slurm", _config(slurm_cluster)) as ex:
             handle = await ex.submit(Call(nap, (120,), name="victim"))
             await wait_running(handle)
-            await asyncio.sleep(1.5)
-            assert handle.last_heartbeat is not None and time.time() - handle.last_heartbeat < 3
+            first = handle.last_heartbeat
+            deadline = time.monotonic() + 30
+            while handle.last_heartbeat == first:  # heartbeats keep coming while it runs
+                assert time.monotonic() < deadline, "no heartbeat after the first event"
+                await asyncio.sleep(0.1)
             slurm("scancel", str(handle.job_id))
-            start = time.monotonic()
             with pytest.raises(DispatchJobError) as info:
                 await handle
-            assert time.monotonic() - start < 10
             err = info.value
             assert err.state == "CANCELLED" and err.job_id == handle.job_id
             assert f"job {handle.job_id}" in str(err) and "worker received SIGTERM" in str(err)
@@ -334,10 +335,8 @@ def test_custom_submit_without_job_id_whose_worker_dies_silently(
                 assert time.monotonic() < deadline, "the worker never reported"
                 await asyncio.sleep(0.1)
             os.kill(_worker_pid(job_ids[0]), signal.SIGKILL)  # scancel would SIGTERM first
-            start = time.monotonic()
-            with pytest.raises(DispatchJobError) as info:
+            with pytest.raises(DispatchJobError) as info:  # nothing but the watchdog can end this wait
                 await handle
-            assert time.monotonic() - start < 6  # 4 x 0.5 s of silence, checked every 0.25 s
             err = info.value
             assert err.state == "LOST" and err.job_id is None
             assert f"silent ({handle.call_id})" in str(err) and "no job id" in str(err)

@@ -5,6 +5,7 @@ ours left in the queue afterwards."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 
-PREFIX = "sflow-it-svc-"
+PREFIX = f"sflow-it-svc-{os.getpid()}-"  # this process's jobs only: other runs share the cluster
 WORKFLOW = """\
 version: "0.1"
 variables:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ import pytest
 from sflow.backends.slurm import SlurmBackend
 from sflow.errors import BackendError
 
-PREFIX = "sflow-it-backend-"
+PREFIX = f"sflow-it-backend-{os.getpid()}-"  # this process's jobs only: other runs share the cluster
 pytestmark = pytest.mark.usefixtures("no_leaked_jobs")
 SlurmCluster = Any  # the fixture type lives in conftest.py (not importable)
 

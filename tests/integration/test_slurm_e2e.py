@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-PREFIX = "sflow-it-e2e-"
+PREFIX = f"sflow-it-e2e-{os.getpid()}-"  # this process's jobs only: other runs share the cluster
 pytestmark = pytest.mark.usefixtures("no_leaked_jobs")
 SlurmCluster = Any
 WORKFLOW = """\

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import time
 import uuid
@@ -19,7 +20,7 @@ from sflow.launchers.base import LaunchContext, get_launcher
 from sflow.launchers.srun import StepAttempt
 from sflow.schema.models import SrunOperator
 
-PREFIX = "sflow-it-srun-"
+PREFIX = f"sflow-it-srun-{os.getpid()}-"  # this process's jobs only: other runs share the cluster
 pytestmark = pytest.mark.usefixtures("no_leaked_jobs")
 SlurmCluster = Any
 RENDEZVOUS = (
@@ -154,17 +155,16 @@ def test_stop_terms_the_task_and_leaves_no_step(alloc: Allocation, workdir: Path
     up, down = workdir / "up", workdir / "down"
     script = f"trap 'touch {down}; exit 5' TERM; touch {up}; while true; do sleep 0.1; done"
 
-    async def go() -> tuple[Any, float, str]:
+    async def go() -> tuple[Any, str]:
         attempt = await get_launcher("srun").start(ctx(alloc, workdir, "svc", script))
         assert isinstance(attempt, StepAttempt)
         await _started(attempt, up)
-        t0 = time.monotonic()
-        await attempt.stop(5.0)
-        return await attempt.wait(), time.monotonic() - t0, attempt.step_id or ""
+        await asyncio.wait_for(attempt.stop(600), 60)  # ends with the task, not with the grace
+        return await attempt.wait(), attempt.step_id or ""
 
-    outcome, took, step = asyncio.run(go())
+    outcome, step = asyncio.run(go())
     assert down.exists(), "the task did not get SIGTERM before being killed"
-    assert took < 5.0 and not outcome.ok and outcome.exit_code == 5
+    assert not outcome.ok and outcome.exit_code == 5
     assert outcome.info["slurm_state"] == "CANCELLED"
     assert step not in steps_of(alloc.job_id)
 
@@ -173,15 +173,14 @@ def test_stop_after_grace_kills_a_stubborn_step(alloc: Allocation, workdir: Path
     up = workdir / "up"
     script = f"trap '' TERM; touch {up}; while true; do sleep 0.1; done"
 
-    async def go() -> tuple[Any, float, str]:
+    async def go() -> tuple[Any, str]:
         attempt = await get_launcher("srun").start(ctx(alloc, workdir, "stubborn", script))
         assert isinstance(attempt, StepAttempt)
         await _started(attempt, up)
-        t0 = time.monotonic()
-        await attempt.stop(1.0)
-        return await attempt.wait(), time.monotonic() - t0, attempt.step_id or ""
+        await asyncio.wait_for(attempt.stop(1.0), 60)  # a step that ignores TERM is killed after the grace
+        return await attempt.wait(), attempt.step_id or ""
 
-    outcome, took, step = asyncio.run(go())
-    assert not outcome.ok and took < 15
+    outcome, step = asyncio.run(go())
+    assert not outcome.ok
     assert step not in steps_of(alloc.job_id)
     assert [s for s in steps_of(alloc.job_id) if s.startswith(f"{alloc.job_id}.")] == []

@@ -212,6 +212,12 @@ def build_nodes(
     ]
 
 
+def planned_address(index: int) -> str:
+    """The address a dry run shows for node `index` before Slurm has granted any: 0.0.0.1, 0.0.0.2,
+    ... ("this network", never a real host's), as nv-sflow's dry run shows them."""
+    return f"0.0.{index // 255}.{index % 255 + 1}"
+
+
 def env_gpus(environ: Mapping[str, str]) -> int | None:
     """GPUs per node as the batch step's environment shows them (inside an allocation)."""
     for key in ("SLURM_GPUS_ON_NODE", "SLURM_GPUS_PER_NODE"):
@@ -265,9 +271,10 @@ class SlurmBackend(Backend):
             return Allocation(self.name, nodes, job_id=job, reused=True, info=reuse)
         count = int(config_value(self.config, "nodes", 1) or 1)
         names = [f"slurm-node-{i}" for i in range(count)]
+        addresses = {name: planned_address(i) for i, name in enumerate(names)}
         argv = salloc_request(self.config)
         info = {"planned": True, "request": shlex.join(argv), "argv": argv}
-        return Allocation(self.name, build_nodes(names, {}, {}, gpus), info=info)
+        return Allocation(self.name, build_nodes(names, addresses, {}, gpus), info=info)
 
     # -- allocate / release -----------------------------------------------------------------------
 

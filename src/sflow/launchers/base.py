@@ -38,6 +38,7 @@ class LaunchContext:
     operator: OperatorBase
     attempt: int = 1
     base_env: Mapping[str, str] | None = None  # the environment the run started with; os.environ if None
+    shared_paths: tuple[str, ...] = ()  # host paths a container of the task sees at the same place
 
     def host_env(self) -> Mapping[str, str]:
         """The environment tasks inherit (a snapshot taken once per run: copying os.environ is slow)."""

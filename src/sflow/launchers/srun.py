@@ -211,15 +211,50 @@ def io_container_args(ctx: LaunchContext) -> list[str]:
     ):
         if _op(ctx, field):
             args.append(f"{flag}={_op(ctx, field)}")
-    mounts = _op(ctx, "container_mounts")
+    mounts = container_mounts(ctx)
     if mounts:
-        args.append(f"--container-mounts={mounts if isinstance(mounts, str) else ','.join(mounts)}")
+        args.append(f"--container-mounts={','.join(mounts)}")
     args.append("--container-mount-home" if _op(ctx, "container_mount_home") else "--no-container-mount-home")
     if _op(ctx, "container_writable") is not False:
         args.append("--container-writable")
     if _op(ctx, "container_remap_root"):
         args.append("--container-remap-root")
     return args
+
+
+def container_mounts(ctx: LaunchContext) -> list[str]:
+    """The operator's mounts and those in its extra_args, then (for an image or a named container)
+    the task's shared paths at the same place, read-write: one mount per destination."""
+    mounts = list(_op(ctx, "container_mounts") or ())
+    mounts += [m for value in _extra_mounts(ctx) for m in value.split(",") if m]
+    if _op(ctx, "container_image") or _op(ctx, "container_name"):
+        mounts += [f"{path}:{path}:rw" for path in ctx.shared_paths]
+    by_destination: dict[str, str] = {}
+    for mount in mounts:
+        parts = mount.split(":")
+        by_destination.setdefault(parts[1] if len(parts) > 1 else parts[0], mount)
+    return list(by_destination.values())
+
+
+def _extra_mounts(ctx: LaunchContext) -> list[str]:
+    words = [word for arg in _op(ctx, "extra_args") or () for word in split_args(arg)]
+    values = [w.split("=", 1)[1] for w in words if w.startswith("--container-mounts=")]
+    values += [words[i + 1] for i, w in enumerate(words[:-1]) if w == "--container-mounts"]
+    return values
+
+
+def extra_args(ctx: LaunchContext) -> list[str]:
+    """The operator's extra_args as words, without the `--container-mounts` merged above."""
+    words = [word for arg in _op(ctx, "extra_args") or () for word in split_args(arg)]
+    out, skip = [], False
+    for word in words:
+        if skip:
+            skip = False
+        elif word == "--container-mounts":
+            skip = True
+        elif not word.startswith("--container-mounts="):
+            out.append(word)
+    return out
 
 
 def job_of(ctx: LaunchContext) -> str:
@@ -240,7 +275,7 @@ def srun_argv(ctx: LaunchContext) -> list[str]:
         *gpu_args(ctx),
         export_arg(ctx),
         *io_container_args(ctx),
-        *[word for arg in _op(ctx, "extra_args") or () for word in split_args(arg)],
+        *extra_args(ctx),
         *(["--kill-on-bad-exit=1"] if _op(ctx, "kill_on_bad_exit") is not False else []),
         "bash",
         "-c",

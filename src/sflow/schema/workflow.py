@@ -121,6 +121,8 @@ class WorkflowSpec(SpecModel):
         if not overrides:
             return base
         data = {**base.model_dump(exclude_unset=True), **overrides, "type": base.type, "name": base.name}
+        if "extra_args" in overrides:  # a task's extra_args are added to its operator's
+            data["extra_args"] = [*getattr(base, "extra_args", ()), *overrides["extra_args"]]
         operator = OPERATOR_TYPES[base.type].model_validate(data)
         attach_origins(operator, task.operator.locations() if task.operator else None, task.path("operator"))
         return operator

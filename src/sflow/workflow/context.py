@@ -433,3 +433,24 @@ def task_env(
     if placement.gpus:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in placement.gpu_list)
     return env
+
+
+def shared_paths(
+    artifacts: Mapping[str, Mapping[str, str]],
+    workspace: Path,
+    output_dir: Path,
+    run_dir: Path,
+    task_dir: Path,
+) -> tuple[str, ...]:
+    """What a container task sees at the same path as the host: each local artifact (a file's
+    folder; a path that does not exist yet but looks like a file, its folder; not `.sqsh` images),
+    then the workspace, the output folder, the run's folder and the task's."""
+    paths = []
+    for art in artifacts.values():
+        if not art["uri"].startswith(("fs://", "file://")) or art["path"].lower().endswith(".sqsh"):
+            continue
+        path = Path(art["path"])
+        is_file = path.is_file() if path.exists() else bool(path.suffix)
+        paths.append(str(path.parent if is_file else path))
+    paths += [str(workspace), str(output_dir), str(run_dir), str(task_dir)]
+    return tuple(dict.fromkeys(paths))

@@ -24,6 +24,7 @@ from sflow.workflow.context import (
     add_backends,
     base_context,
     rendered_backend_config,
+    shared_paths,
     task_env,
     task_scope,
 )
@@ -109,7 +110,7 @@ def _describe_plan(spec: Any, workspace: Path, output_dir: Path, resume_gc: Call
     add_backends(context, spec, allocations)
     placements = simulate_placement(ordered, allocations)
     renderer = ScriptRenderer(context)
-    commands = _Commands(allocations, workspace, str(run_dir))
+    commands = _Commands(allocations, workspace, str(run_dir), context)
     out = io.StringIO()  # grows one buffer and hands it back as the result: no second copy
     out.write(f"workflow: {spec.workflow.name}  ({len(ordered)} task(s))")
     for name, alloc in allocations.items():
@@ -173,6 +174,7 @@ def plan_data(spec: Any, workspace: Path, output_dir: Path) -> dict[str, Any]:
                 allocation=allocations[inst.backend],
                 operator=inst.operator,
                 base_env={},
+                shared_paths=_shared(inst, context, workspace, output_dir, run_dir, task_dir),
             )
             tasks.append(_task_data(inst, placement, get_launcher(inst.operator.type).argv(ctx), env, body))
     return {
@@ -210,21 +212,43 @@ def _task_data(
     }
 
 
+def _shared(
+    inst: TaskInstance,
+    context: dict[str, Any],
+    workspace: Path,
+    output_dir: Path,
+    run_dir: Path,
+    task_dir: Path,
+) -> tuple[str, ...]:
+    """`shared_paths` of a task whose operator runs a container (no others need them)."""
+    uses = getattr(inst.operator, "uses_container", None)
+    if not (uses and uses()):
+        return ()
+    return shared_paths(context["artifacts"], workspace, output_dir, run_dir, task_dir)
+
+
 class _Commands:
     """The argv each launcher would run (the environment is not shown, so none is built)."""
 
-    def __init__(self, allocations: dict[str, Allocation], workspace: Path, run_dir: str) -> None:
+    def __init__(
+        self, allocations: dict[str, Allocation], workspace: Path, run_dir: str, context: dict[str, Any]
+    ) -> None:
         self.allocations = allocations
         self.workspace = workspace
         self.run_dir = run_dir
+        self.context = context
         self._last: _PlannedLaunch | None = None
 
     def argv(self, inst: TaskInstance, placement: Placement) -> list[str]:
         script = f"{self.run_dir}/{inst.name}/{inst.name}.sh"
         allocation = self.allocations[inst.backend]
+        run_dir = Path(self.run_dir)
+        shared = _shared(inst, self.context, self.workspace, run_dir.parent, run_dir, run_dir / inst.name)
         ctx = self._last
         if (
-            ctx is not None
+            not shared
+            and ctx is not None
+            and not ctx.shared_paths
             and ctx.placement is placement
             and ctx.operator is inst.operator
             and ctx.allocation is allocation
@@ -241,6 +265,7 @@ class _Commands:
             allocation=allocation,
             operator=inst.operator,
             base_env={},
+            shared_paths=shared,
         )
         return get_launcher(inst.operator.type).argv(ctx)
 

@@ -87,14 +87,16 @@ def expand(spec: WorkflowSpec) -> Plan:
     for inst in instances:
         task = inst.task
         deps: list[str] = []
+        if inst.replica_index and task.replicas and task.replicas.policy == "sequential":
+            # after the one before it, which (through the first) came after the task's dependencies
+            inst.deps = (copies_of[task.name][inst.replica_index - 1],)  # type: ignore[index]
+            continue
         for dep in task.depends_on or ():
             names = copies_of.get(dep, _DROPPED)
             if names is None:
                 deps.append(dep)
             elif names is not _DROPPED:  # else dropped by --missable-tasks composition
                 deps.extend(names)
-        if inst.replica_index and task.replicas and task.replicas.policy == "sequential":
-            deps.append(copies_of[task.name][inst.replica_index - 1])  # type: ignore[index]
         if deps:
             inst.deps = tuple(deps)
     return Plan(instances=instances, order=_checked_order(instances))

@@ -10,6 +10,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sflow.backends.base import Allocation, Backend, create_backend
@@ -30,6 +31,7 @@ from sflow.workflow.context import (
     base_context,
     render_script,
     rendered_backend_config,
+    shared_paths,
     task_env,
     task_scope,
 )
@@ -273,6 +275,15 @@ class WorkflowRun:
             operator=inst.operator,
             attempt=attempt_no,
             base_env=self.base_env,
+            shared_paths=self._shared_paths(inst, task_dir),
+        )
+
+    def _shared_paths(self, inst: TaskInstance, task_dir: Path) -> tuple[str, ...]:
+        uses = getattr(inst.operator, "uses_container", None)
+        if not (uses and uses()):
+            return ()
+        return shared_paths(
+            self.context["artifacts"], self.workspace_dir, self.output_dir, self.record.run_dir, task_dir
         )
 
 

@@ -69,3 +69,13 @@ class Unpicklable(Exception):
 
 def fail_unpicklable() -> None:
     raise Unpicklable("cannot travel as a pickle")
+
+
+def once_file_exists(path: str, value: object = None, limit: float = 60) -> object:
+    """Return `value` once `path` exists (the test's go-ahead); a `TimeoutError` after `limit` s."""
+    deadline = time.monotonic() + limit
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} did not appear within {limit} s")
+        time.sleep(0.01)
+    return value

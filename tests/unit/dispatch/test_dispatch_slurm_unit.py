@@ -21,9 +21,10 @@ import pytest
 
 from sflow.dispatch import Call, DispatchError, DispatchJobError, get_executor
 from sflow.dispatch.errors import DispatchConfigError, DispatchSlurmError
-from sflow.dispatch.slurm import SlurmExecutor, SubmitFrame, SubmitPayload, status
+from sflow.dispatch.slurm import SlurmExecutor, SubmitFrame, SubmitPayload
 from sflow.dispatch.slurm import argv as sargv
 from sflow.slurm import commands as slurm_cli
+from sflow.slurm import watcher as status
 
 # -- pure functions --------------------------------------------------------------------------
 
@@ -300,10 +301,12 @@ def test_one_squeue_per_poll_for_all_jobs(fake: FakeSlurm, shared_dir: str, run_
         ) as ex:
             fake.set("squeue.out", "".join(f"{100 + i} RUNNING\n" for i in range(8)))
             await ex.submit_many([Call(h.add, (i,)) for i in range(8)])
-            await asyncio.sleep(1.1)
-            polls = fake.calls("squeue")
-            assert 2 <= len(polls) <= 7  # 0.2 s apart: never one per job or a busy loop
-            assert polls[-1]["argv"][-1] == ",".join(str(100 + i) for i in range(8))
+            before = len(fake.calls("squeue")) + 1  # (one may have started before the last sbatch)
+            while len(fake.calls("squeue")) < before + 2:  # two polls once all eight are known
+                await asyncio.sleep(0.05)
+            every_job = ",".join(str(100 + i) for i in range(8))
+            polls = fake.calls("squeue")[before:]
+            assert all(p["argv"][-1] == every_job for p in polls)  # one query for all, never one per job
 
     run_async(scenario())
 

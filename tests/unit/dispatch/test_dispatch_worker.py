@@ -190,11 +190,20 @@ def test_array_element_runs_the_item_at_its_task_id(tmp_path: Path) -> None:
 
 
 def test_heartbeats_are_posted_while_the_call_runs(tmp_path: Path) -> None:
+    """The call runs until two heartbeats have arrived: without them it would never end."""
+    go = tmp_path / "go"
+
+    async def release_after_two_beats(hs: Harness) -> None:
+        while sum(e.type == protocol.HEARTBEAT for e in hs.events) < 2:
+            await asyncio.sleep(0.05)
+        go.touch()
+
     async def scenario(hs: Harness) -> None:
-        code, _ = await hs.run(hs.env([("c0", h.sleep_then, (1.0, "ok"))]))
-        assert code == 0
-        beats = [e for e in hs.events if e.type == protocol.HEARTBEAT]
-        assert len(beats) >= 2  # every 0.2 s during a 1 s call (fewer on a loaded machine)
+        releaser = asyncio.ensure_future(release_after_two_beats(hs))
+        code, err = await hs.run(hs.env([("c0", h.once_file_exists, (str(go), "ok"))]))
+        assert code == 0, err
+        (result,) = [e for e in hs.events if e.type == protocol.TASK_RESULT]
+        assert releaser.done() and outcome.decode_value(result.data) == "ok"
 
     run_with_server(tmp_path, scenario)
 

@@ -92,19 +92,14 @@ def test_dependents_start_after_dependencies():
 
 
 def test_fail_fast_cancels_the_rest():
-    result, _ = run(
-        [
-            unit("bad", plan=[dict(duration=0.01, ok=False)]),
-            unit("slow", plan=[dict(duration=5)]),
-            unit("after", ["bad"]),
-        ]
-    )
+    slow = unit("slow", plan=[dict(duration=600)])
+    result, _ = run([unit("bad", plan=[dict(duration=0.01, ok=False)]), slow, unit("after", ["bad"])])
     assert not result.ok
     assert result.units["bad"].state is State.FAILED
     assert result.units["slow"].state is State.CANCELLED
     assert result.units["after"].state is State.CANCELLED
     assert result.stop_reason == "task 'bad' failed"
-    assert result.elapsed < 2
+    assert slow.meta["attempts"][0].stopped  # not waited for
 
 
 def test_keep_going_skips_only_descendants():
@@ -168,7 +163,6 @@ def test_service_ready_releases_dependents_and_is_stopped_at_the_end():
     assert result.units["server"].ready is not None
     assert result.units["client"].started >= result.units["server"].ready
     assert server.meta["attempts"][0].stopped
-    assert result.elapsed < 5
 
 
 def test_service_exiting_before_ready_fails():
@@ -337,18 +331,16 @@ def test_second_stop_request_with_force_skips_the_grace():
         return Stubborn(duration=60)
 
     async def main():
-        engine = Engine([Unit(name="x", start=start)], grace=30)
+        engine = Engine([Unit(name="x", start=start)], grace=600)
         task = asyncio.ensure_future(engine.run())
         await asyncio.sleep(0.05)
         engine.request_stop("interrupted", interrupted=True)
         await asyncio.sleep(0.05)
-        began = time.monotonic()
         engine.request_stop("interrupted", interrupted=True, force=True)
-        result = await asyncio.wait_for(task, 5)
-        return result, time.monotonic() - began
+        return await asyncio.wait_for(task, 60)  # far less than the grace it no longer waits out
 
-    result, took = asyncio.run(main())
-    assert result.interrupted and took < 2
+    result = asyncio.run(main())
+    assert result.interrupted
 
 
 class Doomed(Attempt):

@@ -7,7 +7,6 @@ import itertools
 import json
 import os
 import signal
-import threading
 import time
 import traceback
 
@@ -240,22 +239,29 @@ def test_cancelling_an_async_with_cancels_running_tasks(tmp_path) -> None:
 
 
 def test_ctrl_c_during_the_block_cancels_everything(tmp_path) -> None:
-    cancelled = []
-    threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    started, cancelled = [], []
+
+    def ctrl_c_once_all_run(name: str) -> None:
+        started.append(name)
+        if len(started) == 6:  # a and the five items of b
+            os.kill(os.getpid(), signal.SIGINT)
+
     with pytest.raises(KeyboardInterrupt), sflow.flow("ctrlc", output_dir=tmp_path) as f:
 
         @f.task
         async def a():
+            ctrl_c_once_all_run("a")
             try:
-                await asyncio.sleep(10)
+                await asyncio.sleep(60)
             except asyncio.CancelledError:
                 cancelled.append("a")
                 raise
 
         @f.task(map=range(5))
         async def b(x):
+            ctrl_c_once_all_run("b")
             try:
-                await asyncio.sleep(10)
+                await asyncio.sleep(60)
             except asyncio.CancelledError:
                 cancelled.append("b")
                 raise

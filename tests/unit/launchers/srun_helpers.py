@@ -23,6 +23,7 @@ def context(
     env: dict[str, str] | None = None,
     alloc: Allocation | None = None,
     tmp: Path = Path("/runs/r1/train"),
+    shared_paths: tuple[str, ...] = (),
     **operator: Any,
 ) -> LaunchContext:
     alloc = alloc or allocation()
@@ -37,4 +38,5 @@ def context(
         placement=placement,
         allocation=alloc,
         operator=SrunOperator(name="srun", **operator),
+        shared_paths=shared_paths,
     )

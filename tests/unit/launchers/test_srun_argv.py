@@ -131,6 +131,25 @@ def test_a_container_step_is_writable_without_home_unless_told_otherwise() -> No
     assert not [a for a in plain if a.startswith(("--container", "--no-container"))]
 
 
+def test_a_container_sees_the_shared_paths_at_the_same_place_one_mount_per_destination() -> None:
+    argv = srun_argv(
+        context(
+            container_image="x:1",
+            container_mounts=["/data:/data:ro"],
+            extra_args=["--container-mounts=/a:/a", "--mem 8G"],
+            shared_paths=("/data", "/ws"),
+        )
+    )
+    assert "--container-mounts=/data:/data:ro,/a:/a,/ws:/ws:rw" in argv  # the operator's /data wins
+    assert [a for a in argv if a.startswith("--container-mounts")] == [
+        "--container-mounts=/data:/data:ro,/a:/a,/ws:/ws:rw"
+    ]
+    assert argv[argv.index("--mem") + 1] == "8G"
+    # a container started from extra_args alone gets only the mounts it names
+    by_flag = srun_argv(context(extra_args=["--container-image=x:1"], shared_paths=("/ws",)))
+    assert not [a for a in by_flag if a.startswith("--container-mounts")]
+
+
 def test_an_image_and_a_named_container_together_are_refused() -> None:
     with pytest.raises(ValueError, match="container_image"):
         context(container_image="x:1", container_name="x")

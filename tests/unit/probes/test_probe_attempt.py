@@ -31,9 +31,7 @@ def test_log_watch_failure_probe_stops_a_real_process(tmp_path: Path) -> None:
         )
         probe = ProbeSpec("log_watch", {"pattern": "CUDA error", "shown": "CUDA error", "match_count": 1})
         attempt = ProbedAttempt(inner, [], [probe], [], grace=2)
-        began = time.monotonic()
-        outcome = await attempt.wait()
-        assert time.monotonic() - began < 3
+        outcome = await attempt.wait()  # the process would run 30 s: it was stopped (-15)
         assert not outcome.ok
         assert outcome.reason == "failure probe log_watch 'CUDA error' fired: matched 'CUDA error: boom'"
         assert outcome.exit_code == -15  # stopped with SIGTERM

@@ -37,7 +37,7 @@ def test_tcp_ready_once_a_delayed_server_listens(free_port) -> None:
             began = time.monotonic()
             verdict = await ready_once(spec, TcpCheck(["127.0.0.1"], port))
             assert verdict.ok, verdict.reason
-            assert 0.3 <= time.monotonic() - began < 1.5
+            assert time.monotonic() - began >= 0.3  # not before the server listened
 
     asyncio.run(main())
 

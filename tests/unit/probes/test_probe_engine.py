@@ -79,7 +79,6 @@ def test_a_failure_probe_fails_the_service_and_the_run(tmp_path: Path, free_port
         outcome = result.units["server"].outcome
         assert outcome is not None and "failure probe log_watch 'FATAL' fired: matched" in outcome.reason
         assert result.units["client"].state is State.CANCELLED
-        assert result.elapsed < 10
         assert not other_tasks()
 
     asyncio.run(main())

@@ -101,3 +101,20 @@ def test_required_by_is_a_reverse_dependency_and_an_absent_target_is_skipped(loa
     )
     assert spec.task_by_name("benchmark").depends_on == ["setup", "server"]
     assert spec.task_by_name("server").depends_on == []
+
+
+def test_a_tasks_operator_extra_args_are_added_to_the_operators(load):
+    spec = load(
+        """
+        version: "0.1"
+        operators:
+          - {name: w, type: srun, extra_args: ["--container-image=x:1"]}
+        workflow:
+          name: wf
+          tasks:
+            - name: t
+              operator: {name: w, extra_args: [--container-remap-root]}
+              script: [run]
+        """
+    )
+    assert spec.operator_for("t").extra_args == ["--container-image=x:1", "--container-remap-root"]

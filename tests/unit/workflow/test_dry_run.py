@@ -679,3 +679,26 @@ def test_a_task_reuses_the_gpus_its_dependencies_held_not_those_of_tasks_beside_
     plan = {t["name"]: (t["nodes"], t["gpus"]) for t in plan_data(spec, tmp_path, tmp_path / "o")["tasks"]}
     assert plan["beside"] == (["localhost"], [[2, 3]])
     assert plan["after"] == (["localhost"], [[0, 1]])  # what `one` held; `beside` may still run
+
+
+def test_shared_paths_are_local_artifacts_then_the_runs_folders(tmp_path: Path) -> None:
+    from sflow.workflow.context import shared_paths
+
+    (tmp_path / "models").mkdir()
+    (tmp_path / "cfg.yaml").write_text("x")
+    artifacts = {
+        "MODEL": {"uri": "fs:///m", "path": str(tmp_path / "models")},
+        "CFG": {"uri": "fs://cfg.yaml", "path": str(tmp_path / "cfg.yaml")},  # a file: its folder
+        "LATER": {"uri": "file://gen/run.sh", "path": str(tmp_path / "gen" / "run.sh")},  # looks like one
+        "IMAGE": {"uri": "fs:///i.sqsh", "path": "/i.sqsh"},
+        "WEB": {"uri": "https://x/y", "path": "https://x/y"},
+    }
+    run = tmp_path / "out" / "r1"
+    assert shared_paths(artifacts, tmp_path, tmp_path / "out", run, run / "t") == (
+        str(tmp_path / "models"),
+        str(tmp_path),
+        str(tmp_path / "gen"),
+        str(tmp_path / "out"),
+        str(run),
+        str(run / "t"),
+    )

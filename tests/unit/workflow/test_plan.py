@@ -57,7 +57,9 @@ def test_instances_dependencies_and_order(tmp_path: Path) -> None:
     assert by_name["report"].deps == ("train_1", "train_2", "seq_0", "seq_1", "seq_2", "prep")
     assert by_name["prep"].deps == ()
     assert by_name["train_2"].deps == ("prep", "prep") and by_name["train_2"].sweep == {"LR": 2}
-    assert by_name["seq_0"].deps == ("prep",) and by_name["seq_2"].deps == ("prep", "seq_1")
+    assert by_name["seq_0"].deps == ("prep",) and by_name["seq_2"].deps == (
+        "seq_1",
+    )  # after prep through seq_0
     assert by_name["seq_1"].replica_index == 1 and by_name["seq_1"].sweep == {}
     assert by_name["prep"].replica_index is None and by_name["prep"].sweep == {}
     assert plan.order == ["prep", "train_1", "train_2", "seq_0", "seq_1", "seq_2", "report"]

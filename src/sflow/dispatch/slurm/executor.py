@@ -34,7 +34,6 @@ from sflow.dispatch.executor import Call, Handle
 from sflow.dispatch.options import parse_options, resolve_callable
 from sflow.dispatch.remote import RemoteExecutor, RemoteOptions
 from sflow.dispatch.slurm import argv as slurm_argv
-from sflow.dispatch.slurm.status import JobStatus, SlurmWatcher, master_id
 from sflow.dispatch.subprocess import default_worker_command
 from sflow.schema.durations import seconds_to_slurm_time
 from sflow.slurm.commands import (
@@ -44,6 +43,7 @@ from sflow.slurm.commands import (
     run_slurm,
 )
 from sflow.slurm.submit import TaggedSubmission
+from sflow.slurm.watcher import JobStatus, SlurmWatcher, master_id
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +142,7 @@ class SlurmExecutor(RemoteExecutor):
             scontrol=options.scontrol,
             interval=options.poll_interval,
             command_timeout=options.command_timeout,
+            error_type=DispatchSlurmError,
         )
 
     @classmethod

@@ -1,4 +1,4 @@
-"""One shared Slurm status watcher per executor: a single `squeue` per poll for all its jobs.
+"""One shared Slurm status watcher: a single `squeue` per poll for all the jobs it watches.
 
 Polling every job separately (or every second regardless of load) is what makes schedulers
 slow for everybody. The watcher asks `squeue -h -r -t all -j id1,id2,… -o "%i %T"` once per
@@ -15,7 +15,6 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from sflow.dispatch.errors import DispatchSlurmError
 from sflow.slurm.commands import FINAL_STATES, SlurmCommandError, normalize_state, run_once
 
 log = logging.getLogger(__name__)
@@ -105,8 +104,10 @@ class SlurmWatcher:
         interval: float = 2.0,
         max_backoff: float = 60.0,
         command_timeout: float = 60.0,
+        error_type: type[SlurmCommandError] = SlurmCommandError,
     ) -> None:
         self.listener = listener
+        self.error_type = error_type  # what a failed squeue or scontrol raises (a caller's subclass)
         self.squeue = list(squeue)
         self.scontrol = list(scontrol)
         self.interval = interval
@@ -170,7 +171,7 @@ class SlurmWatcher:
             result = await run_once(
                 [*self.scontrol, "show", "job", "-o", job_id],
                 timeout=self.command_timeout,
-                error_type=DispatchSlurmError,
+                error_type=self.error_type,
             )
         except SlurmCommandError as exc:
             if exc.invalid_job:
@@ -181,7 +182,7 @@ class SlurmWatcher:
     async def _squeue(self, masters: list[str]) -> dict[str, str]:
         argv = [*self.squeue, "-h", "-r", "-t", "all", "-o", "%i %T", "-j", ",".join(masters)]
         try:
-            result = await run_once(argv, timeout=self.command_timeout, error_type=DispatchSlurmError)
+            result = await run_once(argv, timeout=self.command_timeout, error_type=self.error_type)
         except SlurmCommandError as exc:
             if exc.invalid_job:  # every listed job has aged out
                 return {}
