@@ -310,7 +310,7 @@ def test_logs_follow_goes_on_with_the_retry(sflow):
                 proc.kill()
                 proc.wait()
     assert follower.returncode == 0, err
-    run_dir = next(sflow.output_dir.iterdir())
+    run_dir = next(p for p in sflow.output_dir.iterdir() if p.is_dir())
     first = (run_dir / "flaky" / "flaky.attempt1.log").read_text()
     assert first_line + rest == first + "second\n"
     assert "moved aside for a retry" in err

@@ -243,7 +243,7 @@ def test_run_piped_to_head_stops_printing_quietly_and_the_run_goes_on(sflow):
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err
     assert "workflow succeeded" in err
-    (run,) = sflow.output_dir.iterdir()
+    (run,) = (p for p in sflow.output_dir.iterdir() if p.is_dir())  # beside the run index
     assert '"ok": true' in (run / "summary.json").read_text()
 
 
@@ -266,6 +266,6 @@ def test_run_with_stdout_and_stderr_closed_still_runs_to_its_end(sflow):
     )
     os.close(write_end)
     assert code == 0
-    (run,) = sflow.output_dir.iterdir()
+    (run,) = (p for p in sflow.output_dir.iterdir() if p.is_dir())  # beside the run index
     assert '"ok": true' in (run / "summary.json").read_text()
     assert (run / "sflow.log").read_text().count(": succeeded") == 3

@@ -261,7 +261,7 @@ def test_ctrl_c_stops_everything_and_exits_130(sflow):
     proc, grandchild, err = _start_and_interrupt(sflow, _interruptible(sflow), signal.SIGINT)
     assert proc.returncode == 130, err
     assert not proc_alive(grandchild)
-    done_summary = sorted(sflow.output_dir.iterdir())[-1] / "summary.json"
+    done_summary = sorted(p for p in sflow.output_dir.iterdir() if p.is_dir())[-1] / "summary.json"
     assert done_summary.exists()
     log = (done_summary.parent / "parent" / "parent.log").read_text()
     assert log == "started\n"

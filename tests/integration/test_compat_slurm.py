@@ -59,7 +59,7 @@ def run(slurm_cluster: SlurmCluster) -> tuple[Path, str]:
         stdin=subprocess.DEVNULL,
     )
     assert done.returncode == 0, done.stderr
-    (run_dir,) = (tmp / "out").iterdir()
+    (run_dir,) = (p for p in (tmp / "out").iterdir() if p.is_dir())  # beside the run index
     log = (run_dir / "ids" / "ids.log").read_text()
     job = re.search(r"^job (\d+) ", log, re.M)
     assert job, log

@@ -16,7 +16,7 @@ import socket
 import time
 from pathlib import Path
 
-from sflow.record.run_dir import owner_alive
+from sflow.record.status import run_alive
 from sflow.slurm.cancel import Cancelled, cancel_entries
 from sflow.slurm.journal import read_journal
 
@@ -31,7 +31,7 @@ def cancel_run(run_dir: Path, stop_wait: float = STOP_WAIT) -> list[str]:
         os.kill(pid, signal.SIGTERM)
         lines.append(f"sent SIGTERM to sflow (pid {pid}), which runs {run_dir.name}")
         deadline = time.monotonic() + stop_wait
-        while owner_alive(run_dir) and time.monotonic() < deadline:
+        while run_alive(run_dir) and time.monotonic() < deadline:
             time.sleep(0.1)
     done = asyncio.run(cancel_entries(read_journal(run_dir)))
     lines += [_line(c) for c in done] or [f"{run_dir.name} holds nothing in Slurm"]
@@ -47,11 +47,7 @@ def _live_owner(run_dir: Path) -> int | None:
         owner = json.loads((run_dir / "run.json").read_text())
     except (OSError, ValueError):
         return None
-    if (
-        owner.get("host") != socket.gethostname()
-        or not owner_alive(run_dir)
-        or owner.get("pid") == os.getpid()
-    ):
+    if owner.get("host") != socket.gethostname() or not run_alive(run_dir) or owner.get("pid") == os.getpid():
         return None
     return int(owner["pid"])
 

@@ -1,4 +1,4 @@
-"""`sflow logs`: find a run directory and print (or follow) one of its logs."""
+"""`sflow logs`: print (or follow) one log of a run."""
 
 from __future__ import annotations
 
@@ -11,25 +11,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from sflow.errors import UserError, suggest
-from sflow.record.run_dir import owner_alive, safe_name
-
-
-def find_run(output_dir: Path, ref: str) -> Path:
-    """A run directory from a path, a run id (or its unique prefix) or 'latest'."""
-    as_path = Path(ref)
-    if as_path.is_dir() and (as_path / "sflow.log").exists():
-        return as_path
-    runs = (
-        sorted(p for p in output_dir.glob("*") if (p / "sflow.log").exists()) if output_dir.is_dir() else []
-    )
-    if not runs:
-        raise UserError(f"no runs under {output_dir}")
-    if ref == "latest":
-        return runs[-1]
-    matches = [p for p in runs if p.name.startswith(ref)]
-    if len(matches) != 1:
-        raise UserError(f"run '{ref}' {'is ambiguous' if matches else 'not found'} under {output_dir}")
-    return matches[0]
+from sflow.record.run_dir import safe_name
+from sflow.record.status import run_alive
 
 
 def print_log(run_dir: Path, task: str | None, follow: bool = False, poll: float = 0.2) -> None:
@@ -45,7 +28,7 @@ def print_log(run_dir: Path, task: str | None, follow: bool = False, poll: float
     try:
         while True:
             # checked before the read, so no last bytes are lost; a run whose sflow died counts as over
-            ended = (run_dir / "summary.json").exists() or not owner_alive(run_dir)
+            ended = (run_dir / "summary.json").exists() or not run_alive(run_dir)
             if log is None:
                 log = _open(path)
             if log is not None:
@@ -76,7 +59,7 @@ def _no_log(run_dir: Path, task: str | None) -> None:
     tasks = _summary_tasks(run_dir)
     if task is None or tasks is None:
         known = sorted(p.name for p in run_dir.iterdir() if p.is_dir())
-        if task is not None and owner_alive(run_dir):
+        if task is not None and run_alive(run_dir):
             raise UserError(
                 f"no log for task '{task}' in {run_dir} yet: the run is still going and the task has "
                 f"not started (-f waits for it; tasks that have: {_listed(known)})"

@@ -119,6 +119,21 @@ def main() -> None:
 @click.option("--tui/--no-tui", default=None, help="Live view (default: on when stdout is a terminal).")
 @click.option("--grace", type=float, default=10.0, show_default=True, help="Seconds between TERM and KILL.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.option(
+    "-t",
+    "--task",
+    "tasks",
+    multiple=True,
+    metavar="NAME",
+    help="Run only this task and what it needs (repeatable; a task's name covers its replicas).",
+)
+@click.option("--skip-dependencies", is_flag=True, help="With --task: run the task alone, not what it needs.")
+@click.option(
+    "--resume",
+    metavar="RUN",
+    default=None,
+    help="Keep what RUN (a run id, a run directory or 'latest') completed and left unchanged; run the rest.",
+)
 def run(
     files: tuple[str, ...],
     file_opts: tuple[str, ...],
@@ -133,11 +148,17 @@ def run(
     tui: bool | None,
     grace: float,
     quiet: bool,
+    tasks: tuple[str, ...],
+    skip_dependencies: bool,
+    resume: str | None,
 ) -> None:
     """Run a workflow."""
     from sflow.cli.run import dry_run_plan, run_workflow
     from sflow.lifecycle.settings import RunSettings
+    from sflow.workflow.run_plan import plan_run
 
+    if skip_dependencies and not tasks:
+        raise click.UsageError("--skip-dependencies needs --task NAME")
     if as_json and not dry_run:
         raise click.UsageError("--json goes with --dry-run")
     spec = _load(_all_files(files, file_opts), sets, artifacts, missable_tasks)
@@ -148,19 +169,28 @@ def run(
         keep_going=keep_going,
         grace=grace,
     )
+    run_plan = plan_run(
+        spec,
+        settings.output_path(),
+        tasks=tasks,
+        with_deps=not skip_dependencies,
+        resume=resume,
+        fingerprints=not dry_run,
+    )
     if as_json:
         import json
 
         from sflow.workflow.dry_run import plan_data
 
-        click.echo(json.dumps(plan_data(spec, settings.workspace_path(), settings.output_path()), indent=1))
+        data = plan_data(spec, settings.workspace_path(), settings.output_path(), run_plan)
+        click.echo(json.dumps(data, indent=1))
         return
-    plan_text = dry_run_plan(spec, settings)  # renders every task once: a mistake shows now, not hours in
+    plan_text = dry_run_plan(spec, settings, run_plan)  # renders every task once: a mistake shows now
     if dry_run:
         click.echo(plan_text)
         return
     progress = "none" if quiet else ("live" if tui else "plain" if tui is False else "auto")
-    sys.exit(run_workflow(spec, settings, progress))
+    sys.exit(run_workflow(spec, settings, progress, run_plan))
 
 
 @main.command()
@@ -261,10 +291,76 @@ def _block_dumper() -> Any:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing as the log grows, until the run ends.")
 def logs(run_ref: str, task: str | None, output_dir: str, follow: bool) -> None:
     """Print a task's log (or the run's sflow.log) of RUN (a run id, a run directory, or 'latest')."""
-    from sflow.cli.logs import find_run, print_log
+    from sflow.cli.logs import print_log
+    from sflow.record.runs import find_run
 
     run_dir = find_run(Path(output_dir), run_ref)
     print_log(run_dir, task, follow=follow)
+
+
+_OUTPUT_DIR = click.option(
+    "--output-dir", type=click.Path(file_okay=False), default="sflow_output", show_default=True
+)
+
+
+def _duration(text: str | None, flag: str) -> float | None:
+    from sflow.schema import parse_duration
+
+    if text is None:
+        return None
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=flag) from None
+
+
+@main.command()
+@_OUTPUT_DIR
+@click.option("-w", "--workflow", default=None, help="Only runs of this workflow.")
+@click.option(
+    "--state",
+    type=click.Choice(["running", "succeeded", "failed", "interrupted", "killed"]),
+    default=None,
+    help="Only runs in this state.",
+)
+@click.option("--since", default=None, metavar="DURATION", help="Only runs started within, e.g. 2h or 7d.")
+@click.option("-n", "--last", type=int, default=20, show_default=True, help="Show the newest N (0: all).")
+def runs(output_dir: str, workflow: str | None, state: str | None, since: str | None, last: int) -> None:
+    """List past and running runs: id, workflow, state, start, duration, task counts."""
+    from sflow.cli.runs import show_runs
+
+    click.echo(show_runs(Path(output_dir), workflow, state, _duration(since, "--since"), last))
+
+
+@main.command()
+@click.argument("run_ref", metavar="RUN", default="latest")
+@_OUTPUT_DIR
+def status(run_ref: str, output_dir: str) -> None:
+    """Each task of RUN (a run id, a run directory or 'latest'), while it runs or after it ended."""
+    from sflow.cli.runs import show_status
+    from sflow.record.runs import find_run
+
+    click.echo(show_status(find_run(Path(output_dir), run_ref)))
+
+
+@main.command()
+@_OUTPUT_DIR
+@click.option("--older-than", default=None, metavar="DURATION", help="Runs started longer ago, e.g. 7d.")
+@click.option("--keep", type=int, default=None, metavar="N", help="Keep the newest N runs of each workflow.")
+@click.option("-w", "--workflow", default=None, help="Only runs of this workflow.")
+@click.option("--yes", is_flag=True, help="Remove them (without it, only show what would go).")
+def clean(output_dir: str, older_than: str | None, keep: int | None, workflow: str | None, yes: bool) -> None:
+    """Remove old run directories; shows what would go unless --yes is given. Running runs stay."""
+    from sflow.cli.runs import clean as remove
+    from sflow.cli.runs import plan_clean
+
+    if older_than is None and keep is None:
+        raise click.UsageError("say which runs to remove: --older-than DURATION and/or --keep N")
+    if keep is not None and keep < 0:
+        raise click.BadParameter("must be 0 or more", param_hint="--keep")
+    out = Path(output_dir)
+    going, spared = plan_clean(out, _duration(older_than, "--older-than"), keep, workflow)
+    click.echo(remove(out, going, spared, really=yes))
 
 
 @main.command()
@@ -273,7 +369,7 @@ def logs(run_ref: str, task: str | None, output_dir: str, follow: bool) -> None:
 def cancel(run_ref: str, output_dir: str) -> None:
     """Stop RUN and cancel the Slurm allocations, steps and jobs it holds (also after sflow died)."""
     from sflow.cli.cancel import cancel_run
-    from sflow.cli.logs import find_run
+    from sflow.record.runs import find_run
 
     for line in cancel_run(find_run(Path(output_dir), run_ref)):
         click.echo(line)

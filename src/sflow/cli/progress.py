@@ -53,7 +53,12 @@ class PlainProgress:
         text = f"[{elapsed:8.2f}s] {event.unit}: {event.state.value}"
         if event.state is State.RUNNING and event.attempt > 1:
             text += f" (attempt {event.attempt})"
-        if event.outcome is not None and event.outcome.reason and event.state is not State.SUCCEEDED:
+        kept = event.state is State.SUCCEEDED and event.attempt == 0  # made by an earlier run
+        if (
+            event.outcome is not None
+            and event.outcome.reason
+            and (event.state is not State.SUCCEEDED or kept)
+        ):
             text += f" ({event.outcome.reason})"
         if event.message:
             text += f" {event.message}"

@@ -5,30 +5,38 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sflow.cli.progress import to_devnull
 from sflow.engine import RunResult, State
 from sflow.lifecycle.settings import RunSettings
 from sflow.record.tail import last_lines, printable
 
+if TYPE_CHECKING:
+    from sflow.workflow.run_plan import RunPlan
+
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130  # 130 = 128 + SIGINT, as shells report Ctrl-C
 TAIL_LINES = 20
 
 
-def run_workflow(spec: Any, settings: RunSettings, progress: str = "auto") -> int:
+def run_workflow(
+    spec: Any, settings: RunSettings, progress: str = "auto", run_plan: RunPlan | None = None
+) -> int:
     """Run to completion and return the process exit code.
 
-    `progress` is `auto` (live view on a terminal), `live`, `plain` or `none`.
+    `progress` is `auto` (live view on a terminal), `live`, `plain` or `none`; `run_plan` says
+    which tasks run and what a resumed run keeps (by default: every task, nothing kept).
     """
     from sflow.lifecycle.host import OwnLoop
     from sflow.workflow.run import WorkflowRun
 
-    run = WorkflowRun(spec, settings)
+    run = WorkflowRun(spec, settings, run_plan=run_plan)
     view = _progress(progress, spec.workflow.name, total=len(run.instances))
     if view:
         run.listeners.append(view.on_event)
     _say(f"sflow: run {run.record.run_id} -> {run.record.run_dir}")
+    if run.run_plan.earlier is not None:
+        _say(f"sflow: {run.run_plan.resume_summary()}")
     if view:
         view.start()
     loop = OwnLoop(command_line=True)
@@ -124,11 +132,11 @@ def _report_failed(
                 print(f"    | {printable(line)}", file=out)
 
 
-def dry_run_plan(spec: Any, settings: RunSettings) -> str:
-    """The resolved plan: order, dependencies, placement and commands; nothing runs."""
+def dry_run_plan(spec: Any, settings: RunSettings, run_plan: RunPlan | None = None) -> str:
+    """The resolved plan: order, dependencies, placement, commands, resume decisions; nothing runs."""
     from sflow.workflow.dry_run import describe_plan
 
-    return describe_plan(spec, settings.workspace_path(), settings.output_path())
+    return describe_plan(spec, settings.workspace_path(), settings.output_path(), run_plan)
 
 
 __all__ = [

@@ -97,8 +97,11 @@ class Engine:
         try:
             if not self.units:
                 self._all_done.set()
+            for name in order:  # results kept from an earlier run count as done at once
+                if self.units[name].kept:
+                    self._finish(name, State.SUCCEEDED, Outcome(ok=True, reason=self.units[name].kept))
             for name in order:
-                if self._unmet[name] == 0:
+                if self._unmet[name] == 0 and self._startable(name):
                     self._launch(name)
             await asyncio.wait_for(self._all_done.wait(), self.timeout)
             await self._wait_drivers()  # services being stopped, stop helpers: nothing outlives run()
@@ -153,6 +156,9 @@ class Engine:
 
     # -- scheduling -----------------------------------------------------------------------------
 
+    def _startable(self, name: str) -> bool:
+        return name not in self._drivers and self.results[name].state is State.PENDING
+
     def _launch(self, name: str) -> None:
         self._drivers[name] = asyncio.ensure_future(self._drive(self.units[name]))
 
@@ -172,7 +178,7 @@ class Engine:
             return
         for child in self.graph.dependents[name]:
             self._unmet[child] -= 1
-            if self._unmet[child] == 0 and self.results[child].state is State.PENDING:
+            if self._unmet[child] == 0 and self._startable(child) and not self.units[child].kept:
                 self._launch(child)
 
     async def _drive(self, unit: Unit) -> None:

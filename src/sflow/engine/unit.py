@@ -134,7 +134,10 @@ class Attempt(abc.ABC):
 
 @dataclass
 class Unit:
-    """A schedulable task: its dependencies, policies and how to start one attempt."""
+    """A schedulable task: its dependencies, policies and how to start one attempt.
+
+    `kept` (a reason) marks a unit whose result an earlier run made: it succeeds without starting.
+    """
 
     name: str
     start: Callable[[int], Awaitable[Attempt]]
@@ -142,6 +145,7 @@ class Unit:
     retries: RetryPolicy = field(default_factory=RetryPolicy)
     timeout: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    kept: str = ""
 
 
 @dataclass

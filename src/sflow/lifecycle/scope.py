@@ -29,10 +29,20 @@ class NotStarted(Exception):
 class RunScope:
     """Record, engine, teardown and summary of one run; `run` may be awaited once."""
 
-    def __init__(self, name: str, settings: RunSettings, listeners: Iterable[Listener] = ()) -> None:
+    def __init__(
+        self,
+        name: str,
+        settings: RunSettings,
+        listeners: Iterable[Listener] = (),
+        resumed_from: str | None = None,
+    ) -> None:
         self.settings = settings
         self.listeners = list(listeners)
-        self.record = RunRecord(settings.output_path(), name, settings.run_id) if settings.record else None
+        self.record = (
+            RunRecord(settings.output_path(), name, settings.run_id, resumed_from)
+            if settings.record
+            else None
+        )
         self.engine: Engine | None = None
         self.result: RunResult | None = None
         self.loop: asyncio.AbstractEventLoop | None = None

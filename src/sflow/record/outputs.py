@@ -22,6 +22,15 @@ def write_outputs(task_dir: Path, values: Mapping[str, Any]) -> Path:
     return path
 
 
+def read_outputs(task_dir: Path) -> dict[str, Any]:
+    """What `write_outputs` wrote in `task_dir` (nothing if it wrote nothing)."""
+    try:
+        values = json.loads((task_dir / "outputs.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return values if isinstance(values, dict) else {}
+
+
 def table_row(
     replica_index: int | None, sweep: Mapping[str, Any], outputs: Mapping[str, Any]
 ) -> dict[str, Any]:

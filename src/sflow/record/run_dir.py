@@ -24,6 +24,7 @@ from typing import IO, Any
 from sflow.engine import Event, RunResult, State
 from sflow.errors import UserError
 from sflow.record.outputs import table_row, write_table_csv
+from sflow.record.status import process_start
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -43,13 +44,23 @@ def safe_name(name: str) -> str:
 class RunRecord:
     """Owns one run directory; its `on_event` is an engine listener."""
 
-    def __init__(self, output_dir: Path, workflow_name: str, run_id: str | None = None) -> None:
+    def __init__(
+        self,
+        output_dir: Path,
+        workflow_name: str,
+        run_id: str | None = None,
+        resumed_from: str | None = None,
+    ) -> None:
         self.workflow_name = workflow_name
         self.run_id = run_id or new_run_id(workflow_name)
-        self.run_dir = (output_dir / self.run_id).resolve()
+        self.output_dir = output_dir.resolve()
+        self.run_dir = self.output_dir / self.run_id
+        owner = _owner(self.run_id, workflow_name)
+        if resumed_from:
+            owner["resumed_from"] = resumed_from
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            _write_json(self.run_dir / "run.json", _owner(self.run_id, workflow_name))
+            _write_json(self.run_dir / "run.json", owner)
         except OSError as exc:
             raise UserError(
                 f"cannot create the run directory {self.run_dir}: {exc.strerror or exc}"
@@ -60,6 +71,7 @@ class RunRecord:
         self.task_info: dict[str, dict[str, Any]] = {}
         self.sweep_rows: dict[str, list[dict[str, Any]]] = {}
         self._task_dirs: dict[str, Path] = {}
+        self._index("running")
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -81,6 +93,26 @@ class RunRecord:
             path.rename(path.with_name(f"{safe_name(task)}.attempt{attempt - 1}.log"))
         return path
 
+    def write_plan(self, tasks: dict[str, dict[str, Any]]) -> None:
+        """`plan.json`: every task of the run before any starts (dependencies, fingerprint, ...).
+
+        What `sflow status` shows of tasks that never started, and what a resumed run compares.
+        """
+        _write_json(self.run_dir / "plan.json", {"run_id": self.run_id, "tasks": tasks})
+
+    def keep(self, task: str, origin_dir: Path, origin_run: str, entry: dict[str, Any]) -> None:
+        """A task whose result an earlier run made: its folder here links to that run's folder.
+
+        Its log and outputs stay where they were written (nothing of the earlier run is touched)
+        and are reachable from this run; its summary entry says which run made them.
+        """
+        link = self.run_dir / safe_name(task)
+        if not link.exists() and not link.is_symlink():
+            link.symlink_to(_relative(origin_dir, self.run_dir))
+        self._task_dirs[task] = link
+        kept = {k: v for k, v in entry.items() if k not in ("state", "reason")}
+        self.task_info[task] = {**kept, "kept_from": origin_run}
+
     # -- events ------------------------------------------------------------------------------
 
     def note(self, message: str) -> None:
@@ -97,8 +129,12 @@ class RunRecord:
             info.update(event.outcome.info)
         line: dict[str, Any] = {"time": event.time, "task": event.unit, "state": event.state.value}
         line["attempt"] = event.attempt
+        if event.state is State.RUNNING:  # where this attempt runs: `sflow status` and the report's timeline
+            line.update({k: info[k] for k in _WHERE if k in info})
         if event.outcome is not None and event.outcome.reason:
             line["reason"] = event.outcome.reason
+        if event.outcome is not None and event.outcome.exit_code is not None:
+            line["exit_code"] = event.outcome.exit_code
         if event.message:
             line["message"] = event.message
         self._events.write(json.dumps(line) + "\n")
@@ -145,6 +181,8 @@ class RunRecord:
                 "end": r.ended,
                 "log": info.get("log") or (str(self.log_path(name)) if r.attempts else None),
             }
+            if "kept_from" in info:  # made by an earlier run: its attempts and times, not ours
+                entry.update({k: v for k, v in info.items() if k in _MADE_BY and k in info})
             entry.update({k: v for k, v in info.items() if k not in entry and _jsonable(v)})
             tasks[name] = entry
         summary: dict[str, Any] = {
@@ -166,11 +204,30 @@ class RunRecord:
             summary.update(extra)
         path = self.run_dir / "summary.json"
         _write_json(path, summary)
+        counts: dict[str, int] = {}
+        for entry in tasks.values():
+            counts[entry["state"]] = counts.get(entry["state"], 0) + 1
+        self._index("succeeded" if result.ok else "interrupted" if result.interrupted else "failed", counts)
         return path
+
+    def _index(self, state: str, counts: dict[str, int] | None = None) -> None:
+        """This run's row in the run index (`sflow runs`); never an error of the run."""
+        from sflow.record.history import record_run, row_of_owner
+
+        record_run(self.output_dir, row_of_owner(self.run_dir, state, counts))
 
     def close(self) -> None:
         self._events.close()
         self._human.close()
+
+
+_WHERE = ("nodes", "gpus", "log", "slurm_job_id", "slurm_step_id")
+_MADE_BY = ("attempts", "exit_code", "start", "ready", "end", "log")
+
+
+def _relative(target: Path, run_dir: Path) -> Path:
+    """`../<run>/<task>` for a run in the same output folder (still valid if the folder moves)."""
+    return Path(os.path.relpath(target, run_dir)) if target.parent.parent == run_dir.parent else target
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -208,26 +265,10 @@ def _owner(run_id: str, workflow: str) -> dict[str, Any]:
         "run_id": run_id,
         "workflow": workflow,
         "pid": os.getpid(),
+        "pid_start": process_start(os.getpid()),
         "host": socket.gethostname(),
         "started": time.time(),
     }
-
-
-def owner_alive(run_dir: Path) -> bool:
-    """False when the run's sflow process is known to be gone (same host, pid not running)."""
-    try:
-        owner = json.loads((run_dir / "run.json").read_text())
-    except (OSError, ValueError):
-        return True  # unknown: keep following
-    if owner.get("host") != socket.gethostname():
-        return True
-    try:
-        os.kill(int(owner["pid"]), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, KeyError, ValueError):
-        return True
-    return True
 
 
 def _jsonable(value: Any) -> bool:

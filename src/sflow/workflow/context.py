@@ -223,7 +223,10 @@ def _add_task(context: dict[str, Any], inst: TaskInstance, placement: Placement)
 def _scope(context: dict[str, Any], inst: TaskInstance) -> dict[str, Any]:
     scope = dict(context)
     scope["variables"] = dict(context["variables"])
-    scope["variables"].update(inst.sweep)  # first, so the task's own variables can build on them
+    for name, value in inst.sweep.items():  # first, so the task's own variables can build on them
+        declared = inst.task.variables.get(name)
+        domain = declared.domain if declared else getattr(context["variables"].get(name), "domain", None)
+        scope["variables"][name] = with_domain(value, domain)  # `variables.X.domain` still works
     if inst.follows_sweep:  # `RUN: lr_${{ variables.LR }}` follows a swept LR
         resolve_variables(inst.follows_sweep, scope)
     own = {name: var for name, var in (inst.task.variables or {}).items() if name not in inst.sweep}

@@ -11,7 +11,7 @@ import io
 from collections.abc import Callable
 from pathlib import Path
 from shlex import quote as _quote
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sflow.backends.base import Allocation, create_backend
 from sflow.backends.placement import Placement, Placer
@@ -29,6 +29,9 @@ from sflow.workflow.context import (
     task_scope,
 )
 from sflow.workflow.plan import TaskInstance, at_request, expand
+
+if TYPE_CHECKING:
+    from sflow.workflow.run_plan import RunPlan
 
 
 def planned_allocations(
@@ -96,14 +99,20 @@ def _release_ancestors(
         stack.extend(deps[name])
 
 
-def describe_plan(spec: Any, workspace: Path, output_dir: Path) -> str:
-    """The plan as text: backends and their nodes, then every task in start order."""
+def describe_plan(spec: Any, workspace: Path, output_dir: Path, run_plan: RunPlan | None = None) -> str:
+    """The plan as text: backends and their nodes, then every task in start order.
+
+    With a `run_plan`, only its tasks (`--task`), each with its resume decision.
+    """
     with gc_paused() as resume:  # planning, like loading, makes many objects and no cycles...
-        return _describe_plan(spec, workspace, output_dir, resume)
+        return _describe_plan(spec, workspace, output_dir, resume, run_plan)
 
 
-def _describe_plan(spec: Any, workspace: Path, output_dir: Path, resume_gc: Callable[[], None]) -> str:
-    ordered = expand(spec).in_order()
+def _describe_plan(
+    spec: Any, workspace: Path, output_dir: Path, resume_gc: Callable[[], None], run_plan: RunPlan | None
+) -> str:
+    ordered = (run_plan.plan if run_plan is not None else expand(spec)).in_order()
+    decisions = run_plan.decisions if run_plan is not None else {}
     run_dir = output_dir / "<run-id>"
     context = base_context(spec, workspace, run_dir, write_artifacts=False)
     allocations = planned_allocations(spec, ordered, context)
@@ -118,6 +127,8 @@ def _describe_plan(spec: Any, workspace: Path, output_dir: Path, resume_gc: Call
         out.write(f"\nbackend {name} [{spec.backend_type(name)}]: {nodes}")
         if "request" in alloc.info:  # what the allocation will ask Slurm for
             out.write(f"\n  allocation: {alloc.info['request']}")
+    if run_plan is not None and run_plan.earlier is not None:
+        out.write(f"\n{run_plan.resume_summary()}")
     write = out.write
     problems = Problems()  # every script's mistakes, not only the first one's
     for step, inst in enumerate(ordered, 1):
@@ -131,17 +142,23 @@ def _describe_plan(spec: Any, workspace: Path, output_dir: Path, resume_gc: Call
             resume_gc()
         argv = commands.argv(inst, placement)
         write("\n")
-        write(_describe_task(step, inst, placement, argv, body))
+        note = ""
+        if decisions:
+            decision = decisions[inst.name]
+            note = f"{'keep' if decision.keep else 'run'} ({decision.reason})"
+        write(_describe_task(step, inst, placement, argv, body, note))
     del ordered, placements, renderer, context
     problems.raise_if_any()
     return out.getvalue()
 
 
-def plan_data(spec: Any, workspace: Path, output_dir: Path) -> dict[str, Any]:
+def plan_data(
+    spec: Any, workspace: Path, output_dir: Path, run_plan: RunPlan | None = None
+) -> dict[str, Any]:
     """The plan as data (`sflow run --dry-run --json`): what `describe_plan` shows, plus each task's
     environment, for programs that compare or check plans."""
     with gc_paused():
-        ordered = expand(spec).in_order()
+        ordered = (run_plan.plan if run_plan is not None else expand(spec)).in_order()
         run_dir = output_dir / "<run-id>"
         context = base_context(spec, workspace, run_dir, write_artifacts=False)
         allocations = planned_allocations(spec, ordered, context)
@@ -176,7 +193,11 @@ def plan_data(spec: Any, workspace: Path, output_dir: Path) -> dict[str, Any]:
                 base_env={},
                 shared_paths=_shared(inst, context, workspace, output_dir, run_dir, task_dir),
             )
-            tasks.append(_task_data(inst, placement, get_launcher(inst.operator.type).argv(ctx), env, body))
+            data = _task_data(inst, placement, get_launcher(inst.operator.type).argv(ctx), env, body)
+            if run_plan is not None and inst.name in run_plan.decisions:
+                decision = run_plan.decisions[inst.name]
+                data["resume"] = {"keep": decision.keep, "reason": decision.reason}
+            tasks.append(data)
     return {
         "workflow": spec.workflow.name,
         "backends": {name: _allocation_data(spec, name, a) for name, a in allocations.items()},
@@ -304,7 +325,9 @@ class _PlannedLaunch(LaunchContext):
         pass
 
 
-def _describe_task(step: int, inst: TaskInstance, placement: Placement, argv: list[str], body: str) -> str:
+def _describe_task(
+    step: int, inst: TaskInstance, placement: Placement, argv: list[str], body: str, resume: str = ""
+) -> str:
     """One task's entry; `body` is its rendered script without the `#!` line."""
     where = ", ".join([n.name for n in placement.nodes])
     if placement.gpus:
@@ -314,6 +337,8 @@ def _describe_task(step: int, inst: TaskInstance, placement: Placement, argv: li
     )
     if inst.deps:
         text += f"\n   after: {', '.join(inst.deps)}"
+    if resume:
+        text += f"\n   resume: {resume}"
     if inst.sweep:
         text += "\n   sweep: " + ", ".join(f"{k}={v}" for k, v in inst.sweep.items())
     command = " ".join([_quote(arg) for arg in argv])

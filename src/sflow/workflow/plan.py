@@ -7,8 +7,8 @@ request and the variables it adds (sweep values, replica index).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from sflow.backends.placement import ANY_ONE_NODE, Request
@@ -249,3 +249,35 @@ def _operator_nodes(operator: Any) -> int | None:
         return None
     nodes = operator.nodes
     return nodes if isinstance(nodes, int) and not isinstance(nodes, bool) and nodes > 0 else None
+
+
+def select(plan: Plan, names: Sequence[str], with_deps: bool = True) -> Plan:
+    """Only the named tasks (a task's name means all its replicas) and, `with_deps`, what they need.
+
+    Without `with_deps` the selected tasks start at once: dependencies outside the selection
+    are dropped (those inside it, between replicas of a sequential task, stay).
+    """
+    from sflow.errors import suggest
+
+    by_name = plan.by_name()
+    wanted: set[str] = set()
+    for name in names:
+        found = [i.name for i in plan.instances if i.name == name or i.task.name == name]
+        if not found:
+            raise PlanError(f"--task {name}: no such task{suggest(name, _task_names(plan))}")
+        wanted.update(found)
+    if with_deps:
+        todo = list(wanted)
+        while todo:
+            for dep in by_name[todo.pop()].deps:
+                if dep not in wanted:
+                    wanted.add(dep)
+                    todo.append(dep)
+    chosen = [i for i in plan.instances if i.name in wanted]
+    if not with_deps:
+        chosen = [replace(i, deps=tuple(d for d in i.deps if d in wanted)) for i in chosen]
+    return Plan(instances=chosen, order=[n for n in plan.order if n in wanted])
+
+
+def _task_names(plan: Plan) -> list[str]:
+    return list(dict.fromkeys(n for i in plan.instances for n in (i.task.name, i.name)))

@@ -21,7 +21,7 @@ from sflow.launchers.base import LaunchContext, get_launcher
 from sflow.lifecycle.scope import NotStarted, RunScope
 from sflow.lifecycle.settings import RunSettings
 from sflow.probes import ProbedAttempt, task_probes
-from sflow.record.outputs import write_outputs
+from sflow.record.outputs import read_outputs, write_outputs
 from sflow.record.run_dir import RunRecord
 from sflow.schema import parse_duration
 from sflow.schema.expressions import render_value
@@ -36,7 +36,8 @@ from sflow.workflow.context import (
     task_scope,
 )
 from sflow.workflow.outputs import extract_outputs
-from sflow.workflow.plan import TaskInstance, at_request, expand
+from sflow.workflow.plan import TaskInstance, at_request
+from sflow.workflow.run_plan import RunPlan, plan_run
 
 if TYPE_CHECKING:
     from sflow.schema import WorkflowSpec
@@ -50,6 +51,7 @@ class WorkflowRun:
         spec: WorkflowSpec,
         settings: RunSettings | None = None,
         listeners: Iterable[Callable[[Event], None]] = (),
+        run_plan: RunPlan | None = None,
     ):
         self.spec = spec
         self.settings = settings or RunSettings()
@@ -57,9 +59,13 @@ class WorkflowRun:
             raise ValueError("a YAML workflow always records: its tasks' scripts live in the run directory")
         self.workspace_dir = self.settings.workspace_path()
         self.output_dir = self.settings.output_path()
-        self.plan = expand(spec)
+        self.run_plan = run_plan or plan_run(spec, self.output_dir)
+        self.plan = self.run_plan.plan
         self.instances = self.plan.instances
-        self.scope = RunScope(spec.workflow.name, self.settings, listeners)
+        earlier = self.run_plan.earlier
+        self.scope = RunScope(
+            spec.workflow.name, self.settings, listeners, earlier.run_id if earlier is not None else None
+        )
         assert self.scope.record is not None
         self.record: RunRecord = self.scope.record
         self.listeners = self.scope.listeners
@@ -93,6 +99,9 @@ class WorkflowRun:
         )
 
     async def _prepare(self) -> list[Unit]:
+        self.record.write_plan(self.run_plan.plan_record())
+        for line in self.run_plan.resume_lines():
+            self.record.note(line)
         self.context = base_context(self.spec, self.workspace_dir, self.record.run_dir)
         try:
             await self._allocate()
@@ -101,6 +110,7 @@ class WorkflowRun:
         if self.allocation_lost:
             raise NotStarted(self.allocation_lost)
         add_backends(self.context, self.spec, self.allocations)
+        await asyncio.to_thread(self._keep_earlier)
         return [self._unit(i) for i in self.instances]
 
     def request_stop(self, reason: str, interrupted: bool = False, force: bool = False) -> None:
@@ -177,6 +187,27 @@ class WorkflowRun:
             for name, a in self.allocations.items()
         }
 
+    def _keep_earlier(self) -> None:
+        """Tasks kept from the resumed run: linked into this run, with their outputs in its tables."""
+        earlier = self.run_plan.earlier
+        by_name = self.plan.by_name()
+        for name in self.run_plan.kept():
+            assert earlier is not None
+            task = earlier.tasks[name]
+            assert task.origin_dir is not None
+            self.record.keep(name, task.origin_dir, task.origin_run, task.entry)
+            inst = by_name[name]
+            base = inst.task.name
+            if inst.replica_index is None or base not in self.tables_pending:
+                continue
+            values = task.entry.get("outputs")
+            if values is None:
+                values = read_outputs(task.origin_dir)
+            self.record.set_outputs(name, values, base, inst.replica_index, inst.sweep)
+            self.tables_pending[base] -= 1
+            if self.tables_pending[base] == 0:
+                self.record.write_sweep_table(base)
+
     # -- context and units -----------------------------------------------------------------------
 
     def _unit(self, inst: TaskInstance) -> Unit:
@@ -193,8 +224,14 @@ class WorkflowRun:
         async def start(attempt_no: int) -> Attempt:
             return await self._start_attempt(inst, attempt_no)
 
+        decision = self.run_plan.decisions.get(inst.name)
         return Unit(
-            name=inst.name, start=start, deps=inst.deps, retries=policy, timeout=_duration(task.timeout)
+            name=inst.name,
+            start=start,
+            deps=inst.deps,
+            retries=policy,
+            timeout=_duration(task.timeout),
+            kept=f"kept: {decision.reason}" if decision is not None and decision.keep else "",
         )
 
     async def _start_attempt(self, inst: TaskInstance, attempt_no: int) -> Attempt:

@@ -343,6 +343,31 @@ def test_second_stop_request_with_force_skips_the_grace():
     assert result.interrupted
 
 
+def test_kept_units_succeed_without_starting_and_release_their_dependents():
+    log = []
+    result, events = run(
+        [
+            unit("a", log=log, kept="kept: succeeded, unchanged"),
+            unit("b", ["a"], log=log, kept="kept: succeeded, unchanged"),
+            unit("c", ["b"], log=log),
+            unit("d", ["a"], log=log),
+        ]
+    )
+    assert result.ok
+    assert sorted(name for _, name, *_ in log) == ["c", "d"]  # a and b never start
+    assert result.units["a"].state is State.SUCCEEDED and result.units["a"].attempts == 0
+    kept = [e for e in events if e.unit in ("a", "b")]
+    assert [(e.unit, e.state, e.outcome.reason) for e in kept] == [
+        ("a", State.SUCCEEDED, "kept: succeeded, unchanged"),
+        ("b", State.SUCCEEDED, "kept: succeeded, unchanged"),
+    ]
+
+
+def test_a_run_of_kept_units_only_ends_at_once():
+    result, _ = run([unit("a", kept="kept"), unit("b", ["a"], kept="kept")])
+    assert result.ok and all(r.attempts == 0 for r in result.units.values())
+
+
 class Doomed(Attempt):
     """An attempt whose end is found to doom the run: it stops the run, then fails for good."""
 

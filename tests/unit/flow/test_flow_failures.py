@@ -233,7 +233,7 @@ def test_cancelling_an_async_with_cancels_running_tasks(tmp_path) -> None:
 
     asyncio.run(outer())
     assert cancelled == [True]
-    (run_dir,) = tmp_path.iterdir()
+    (run_dir,) = (p for p in tmp_path.iterdir() if p.is_dir())  # beside the run index
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["interrupted"] is True
     assert summary["tasks"]["long"]["state"] == "cancelled"
@@ -273,7 +273,7 @@ def test_ctrl_c_during_the_block_cancels_everything(tmp_path) -> None:
 
     assert sorted(cancelled) == ["a", "b", "b", "b", "b", "b"]
     assert set(f.states.values()) == {State.CANCELLED}
-    (run_dir,) = tmp_path.iterdir()
+    (run_dir,) = (p for p in tmp_path.iterdir() if p.is_dir())  # beside the run index
     assert json.loads((run_dir / "summary.json").read_text())["interrupted"] is True
 
 
@@ -358,6 +358,6 @@ def test_sigterm_stops_the_flow_cleanly_and_exits_143(tmp_path) -> None:
             proc.kill()
     assert proc.returncode == 143, err  # an exit status, not death by the signal (-15)
     assert not _alive(worker), "the task's worker process outlived the flow"
-    (run_dir,) = (tmp_path / "out").iterdir()
+    (run_dir,) = (p for p in (tmp_path / "out").iterdir() if p.is_dir())  # beside the run index
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["interrupted"] is True and summary["tasks"]["slow"]["state"] == "cancelled"

@@ -702,3 +702,23 @@ def test_shared_paths_are_local_artifacts_then_the_runs_folders(tmp_path: Path) 
         str(run),
         str(run / "t"),
     )
+
+
+def test_a_swept_variable_keeps_its_domain_in_each_replica(load: Any, tmp_path: Path) -> None:
+    spec = load(
+        """
+        version: "0.1"
+        variables:
+          C: {value: 1, domain: [1, 4]}
+        workflow:
+          name: wf
+          tasks:
+            - name: t
+              variables:
+                F: {value: a, domain: [a, b]}
+              replicas: {variables: [C, F]}
+              script: ["echo ${{ variables.C }} of ${{ variables.C.domain }}, ${{ variables.F.domain }}"]
+        """
+    )
+    scripts = [t["script"] for t in plan_data(spec, tmp_path, tmp_path / "o")["tasks"]]
+    assert scripts[3] == "echo 4 of [1, 4], ['a', 'b']"

@@ -1,0 +1,200 @@
+"""A run's state read from its directory alone: while it runs, after it ended, or after its
+sflow was killed (then the states are the last ones it recorded, and the run says so).
+
+Finished runs are read from `summary.json`; others from `plan.json` (every task, before any
+started) and `events.jsonl` (each state change, written as it happens).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FINAL = ("succeeded", "failed", "cancelled", "skipped")
+_WHERE = ("nodes", "gpus", "log", "slurm_job_id", "slurm_step_id")  # of an attempt, in its running event
+
+
+@dataclass
+class TaskStatus:
+    """One task as the run directory knows it."""
+
+    name: str
+    state: str = "pending"
+    attempts: int = 0
+    reason: str = ""
+    exit_code: int | None = None
+    start: float | None = None
+    end: float | None = None
+    info: dict[str, Any] = field(default_factory=dict)  # nodes, gpus, log, Slurm ids, outputs ...
+
+    def entry(self) -> dict[str, Any]:
+        """The task as a `summary.json` entry."""
+        fields = {"state": self.state, "attempts": self.attempts, "reason": self.reason}
+        fields.update(exit_code=self.exit_code, start=self.start, end=self.end)
+        return {**fields, **self.info}
+
+    @property
+    def duration(self) -> float | None:
+        if self.start is None or self.end is None:
+            return None
+        return max(0.0, self.end - self.start)
+
+
+@dataclass
+class RunStatus:
+    """A run: who ran it, its state and its tasks in start order."""
+
+    run_id: str
+    workflow: str
+    run_dir: Path
+    state: str  # running, succeeded, failed, interrupted, killed
+    started: float | None
+    ended: float | None
+    tasks: dict[str, TaskStatus]
+    owner: dict[str, Any] = field(default_factory=dict)
+    stop_reason: str = ""
+    deps: dict[str, list[str]] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for task in self.tasks.values():
+            out[task.state] = out.get(task.state, 0) + 1
+        return out
+
+    @property
+    def resumed_from(self) -> str | None:
+        value = self.owner.get("resumed_from")
+        return str(value) if value else None
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object from `path`, or None when it is missing or unreadable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_status(run_dir: Path) -> RunStatus:
+    """The run in `run_dir` as it stands now."""
+    owner = read_json(run_dir / "run.json") or {}
+    plan = (read_json(run_dir / "plan.json") or {}).get("tasks", {})
+    summary = read_json(run_dir / "summary.json")
+    run_id = str(owner.get("run_id") or run_dir.name)
+    workflow = str(owner.get("workflow") or (summary or {}).get("workflow") or "")
+    deps = {name: list(entry.get("deps", ())) for name, entry in plan.items()}
+    if summary is not None:
+        tasks = {name: _from_summary(name, entry) for name, entry in summary.get("tasks", {}).items()}
+        state = _final_state(summary)
+        started = owner.get("started")
+        ended = started + float(summary.get("elapsed") or 0) if started else _last_end(tasks)
+        return RunStatus(
+            run_id,
+            workflow,
+            run_dir,
+            state,
+            started,
+            ended,
+            tasks,
+            owner,
+            summary.get("stop_reason", ""),
+            deps,
+        )
+    tasks = {name: TaskStatus(name) for name in plan}
+    last = _replay(run_dir / "events.jsonl", tasks)
+    state = "running" if owner_alive(owner) else "killed"
+    ended = last if state == "killed" else None
+    return RunStatus(run_id, workflow, run_dir, state, owner.get("started"), ended, tasks, owner, "", deps)
+
+
+def _final_state(summary: dict[str, Any]) -> str:
+    if summary.get("ok"):
+        return "succeeded"
+    return "interrupted" if summary.get("interrupted") else "failed"
+
+
+def _from_summary(name: str, entry: dict[str, Any]) -> TaskStatus:
+    known = ("state", "attempts", "reason", "exit_code", "start", "end")
+    return TaskStatus(
+        name,
+        state=str(entry.get("state", "pending")),
+        attempts=int(entry.get("attempts") or 0),
+        reason=str(entry.get("reason") or ""),
+        exit_code=entry.get("exit_code"),
+        start=entry.get("start"),
+        end=entry.get("end"),
+        info={k: v for k, v in entry.items() if k not in known},
+    )
+
+
+def _replay(events: Path, tasks: dict[str, TaskStatus]) -> float | None:
+    """Apply every recorded event to `tasks`; the time of the last one."""
+    last = None
+    try:
+        lines = events.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a kill
+        task = tasks.setdefault(event["task"], TaskStatus(event["task"]))
+        apply_event(task, event)
+        last = event.get("time", last)
+    return last
+
+
+def apply_event(task: TaskStatus, event: dict[str, Any]) -> None:
+    """One line of `events.jsonl` applied to what is known of its task."""
+    state = str(event["state"])
+    task.state = state
+    task.attempts = max(task.attempts, int(event.get("attempt") or 0))
+    task.reason = str(event.get("reason") or task.reason if state != "running" else "")
+    if state == "running":
+        task.start = task.start or event.get("time")
+        task.info.update({k: event[k] for k in _WHERE if k in event})
+    if state in FINAL:
+        task.end = event.get("time")
+        if "exit_code" in event:
+            task.exit_code = event["exit_code"]
+
+
+def _last_end(tasks: dict[str, TaskStatus]) -> float | None:
+    ends = [t.end for t in tasks.values() if t.end is not None]
+    return max(ends) if ends else None
+
+
+def run_alive(run_dir: Path) -> bool:
+    """False when the sflow running `run_dir` is known to be gone."""
+    return owner_alive(read_json(run_dir / "run.json") or {})
+
+
+def owner_alive(owner: dict[str, Any]) -> bool:
+    """False when the run's sflow is known to be gone: same host, and its pid is not running
+    or is now another process (a pid is reused; its start time tells them apart)."""
+    if not owner or owner.get("host") != socket.gethostname():
+        return True  # unknown, or another host: cannot tell, assume it runs
+    try:
+        pid = int(owner["pid"])
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, KeyError, ValueError, TypeError):
+        return True
+    started = owner.get("pid_start")
+    return started is None or process_start(pid) in (None, started)
+
+
+def process_start(pid: int) -> int | None:
+    """When `pid` started, in clock ticks since boot (Linux), to tell a reused pid apart."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return int(fh.read().rpartition(b")")[2].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
