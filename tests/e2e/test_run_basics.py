@@ -269,3 +269,79 @@ def test_run_with_stdout_and_stderr_closed_still_runs_to_its_end(sflow):
     (run,) = (p for p in sflow.output_dir.iterdir() if p.is_dir())  # beside the run index
     assert '"ok": true' in (run / "summary.json").read_text()
     assert (run / "sflow.log").read_text().count(": succeeded") == 3
+
+
+def _counting_replicas(sflow, limit_line: str) -> Path:
+    """Six replicas that each note how many of them run while it runs (a directory of markers)."""
+    running = sflow.tmp / "running"
+    running.mkdir()
+    return sflow.write(
+        "many.yaml",
+        f"""
+        version: "0.1"
+        backends:
+          - name: here
+            type: local
+            {limit_line}
+        workflow:
+          name: many
+          tasks:
+            - name: work
+              replicas: {{count: 6}}
+              script:
+                - touch {running}/$SFLOW_REPLICA_INDEX
+                - ls {running} | wc -l >> {sflow.tmp}/seen
+                - sleep 0.3
+                - ls {running} | wc -l >> {sflow.tmp}/seen
+                - rm {running}/$SFLOW_REPLICA_INDEX
+        """,
+    )
+
+
+def test_a_backends_max_concurrent_bounds_the_tasks_running_at_once(sflow):
+    wf = _counting_replicas(sflow, "max_concurrent: 2")
+    done = sflow("run", "-f", str(wf))
+    assert done.code == 0, done.err
+    seen = [int(n) for n in (sflow.tmp / "seen").read_text().split()]
+    assert len(seen) == 12 and max(seen) <= 2, seen
+    assert "at most 2 task(s) at once" in (done.run_dir() / "sflow.log").read_text()
+
+
+def test_the_command_line_limit_wins_over_the_backends(sflow):
+    wf = _counting_replicas(sflow, "max_concurrent: 6")
+    done = sflow("run", "-f", str(wf), "--max-concurrent", "1")
+    assert done.code == 0, done.err
+    seen = [int(n) for n in (sflow.tmp / "seen").read_text().split()]
+    assert seen == [1] * 12
+
+
+def test_services_do_not_deadlock_against_the_limit(sflow):
+    """One slot, two services and a client needing both: each ready service gives its slot back."""
+    wf = sflow.write(
+        "svc.yaml",
+        """
+        version: "0.1"
+        workflow:
+          name: svc
+          timeout: 60
+          tasks:
+            - name: db
+              script: ["echo ready", "sleep 300"]
+              probes:
+                readiness:
+                  - log_watch: {regex_pattern: ready}
+            - name: cache
+              script: ["echo ready", "sleep 300"]
+              probes:
+                readiness:
+                  - log_watch: {regex_pattern: ready}
+            - name: client
+              depends_on: [db, cache]
+              script: ["echo client done"]
+        """,
+    )
+    done = sflow("run", "-f", str(wf), "--max-concurrent", "1", "--grace", "1", timeout=120)
+    assert done.code == 0, done.err
+    tasks = done.summary()["tasks"]
+    assert tasks["client"]["state"] == "succeeded"
+    assert tasks["db"]["ready"] is not None and tasks["cache"]["ready"] is not None

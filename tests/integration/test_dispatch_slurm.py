@@ -211,6 +211,18 @@ def test_process_killed_hard_is_reported_with_exit_code(slurm_cluster: SlurmClus
     run_async(scenario, limit=90)
 
 
+def test_a_worker_killed_by_a_signal_is_reported_with_the_signal_s_name(
+    slurm_cluster: SlurmCluster, run_async
+) -> None:
+    async def scenario() -> None:
+        async with get_executor("slurm", _config(slurm_cluster)) as ex:
+            with pytest.raises(DispatchJobError) as info:
+                await ex.run(os.abort)
+            assert "killed by SIGABRT (ExitCode 0:6)" in str(info.value)
+
+    run_async(scenario, limit=90)
+
+
 def test_lost_callbacks_are_recovered_from_result_files(slurm_cluster: SlurmCluster, run_async) -> None:
     async def scenario() -> None:
         config = _config(slurm_cluster, callback_url="http://127.0.0.1:9/nobody-listens", post_attempts=1)

@@ -83,6 +83,10 @@ class Backend(abc.ABC):
     async def release(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
         """Give the allocation back (never one that was reused)."""
 
+    def default_max_concurrent(self) -> int | None:
+        """How many tasks may run at once when the workflow does not say (None: no limit)."""
+        return None
+
 
 _REGISTRY: dict[str, Callable[[str, Any], Backend]] = {}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from sflow.backends.base import Allocation, Backend, register_backend
@@ -28,6 +29,19 @@ class LocalBackend(Backend):
 
     async def allocate(self) -> Allocation:
         return self.planned_allocation()
+
+    def default_max_concurrent(self) -> int:
+        """Twice the CPUs this process may use, at least 8: `replicas: {count: 10000}` must not
+        start 10,000 processes at once, and tasks that mostly wait still overlap."""
+        return max(8, 2 * usable_cpus())
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (a Slurm job's or a container's share, not the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _field(config: Any, name: str, default: Any) -> Any:

@@ -95,10 +95,18 @@ def _by_load(s: _NodeState) -> tuple[int, int]:
 
 
 class Placer:
-    """Tracks load and free GPUs of one allocation's nodes."""
+    """Tracks load and free GPUs of one allocation's nodes, and how many of its tasks run.
 
-    def __init__(self, nodes: Sequence[Node], backend: str = "") -> None:
+    With `max_concurrent`, a task waits for one of that many slots (first come, first served)
+    before it is placed. A ready service gives its slot back (`park`): its dependents, which
+    start only once it is ready, must never wait for the slot it holds.
+    """
+
+    def __init__(self, nodes: Sequence[Node], backend: str = "", max_concurrent: int | None = None) -> None:
         self.backend = backend
+        self.max_concurrent = max_concurrent
+        self._slots = asyncio.Semaphore(max_concurrent) if max_concurrent else None
+        self._slot_holders: set[str] = set()
         self._nodes = [
             _NodeState(n, free_gpus=set(range(n.num_gpus)), alone=Placement(nodes=(n,))) for n in nodes
         ]
@@ -188,6 +196,8 @@ class Placer:
         return len(_lowest_run(s.free_gpus, req.gpus)) == req.gpus
 
     def release(self, placement: Placement, task: str) -> None:
+        """`task` is done with `placement` (and with its slot)."""
+        self._free_slot(task)
         held = self._holders.get(task, 0) - 1
         if held > 0:
             self._holders[task] = held
@@ -203,7 +213,11 @@ class Placer:
         self._wake_waiters()
 
     def park(self, task: str) -> None:
-        """`task` (a ready service) keeps what it holds until the workflow's other tasks end."""
+        """`task` (a ready service) keeps what it holds until the workflow's other tasks end.
+
+        Its slot it gives back: a ready service waits for the others; it no longer counts as work.
+        """
+        self._free_slot(task)
         if task in self._holders:
             self._parked.add(task)
             self._wake_waiters()  # each checks whether it can still ever fit
@@ -215,17 +229,30 @@ class Placer:
                 waiter.set_result(None)
 
     async def place(self, req: Request, task: str) -> Placement:
-        """Wait until the request fits (woken by `release` or `park`, never by a timer).
+        """Wait for a slot, then until the request fits (woken by `release` or `park`, never by a
+        timer). The slot is held until `release` or `park`.
 
-        PlanError once it never can: everything held is held by parked services.
+        PlanError once it never can fit: everything held is held by parked services.
         """
-        while (placement := self.try_place(req, task)) is None:
-            if self._holders and self._parked.issuperset(self._holders):
-                raise PlanError(self._held_by_services(req))
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            await waiter
+        if self._slots is not None:
+            await self._slots.acquire()
+            self._slot_holders.add(task)
+        try:
+            while (placement := self.try_place(req, task)) is None:
+                if self._holders and self._parked.issuperset(self._holders):
+                    raise PlanError(self._held_by_services(req))
+                waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                self._waiters.append(waiter)
+                await waiter
+        except BaseException:
+            self._free_slot(task)
+            raise
         return placement
+
+    def _free_slot(self, task: str) -> None:
+        if self._slots is not None and task in self._slot_holders:
+            self._slot_holders.discard(task)
+            self._slots.release()
 
     def _held_by_services(self, req: Request) -> str:
         req = self.concrete(req, "")

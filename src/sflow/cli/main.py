@@ -118,6 +118,12 @@ def main() -> None:
 @click.option("--keep-going", is_flag=True, help="Let independent branches finish after a failure.")
 @click.option("--tui/--no-tui", default=None, help="Live view (default: on when stdout is a terminal).")
 @click.option("--grace", type=float, default=10.0, show_default=True, help="Seconds between TERM and KILL.")
+@click.option(
+    "--max-concurrent",
+    type=click.IntRange(min=1),
+    default=None,
+    help="At most this many tasks of each backend at once (default: the backend's max_concurrent).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.option(
     "-t",
@@ -147,6 +153,7 @@ def run(
     keep_going: bool,
     tui: bool | None,
     grace: float,
+    max_concurrent: int | None,
     quiet: bool,
     tasks: tuple[str, ...],
     skip_dependencies: bool,
@@ -190,7 +197,7 @@ def run(
         click.echo(plan_text)
         return
     progress = "none" if quiet else ("live" if tui else "plain" if tui is False else "auto")
-    sys.exit(run_workflow(spec, settings, progress, run_plan))
+    sys.exit(run_workflow(spec, settings, progress, run_plan, max_concurrent=max_concurrent))
 
 
 @main.command()

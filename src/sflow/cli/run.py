@@ -20,17 +20,22 @@ TAIL_LINES = 20
 
 
 def run_workflow(
-    spec: Any, settings: RunSettings, progress: str = "auto", run_plan: RunPlan | None = None
+    spec: Any,
+    settings: RunSettings,
+    progress: str = "auto",
+    run_plan: RunPlan | None = None,
+    max_concurrent: int | None = None,
 ) -> int:
     """Run to completion and return the process exit code.
 
     `progress` is `auto` (live view on a terminal), `live`, `plain` or `none`; `run_plan` says
-    which tasks run and what a resumed run keeps (by default: every task, nothing kept).
+    which tasks run and what a resumed run keeps (by default: every task, nothing kept);
+    `max_concurrent` bounds the tasks running at once on each backend, over the backends' own limits.
     """
     from sflow.lifecycle.host import OwnLoop
     from sflow.workflow.run import WorkflowRun
 
-    run = WorkflowRun(spec, settings, run_plan=run_plan)
+    run = WorkflowRun(spec, settings, run_plan=run_plan, max_concurrent=max_concurrent)
     view = _progress(progress, spec.workflow.name, total=len(run.instances))
     if view:
         run.listeners.append(view.on_event)

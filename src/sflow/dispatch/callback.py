@@ -6,8 +6,11 @@ a failure is HTTP 403. A body larger than `max_body` (the worker's inline-result
 a margin: larger results travel through the result file) is HTTP 413. Then, with the body:
 a wrong HMAC-SHA256 signature, an event whose id was already seen (replay) or whose
 timestamp is outside the allowed clock skew (so the replay cache can forget old ids) is
-HTTP 403 too. Every refusal is logged. Only an authenticated event reaches the run's sink,
-and pickled data in it is decoded later by the caller.
+HTTP 403 too. A body not sent within `body_timeout` is HTTP 408, and beyond `max_open` requests at
+once a caller is refused (503) before anything is read, so stalled callers can neither grow memory
+nor hold up the end of a run (requests still open at close get a second). Every refusal is logged.
+Only an authenticated event reaches the run's sink, and pickled data in it is decoded later by
+the caller.
 
 One server can serve several runs (each with its own secret); an executor normally owns
 one. The server is started lazily by remote executors; aiohttp is imported only here.
@@ -15,6 +18,7 @@ one. The server is started lazily by remote executors; aiohttp is imported only 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import logging
@@ -32,6 +36,9 @@ log = logging.getLogger(__name__)
 
 # The largest event a worker POSTs is its inline-result limit; JSON framing adds a little.
 DEFAULT_MAX_BODY = DEFAULT_INLINE_RESULT_LIMIT + 64 * 1024
+BODY_TIMEOUT = 30.0  # seconds a caller gets to send a body once its headers passed
+MAX_OPEN_REQUESTS = 64  # requests handled at once; more are refused (503) before anything is read
+SHUTDOWN_TIMEOUT = 1.0  # seconds requests still open get when the server closes
 
 EventSink = Callable[[protocol.Event], None]
 
@@ -60,6 +67,8 @@ class CallbackServer:
         path: str = "/sflow/events",
         max_body: int = DEFAULT_MAX_BODY,
         max_skew: float = 600.0,
+        body_timeout: float = BODY_TIMEOUT,
+        max_open: int = MAX_OPEN_REQUESTS,
     ) -> None:
         self.host = host
         self.port = port
@@ -67,6 +76,9 @@ class CallbackServer:
         self.path = path
         self.max_body = max_body
         self.max_skew = max_skew
+        self.body_timeout = body_timeout
+        self.max_open = max_open
+        self._open = 0  # requests being handled now
         self._explicit_url = callback_url
         self._advertise_host = advertise_host
         self._runs: dict[str, _Run] = {}
@@ -84,7 +96,9 @@ class CallbackServer:
         app.router.add_post("/{tail:.*}", self._handle)
         # lingering_time: after a refusal, the unread rest of a body is read and dropped for at most
         # a second (aiohttp's default, 10 s, would also hold up `aclose` when the client hung up)
-        runner = web.AppRunner(app, access_log=None, lingering_time=1.0)
+        # shutdown_timeout: a request still being read when the server closes does not hold up the
+        # end of a run
+        runner = web.AppRunner(app, access_log=None, lingering_time=1.0, shutdown_timeout=SHUTDOWN_TIMEOUT)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
         await site.start()
@@ -171,6 +185,17 @@ class CallbackServer:
 
     # -- HTTP ----------------------------------------------------------------------------
     async def _handle(self, request: Any) -> Any:
+        if self._open >= self.max_open:  # stalled or flooding callers cannot take all our memory
+            self.refused += 1
+            log.warning("refused callback from %s: %d requests already open", request.remote, self._open)
+            return _deps.aiohttp_web().json_response({"ok": False, "error": "busy"}, status=503)
+        self._open += 1
+        try:
+            return await self._handle_one(request)
+        finally:
+            self._open -= 1
+
+    async def _handle_one(self, request: Any) -> Any:
         web = _deps.aiohttp_web()
         try:
             self.check_headers(request.headers, request.path)  # nothing of the body read yet
@@ -180,9 +205,16 @@ class CallbackServer:
         if size is not None and size > self.max_body:
             return self._too_large(request, f"{size} bytes announced")
         try:
-            body = await request.read()  # bounded by client_max_size (= max_body) when chunked
+            # bounded by client_max_size (= max_body) when chunked, and in time
+            body = await asyncio.wait_for(request.read(), self.body_timeout)
         except web.HTTPRequestEntityTooLarge:
             return self._too_large(request, "chunked body over the limit")
+        except asyncio.TimeoutError:
+            self.refused += 1
+            log.warning(
+                "refused callback from %s: body not sent within %gs", request.remote, self.body_timeout
+            )
+            return web.json_response({"ok": False, "error": "timeout"}, status=408)
         try:
             event, sink = self.authenticate(request.headers, body, request.path)
         except Refused as exc:

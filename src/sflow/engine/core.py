@@ -298,10 +298,13 @@ class Engine:
 
     def _fail(self, name: str, outcome: Outcome) -> None:
         if not self.keep_going:
-            # the stop comes first: ready services are then cancelled with the rest, not retired
-            # as if their work were done (which `_finish` would do once only they are left)
-            self.request_stop(f"task '{name}' failed")
-            self._finish(name, State.FAILED, outcome)
+            # the failure is recorded before the stop it causes, so events read cause before
+            # effect; the stop comes before the settling: ready services are then cancelled with
+            # the rest, not retired as if their work were done (as `_settle` would, were only
+            # they left)
+            if self._record(name, State.FAILED, outcome):
+                self.request_stop(f"task '{name}' failed")
+                self._settle(name, State.FAILED)
             return
         self._finish(name, State.FAILED, outcome)
         for child in self.graph.descendants(name):
@@ -309,14 +312,24 @@ class Engine:
                 self._finish(child, State.SKIPPED, Outcome(ok=False, reason=f"'{name}' failed"))
 
     def _finish(self, name: str, state: State, outcome: Outcome) -> None:
+        if self._record(name, state, outcome):
+            self._settle(name, state)
+
+    def _record(self, name: str, state: State, outcome: Outcome) -> bool:
+        """Give `name` its final state and announce it; False if it already had one."""
         result = self.results[name]
         if result.state.done:
-            return
+            return False
         self._ready_live.discard(name)
         result.state = state
         result.outcome = outcome
         result.ended = time.time()
         self._emit(name, state, result.attempts, outcome)
+        return True
+
+    def _settle(self, name: str, state: State) -> None:
+        """What a final state sets off: dependents start, the run ends, idle services stop."""
+        result = self.results[name]
         self._remaining -= 1
         if state is State.SUCCEEDED and result.ready is None:
             self._satisfied(name)

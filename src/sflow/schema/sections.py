@@ -107,6 +107,7 @@ class BackendBase(SpecModel):
     name: Name = ""
     type: str
     default: bool = False
+    max_concurrent: PositiveOrExpr | None = None  # tasks running at once (None: the backend's default)
 
     @property
     def default_operator(self) -> str:

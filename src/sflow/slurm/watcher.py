@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import signal
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -38,10 +39,22 @@ class JobStatus:
 
     def describe(self) -> str:
         parts = [
-            f"exit code {self.exit_code}" if self.exit_code else "",
+            describe_exit_code(self.exit_code) if self.exit_code else "",
             f"reason {self.reason}" if self.reason else "",
         ]
         return ", ".join(p for p in parts if p and not p.endswith(" None"))
+
+
+def describe_exit_code(exit_code: str) -> str:
+    """Slurm's `ExitCode=<code>:<signal>` in words: a signal that ended the job is named
+    ('killed by SIGABRT (ExitCode 0:6)'); anything else stays 'exit code 7:0'."""
+    _, _, number = exit_code.partition(":")
+    if number.isdigit() and int(number):
+        try:
+            return f"killed by {signal.Signals(int(number)).name} (ExitCode {exit_code})"
+        except ValueError:
+            pass
+    return f"exit code {exit_code}"
 
 
 def master_id(job_id: str) -> str:

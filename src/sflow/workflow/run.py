@@ -52,8 +52,10 @@ class WorkflowRun:
         settings: RunSettings | None = None,
         listeners: Iterable[Callable[[Event], None]] = (),
         run_plan: RunPlan | None = None,
+        max_concurrent: int | None = None,
     ):
         self.spec = spec
+        self.max_concurrent = max_concurrent  # for every backend, over its own `max_concurrent`
         self.settings = settings or RunSettings()
         if not self.settings.record:
             raise ValueError("a YAML workflow always records: its tasks' scripts live in the run directory")
@@ -132,8 +134,10 @@ class WorkflowRun:
             except Exception as exc:
                 raise BackendError(f"backend '{name}': {exc}") from exc
             alloc = self.allocations[name]
-            self.placers[name] = Placer(alloc.nodes, name)
-            self.record.note(f"backend '{name}': nodes {', '.join(n.name for n in alloc.nodes)}")
+            limit = self._max_concurrent(name)
+            self.placers[name] = Placer(alloc.nodes, name, max_concurrent=limit)
+            at_once = f"; at most {limit} task(s) at once" if limit else ""
+            self.record.note(f"backend '{name}': nodes {', '.join(n.name for n in alloc.nodes)}{at_once}")
             self._watch(alloc)
         for inst in self.instances:
             try:
@@ -166,6 +170,13 @@ class WorkflowRun:
                 alloc.watch.on_end = None
         for watch in self._watches:
             watch.cancel()
+
+    def _max_concurrent(self, name: str) -> int | None:
+        """The command line's limit, else the backend's field, else its type's default."""
+        backend = self.backends[name]
+        field_value = getattr(backend.config, "max_concurrent", None)
+        chosen = self.max_concurrent or field_value or backend.default_max_concurrent()
+        return int(chosen) if chosen else None
 
     async def _release(self) -> None:
         self._unwatch()

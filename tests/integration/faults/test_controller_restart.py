@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from conftest import wait_for
+from fault_helpers import wait_for
 
 WORKFLOW = """
 version: "0.1"

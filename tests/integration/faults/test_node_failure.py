@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from conftest import FaultCluster, wait_for
+from fault_helpers import FaultCluster, wait_for
 
 WORKFLOW = """
 version: "0.1"

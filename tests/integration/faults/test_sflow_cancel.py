@@ -7,7 +7,8 @@ import subprocess
 import sys
 import uuid
 
-from conftest import wait_for
+from fault_helpers import wait_for
+
 from sflow.slurm.journal import STEP, read_journal
 
 WORKFLOW = """

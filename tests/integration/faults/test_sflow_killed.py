@@ -7,7 +7,8 @@ import os
 import uuid
 from pathlib import Path
 
-from conftest import wait_for
+from fault_helpers import wait_for
+
 from sflow.slurm.journal import ALLOCATION, STEP, read_journal
 
 WORKFLOW = """

@@ -7,7 +7,7 @@ import os
 import signal
 import uuid
 
-from conftest import wait_for
+from fault_helpers import wait_for
 
 WORKFLOW = """
 version: "0.1"

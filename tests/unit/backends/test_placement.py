@@ -146,3 +146,60 @@ def test_more_gpus_than_a_node_has_span_whole_nodes():
     assert placed.node_names == ["n0", "n1"] and placed.gpus == ((0, 1, 2, 3), (0, 1, 2, 3))
     with pytest.raises(PlanError, match="do not split evenly"):
         Placer(nodes(3, gpus=4)).try_place(Request(total_gpus=10), "odd")
+
+
+def test_a_task_waits_for_a_slot_and_gets_it_when_one_is_released():
+    async def main():
+        p = Placer(nodes(2, gpus=0), backend="local", max_concurrent=2)
+        a = await p.place(Request(), "a")
+        await p.place(Request(), "b")
+        third = asyncio.ensure_future(p.place(Request(), "c"))
+        await asyncio.sleep(0)
+        assert not third.done()  # two run: the third waits, though the nodes have room
+        p.release(a, "a")
+        return (await asyncio.wait_for(third, 1)).node_names
+
+    assert asyncio.run(main()) == ["n0"]
+
+
+def test_a_ready_service_gives_its_slot_back_so_its_dependent_can_start():
+    async def main():
+        p = Placer(nodes(1, gpus=0), backend="local", max_concurrent=1)
+        await p.place(Request(), "server")
+        client = asyncio.ensure_future(p.place(Request(), "client"))
+        await asyncio.sleep(0)
+        assert not client.done()
+        p.park("server")  # ready: it keeps its node, not its slot
+        await asyncio.wait_for(client, 1)
+        p.park("server")  # twice gives back nothing more
+        late = asyncio.ensure_future(p.place(Request(), "late"))
+        await asyncio.sleep(0)
+        assert not late.done()  # the client holds the one slot
+        late.cancel()
+
+    asyncio.run(main())
+
+
+def test_a_cancelled_wait_for_a_slot_takes_none():
+    async def main():
+        p = Placer(nodes(1, gpus=0), backend="local", max_concurrent=1)
+        a = await p.place(Request(), "a")
+        waiting = asyncio.ensure_future(p.place(Request(), "b"))
+        await asyncio.sleep(0)
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        p.release(a, "a")
+        await asyncio.wait_for(p.place(Request(), "c"), 1)
+
+    asyncio.run(main())
+
+
+def test_the_local_default_limit_follows_the_cpus_sflow_may_use(monkeypatch):
+    from sflow.backends import local
+    from sflow.schema.models import LocalBackend as LocalConfig
+
+    backend = local.LocalBackend("local", LocalConfig(name="local"))
+    monkeypatch.setattr(local.os, "sched_getaffinity", lambda pid: set(range(16)), raising=False)
+    assert backend.default_max_concurrent() == 32
+    monkeypatch.setattr(local.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert backend.default_max_concurrent() == 8  # tasks that mostly wait still overlap

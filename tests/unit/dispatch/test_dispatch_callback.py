@@ -220,3 +220,54 @@ def test_result_files_are_signed_and_checked(tmp_path: Path) -> None:
     path.write_text("{half")
     with pytest.raises(PayloadError, match="corrupt"):
         protocol.read_result_file(path, SECRET)
+
+
+async def _stalled(server: CallbackServer, announced: int = 1000) -> tuple[asyncio.StreamReader, Any]:
+    """A caller whose headers pass and who then sends only a little of its body."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    head = (
+        f"POST {server.path} HTTP/1.1\r\nHost: x\r\nContent-Length: {announced}\r\n"
+        f"{protocol.RUN_HEADER}: run1\r\n{protocol.SIGNATURE_HEADER}: sha256={'0' * 64}\r\n\r\n"
+    )
+    writer.write(head.encode() + b"{")
+    await writer.drain()
+    return reader, writer
+
+
+def test_a_body_that_never_comes_is_refused_and_does_not_hold_up_the_close() -> None:
+    async def scenario() -> None:
+        server = CallbackServer("127.0.0.1", 0, body_timeout=0.2)
+        server.register_run("run1", SECRET, lambda _e: None)
+        await server.start()
+        reader, writer = await _stalled(server)
+        status = await asyncio.wait_for(reader.readline(), 30)
+        assert status.split()[1] == b"408" and server.refused == 1
+        writer.close()
+        # one still stalled when the server closes: the close does not wait for it (aiohttp waited 60 s)
+        server.body_timeout = 3600.0
+        _, other = await _stalled(server)
+        await asyncio.sleep(0.1)
+        await asyncio.wait_for(server.aclose(), 30)
+        other.close()
+
+    asyncio.run(scenario())
+
+
+def test_callers_beyond_the_open_limit_are_refused_before_anything_is_read() -> None:
+    async def scenario() -> None:
+        server = CallbackServer("127.0.0.1", 0, max_open=2, body_timeout=3600.0)
+        server.register_run("run1", SECRET, lambda _e: None)
+        await server.start()
+        try:
+            stalled = [await _stalled(server) for _ in range(2)]
+            while server._open < 2:
+                await asyncio.sleep(0.01)
+            reader, writer = await _stalled(server)
+            status = await asyncio.wait_for(reader.readline(), 30)
+            assert status.split()[1] == b"503"
+            for _, w in [*stalled, (reader, writer)]:
+                w.close()
+        finally:
+            await server.aclose()
+
+    asyncio.run(scenario())

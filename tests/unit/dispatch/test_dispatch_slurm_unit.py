@@ -116,7 +116,7 @@ def test_status_parsing() -> None:
         "JobId=30 ArrayJobId=30 ArrayTaskId=2-4,6 JobState=PENDING Reason=Priority ExitCode=0:0\n"
     )
     found = status.parse_scontrol(out)
-    assert found["20"].state == "CANCELLED" and found["20"].describe() == "exit code 0:15"
+    assert found["20"].state == "CANCELLED" and found["20"].describe() == "killed by SIGTERM (ExitCode 0:15)"
     assert found["30_1"].state == "OUT_OF_MEMORY" and found["30_1"].terminal
     assert sorted(found) == ["20", "30_1", "30_2", "30_3", "30_4", "30_6"]
     assert (
@@ -533,3 +533,13 @@ def test_submit_given_as_import_path(shared_dir: str) -> None:
     assert isinstance(ex, SlurmExecutor) and ex.options.submit is h.add
     with pytest.raises(DispatchConfigError, match="cannot import"):
         get_executor("slurm", {"submit": "nowhere.at_all:fn"})
+
+
+def test_a_signal_that_ended_a_job_is_named() -> None:
+    # a worker killed by a signal: Slurm says "ExitCode=0:6" (and a reason that does not help)
+    assert status.JobStatus("7", "FAILED", "0:6", "JobLaunchFailure").describe() == (
+        "killed by SIGABRT (ExitCode 0:6), reason JobLaunchFailure"
+    )
+    assert status.describe_exit_code("0:11") == "killed by SIGSEGV (ExitCode 0:11)"
+    assert status.describe_exit_code("7:0") == "exit code 7:0"
+    assert status.describe_exit_code("0:125") == "exit code 0:125"  # not a signal number

@@ -102,6 +102,12 @@ def test_fail_fast_cancels_the_rest():
     assert slow.meta["attempts"][0].stopped  # not waited for
 
 
+def test_a_failure_is_announced_before_the_cancellations_it_causes():
+    _, events = run([unit("bad", plan=[dict(duration=0.01, ok=False)]), unit("after", ["bad"])])
+    finals = [(e.unit, e.state) for e in events if e.state.done]
+    assert finals == [("bad", State.FAILED), ("after", State.CANCELLED)]
+
+
 def test_keep_going_skips_only_descendants():
     result, _ = run(
         [
