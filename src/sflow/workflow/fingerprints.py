@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from sflow.workflow.plan import Plan, TaskInstance
 
 _NOT_THE_RESULT = {"retries", "timeout", "probes", "depends_on", "replicas"}
-_BACKEND_BOOKKEEPING = {"name", "default", "time", "job_name", "account"}
+_BACKEND_BOOKKEEPING = {"name", "default", "time", "job_name", "account", "max_concurrent"}
 
 
 def task_fingerprints(spec: WorkflowSpec, plan: Plan) -> dict[str, str]:

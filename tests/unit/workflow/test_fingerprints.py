@@ -84,6 +84,9 @@ def test_what_does_not_decide_the_result_leaves_fingerprints_alone(tmp_path):
     before = prints(tmp_path)
     assert prints(tmp_path, BASE.replace("retries: {count: 1}", "retries: {count: 3}")) == before
     assert prints(tmp_path, BASE.replace("description: how many", "description: count")) == before
+    assert (
+        prints(tmp_path, BASE.replace("gpus_per_node: 2}", "gpus_per_node: 2, max_concurrent: 3}")) == before
+    )
 
 
 def test_select_keeps_a_task_with_what_it_needs(tmp_path):
