@@ -234,6 +234,27 @@ def test_lost_callbacks_are_recovered_from_result_files(slurm_cluster: SlurmClus
     run_async(scenario, limit=90)
 
 
+def test_an_unreachable_callback_url_is_said_once_and_jobs_fall_back_at_once(
+    slurm_cluster: SlurmCluster, run_async, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Workers stop trying a URL that never answered (no ~16 s of back-off per job); one warning."""
+    url = "http://127.0.0.1:9/nobody-listens"
+
+    async def scenario() -> list[str]:
+        async with get_executor("slurm", _config(slurm_cluster, callback_url=url)) as ex:
+            handles = await ex.submit_many([Call(add, (i,), {"b": 10}) for i in range(3)])
+            assert [await handle for handle in handles] == [10, 11, 12]
+            return [Path(handle.log_path or "").read_text() for handle in handles]
+
+    with caplog.at_level("WARNING", logger="sflow.dispatch"):
+        logs = run_async(scenario, limit=90)
+    warned = [r.getMessage() for r in caplog.records if "no event from its workers" in r.getMessage()]
+    assert len(warned) == 1 and url in warned[0]
+    for text in logs:
+        assert text.count(f"callback URL {url} is unreachable") == 1
+        assert "could not deliver" not in text
+
+
 def test_forged_callback_is_refused(slurm_cluster: SlurmCluster, run_async) -> None:
     async def scenario() -> None:
         ex: Any

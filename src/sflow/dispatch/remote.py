@@ -100,6 +100,7 @@ class RemoteExecutor(Executor):
         self._delivering: set[str] = set()  # call ids whose final event is being decoded
         self._heard: dict[str, float] = {}  # call id -> monotonic time of its worker's last event
         self._checking: set[str] = set()  # call ids the watchdog is looking at
+        self._warned_no_callback = False
 
     @property
     def callback_url(self) -> str | None:
@@ -229,11 +230,26 @@ class RemoteExecutor(Executor):
                 handle.set_exception(exc)
                 return True
             if event is not None and event.type in protocol.FINAL_TYPES and not handle.done():
-                log.info("%s: callback lost, result read from %s", handle.name, path)
+                self._read_from_file(handle, path)
                 await self._deliver(handle, event)
             return handle.done()
         finally:
             self._checking.discard(handle.call_id)
+
+    def _read_from_file(self, handle: Handle, path: Path) -> None:
+        """A final outcome came through the result file; say once if no callback ever arrived."""
+        log.info("%s: callback lost, result read from %s", handle.name, path)
+        if handle.call_id in self._heard or self._warned_no_callback:
+            return
+        self._warned_no_callback = True
+        log.warning(
+            "%s executor: no event from its workers has reached the callback URL %s; outcomes are read "
+            "from the result files in %s once jobs end (slower, and no heartbeats). Check callback_url, "
+            "advertise_host or listen_host.",
+            self.name,
+            self.callback_url,
+            self.run_dir,
+        )
 
     async def _lost(self, handle: Handle, silence: float) -> None:
         """A worker went silent: use its result file if it left one, else fail and stop the call."""
@@ -313,7 +329,7 @@ class RemoteExecutor(Executor):
                 await asyncio.sleep(0.05)
                 continue
             if event is not None and event.type in protocol.FINAL_TYPES:
-                log.info("%s: callback lost, result read from %s", handle.name, path)
+                self._read_from_file(handle, path)
                 await self._deliver(handle, event)
                 break
             if time.monotonic() >= deadline:

@@ -54,6 +54,8 @@ class Reporter:
         self.token = token
         self.finishing = threading.Event()
         self.context = _job_context(os.environ)
+        self.delivered = 0  # events the callback server accepted
+        self.unreachable = False  # the first event found no server: the result file only, at once
 
     def event(self, kind: str, data: dict[str, Any] | None = None) -> protocol.Event:
         return protocol.Event(kind, self.header.run_id, self.call_id, data={**self.context, **(data or {})})
@@ -61,7 +63,7 @@ class Reporter:
     def post(self, body: bytes, attempts: int, timeout: float = 10.0) -> bool:
         """POST a signed body; retry with exponential back-off; True once accepted."""
         url = self.header.callback_url
-        if not url:
+        if not url or self.unreachable:
             return False
         headers = protocol.headers_for(self.header.run_id, self.secret, body, self.token)
         delay = 0.5
@@ -70,6 +72,7 @@ class Reporter:
                 request = urllib.request.Request(url, data=body, headers=headers, method="POST")
                 with urllib.request.urlopen(request, timeout=timeout) as response:
                     response.read()
+                self.delivered += 1
                 return True
             except urllib.error.HTTPError as exc:
                 if exc.code in (400, 403, 413):  # refused: retrying the same bytes cannot help
@@ -78,6 +81,12 @@ class Reporter:
                 error: Exception = exc
             except (OSError, ValueError) as exc:
                 error = exc
+                if not self.delivered:  # never reached: no server there for this job; say so once
+                    self.unreachable = True
+                    _say(
+                        f"callback URL {url} is unreachable ({_reason(exc)}); the outcome goes to the result file only"
+                    )
+                    return False
             if attempt < attempts:
                 time.sleep(delay)
                 delay = min(delay * 2, 8.0)
@@ -105,6 +114,10 @@ class Reporter:
 
     def cancelled(self, reason: str) -> None:
         self.post(self.event(protocol.TASK_CANCELLED, {"reason": reason}).to_body(), attempts=2, timeout=3.0)
+
+
+def _reason(exc: BaseException) -> str:
+    return str(getattr(exc, "reason", None) or exc)
 
 
 def _job_context(env: Mapping[str, str]) -> dict[str, Any]:

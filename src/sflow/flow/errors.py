@@ -31,11 +31,12 @@ class TaskTimeout(FlowError, TimeoutError):
     A `TimeoutError`, so `except TimeoutError` catches it; `task` and `timeout` say which.
     """
 
-    def __init__(self, task: str, timeout: float, attempt: int = 1) -> None:
+    def __init__(self, task: str, timeout: float, attempt: int = 1, detail: str = "") -> None:
         self.task = task
         self.timeout = timeout
         self.attempt = attempt
-        super().__init__(f"task '{task}' timed out after {timeout:g}s (attempt {attempt})")
+        message = f"task '{task}' timed out after {timeout:g}s (attempt {attempt})"
+        super().__init__(f"{message}: {detail}" if detail else message)
 
 
 class FlowTimeout(FlowError, TimeoutError):

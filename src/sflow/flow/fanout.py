@@ -197,8 +197,12 @@ async def map_threads(
     indices: Sequence[int],
     out: list[Any],
     threads: int,
+    running: list[concurrent.futures.Future[Any]] | None = None,
 ) -> None:
     """`out[i] = call(items[i])` for every index on `threads` threads (never blocks the loop).
+
+    The threads' futures are appended to `running`, so a caller can wait until the items
+    they run have returned (after a cancellation, they finish their current item).
 
     A coroutine returned by `call` is awaited on the loop, its thread waiting for it.
     When cancelled, threads stop after their current item; a running item cannot be
@@ -211,10 +215,10 @@ async def map_threads(
     state = _ThreadMap(task, call, items, indices, out, loop)
     pool = concurrent.futures.ThreadPoolExecutor(count, thread_name_prefix=f"sflow-{task}")
     try:
-        workers = [
-            loop.run_in_executor(pool, contextvars.copy_context().run, state.work) for _ in range(count)
-        ]
-        await asyncio.gather(*workers)
+        threads_ = [pool.submit(contextvars.copy_context().run, state.work) for _ in range(count)]
+        if running is not None:
+            running.extend(threads_)
+        await asyncio.gather(*(asyncio.wrap_future(t) for t in threads_))
     finally:
         state.cancel_awaiting()
         pool.shutdown(wait=False, cancel_futures=True)

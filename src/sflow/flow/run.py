@@ -93,7 +93,7 @@ class FlowRun:
     ) -> Outcome:
         """Run one attempt; every ending becomes an Outcome (the engine never sees user errors)."""
         try:
-            value = await _bounded(self._execute(task, info), task, attempt_no)
+            value = await _bounded(self._execute(task, info), task, attempt_no, info)
         except asyncio.CancelledError:
             if log is not None:
                 await asyncio.shield(log.end(info, None, cancelled=True))
@@ -129,11 +129,13 @@ class FlowRun:
         return state
 
 
-async def _bounded(work: Any, task: ResolvedTask, attempt_no: int) -> Any:
+async def _bounded(work: Any, task: ResolvedTask, attempt_no: int, info: dict[str, Any]) -> Any:
     """Await `work`, cancelling it (and its remote jobs) after the task's timeout.
 
     A single call through a dispatch executor is bounded by the executor instead (the call's
     `timeout`), which counts from the call's start: time in a Slurm queue does not count.
+    Time an attempt spends waiting for an earlier attempt's call to return (a sync function
+    cannot be interrupted) counts: `info["waiting"]` says so while it waits.
     """
     if task.timeout is None or not (task.local or task.mapped):
         return await work
@@ -147,7 +149,12 @@ async def _bounded(work: Any, task: ResolvedTask, attempt_no: int) -> Any:
     if not done:
         inner.cancel()
         await asyncio.wait({inner})
-        raise TaskTimeout(task.name, task.timeout, attempt_no)
+        detail = (
+            "this attempt never called the function: an earlier attempt's call was still running"
+            if info.get("waiting")
+            else ""
+        )
+        raise TaskTimeout(task.name, task.timeout, attempt_no, detail)
     return inner.result()
 
 

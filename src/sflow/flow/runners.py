@@ -42,11 +42,18 @@ class Runner(Protocol):
 
 
 class LocalRunner:
-    """In process: async functions on the running loop, sync ones on a thread pool."""
+    """In process: async functions on the running loop, sync ones on a thread pool.
+
+    A sync function cannot be interrupted: after a timeout its call goes on in its thread.
+    The next attempt of the same task (or of a map's items) waits until it has returned, so
+    two attempts of one task never run at once; that wait counts against the new attempt's
+    own timeout.
+    """
 
     def __init__(self, max_workers: int | None = None) -> None:
         self.max_workers = max_workers
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self._threads: dict[str, list[concurrent.futures.Future[Any]]] = {}  # task -> its calls' threads
 
     async def call(self, task: ResolvedTask, values: Mapping[str, Any], info: dict[str, Any]) -> Any:
         fn = task.spec.fn
@@ -57,9 +64,20 @@ class LocalRunner:
             self._pool = concurrent.futures.ThreadPoolExecutor(
                 self.max_workers or max(32, default_threads()), thread_name_prefix="sflow-task"
             )
+        await self._earlier_attempt_returned(task.name, info)
         bound = functools.partial(contextvars.copy_context().run, fn, **kwargs)
-        value = await asyncio.get_running_loop().run_in_executor(self._pool, bound)
+        running = self._pool.submit(bound)
+        self._threads[task.name] = [running]
+        value = await asyncio.wrap_future(running)  # a timeout stops the wait, not the thread
         return await value if inspect.isawaitable(value) else value
+
+    async def _earlier_attempt_returned(self, task: str, info: dict[str, Any]) -> None:
+        """Wait until the threads of the task's earlier attempt are done (a timed-out call runs on)."""
+        running = [_watched(f) for f in self._threads.get(task, ()) if not f.done()]
+        if running:
+            info["waiting"] = "for an earlier attempt's call, still running in its thread"
+            await asyncio.wait(running)
+            del info["waiting"]
 
     async def map(
         self,
@@ -74,12 +92,21 @@ class LocalRunner:
         if task.spec.is_async:
             await map_async(task.name, call, items, indices, out, task.max_concurrent)
         else:
+            await self._earlier_attempt_returned(task.name, info)
             threads = task.max_concurrent or self.max_workers or default_threads()
-            await map_threads(task.name, call, items, indices, out, threads)
+            running = self._threads[task.name] = []
+            await map_threads(task.name, call, items, indices, out, threads, running)
 
     async def aclose(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _watched(thread: concurrent.futures.Future[Any]) -> asyncio.Future[Any]:
+    """An asyncio future following `thread`; its outcome (an earlier attempt's) is not reported again."""
+    future = asyncio.wrap_future(thread)
+    future.add_done_callback(lambda f: f.cancelled() or f.exception())
+    return future
 
 
 class ExecutorRunner:

@@ -239,6 +239,27 @@ def test_subprocess_lost_callback_is_recovered_from_the_result_file(shared_dir: 
     run_async(scenario)
 
 
+def test_an_unreachable_callback_url_is_said_once_and_workers_fall_back_at_once(
+    shared_dir: str, run_async, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No retries against a URL that never answered (they cost ~16 s per call); one warning."""
+    url = "http://127.0.0.1:9/sflow/events"  # the discard port: nothing listens there
+
+    async def scenario() -> list[str]:
+        async with make("subprocess", shared_dir, callback_url=url) as ex:
+            handles = await ex.submit_many([Call(h.add, (i, 1)) for i in range(3)])
+            assert [await handle for handle in handles] == [1, 2, 3]
+            return [Path(handle.log_path or "").read_text() for handle in handles]
+
+    with caplog.at_level("WARNING", logger="sflow.dispatch"):
+        logs = run_async(scenario)
+    warned = [r.getMessage() for r in caplog.records if "no event from its workers" in r.getMessage()]
+    assert len(warned) == 1 and url in warned[0] and shared_dir in warned[0]
+    for text in logs:
+        assert text.count(f"callback URL {url} is unreachable") == 1
+        assert "could not deliver" not in text  # no back-off retries before the result file
+
+
 def test_subprocess_large_result_travels_through_the_file(shared_dir: str, run_async) -> None:
     async def scenario() -> None:
         async with make("subprocess", shared_dir) as ex:

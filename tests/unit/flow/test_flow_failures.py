@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import signal
+import threading
 import time
 import traceback
 
@@ -80,6 +81,58 @@ def test_timeout_of_a_sync_task_and_retry() -> None:
             time.sleep(0.4)
 
     assert f.run_result is not None and f.run_result.units["slow"].attempts == 2
+
+
+class Blocking:
+    """A sync function whose calls block until released, counting calls running at once."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.calls = self.running = self.peak = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, x: int = 0) -> int:
+        with self._lock:
+            self.calls += 1
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+            overlapping = self.running > 1
+        if overlapping:
+            self.release.set()  # a second attempt runs beside the first: let both end
+        self.release.wait(60)
+        with self._lock:
+            self.running -= 1
+        return x
+
+
+@pytest.mark.parametrize("mapped", [False, True])
+def test_a_timed_out_sync_call_and_its_retry_never_run_together(mapped: bool) -> None:
+    """The retry waits for the timed-out call's thread; here that never returns in time."""
+    blocking = Blocking()
+    options = {"map": [1]} if mapped else {}
+    try:
+        with pytest.raises(TaskTimeout) as info, sflow.flow("overlap", record=False) as f:
+            f.task(blocking, name="slow", timeout=0.1, retries=2, **options)
+    finally:
+        blocking.release.set()
+    assert blocking.peak == 1 and blocking.calls == 1
+    assert info.value.attempt == 3
+    assert "never called the function: an earlier attempt's call was still running" in str(info.value)
+    assert f.run_result is not None and f.run_result.units["slow"].attempts == 3
+
+
+def test_a_retry_calls_again_once_the_timed_out_call_has_returned() -> None:
+    calls: list[float] = []
+
+    def slow_once() -> str:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            time.sleep(0.3)  # times out, returns later
+        return "ok"
+
+    with sflow.flow("later", record=False) as f:
+        f.task(slow_once, name="t", timeout=0.2, retries={"count": 3, "interval": 0.05})
+    assert f.result.t == "ok" and len(calls) == 2
 
 
 def test_user_timeout_error_is_not_mistaken_for_ours() -> None:
