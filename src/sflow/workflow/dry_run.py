@@ -233,6 +233,11 @@ def _task_data(
     }
 
 
+def _runs_container(inst: TaskInstance) -> bool:
+    uses = getattr(inst.operator, "uses_container", None)
+    return bool(uses and uses())
+
+
 def _shared(
     inst: TaskInstance,
     context: dict[str, Any],
@@ -242,8 +247,7 @@ def _shared(
     task_dir: Path,
 ) -> tuple[str, ...]:
     """`shared_paths` of a task whose operator runs a container (no others need them)."""
-    uses = getattr(inst.operator, "uses_container", None)
-    if not (uses and uses()):
+    if not _runs_container(inst):
         return ()
     return shared_paths(context["artifacts"], workspace, output_dir, run_dir, task_dir)
 
@@ -263,8 +267,7 @@ class _Commands:
     def argv(self, inst: TaskInstance, placement: Placement) -> list[str]:
         script = f"{self.run_dir}/{inst.name}/{inst.name}.sh"
         allocation = self.allocations[inst.backend]
-        run_dir = Path(self.run_dir)
-        shared = _shared(inst, self.context, self.workspace, run_dir.parent, run_dir, run_dir / inst.name)
+        shared = self._shared(inst) if _runs_container(inst) else ()
         ctx = self._last
         if (
             not shared
@@ -289,6 +292,11 @@ class _Commands:
             shared_paths=shared,
         )
         return get_launcher(inst.operator.type).argv(ctx)
+
+    def _shared(self, inst: TaskInstance) -> tuple[str, ...]:
+        """Container mounts, with `Path`s made only for a task that runs a container."""
+        run_dir = Path(self.run_dir)
+        return _shared(inst, self.context, self.workspace, run_dir.parent, run_dir, run_dir / inst.name)
 
 
 class _PlannedLaunch(LaunchContext):
