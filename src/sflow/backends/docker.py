@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from sflow.backends.base import Allocation, Backend, register_backend
+from sflow.backends.local import synthetic_nodes
 from sflow.backends.placement import Node
 from sflow.errors import BackendError
 from sflow.proc.container import Daemon, DockerCommandError, docker, remove_labelled
@@ -31,17 +32,7 @@ class DockerBackend(Backend):
             ]
             daemons = {h.name: Daemon(h.docker_host, h.context) for h in hosts}
         else:
-            count = int(getattr(self.config, "nodes", 1) or 1)
-            gpus = int(getattr(self.config, "gpus_per_node", 0) or 0)
-            nodes = [
-                Node(
-                    name="localhost" if i == 0 else f"localhost-{i}",
-                    ip_address="127.0.0.1",
-                    index=i,
-                    num_gpus=gpus,
-                )
-                for i in range(count)
-            ]
+            nodes = synthetic_nodes(self.config)
             daemons = {n.name: Daemon() for n in nodes}
         return Allocation(backend=self.name, nodes=nodes, info={DAEMONS: daemons, "config": self.config})
 

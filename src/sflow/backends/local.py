@@ -14,18 +14,7 @@ class LocalBackend(Backend):
     default_operator = "bash"
 
     def planned_allocation(self) -> Allocation:
-        count = int(_field(self.config, "nodes", 1) or 1)
-        gpus = int(_field(self.config, "gpus_per_node", 0) or 0)
-        nodes = [
-            Node(
-                name="localhost" if i == 0 else f"localhost-{i}",
-                ip_address="127.0.0.1",
-                index=i,
-                num_gpus=gpus,
-            )
-            for i in range(count)
-        ]
-        return Allocation(backend=self.name, nodes=nodes)
+        return Allocation(backend=self.name, nodes=synthetic_nodes(self.config))
 
     async def allocate(self) -> Allocation:
         return self.planned_allocation()
@@ -42,6 +31,16 @@ def usable_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return os.cpu_count() or 1
+
+
+def synthetic_nodes(config: Any) -> list[Node]:
+    """This machine as `nodes` named nodes (`localhost`, `localhost-1`, …) of `gpus_per_node` each."""
+    count = int(_field(config, "nodes", 1) or 1)
+    gpus = int(_field(config, "gpus_per_node", 0) or 0)
+    return [
+        Node(name="localhost" if i == 0 else f"localhost-{i}", ip_address="127.0.0.1", index=i, num_gpus=gpus)
+        for i in range(count)
+    ]
 
 
 def _field(config: Any, name: str, default: Any) -> Any:
