@@ -12,9 +12,7 @@ from sflow.schema.base import SpecModel
 from sflow.schema.fieldtypes import (
     MAX_DURATION,
     OUTPUT_TYPES,
-    CountOrExpr,
     Duration,
-    IndexList,
     IntOrExpr,
     Name,
     PositiveOrExpr,
@@ -24,6 +22,8 @@ from sflow.schema.fieldtypes import (
     describe,
     is_expression,
 )
+from sflow.schema.monitor import Monitor
+from sflow.schema.resources import Resources
 from sflow.schema.sections import Variable
 from sflow.schema.urls import split_http_url
 
@@ -38,26 +38,6 @@ class OperatorRef(SpecModel):
     @property
     def overrides(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
-
-
-class NodeResources(SpecModel):
-    """How many nodes of the backend a task uses; `indices` may count from the end (-1 = last)."""
-
-    count: PositiveOrExpr | None = None
-    indices: IndexList | None = None
-    exclude: IndexList | None = None
-
-
-class GpuResources(SpecModel):
-    """GPUs per task instance (placement fills `CUDA_VISIBLE_DEVICES`)."""
-
-    count: CountOrExpr | None = None
-    indices: IndexList | None = None
-
-
-class Resources(SpecModel):
-    nodes: NodeResources | None = None
-    gpus: GpuResources | None = None
 
 
 def _policy(value: Any) -> str:
@@ -270,6 +250,7 @@ class Task(SpecModel):
     probes: Probes | None = None
     outputs: list[Output] = Field(default_factory=list)
     timeout: Timeout | None = None
+    monitor: Monitor | None = None  # sampled while the task runs
 
     @property
     def script_text(self) -> str:
