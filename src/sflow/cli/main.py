@@ -138,6 +138,16 @@ def main() -> None:
 )
 @click.option("--skip-dependencies", is_flag=True, help="With --task: run the task alone, not what it needs.")
 @click.option(
+    "--enable-workflow-monitor", is_flag=True, help="Sample every node for the whole run (all scopes)."
+)
+@click.option(
+    "--enable-task-monitor",
+    "monitored",
+    multiple=True,
+    metavar="NAME[,NAME]",
+    help="Sample these tasks' nodes while they run (all scopes; repeatable).",
+)
+@click.option(
     "--resume",
     metavar="RUN",
     default=None,
@@ -161,6 +171,8 @@ def run(
     docker_args: tuple[str, ...],
     tasks: tuple[str, ...],
     skip_dependencies: bool,
+    enable_workflow_monitor: bool,
+    monitored: tuple[str, ...],
     resume: str | None,
 ) -> None:
     """Run a workflow."""
@@ -174,6 +186,12 @@ def run(
         raise click.UsageError("--json goes with --dry-run")
     spec = _load(_all_files(files, file_opts), sets, artifacts, missable_tasks)
     spec.add_docker_args(docker_args)
+    try:
+        spec.enable_monitors(
+            enable_workflow_monitor, [n for names in monitored for n in names.split(",") if n]
+        )
+    except KeyError as exc:
+        raise click.UsageError(f"--enable-task-monitor: {exc.args[0]}") from None
     workspace = Path(workspace_dir or Path.cwd()).resolve()
     settings = RunSettings(
         workspace_dir=workspace,

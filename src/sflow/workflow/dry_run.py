@@ -28,6 +28,7 @@ from sflow.workflow.context import (
     task_env,
     task_scope,
 )
+from sflow.workflow.monitors import describe_monitor
 from sflow.workflow.plan import TaskInstance, at_request, expand
 
 if TYPE_CHECKING:
@@ -127,6 +128,8 @@ def _describe_plan(
         out.write(f"\nbackend {name} [{spec.backend_type(name)}]: {nodes}")
         if "request" in alloc.info:  # what the allocation will ask Slurm for
             out.write(f"\n  allocation: {alloc.info['request']}")
+    if spec.workflow.monitor is not None:
+        out.write(f"\nmonitor: {describe_monitor(spec.workflow.monitor)}, every node, for the whole run")
     if run_plan is not None and run_plan.earlier is not None:
         out.write(f"\n{run_plan.resume_summary()}")
     write = out.write
@@ -349,6 +352,11 @@ def _describe_task(
         text += f"\n   resume: {resume}"
     if inst.sweep:
         text += "\n   sweep: " + ", ".join(f"{k}={v}" for k, v in inst.sweep.items())
+    monitor = inst.task.monitor
+    if monitor is not None:
+        used_by = monitor.resources.used_by_tasks if monitor.resources is not None else None
+        whose = f"the nodes of {', '.join(used_by)}" if used_by else "its nodes"
+        text += f"\n   monitor: {describe_monitor(monitor)}, {whose}, while it runs"
     command = " ".join([_quote(arg) for arg in argv])
     lines = "\n   | ".join((body + "\n").splitlines())  # the script's lines after the `#!` line
     return f"{text}\n   command: {command}\n   | {lines}"

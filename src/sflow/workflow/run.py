@@ -35,12 +35,14 @@ from sflow.workflow.context import (
     task_env,
     task_scope,
 )
+from sflow.workflow.monitors import Monitors, Placed, RunningMonitor, task_targets, workflow_targets
 from sflow.workflow.outputs import extract_outputs
 from sflow.workflow.plan import TaskInstance, at_request
 from sflow.workflow.run_plan import RunPlan, plan_run
 
 if TYPE_CHECKING:
     from sflow.schema import WorkflowSpec
+    from sflow.schema.monitor import Monitor
 
 
 class WorkflowRun:
@@ -83,6 +85,7 @@ class WorkflowRun:
         self.journal = SlurmJournal(self.record.run_dir)  # Slurm ids the run holds: `sflow cancel`
         self.allocation_lost: str | None = None  # why an allocation ended under the run
         self._watches: list[asyncio.Future[None]] = []
+        self.monitors = Monitors(self.record.run_dir, self.workspace_dir, self.base_env, self.settings.grace)
 
     @property
     def engine(self) -> Engine | None:
@@ -113,6 +116,12 @@ class WorkflowRun:
             raise NotStarted(self.allocation_lost)
         add_backends(self.context, self.spec, self.allocations)
         await asyncio.to_thread(self._keep_earlier)
+        monitor = self.spec.workflow.monitor
+        if monitor is not None:
+            custom = _custom_script(monitor, self.context)
+            await self.monitors.start(
+                monitor, workflow_targets(monitor, self.allocations), custom_script=custom
+            )
         return [self._unit(i) for i in self.instances]
 
     def request_stop(self, reason: str, interrupted: bool = False, force: bool = False) -> None:
@@ -182,6 +191,7 @@ class WorkflowRun:
     async def _release(self) -> None:
         self._unwatch()
         try:
+            await self.monitors.stop_all()
             for name, backend in reversed(list(self.backends.items())):
                 if name not in self.allocations:
                     continue
@@ -264,14 +274,44 @@ class WorkflowRun:
             raise
         if probes:
             attempt = ProbedAttempt(attempt, probes.readiness, probes.failure, hosts, self.settings.grace)
+        monitor = await self._start_monitor(inst, placement, ctx.env, scope)
 
         async def on_end(outcome: Outcome, stopped_when_ready: bool) -> None:
+            if monitor is not None:
+                await self.monitors.stop(monitor)
             placer.release(placement, inst.name)
             # a service stopped once it was ready (the end of its work) has its outputs too
             if (outcome.ok or stopped_when_ready) and outputs:
                 await self._collect_outputs(inst, attempt, outputs)
 
         return HeldAttempt(attempt, on_end, on_ready=lambda: placer.park(inst.name))
+
+    async def _start_monitor(
+        self, inst: TaskInstance, placement: Placement, env: dict[str, str], scope: dict[str, Any]
+    ) -> RunningMonitor | None:
+        """The task's monitor, from the start of this attempt to its end."""
+        monitor = inst.task.monitor
+        if monitor is None:
+            return None
+        gpus = [list(g) for g in placement.gpus]
+        own = Placed(inst.task.name, inst.backend, placement.node_names, gpus)
+        placed = [
+            Placed(
+                i.task.name,
+                i.backend,
+                self.record.task_info[i.name]["nodes"],
+                self.record.task_info[i.name]["gpus"],
+            )
+            for i in self.instances
+            if i.name in self.record.task_info and "nodes" in self.record.task_info[i.name]
+        ]
+        targets = task_targets(monitor, own, self.allocations, placed)
+        custom = _custom_script(monitor, scope)
+        try:
+            return await self.monitors.start(monitor, targets, task=inst.name, env=env, custom_script=custom)
+        except OSError as exc:  # the task runs on unmonitored; the log says why
+            self._notice(f"{inst.name}: cannot start its monitor: {exc}")
+            return None
 
     async def _collect_outputs(self, inst: TaskInstance, attempt: Attempt, outputs: list[Any]) -> None:
         """Values parsed from the log into `<task>/outputs.json` and the run summary."""
@@ -392,6 +432,17 @@ def _rendered(model: Any, scope: dict[str, Any]) -> Any:
         return None
     data = model.model_dump(exclude_none=True)
     return render_value(data, scope, where=model.loc(), field=model.path())
+
+
+def _custom_script(monitor: Monitor, scope: dict[str, Any]) -> str | None:
+    """A monitor's `scopes.custom.script`, its `${{ }}` rendered like a task's script."""
+    lines = monitor.custom_script()
+    if not lines:
+        return None
+    assert monitor.scopes is not None and monitor.scopes.custom is not None
+    custom = monitor.scopes.custom
+    rendered = render_value(lines, scope, where=custom.loc("script"), field=custom.path("script"))
+    return "\n".join(str(line) for line in rendered) + "\n"
 
 
 def _duration(value: Any) -> float | None:
