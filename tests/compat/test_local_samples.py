@@ -12,6 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "compat"))
+MEMORY = ["memory.used_mib", "memory.total_mib", "memory.used_percent"]
 
 
 @pytest.fixture(scope="module")
@@ -23,9 +24,9 @@ def samples() -> Path:
 
 def run_sample(samples: Path, name: str, tmp_path: Path) -> Path:
     """`sflow run` of a local sample; the run directory."""
+    sample = samples / "self_contained" / "local" / name
     done = subprocess.run(
-        [sys.executable, "-m", "sflow", "run", "-f", str(samples / "self_contained" / "local" / name)]
-        + ["--output-dir", str(tmp_path / "out")],
+        [sys.executable, "-m", "sflow", "run", "-f", str(sample), "--output-dir", str(tmp_path / "out")],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -46,9 +47,7 @@ def test_monitor_sample_samples_the_run_and_its_busy_task(samples: Path, tmp_pat
     )
     assert len(rows) >= 3  # every second of a run of about 9 s
     header, *rows = list(csv.reader((run_dir / "monitor" / "tasks" / "work" / "localhost.csv").open()))
-    assert header == ["time", "cpu.util_percent", "cpu.load1", "memory.used_mib", "memory.total_mib"] + [
-        "memory.used_percent"
-    ]
+    assert header == ["time", "cpu.util_percent", "cpu.load1", *MEMORY]
     assert len(rows) >= 2  # the first sample and the last, as the task ends
     described = json.loads((run_dir / "monitor" / "tasks" / "work" / "monitor.json").read_text())
     assert described["window"]["start"]["pattern"] == "MEASURE_START"
