@@ -23,7 +23,7 @@ from sflow.schema.fieldtypes import (
     is_expression,
 )
 from sflow.schema.monitor import Monitor
-from sflow.schema.resources import Resources
+from sflow.schema.resources import ReleaseAfter, Resources
 from sflow.schema.sections import Variable
 from sflow.schema.urls import split_http_url
 
@@ -251,6 +251,16 @@ class Task(SpecModel):
     outputs: list[Output] = Field(default_factory=list)
     timeout: Timeout | None = None
     monitor: Monitor | None = None  # sampled while the task runs
+
+    def release_after(self) -> ReleaseAfter:
+        """When the task's nodes and GPUs go to other tasks: as `resources` says, else at its end,
+        or, for a task with a readiness probe (a service), at the end of the workflow."""
+        given = self.resources.release_after() if self.resources is not None else None
+        if given is not None:
+            return given
+        return (
+            "workflow_completion" if self.probes is not None and self.probes.readiness else "task_completion"
+        )
 
     @property
     def script_text(self) -> str:

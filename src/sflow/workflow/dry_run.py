@@ -74,9 +74,23 @@ def simulate_placement(
             held[inst.backend].clear()
             placement = placer.try_place(inst.request, inst.name)
             assert placement is not None
-        held[inst.backend][inst.name] = placement
+        if not _held_to_the_end(inst):  # a service's, or `release_after: workflow_completion`
+            held[inst.backend][inst.name] = placement
         out[inst.name] = placement
     return out
+
+
+def _monitor_line(inst: TaskInstance) -> str:
+    monitor = inst.task.monitor
+    if monitor is None:
+        return ""
+    used_by = monitor.resources.used_by_tasks if monitor.resources is not None else None
+    whose = f"the nodes of {', '.join(used_by)}" if used_by else "its nodes"
+    return f"{describe_monitor(monitor)}, {whose}, while it runs"
+
+
+def _held_to_the_end(inst: TaskInstance) -> bool:
+    return inst.task.release_after() == "workflow_completion"
 
 
 def _release_ancestors(
@@ -149,7 +163,7 @@ def _describe_plan(
         if decisions:
             decision = decisions[inst.name]
             note = f"{'keep' if decision.keep else 'run'} ({decision.reason})"
-        write(_describe_task(step, inst, placement, argv, body, note))
+        write(_describe_task(step, inst, placement, argv, body, note, _monitor_line(inst)))
     del ordered, placements, renderer, context
     problems.raise_if_any()
     return out.getvalue()
@@ -337,7 +351,13 @@ class _PlannedLaunch(LaunchContext):
 
 
 def _describe_task(
-    step: int, inst: TaskInstance, placement: Placement, argv: list[str], body: str, resume: str = ""
+    step: int,
+    inst: TaskInstance,
+    placement: Placement,
+    argv: list[str],
+    body: str,
+    resume: str = "",
+    monitor: str = "",
 ) -> str:
     """One task's entry; `body` is its rendered script without the `#!` line."""
     where = ", ".join([n.name for n in placement.nodes])
@@ -352,11 +372,8 @@ def _describe_task(
         text += f"\n   resume: {resume}"
     if inst.sweep:
         text += "\n   sweep: " + ", ".join(f"{k}={v}" for k, v in inst.sweep.items())
-    monitor = inst.task.monitor
-    if monitor is not None:
-        used_by = monitor.resources.used_by_tasks if monitor.resources is not None else None
-        whose = f"the nodes of {', '.join(used_by)}" if used_by else "its nodes"
-        text += f"\n   monitor: {describe_monitor(monitor)}, {whose}, while it runs"
+    if monitor:
+        text += f"\n   monitor: {monitor}"
     command = " ".join([_quote(arg) for arg in argv])
     lines = "\n   | ".join((body + "\n").splitlines())  # the script's lines after the `#!` line
     return f"{text}\n   command: {command}\n   | {lines}"

@@ -275,16 +275,30 @@ class WorkflowRun:
         if probes:
             attempt = ProbedAttempt(attempt, probes.readiness, probes.failure, hosts, self.settings.grace)
         monitor = await self._start_monitor(inst, placement, ctx.env, scope)
+        # as the file says; a service without it holds what it has while it runs, and frees it at its end
+        release_after = inst.task.resources.release_after() if inst.task.resources is not None else None
+        released = False
+
+        def on_ready() -> None:
+            nonlocal released
+            if release_after == "task_ready":  # its nodes and GPUs go to others while it runs on
+                released = True
+                placer.release(placement, inst.name)
+            else:
+                placer.park(inst.name)
 
         async def on_end(outcome: Outcome, stopped_when_ready: bool) -> None:
             if monitor is not None:
                 await self.monitors.stop(monitor)
-            placer.release(placement, inst.name)
+            if release_after == "workflow_completion" and outcome.ok:
+                placer.park(inst.name)  # held until the run ends
+            elif not released:
+                placer.release(placement, inst.name)
             # a service stopped once it was ready (the end of its work) has its outputs too
             if (outcome.ok or stopped_when_ready) and outputs:
                 await self._collect_outputs(inst, attempt, outputs)
 
-        return HeldAttempt(attempt, on_end, on_ready=lambda: placer.park(inst.name))
+        return HeldAttempt(attempt, on_end, on_ready=on_ready)
 
     async def _start_monitor(
         self, inst: TaskInstance, placement: Placement, env: dict[str, str], scope: dict[str, Any]
