@@ -5,14 +5,14 @@
  *
  * For a step with --container-image or --container-name, on each node:
  *   user_init (slurmstepd, as root)    mounts an overlay of the image's root filesystem (upper dir
- *                                      per step, or per container name and job when named), and
+ *                                      per step, or kept per container name and job), and
  *                                      starts a runc container on it (mount namespace only, the
  *                                      step's --container-mounts as bind mounts)
  *   task_init_privileged (each task)   joins that container's mount namespace (setns) and changes
  *                                      to --container-workdir, or to the task's own directory when
  *                                      it exists there: the task's execve then runs in the image
- *   exit (slurmstepd)                  deletes the runc container; an unnamed one's overlay goes too
- *   job_epilog                         removes the job's named containers
+ *   exit (slurmstepd)                  deletes the runc container and unmounts the overlay
+ *   job_epilog                         removes the job's named containers' upper dirs
  *
  * Every option received is also handed to the tasks as an environment variable
  * (SFLOW_PYXIS_CONTAINER_IMAGE=<value>, a flag's value is "1"; SFLOW_PYXIS_OPTIONS="--container-image=
@@ -79,7 +79,7 @@ static char images_dir[PATH_MAX] = "/tmp/sflow-slurm-lab/images";
 
 /* The container this slurmstepd started (inherited by its tasks through fork). */
 static struct {
-    int active, named;
+    int active;
     pid_t pid;
     char id[256], step_dir[PATH_MAX], workdir[PATH_MAX];
 } ctr;
@@ -311,17 +311,19 @@ static int write_bundle(const char *dir, const char *rootfs, int readonly, const
 
 /* ------------------------------------------------------------------ the container's life */
 
-/* Mounts an overlay of LOWER at DIR/rootfs (upper and work dirs in DIR) unless already mounted. */
-static int mount_overlay(const char *dir, const char *lower)
+/*
+ * Mounts the step's root filesystem at <step dir>/rootfs: an overlay of LOWER with UPPER as its
+ * upper dir (the step's own, or a container name's) and a work dir of the step's. Two steps that
+ * share a name may mount the same upper dir at once: index=off lets them (as separate processes
+ * writing separate files, as pyxis allows).
+ */
+static int mount_overlay(const char *lower, const char *upper)
 {
-    char upper[PATH_MAX], work[PATH_MAX], root[PATH_MAX], data[3 * PATH_MAX + 64];
-    snprintf(upper, sizeof upper, "%s/upper", dir);
-    snprintf(work, sizeof work, "%s/work", dir);
-    snprintf(root, sizeof root, "%s/rootfs", dir);
+    char work[PATH_MAX], root[PATH_MAX], data[3 * PATH_MAX + 64];
+    snprintf(work, sizeof work, "%s/work", ctr.step_dir);
+    snprintf(root, sizeof root, "%s/rootfs", ctr.step_dir);
     if (mkdirs(upper) < 0 || mkdirs(work) < 0 || mkdirs(root) < 0)
         return -1;
-    if (is_mounted(root))
-        return 0;
     /* ':' separates lower dirs and ',' options: both are escaped in paths */
     size_t n = (size_t)snprintf(data, sizeof data, "lowerdir=");
     for (const char *c = lower; *c && n + 3 < sizeof data; c++) {
@@ -329,7 +331,7 @@ static int mount_overlay(const char *dir, const char *lower)
             data[n++] = '\\';
         data[n++] = *c;
     }
-    snprintf(data + n, sizeof data - n, ",upperdir=%s,workdir=%s", upper, work);
+    snprintf(data + n, sizeof data - n, ",upperdir=%s,workdir=%s,index=off", upper, work);
     return mount("overlay", root, "overlay", 0, data);
 }
 
@@ -349,10 +351,10 @@ static void recorded_image(const char *dir, char *out, size_t size, const char *
     fclose(f);
 }
 
-/* Makes (or, for a name, reuses) the overlay this step runs on; its path goes to ROOTFS. */
+/* Mounts this step's root filesystem (a name's upper dir is reused); its path goes to ROOTFS. */
 static int prepare_rootfs(const char *job_dir, const char *image, const char *name, char *rootfs, size_t size)
 {
-    char dir[PATH_MAX], lower[PATH_MAX], known[PATH_MAX];
+    char dir[PATH_MAX], upper[PATH_MAX + 8], lower[PATH_MAX], known[PATH_MAX];
     if (name)
         snprintf(dir, sizeof dir, "%s/name-%s", job_dir, name);
     else
@@ -369,11 +371,12 @@ static int prepare_rootfs(const char *job_dir, const char *image, const char *na
                                "images; see docs/slurm-lab.md)",
                            use, lower),
                -1;
-    if (mount_overlay(dir, lower) < 0)
-        return slurm_error(MSG "overlay of %s on %s/rootfs failed: %m", lower, dir), -1;
+    snprintf(upper, sizeof upper, "%s/upper", dir);
+    if (mount_overlay(lower, upper) < 0)
+        return slurm_error(MSG "overlay of %s on %s/rootfs failed: %m", lower, ctr.step_dir), -1;
     if (!*known)
         recorded_image(dir, known, sizeof known, use);
-    snprintf(rootfs, size, "%s/rootfs", dir);
+    snprintf(rootfs, size, "%s/rootfs", ctr.step_dir);
     return 0;
 }
 
@@ -392,16 +395,14 @@ static void remove_container(const char *id, const char *log)
     runtime_cmd(log, "delete", "--force", id, NULL, NULL, NULL, NULL);
 }
 
-/* Removes this step's container; an unnamed one's overlay and upper dir go with it. */
+/* Removes this step's container and overlay; an unnamed one's upper dir goes with it. */
 static void teardown(void)
 {
     char rootfs[PATH_MAX];
     remove_container(ctr.id, NULL);
-    if (!ctr.named) {
-        snprintf(rootfs, sizeof rootfs, "%s/rootfs", ctr.step_dir);
-        if (is_mounted(rootfs))
-            umount2(rootfs, MNT_DETACH);
-    }
+    snprintf(rootfs, sizeof rootfs, "%s/rootfs", ctr.step_dir);
+    if (is_mounted(rootfs))
+        umount2(rootfs, MNT_DETACH);
     remove_tree(ctr.step_dir);
     ctr.active = 0;
 }
@@ -432,7 +433,7 @@ static int start_container(spank_t sp, const char *image, const char *name_opt)
             if (!isalnum((unsigned char)*c) && *c != '-' && *c != '_' && *c != '.')
                 return slurm_error(MSG "--container-name '%s': use letters, digits, '-', '_' and '.'", name), -1;
     }
-    ctr.named = name[0] != '\0';
+
     snprintf(ctr.id, sizeof ctr.id, "sflow-%u.%u-%s", job, step, host);
     snprintf(ctr.step_dir, sizeof ctr.step_dir, "%s/step-%u", job_dir, step);
     const char *workdir = option("container-workdir");
@@ -447,7 +448,7 @@ static int start_container(spank_t sp, const char *image, const char *name_opt)
     int lock_fd = open(lock, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
     if (lock_fd < 0 || flock(lock_fd, LOCK_EX) < 0)
         return slurm_error(MSG "cannot lock %s: %m", lock), -1;
-    int rc = prepare_rootfs(job_dir, image, ctr.named ? name : NULL, rootfs, sizeof rootfs);
+    int rc = prepare_rootfs(job_dir, image, name[0] ? name : NULL, rootfs, sizeof rootfs);
     close(lock_fd);
     if (rc < 0)
         return teardown(), -1;
