@@ -149,3 +149,24 @@ def test_a_run_stopped_by_sigterm_leaves_no_sampler(sflow):
         proc.kill()
     run_dir = csvs[0].parents[1] if csvs[0].parent.name == "workflow" else csvs[0].parents[2]
     assert samplers_of(run_dir) == []
+
+
+def test_a_task_that_ends_at_once_still_has_its_samples(sflow):
+    """The sampler needs a moment to start; the task's end waits for it, so its rows are there."""
+    wf = sflow.write(
+        "quick.yaml",
+        """
+        version: "0.1"
+        workflow:
+          name: quick
+          tasks:
+            - name: quick
+              script: ["true"]
+              monitor: {scopes: {memory: {}}}
+        """,
+    )
+    done = sflow("run", "-f", str(wf))
+    assert done.code == 0, done.err
+    header, body = rows(monitor_dir(done.run_dir(), "quick") / "localhost.csv")
+    assert header == ["time", "memory.used_mib", "memory.total_mib", "memory.used_percent"]
+    assert len(body) >= 1 and float(body[-1][2]) > 0

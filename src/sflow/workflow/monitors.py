@@ -146,13 +146,29 @@ async def _term(step: str) -> bool:
 
 
 class RunningMonitor:
-    """The samplers of one monitor (one process, or one srun per backend)."""
+    """The samplers of one monitor (a process per node, or one srun per backend) and the CSV file
+    each node's sampler writes once it samples."""
 
-    def __init__(self, attempts: list[ProcessAttempt]) -> None:
+    def __init__(self, attempts: list[tuple[ProcessAttempt, list[Path]]]) -> None:
         self.attempts = attempts
 
     async def stop(self, grace: float) -> None:
-        await asyncio.gather(*(a.stop(grace) for a in self.attempts))
+        """TERM once the samplers sample (a short task's monitor still has its rows), then stop."""
+        deadline = asyncio.get_running_loop().time() + grace
+        await asyncio.gather(*(_stop_once_sampling(a, files, deadline, grace) for a, files in self.attempts))
+
+
+async def _stop_once_sampling(
+    attempt: ProcessAttempt, files: list[Path], deadline: float, grace: float
+) -> None:
+    """A sampler takes TERM as its cue for a last row only once it has begun (until then TERM ends
+    it at once): wait for its files, while it runs and at most until `deadline`."""
+    loop = asyncio.get_running_loop()
+    delay = 0.005
+    while attempt.proc.returncode is None and loop.time() < deadline and not all(f.exists() for f in files):
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.2)
+    await attempt.stop(max(1.0, min(grace, deadline - loop.time())))
 
 
 class Monitors:
@@ -183,14 +199,14 @@ class Monitors:
             custom.write_text(custom_script, encoding="utf-8")
         _write_description(out, monitor, task, targets)
         env = {**self.base_env, **(env or {})}
-        attempts: list[ProcessAttempt] = []
+        attempts: list[tuple[ProcessAttempt, list[Path]]] = []
         for target in targets:
             log = out / "sampler.log"
             job_id = target.allocation.job_id
             if not job_id:
                 for node in target.nodes:
                     spec = LaunchSpec(sampler_argv(monitor, out, node, custom), env, self.cwd, log)
-                    attempts.append(await ProcessAttempt.start(spec))
+                    attempts.append((await ProcessAttempt.start(spec), [out / f"{node}.csv"]))
                 continue
             step_env = {k: v for k, v in env.items() if k not in SRUN_INPUT_VARS}
             argv = srun_monitor_argv(
@@ -199,7 +215,7 @@ class Monitors:
             step = await MonitorStep.start(LaunchSpec(argv, step_env, self.cwd, log))
             assert isinstance(step, MonitorStep)
             step.job_id, step.name = job_id, step_name(task)
-            attempts.append(step)
+            attempts.append((step, [out / f"{node}.csv" for node in target.nodes]))
         running = RunningMonitor(attempts)
         self.running.append(running)
         return running
