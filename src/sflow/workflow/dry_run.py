@@ -53,11 +53,14 @@ def simulate_placement(
     """A plausible placement for every instance, in start order; PlanError if one can never fit.
 
     A task starts after its dependencies (and theirs) have ended, so what they held is free for
-    it; what tasks that may still run beside it hold is not. Only a task that still does not fit
-    pretends that every earlier task has ended (at run time it waits for them).
+    it; what tasks that may still run beside it hold is not, nor what a service or a task with
+    `release_after: workflow_completion` holds (until the workflow ends). Only a task that still
+    does not fit pretends that every earlier task has ended (at run time it waits for them, or
+    fails naming the services that keep what it needs).
     """
     placers = {name: Placer(a.nodes, name) for name, a in allocations.items()}
     held: dict[str, dict[str, Placement]] = {name: {} for name in allocations}
+    to_the_end: dict[str, dict[str, Placement]] = {name: {} for name in allocations}
     deps = {inst.name: inst.deps for inst in ordered}
     backend_of = {inst.name: inst.backend for inst in ordered}
     out: dict[str, Placement] = {}
@@ -69,13 +72,13 @@ def simulate_placement(
         except PlanError as exc:
             raise at_request(exc, inst) from None
         if placement is None:  # pretend earlier tasks have finished
-            for holder, p in held[inst.backend].items():
-                placer.release(p, holder)
-            held[inst.backend].clear()
+            for holders in (held[inst.backend], to_the_end[inst.backend]):
+                for holder, p in holders.items():
+                    placer.release(p, holder)
+                holders.clear()
             placement = placer.try_place(inst.request, inst.name)
             assert placement is not None
-        if not _held_to_the_end(inst):  # a service's, or `release_after: workflow_completion`
-            held[inst.backend][inst.name] = placement
+        (to_the_end if _held_to_the_end(inst) else held)[inst.backend][inst.name] = placement
         out[inst.name] = placement
     return out
 
