@@ -6,7 +6,8 @@ import time
 from pathlib import Path
 
 from sflow.engine import Attempt, Engine, Outcome, RetryPolicy, State, Unit
-from sflow.proc.process import LaunchSpec, ProcessAttempt
+from sflow.proc.attempt import ProcessAttempt
+from sflow.proc.spawn import LaunchSpec
 
 
 class Scripted(Attempt):

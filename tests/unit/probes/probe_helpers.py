@@ -10,7 +10,8 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-from sflow.proc.process import LaunchSpec, ProcessAttempt
+from sflow.proc.attempt import ProcessAttempt
+from sflow.proc.spawn import LaunchSpec
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
