@@ -14,8 +14,8 @@ from sflow.errors import SpecError
 from sflow.schema.problems import Problems
 from sflow.schema.sections import OPERATOR_TYPES
 from sflow.schema.suggest import suggest
-from sflow.schema.task import Task, replica_name, sweep_names
-from sflow.schema.workflow import BUILTIN_OPERATORS, IMPLICIT_BACKEND, WorkflowSpec
+from sflow.schema.task import Task, Upload, replica_name, sweep_names
+from sflow.schema.workflow import BUILTIN_OPERATORS, IMPLICIT_BACKEND, UploadAll, WorkflowSpec
 
 
 def check_spec(spec: WorkflowSpec, problems: Problems, missable_tasks: bool = False) -> None:
@@ -28,6 +28,7 @@ def check_spec(spec: WorkflowSpec, problems: Problems, missable_tasks: bool = Fa
     _backends_and_operators(spec, problems)
     _replica_sweeps(spec, problems)
     _replica_names(spec, tasks, problems)
+    _storage_targets(spec, problems)
 
 
 def _fold_required_by(tasks: dict[str, Task]) -> None:
@@ -215,3 +216,20 @@ def _replica_count(spec: WorkflowSpec, task: Task) -> int | None:
             count *= len(variable.domain)
         return count
     return task.replicas.count if isinstance(task.replicas.count, int) else None
+
+
+def _storage_targets(spec: WorkflowSpec, problems: Problems) -> None:
+    """Every upload (a task's, `workflow.upload_all`) names a declared storage target."""
+    uploads: list[Upload | UploadAll] = [u for task in spec.workflow.tasks for u in task.uploads]
+    if spec.workflow.upload_all is not None:
+        uploads.append(spec.workflow.upload_all)
+    for upload in uploads:
+        if upload.target not in spec.storage:
+            known = f" (declared: {', '.join(spec.storage)})" if spec.storage else " (no 'storage' declared)"
+            problems.add(
+                SpecError(
+                    f"unknown storage target '{upload.target}'{suggest(upload.target, spec.storage) or known}",
+                    where=upload.loc("target"),
+                    field=upload.path("target"),
+                )
+            )

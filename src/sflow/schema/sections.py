@@ -1,4 +1,4 @@
-"""Models of the named top-level sections: variables, artifacts, backends and operators."""
+"""Models of the named top-level sections: variables, artifacts, backends, operators and storage."""
 
 from __future__ import annotations
 
@@ -297,3 +297,20 @@ OPERATOR_TYPES: dict[str, type[OperatorBase]] = {
     "python": PythonOperator,
     "docker_run": DockerRunOperator,
 }
+
+
+class StorageTarget(SpecModel):
+    """An S3 bucket (or an S3-compatible store at `endpoint_url`) that task files are uploaded to.
+
+    Credentials never live in the file: they come from the environment (`AWS_*` variables, the
+    shared credentials file, an instance role), as for any S3 client.
+    """
+
+    name: Name = ""
+    type: Literal["s3"]
+    bucket: str = Field(min_length=1)
+    region: str | None = None
+    prefix: str = ""
+    endpoint_url: str | None = None
+    addressing_style: Literal["auto", "virtual", "path"] | None = None
+    storage_class: str | None = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator
 
@@ -22,6 +22,7 @@ from sflow.schema.sections import (
     Operator,
     OperatorBase,
     SrunOperator,
+    StorageTarget,
     Variable,
 )
 from sflow.schema.task import Task
@@ -35,11 +36,21 @@ BUILTIN_OPERATORS: dict[str, OperatorBase] = {
 }
 
 
+class UploadAll(SpecModel):
+    """The whole run folder, zipped once every task has ended, uploaded to a storage target
+    (as `to`, under the target's prefix; `<run id>.zip` when omitted)."""
+
+    target: str
+    to: str | None = None
+    on_error: Literal["warn", "fail"] = "warn"
+
+
 class Workflow(SpecModel):
     name: WorkflowName
     tasks: list[Task] = Field(min_length=1)
     variables: dict[str, Variable] = Field(default_factory=dict)
     timeout: Timeout | None = None
+    upload_all: UploadAll | None = None
 
 
 class WorkflowSpec(SpecModel):
@@ -50,6 +61,7 @@ class WorkflowSpec(SpecModel):
     artifacts: dict[str, Artifact] = Field(default_factory=dict)
     backends: dict[str, Backend] = Field(default_factory=dict)
     operators: dict[str, Operator] = Field(default_factory=dict)
+    storage: dict[str, StorageTarget] = Field(default_factory=dict)
     workflow: Workflow
 
     _tasks: dict[str, Task] | None = PrivateAttr(default=None)
