@@ -36,7 +36,7 @@ def batch_command(
     output_dir: str | None,
     *,
     artifacts: Sequence[str] = (),
-    missable_tasks: bool = False,
+    missable_tasks: Sequence[str] = (),
 ) -> int:
     """All of `sflow batch`: validate, write the script, print its path, submit when asked.
 

@@ -42,7 +42,13 @@ def _override_options(fn: F) -> F:
         "-a", "--artifact", "artifacts", multiple=True, metavar="NAME=URI", help="Set an artifact."
     )(fn)
     fn = click.option(
-        "--missable-tasks", is_flag=True, help="Drop dependencies on tasks absent after composition."
+        "-M",
+        "--missable-tasks",
+        "missable_tasks",
+        multiple=True,
+        metavar="NAME|GLOB",
+        help="A task that may be absent after composing several files: dependencies on it are "
+        "dropped, with a warning (repeatable; e.g. 'prefill_*').",
     )(fn)
     return fn
 
@@ -55,9 +61,15 @@ def _all_files(files: Sequence[str], file_opts: Sequence[str]) -> list[str]:
 
 
 def _load(
-    files: Sequence[str], sets: Sequence[str] = (), artifacts: Sequence[str] = (), missable: bool = False
+    files: Sequence[str],
+    sets: Sequence[str] = (),
+    artifacts: Sequence[str] = (),
+    missable: Sequence[str] = (),
 ) -> Any:
     from sflow.schema import load_workflow
+
+    if missable and len(files) < 2:
+        raise click.UsageError("--missable-tasks goes with several workflow files (-f A -f B)")
 
     return load_workflow(files, sets=sets, artifacts=artifacts, missable_tasks=missable)
 
@@ -148,7 +160,7 @@ def run(
     file_opts: tuple[str, ...],
     sets: tuple[str, ...],
     artifacts: tuple[str, ...],
-    missable_tasks: bool,
+    missable_tasks: tuple[str, ...],
     dry_run: bool,
     as_json: bool,
     workspace_dir: str | None,
@@ -213,7 +225,7 @@ def validate(
     file_opts: tuple[str, ...],
     sets: tuple[str, ...],
     artifacts: tuple[str, ...],
-    missable_tasks: bool,
+    missable_tasks: tuple[str, ...],
 ) -> None:
     """Check workflow files without running anything: structure, placement and every expression."""
     from sflow.workflow.dry_run import describe_plan
@@ -236,7 +248,7 @@ def visualize(
     file_opts: tuple[str, ...],
     sets: tuple[str, ...],
     artifacts: tuple[str, ...],
-    missable_tasks: bool,
+    missable_tasks: tuple[str, ...],
     fmt: str,
 ) -> None:
     """Print the task graph as Mermaid or Graphviz dot."""
@@ -258,7 +270,7 @@ def compose(
     file_opts: tuple[str, ...],
     sets: tuple[str, ...],
     artifacts: tuple[str, ...],
-    missable_tasks: bool,
+    missable_tasks: tuple[str, ...],
     output: str | None,
 ) -> None:
     """Merge several workflow files into one (later files override by name)."""
@@ -408,7 +420,7 @@ def batch(
     file_opts: tuple[str, ...],
     sets: tuple[str, ...],
     artifacts: tuple[str, ...],
-    missable_tasks: bool,
+    missable_tasks: tuple[str, ...],
     extras: tuple[str, ...],
     partition: str | None,
     account: str | None,

@@ -7,10 +7,13 @@ the `Problems` of the load so that all of them are reported together.
 from __future__ import annotations
 
 import itertools
+import warnings
+from collections.abc import Sequence
 
 from pydantic import ValidationError
 
 from sflow.errors import SpecError
+from sflow.schema.compose import ComposeWarning, is_missable
 from sflow.schema.problems import Problems
 from sflow.schema.sections import OPERATOR_TYPES
 from sflow.schema.suggest import suggest
@@ -18,7 +21,7 @@ from sflow.schema.task import Task, Upload, replica_name, sweep_names
 from sflow.schema.workflow import BUILTIN_OPERATORS, IMPLICIT_BACKEND, UploadAll, WorkflowSpec
 
 
-def check_spec(spec: WorkflowSpec, problems: Problems, missable_tasks: bool = False) -> None:
+def check_spec(spec: WorkflowSpec, problems: Problems, missable_tasks: Sequence[str] = ()) -> None:
     """Add a `SpecError` to `problems` for each reference that does not resolve."""
     with problems.collecting():
         _single_default_backend(spec)
@@ -71,17 +74,21 @@ def _unique_tasks(spec: WorkflowSpec, problems: Problems) -> dict[str, Task]:
     return index
 
 
-def _dependencies(tasks: list[Task], index: dict[str, Task], missable: bool, problems: Problems) -> None:
-    """Every `depends_on` names a task; with `missable`, names of absent tasks are dropped instead."""
+def _dependencies(
+    tasks: list[Task], index: dict[str, Task], missable: Sequence[str], problems: Problems
+) -> None:
+    """Every `depends_on` names a task; one naming an absent task that a `missable` name or glob
+    matches is dropped, with a warning."""
     if not {dep for task in tasks for dep in task.depends_on}.difference(index):
         return
     for task in tasks:
+        dropped = []
         for position, dep in enumerate(task.depends_on):
             if dep in index:
                 continue
-            if missable:
-                task.depends_on = [d for d in task.depends_on if d in index]
-                break
+            if is_missable(dep, missable):
+                dropped.append(dep)
+                continue
             locs = task.locations()
             where = locs.leaf("depends_on").where_of(position) if locs else ""
             problems.add(
@@ -90,6 +97,15 @@ def _dependencies(tasks: list[Task], index: dict[str, Task], missable: bool, pro
                     where=where,
                     field=task.path("depends_on"),
                 )
+            )
+        if dropped:
+            task.depends_on = [dep for dep in task.depends_on if dep not in dropped]
+            names = ", ".join(f"'{dep}'" for dep in dropped)
+            warnings.warn(
+                f"{task.loc('depends_on')}: task '{task.name}' no longer depends on {names}: "
+                "absent, and missable (--missable-tasks)",
+                ComposeWarning,
+                stacklevel=2,
             )
 
 

@@ -50,7 +50,7 @@ class BatchOptions:
     output_dir: Path
     sets: Sequence[str] = ()
     artifacts: Sequence[str] = ()
-    missable_tasks: bool = False
+    missable_tasks: Sequence[str] = ()
     extras: Sequence[str] = ()
     partition: str | None = None
     account: str | None = None
@@ -159,8 +159,8 @@ def run_command(files: Sequence[str | Path], options: BatchOptions) -> list[str]
         argv += ["-f", str(Path(f).resolve())]
     for artifact in options.artifacts:
         argv += ["--artifact", artifact]
-    if options.missable_tasks:
-        argv.append("--missable-tasks")
+    for pattern in options.missable_tasks:
+        argv += ["--missable-tasks", pattern]
     return [*argv, "--output-dir", str(options.output_dir.resolve())]
 
 
