@@ -104,10 +104,23 @@ class Artifact(SpecModel):
 
 
 class BackendBase(SpecModel):
+    """What every backend has. `include_nodes`/`exclude_nodes` narrow its node pool by host name
+    (Slurm: salloc's `--nodelist`/`--exclude`; docker: its `hosts`); a local backend's nodes are
+    this machine, so there they change nothing."""
+
     name: Name = ""
     type: str
     default: bool = False
     max_concurrent: PositiveOrExpr | None = None  # tasks running at once (None: the backend's default)
+    include_nodes: list[str] = Field(default_factory=list)
+    exclude_nodes: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _not_both_included_and_excluded(self) -> BackendBase:
+        both = [host for host in self.include_nodes if host in self.exclude_nodes]
+        if both:
+            raise ValueError(f"{', '.join(both)} in both include_nodes and exclude_nodes")
+        return self
 
     @property
     def default_operator(self) -> str:

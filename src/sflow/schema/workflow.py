@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator
@@ -16,7 +15,6 @@ from sflow.schema.sections import (
     Backend,
     BackendBase,
     BashOperator,
-    DockerBackend,
     DockerRunOperator,
     LocalBackend,
     Operator,
@@ -117,12 +115,6 @@ class WorkflowSpec(SpecModel):
         if name == IMPLICIT_BACKEND:
             return LocalBackend(name=IMPLICIT_BACKEND, default=not self.backends)
         raise KeyError(name)
-
-    def add_docker_args(self, args: Sequence[str]) -> None:
-        """`sflow run -e`: `docker run` flags for every docker backend, after the file's (so they win)."""
-        for backend in self.backends.values():
-            if isinstance(backend, DockerBackend):
-                backend.extra_args = [*backend.extra_args, *args]
 
     def backend_type(self, name: str) -> str:
         """`local`, `slurm` or `docker` for the backend called `name`."""

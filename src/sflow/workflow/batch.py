@@ -40,7 +40,17 @@ from sflow.slurm.submit import TaggedSubmission
 if TYPE_CHECKING:
     from sflow.schema.workflow import WorkflowSpec
 
-BACKEND_FIELDS = ("job_name", "account", "partition", "time", "nodes", "gpus_per_node", "extra_args")
+BACKEND_FIELDS = (
+    "job_name",
+    "account",
+    "partition",
+    "time",
+    "nodes",
+    "gpus_per_node",
+    "include_nodes",
+    "exclude_nodes",
+    "extra_args",
+)
 
 
 @dataclass
@@ -51,6 +61,7 @@ class BatchOptions:
     sets: Sequence[str] = ()
     artifacts: Sequence[str] = ()
     missable_tasks: Sequence[str] = ()
+    skip_artifact_check: bool = False  # the job's run only warns of a missing fs:// artifact
     extras: Sequence[str] = ()
     partition: str | None = None
     account: str | None = None
@@ -161,6 +172,8 @@ def run_command(files: Sequence[str | Path], options: BatchOptions) -> list[str]
         argv += ["--artifact", artifact]
     for pattern in options.missable_tasks:
         argv += ["--missable-tasks", pattern]
+    if options.skip_artifact_check:
+        argv.append("--skip-artifact-check")
     return [*argv, "--output-dir", str(options.output_dir.resolve())]
 
 
