@@ -50,14 +50,6 @@ def test_an_existing_fs_artifact_passes_and_a_dry_run_only_warns(sflow: Any) -> 
     dry = sflow("run", str(path), "--dry-run")
     assert dry.code == 0, dry.err
     assert "sflow: warning:" in dry.err and "artifact 'DATA'" in dry.err and "MODEL" not in dry.err
-    done = sflow(
-        "run",
-        str(
-            path.with_name("ok.yaml").write_text(
-                WORKFLOW.replace('  DATA: {uri: "fs:///nonexistent/sflow-data"}\n', "")
-            )
-            and path.with_name("ok.yaml")
-        ),
-        "--no-tui",
-    )
+    ok = sflow.write("ok.yaml", WORKFLOW.replace('  DATA: {uri: "fs:///nonexistent/sflow-data"}\n', ""))
+    done = sflow("run", str(ok), "--no-tui")
     assert done.code == 0, done.err
