@@ -340,7 +340,10 @@ class S3Server:
         if not server.exists():
             raise RuntimeError(f"{server} is missing: install sflow's dev extra (moto[server])")
         self.proc = subprocess.Popen(
-            [str(server), "-H", "127.0.0.1", "-p", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            [str(server), "-H", "127.0.0.1", "-p", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
@@ -462,7 +465,9 @@ def main(argv: list[str] | None = None) -> int:
     regressed = [r.case.id for r in rows if r.regressed]
     stale = [r.case.id for r in rows if r.stale]
     if regressed:
-        print(f"\nlisted as the same plan (or run outcome), but differ: {', '.join(regressed)}", file=sys.stderr)
+        print(
+            f"\nlisted as the same plan (or run outcome), but differ: {', '.join(regressed)}", file=sys.stderr
+        )
     if stale:
         print(
             f"\nnow the same plan: mark as `same` in compat/cases.yaml: {', '.join(stale)}", file=sys.stderr
