@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
+import signal
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,12 +22,16 @@ from typing import Any
 from sflow.backends.base import Allocation
 from sflow.backends.placement import Node
 from sflow.launchers.srun import SRUN_INPUT_VARS
-from sflow.proc.process import LaunchSpec, ProcessAttempt
+from sflow.proc.attempt import ProcessAttempt
+from sflow.proc.groups import signal_group
+from sflow.proc.spawn import Child, LaunchSpec
+from sflow.proc.stop import Step, Stopper, poll_until
 from sflow.schema.monitor import Monitor
 from sflow.schema.resources import NodeResources
 from sflow.slurm.commands import SlurmCommandError, run_slurm, scancel
 
 MONITOR_FOLDER = "monitor"
+SRUN_TERM_WAIT = 5.0  # seconds srun gets to end its step after TERM, before KILL
 WORKFLOW_OWNER = "workflow"
 
 
@@ -112,18 +118,27 @@ def select_nodes(nodes: Sequence[Node], wanted: NodeResources | None) -> list[No
 
 class MonitorStep(ProcessAttempt):
     """The srun of a monitor's samplers. Stopped by TERM to the step itself, so each sampler writes
-    its last row (srun, given TERM, kills its tasks); after the grace, srun is stopped as any process."""
+    its last row (srun, given TERM, kills its tasks); after the grace, TERM to srun, then KILL."""
 
-    job_id = ""
-    name = ""
+    def __init__(self, proc: Child, spec: LaunchSpec) -> None:
+        super().__init__(proc, spec)
+        self.job_id = ""
+        self.name = ""
+        self._step_stop = Stopper(
+            self.proc.wait,
+            Step("TERM", self._term_step),
+            Step("TERM to srun", lambda: signal_group(self.proc.pid, signal.SIGTERM), SRUN_TERM_WAIT),
+            Step("KILL", lambda: signal_group(self.proc.pid, signal.SIGKILL), math.inf),
+        )
 
     async def stop(self, grace: float) -> None:
-        if self.proc.returncode is None and self._stop_deadline is None:
-            step = await self._find_step()
-            if step is not None and await _term(step):
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(self.proc.wait()), grace)
-        await super().stop(grace)
+        await self._step_stop.stop(grace)
+        await self.wait()
+
+    async def _term_step(self) -> None:
+        step = await self._find_step()
+        if step is None or not await _term(step):
+            signal_group(self.proc.pid, signal.SIGTERM)
 
     async def _find_step(self) -> str | None:
         try:
@@ -164,10 +179,9 @@ async def _stop_once_sampling(
     """A sampler takes TERM as its cue for a last row only once it has begun (until then TERM ends
     it at once): wait for its files, while it runs and at most until `deadline`."""
     loop = asyncio.get_running_loop()
-    delay = 0.005
-    while attempt.proc.returncode is None and loop.time() < deadline and not all(f.exists() for f in files):
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.2)
+    begun = poll_until(lambda: attempt.proc.returncode is not None or all(f.exists() for f in files))
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(begun, max(0.0, deadline - loop.time()))
     await attempt.stop(max(1.0, min(grace, deadline - loop.time())))
 
 
