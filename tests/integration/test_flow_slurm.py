@@ -144,6 +144,32 @@ def test_map_of_200_items_is_one_job_array(slurm_env: str, tmp_path: Path) -> No
     assert len(elements) == 200 or elements == ["0-199"], elements[:5]
 
 
+def test_map_items_each_failing_once_are_resubmitted_together(
+    slurm_env: str, tmp_path: Path, slurm_cluster: SlurmCluster, prefix: str
+) -> None:
+    marks = Path(slurm_cluster.work_dir) / prefix / "marks"  # seen by every node
+    marks.mkdir()
+    with sflow.flow("it-item-retries", inputs={"marks": str(marks)}, output_dir=tmp_path) as f:
+
+        @f.task(map=range(4), environment=slurm_env, retries=1)
+        def once(x, marks):
+            try:
+                os.close(os.open(os.path.join(marks, str(x)), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                return x * 10
+            raise RemoteBoom(f"first attempt of item {x}", 5)
+
+    assert f.result.once == [0, 10, 20, 30]
+    assert f.run_dir is not None
+    info = json.loads((f.run_dir / "summary.json").read_text())["tasks"]["once"]
+    assert len(info["job_ids"]) == 2  # the items, then the four failed ones again in one array
+    assert info["item_failures"] == 4 and info["attempts"] == 1
+    events = [json.loads(line) for line in (f.run_dir / "events.jsonl").read_text().splitlines()]
+    assert sorted((e["item"], e["attempt"], e["state"]) for e in events if "item" in e) == sorted(
+        [(i, 1, "retrying") for i in range(4)] + [(i, 2, "succeeded") for i in range(4)]
+    )
+
+
 def _interrupt_when_queued(
     squeue_ours: Callable[[str], list], prefix: str, action: Callable[[], None]
 ) -> None:
