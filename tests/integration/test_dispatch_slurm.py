@@ -268,7 +268,7 @@ def test_forged_callback_is_refused(slurm_cluster: SlurmCluster, run_async) -> N
                 headers = {protocol.RUN_HEADER: ex.run_id, protocol.SIGNATURE_HEADER: "sha256=" + "0" * 64}
                 async with session.post(ex.callback_url, data=body, headers=headers) as response:
                     assert response.status == 403
-                headers = protocol.headers_for(ex.run_id, "guessed-secret", body)
+                headers = protocol.headers_for(ex.run_id, handle.call_id, "guessed-secret", body)
                 async with session.post(ex.callback_url, data=body, headers=headers) as response:
                     assert response.status == 403
             assert await handle == "rested"  # the genuine result, not the forged one

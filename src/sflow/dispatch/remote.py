@@ -46,7 +46,7 @@ class RemoteOptions:
 
     callback_url: str | None = None  # URL workers post to; default http://<this host>:<port>/sflow/events
     callback_token: str | None = None  # extra shared token required on every event
-    listen_host: str = "0.0.0.0"  # where the callback server listens
+    listen_host: str | None = None  # where the callback server listens; default: the callback URL's host
     listen_port: int = 0  # 0: an ephemeral port
     advertise_host: str | None = None  # host name/address put in the derived callback URL
     shared_dir: str | None = (
