@@ -13,6 +13,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -26,6 +27,7 @@ import sflow.flow
 from sflow.dispatch.config import config as configure_dispatch
 from sflow.dispatch.config import reset_config
 from sflow.engine import State
+from sflow.slurm.journal import JOB, read_journal
 
 HERE = Path(__file__).resolve().parent
 SlurmCluster = Any  # the fixture's type lives in conftest.py (not importable)
@@ -218,3 +220,62 @@ def test_ctrl_c_cancels_queued_jobs(slurm_env: str, prefix: str, squeue_ours) ->
 
     assert set(f.states.values()) == {State.CANCELLED}
     assert _wait_gone(squeue_ours, prefix) == []
+
+
+_KILLED_FLOW = """
+import sys, time
+import sflow.flow
+from sflow.dispatch.config import config
+
+partition, shared, prefix, out = sys.argv[1:5]
+executor_config = {"partition": partition, "time": "0:05:00", "shared_dir": shared, "job_name_prefix": prefix}
+config(environments={"slurm": {"executor": "slurm", "executor_config": executor_config}})
+with sflow.flow("it-killed", environment="slurm", output_dir=out) as f:
+
+    @f.task(map=range(3))
+    def sleepy(x):
+        time.sleep(300)
+
+    @f.task
+    def single():
+        time.sleep(300)
+"""
+
+
+def test_sflow_cancel_stops_the_dispatched_jobs_of_a_killed_flow(
+    slurm_env: str, prefix: str, squeue_ours, slurm_cluster: SlurmCluster, tmp_path: Path
+) -> None:
+    script = tmp_path / "killed.py"
+    script.write_text(_KILLED_FLOW)
+    shared = Path(slurm_cluster.work_dir) / prefix
+    argv = [sys.executable, str(script), slurm_cluster.partition, str(shared), prefix, str(tmp_path / "out")]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not _all_running(squeue_ours(prefix), 4):  # the 3 elements of an array, and a job
+            assert proc.poll() is None, proc.communicate()[0]
+            assert time.monotonic() < deadline, squeue_ours(prefix)
+            time.sleep(0.5)
+        (run_dir,) = (p for p in (tmp_path / "out").iterdir() if p.is_dir())
+        journalled = {e.slurm_id for e in read_journal(run_dir) if e.kind == JOB}
+        live = {j.job_id.split("_")[0] for j in squeue_ours(prefix)}
+        assert live and live <= journalled  # each job is in the journal once sbatch returned
+        proc.kill()
+        proc.wait()
+        assert {j.job_id.split("_")[0] for j in squeue_ours(prefix)} == live  # the kill left them running
+        cancel = [sys.executable, "-m", "sflow", "cancel", str(run_dir)]
+        done = subprocess.run(cancel, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        for job in live:
+            assert f"job {job}: cancelled" in done.stdout, done.stdout
+        assert _wait_gone(squeue_ours, prefix) == []
+        again = subprocess.run(cancel, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0 and "cancelled" not in again.stdout, again.stdout
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _all_running(jobs: list, count: int) -> bool:
+    return len(jobs) == count and all(j.state == "RUNNING" for j in jobs)

@@ -22,6 +22,7 @@ from sflow.flow.runners import Runners
 from sflow.lifecycle.scope import RunScope
 from sflow.lifecycle.settings import RunSettings
 from sflow.record.run_dir import RunRecord
+from sflow.slurm.journal import SlurmJournal
 
 
 class _MapState:
@@ -61,6 +62,8 @@ class FlowRun:
     async def run(self) -> RunResult:
         """Run to a final state; executors are closed (remote work cancelled) whatever happens."""
         self.scope = RunScope(self.name, self.settings)
+        if self.scope.record is not None:  # the Slurm jobs its tasks submit, as they are submitted
+            self._runners.journal = SlurmJournal(self.scope.record.run_dir)
 
         async def prepare() -> list[Unit]:
             return [self._unit(t) for t in self.tasks.values()]

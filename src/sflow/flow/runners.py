@@ -31,6 +31,7 @@ from sflow.flow.fanout import (
     own_thread,
 )
 from sflow.flow.resolve import ResolvedTask
+from sflow.slurm.journal import SlurmJournal
 
 MAX_JOB_LOGS = 100  # job log paths listed per task in the run record
 
@@ -279,9 +280,14 @@ def _describe(info: dict[str, Any], handles: Sequence[Handle]) -> None:
 
 
 class Runners:
-    """One runner per environment the flow uses, opened on first use and closed together."""
+    """One runner per environment the flow uses, opened on first use and closed together.
 
-    def __init__(self) -> None:
+    Executors that submit Slurm jobs record each one in `journal` (the run's `slurm.jsonl`) the
+    moment it exists, so `sflow cancel RUN` stops what a killed flow left.
+    """
+
+    def __init__(self, journal: SlurmJournal | None = None) -> None:
+        self.journal = journal
         self._opening: dict[tuple[str, int | None], asyncio.Future[Runner]] = {}
 
     async def get(self, task: ResolvedTask) -> Runner:
@@ -292,7 +298,7 @@ class Runners:
             env = dataclasses.replace(env, max_concurrent=throttle)
         key = (env.name, throttle)
         if key not in self._opening:
-            self._opening[key] = asyncio.ensure_future(_open(env))
+            self._opening[key] = asyncio.ensure_future(_open(env, self.journal))
         return await asyncio.shield(self._opening[key])
 
     async def aclose(self) -> None:
@@ -302,12 +308,16 @@ class Runners:
             await asyncio.wait(opening)
         runners = [f.result() for f in opening if not f.cancelled() and f.exception() is None]
         await asyncio.gather(*(r.aclose() for r in runners), return_exceptions=True)
+        if self.journal is not None:
+            self.journal.close()
 
 
-async def _open(env: Environment) -> Runner:
+async def _open(env: Environment, journal: SlurmJournal | None) -> Runner:
     if env.executor == "local":
         max_workers = env.executor_config.get("max_workers")
         return LocalRunner(max_workers if isinstance(max_workers, int) else None)
     executor = env.create_executor()
+    if hasattr(executor, "journal"):  # it submits Slurm jobs
+        executor.journal = journal
     await executor.start()
     return ExecutorRunner(executor)
