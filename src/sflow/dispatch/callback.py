@@ -7,7 +7,8 @@ HTTP 403. A body larger than `max_body` (the worker's inline-result limit plus
 a margin: larger results travel through the result file) is HTTP 413. Then, with the body:
 a wrong HMAC-SHA256 signature, an event whose id was already seen (replay) or whose
 timestamp is outside the allowed clock skew (so the replay cache can forget old ids) is
-HTTP 403 too. A body not sent within `body_timeout` is HTTP 408, and beyond `max_open` requests at
+HTTP 403 too. A body not sent within `body_timeout` is HTTP 408, a connection that sends no
+request within it is closed, and beyond `max_open` requests at
 once a caller is refused (503) before anything is read, so stalled callers can neither grow memory
 nor hold up the end of a run (requests still open at close get a second). Every refusal is logged.
 Only an authenticated event reaches the run's sink, and pickled data in it is decoded later by
@@ -105,7 +106,15 @@ class CallbackServer:
         # a second (aiohttp's default, 10 s, would also hold up `aclose` when the client hung up)
         # shutdown_timeout: a request still being read when the server closes does not hold up the
         # end of a run
-        runner = web.AppRunner(app, access_log=None, lingering_time=1.0, shutdown_timeout=SHUTDOWN_TIMEOUT)
+        # keepalive_timeout: a connection that sends no request (or nothing more) is closed after the
+        # body timeout, so silent connections do not pile up (aiohttp's default keeps them 75 s)
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            lingering_time=1.0,
+            shutdown_timeout=SHUTDOWN_TIMEOUT,
+            keepalive_timeout=self.body_timeout,
+        )
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
         try:

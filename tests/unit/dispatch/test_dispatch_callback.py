@@ -367,3 +367,17 @@ def test_it_listens_on_the_callback_urls_host_never_on_every_interface_by_defaul
             await elsewhere.start()
 
     asyncio.run(scenario())
+
+
+def test_a_connection_that_never_sends_a_request_is_closed_after_the_body_timeout() -> None:
+    async def scenario() -> None:
+        server = CallbackServer("127.0.0.1", 0, body_timeout=0.2)
+        await server.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            assert await asyncio.wait_for(reader.read(), 30) == b""  # closed by the server
+            writer.close()
+        finally:
+            await server.aclose()
+
+    asyncio.run(scenario())
