@@ -40,9 +40,11 @@ def default_threads() -> int:
     return min(32, (os.cpu_count() or 1) + 4)
 
 
-def note_item(exc: BaseException, task: str, index: int, total: int) -> None:
-    """Say which item raised, without changing the exception's type or message."""
+def note_item(exc: BaseException, task: str, index: int, total: int, attempts: int = 1) -> None:
+    """Say which item raised (and after how many attempts), without changing the exception."""
     add_note(exc, f"sflow: raised by item {index} of {total} of mapped task '{task}'")
+    if attempts > 1:
+        add_note(exc, f"sflow: item {index} of mapped task '{task}' failed on all {attempts} attempts")
 
 
 NEVER_CALLED = "this attempt never called the function: an earlier attempt's call was still running"
@@ -123,11 +125,7 @@ async def map_items(
                 retried = number <= rule.policy.count
                 rule.report(i, number, exc, retried)
                 if not retried:
-                    if number > 1:
-                        add_note(
-                            exc, f"sflow: item {i} of mapped task '{task}' failed on all {number} attempts"
-                        )
-                    note_item(exc, task, i, total)
+                    note_item(exc, task, i, total, number)
                     raise
                 delay = rule.policy.delay(number - 1)
                 timers.append(loop.call_later(delay, queue.put_nowait, (i, number + 1)))

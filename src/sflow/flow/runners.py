@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from sflow.dispatch.config import Environment
 from sflow.dispatch.errors import DispatchCancelled, DispatchTimeout
 from sflow.dispatch.executor import Call, Executor, Handle
-from sflow.flow.errors import TaskTimeout, add_note
+from sflow.flow.errors import TaskTimeout
 from sflow.flow.fanout import (
     ItemRetry,
     default_threads,
@@ -226,14 +226,10 @@ async def _raise_item(task: ResolvedTask, handle: Handle, index: int, total: int
         if task.timeout is None:
             raise
         error = TaskTimeout(task.name, task.timeout, attempts, item=index)
-        note_item(error, task.name, index, total)
+        note_item(error, task.name, index, total, attempts)
         raise error from exc
     except BaseException as exc:
-        note_item(exc, task.name, index, total)
-        if attempts > 1:
-            add_note(
-                exc, f"sflow: item {index} of mapped task '{task.name}' failed on all {attempts} attempts"
-            )
+        note_item(exc, task.name, index, total, attempts)
         raise
 
 
