@@ -11,8 +11,8 @@ raised as it was, with a note naming the item.
 
 `retries` and `timeout` of a map apply to each item (`ItemRetry`): an item is attempted
 again on its own, and only its own attempt is timed out. Items with such a rule run one
-coroutine each (a sync item's attempt in a thread of its own), which costs more than the
-plain path above, so that path is kept for maps without one.
+coroutine each (with a timeout, a sync item's attempt in a thread of its own), which costs
+more than the plain path above, so that path is kept for maps without one.
 """
 
 from __future__ import annotations

@@ -62,7 +62,7 @@ class LocalRunner:
     A sync function cannot be interrupted: after a timeout its call goes on in its thread.
     The next attempt of the same task (or map item) waits until it has returned, so two
     attempts of one never run at once; that wait counts against the new attempt's own
-    timeout. A map item with retries or a timeout runs in a thread of its own, so a call
+    timeout. A map item with a timeout runs each attempt in a thread of its own, so a call
     that timed out holds up no other item.
     """
 
@@ -116,19 +116,27 @@ class LocalRunner:
                 await map_threads(task.name, call, items, indices, out, threads)
             return
 
+        # with a timeout, a call that timed out runs on: each attempt gets a thread of its own, so
+        # it holds up no other item; without one, every attempt has returned before the next
+        pool = None
+        if not task.spec.is_async and rule.timeout is None:
+            pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix=f"sflow-{task.name}")
+
         def attempt(index: int) -> Callable[[dict[str, Any]], Awaitable[Any]]:
             item = items[index]
             if task.spec.is_async:
                 return lambda _info: call(item)
+            bound = functools.partial(contextvars.copy_context().run, call, item)
             name = f"sflow-{task.name}-{index}"
-            return lambda info: self._in_thread(
-                (task.name, index), lambda: own_thread(lambda: call(item), name), info
-            )
+            start = (lambda: pool.submit(bound)) if pool is not None else (lambda: own_thread(bound, name))
+            return lambda info: self._in_thread((task.name, index), start, info)
 
         limit = task.max_concurrent if task.spec.is_async else threads
         try:
             await map_items(task.name, attempt, len(items), indices, out, limit, rule)
         finally:
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
             for index in indices:
                 self._threads.pop((task.name, index), None)
 
