@@ -359,6 +359,23 @@ def _block_dumper() -> Any:
 
 
 @main.command()
+@click.argument("name", required=False)
+@click.option("-o", "--output", type=click.Path(), default=None, help="Where to write it (a file or folder).")
+@click.option("-f", "--force", is_flag=True, help="Overwrite an existing file.")
+@click.option("-l", "--list", "list_only", is_flag=True, help="List the samples (also without NAME).")
+def sample(name: str | None, output: str | None, force: bool, list_only: bool) -> None:
+    """List the workflows that ship with sflow, or copy one (NAME) to start from."""
+    from sflow.cli.sample import all_samples, copy_sample, find, listing
+
+    samples = all_samples()
+    if list_only or name is None:
+        click.echo(listing(samples))
+        return
+    path = copy_sample(find(name, samples), Path(output) if output else None, force)
+    click.echo(f"wrote {path}")
+
+
+@main.command()
 @click.argument("run_ref", metavar="RUN", default="latest")
 @click.argument("task", required=False)
 @click.option("--output-dir", type=click.Path(file_okay=False), default="sflow_output", show_default=True)
