@@ -30,7 +30,7 @@ from typing import Any
 from sflow.backends.docker import DAEMONS, backend_config
 from sflow.backends.gpu_locks import GpuClaim, GpuLocks, reserve
 from sflow.engine.unit import Attempt, Outcome
-from sflow.launchers.base import LaunchContext, Launcher, register_launcher
+from sflow.launchers.base import RUN_ID_PLACEHOLDER, LaunchContext, Launcher, register_launcher
 from sflow.proc.container import Daemon, docker_error, label_args, stop_container
 from sflow.proc.process import Child, LaunchSpec, ProcessAttempt, describe_exit, merged_env, signal_group
 from sflow.record.tail import read_end
@@ -58,6 +58,8 @@ def container_name(ctx: LaunchContext, node_index: int = 0) -> str:
     """`sflow-<run>-<task>-<attempt>` (and `-n<i>` past the first node), in docker's alphabet."""
     parts = ["sflow", ctx.run_id or "run", ctx.task, str(ctx.attempt)]
     name = _UNSAFE.sub("_", "-".join(parts))
+    if ctx.run_id == RUN_ID_PLACEHOLDER:  # a dry run shows where the id goes
+        name = name.replace(_UNSAFE.sub("_", RUN_ID_PLACEHOLDER), RUN_ID_PLACEHOLDER, 1)
     return f"{name}-n{node_index}" if node_index else name
 
 
