@@ -20,6 +20,7 @@ Decisions, and why:
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import re
 import signal
@@ -31,8 +32,11 @@ from sflow.backends.docker import DAEMONS, backend_config
 from sflow.backends.gpu_locks import GpuClaim, GpuLocks, reserve
 from sflow.engine.unit import Attempt, Outcome
 from sflow.launchers.base import RUN_ID_PLACEHOLDER, LaunchContext, Launcher, register_launcher
+from sflow.proc.attempt import ProcessAttempt, describe_exit
 from sflow.proc.container import Daemon, docker_error, label_args, stop_container
-from sflow.proc.process import Child, LaunchSpec, ProcessAttempt, describe_exit, merged_env, signal_group
+from sflow.proc.groups import signal_group
+from sflow.proc.spawn import Child, LaunchSpec, merged_env
+from sflow.proc.stop import Step, Stopper
 from sflow.record.tail import read_end
 from sflow.slurm.flags import split_args
 
@@ -193,6 +197,12 @@ class ContainerAttempt(ProcessAttempt):
         self.daemon = Daemon(spec.info.get("docker_host"), spec.info.get("docker_context"))
         self._stopping = False
         self.gpu_locks = GpuLocks()  # released when the container is gone
+        self._grace = math.inf  # the shortest grace a stop was given
+        self._client_stop = Stopper(
+            self.proc.wait,
+            Step("docker stop", self._stop_container, CLIENT_EXIT_WAIT),
+            Step("KILL", lambda: signal_group(self.proc.pid, signal.SIGKILL), math.inf),
+        )
 
     async def _wait_once(self) -> Outcome:
         try:
@@ -212,16 +222,22 @@ class ContainerAttempt(ProcessAttempt):
         return Outcome(ok=code == 0, reason=reason, exit_code=code, info=self.info)
 
     async def stop(self, grace: float) -> None:
-        """`docker stop` (TERM, the grace, KILL), then the client ends; one that hangs is killed."""
+        """`docker stop` (TERM, the grace, KILL), then the client ends; one that hangs is killed.
+
+        A second, shorter stop (a second Ctrl-C) asks the daemon again with the shorter grace.
+        """
         if self.proc.returncode is None:
             self._stopping = True
-            if not await stop_container(self.daemon, self.name, grace):
-                signal_group(self.proc.pid, signal.SIGTERM)  # a client still creating it gives up
-            try:
-                await asyncio.wait_for(asyncio.shield(self.proc.wait()), CLIENT_EXIT_WAIT)
-            except asyncio.TimeoutError:
-                signal_group(self.proc.pid, signal.SIGKILL)
+            hurry = self._client_stop.started and grace < self._grace
+            self._grace = min(self._grace, grace)
+            if hurry:
+                await stop_container(self.daemon, self.name, grace)
+            await self._client_stop.stop(grace)
         await self.wait()
+
+    async def _stop_container(self) -> None:
+        if not await stop_container(self.daemon, self.name, self._grace):
+            signal_group(self.proc.pid, signal.SIGTERM)  # a client still creating it gives up
 
 
 @register_launcher("docker_run")
