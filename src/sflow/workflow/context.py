@@ -116,9 +116,11 @@ def resolve_variables(
 
 
 def env_value(value: Any) -> str:
-    """How a variable looks in a task's environment: scalars as text, lists and maps as JSON."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
+    """How a variable looks in a task's environment: scalars as text, lists and maps as JSON.
+
+    A boolean is `True`/`False`, as `${{ variables.X }}` renders it in a script (and as nv-sflow
+    exports it), so `$X` and `${{ variables.X }}` never disagree.
+    """
     if isinstance(value, (list, dict)):
         return json.dumps(list(value) if isinstance(value, list) else value)
     return str(value)
