@@ -15,6 +15,7 @@ from sflow.schema.problems import Problems
 from sflow.schema.sections import OPERATOR_TYPES
 from sflow.schema.suggest import suggest
 from sflow.schema.task import Task, replica_name, sweep_names
+from sflow.schema.variable_order import resolution_order
 from sflow.schema.workflow import BUILTIN_OPERATORS, IMPLICIT_BACKEND, WorkflowSpec
 
 
@@ -28,6 +29,16 @@ def check_spec(spec: WorkflowSpec, problems: Problems, missable_tasks: bool = Fa
     _backends_and_operators(spec, problems)
     _replica_sweeps(spec, problems)
     _replica_names(spec, tasks, problems)
+    _variable_cycles(spec, problems)
+
+
+def _variable_cycles(spec: WorkflowSpec, problems: Problems) -> None:
+    """Variables of one scope whose values read each other in a ring cannot be resolved."""
+    scopes = [spec.variables, spec.workflow.variables, *(t.variables for t in spec.workflow.tasks)]
+    for variables in scopes:
+        if variables and len(variables) > 1:
+            with problems.collecting():
+                resolution_order(variables)
 
 
 def _fold_required_by(tasks: dict[str, Task]) -> None:

@@ -28,6 +28,7 @@ from sflow.schema.expressions import (
     split_expressions,
 )
 from sflow.schema.locations import where_at
+from sflow.schema.variable_order import ordered
 
 if TYPE_CHECKING:
     from sflow.backends.placement import Placement
@@ -104,10 +105,10 @@ def backends_context(allocations: Mapping[str, Allocation], types: Mapping[str, 
 def resolve_variables(
     variables: Mapping[str, Any], context: dict[str, Any], where: str = "variables"
 ) -> dict[str, Any]:
-    """Render variable values in declaration order; each may use the ones before it."""
+    """Render variable values, each after the ones it reads (declaration order otherwise)."""
     resolved: dict[str, Any] = dict(context.get("variables", {}))
     context["variables"] = resolved
-    for name, var in variables.items():
+    for name, var in ordered(variables):
         value = var.value
         if (isinstance(value, str) and has_expression(value)) or isinstance(value, (list, dict)):
             value = render_value(value, context, where=var.loc("value"), field=var.path("value"))

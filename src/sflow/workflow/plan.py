@@ -178,10 +178,11 @@ def _following_sweep(spec: WorkflowSpec, task: Any, swept: dict[str, Any]) -> di
     each replica renders them again with its own sweep values. The task's own variables are
     rendered per replica anyway."""
     from sflow.schema.expressions import reads_variables
+    from sflow.schema.variable_order import ordered
 
     changed = set(swept)
     out: dict[str, Any] = {}
-    for name, var in (*spec.variables.items(), *spec.workflow.variables.items()):
+    for name, var in (*ordered(spec.variables), *ordered(spec.workflow.variables)):
         if name in swept or name in task.variables:
             continue
         if reads_variables(var.value, changed):
