@@ -26,6 +26,7 @@ def check_spec(spec: WorkflowSpec, problems: Problems, missable_tasks: bool = Fa
     tasks = _unique_tasks(spec, problems)
     _fold_required_by(tasks)
     _dependencies(spec.workflow.tasks, tasks, missable_tasks, problems)
+    _probe_loggers(spec.workflow.tasks, tasks, missable_tasks, problems)
     _backends_and_operators(spec, problems)
     _replica_sweeps(spec, problems)
     _replica_names(spec, tasks, problems)
@@ -101,6 +102,39 @@ def _dependencies(tasks: list[Task], index: dict[str, Task], missable: bool, pro
                     field=task.path("depends_on"),
                 )
             )
+
+
+def _probe_loggers(tasks: list[Task], index: dict[str, Task], missable: bool, problems: Problems) -> None:
+    """A log_watch `logger` names a task (or a replica, `server_0`); with `missable`, a logger no
+    file defines is dropped and the probe watches its own task's log, as nv-sflow does."""
+    for task in tasks:
+        if task.probes is None:
+            continue
+        for probe in (*task.probes.readiness, *task.probes.failure):
+            watch = probe.log_watch
+            if watch is None or watch.logger is None or _names_a_task(watch.logger, index):
+                continue
+            if missable:
+                watch.logger = None
+                continue
+            problems.add(
+                SpecError(
+                    f"logger names unknown task '{watch.logger}'{suggest(watch.logger, index)}",
+                    where=watch.loc("logger"),
+                    field=watch.path("logger"),
+                )
+            )
+
+
+def _names_a_task(name: str, index: dict[str, Task]) -> bool:
+    if name in index:
+        return index[name].replicas is None
+    base = name.rpartition("_")[0]
+    while base:
+        if base in index and index[base].replicas is not None:
+            return True
+        base = base.rpartition("_")[0]
+    return False
 
 
 def _backends_and_operators(spec: WorkflowSpec, problems: Problems) -> None:
