@@ -291,6 +291,7 @@ class Task(SpecModel):
     probes: Probes | None = None
     outputs: list[Output] = Field(default_factory=list)
     timeout: Timeout | None = None
+    fail_fast: bool | None = None  # True: the shell script stops at its first failing command
 
     @property
     def script_text(self) -> str:

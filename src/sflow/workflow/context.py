@@ -244,7 +244,21 @@ def render_script(inst: TaskInstance, scope: dict[str, Any]) -> str:
         body = render(text, scope, where=inst.task.loc("script"), field=inst.task.path("script"))
     except ExpressionError as exc:
         raise at_script_line(exc, inst.task) from None
-    return "#!/usr/bin/env bash\n" + body + "\n"
+    return script_file(inst, body)
+
+
+def script_file(inst: TaskInstance, body: str) -> str:
+    """The file a task runs: its rendered script after a bash `#!` line.
+
+    With `fail_fast: true` a shell script starts with `set -e`, so a failing command fails the
+    task instead of being hidden by a later one that succeeds (nv-sflow's meaning; unset or false,
+    only the last command's exit code counts, as in any shell script). The python operator runs
+    the file as Python source, so it gets no `set -e`.
+    """
+    head = "#!/usr/bin/env bash\n"
+    if inst.task.fail_fast and inst.operator.type != "python":
+        head += "set -e\n"
+    return head + body + "\n"
 
 
 def at_script_line(error: ExpressionError, task: Any) -> ExpressionError:
@@ -296,7 +310,7 @@ class ScriptRenderer:
 
     def render(self, inst: TaskInstance, placement: Placement) -> str:
         """The script of `inst`, placed at `placement` (instances in start order)."""
-        return "#!/usr/bin/env bash\n" + self.render_body(inst, placement) + "\n"
+        return script_file(inst, self.render_body(inst, placement))
 
     def render_body(self, inst: TaskInstance, placement: Placement) -> str:
         """`render()` without the `#!` line and the final newline."""
