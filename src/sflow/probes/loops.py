@@ -29,10 +29,19 @@ async def try_once(check: Check, timeout: float) -> CheckResult:
     """One try, cut after `timeout` seconds (a failed answer, like any unexpected error): a probe
     never hangs and never crashes. A check also gets the timeout itself, to say what it waited
     for; whichever of the two notices first gives the answer."""
+    # Not `asyncio.wait_for`: before Python 3.12 it may swallow a cancellation that arrives as the
+    # try ends, and a probe that is being stopped would then go on forever.
+    attempt = asyncio.ensure_future(check.run(timeout))
     try:
-        return await asyncio.wait_for(check.run(timeout), timeout)
-    except asyncio.TimeoutError:
+        done, _ = await asyncio.wait({attempt}, timeout=timeout)
+    finally:
+        if not attempt.done():
+            attempt.cancel()
+            await asyncio.wait({attempt})
+    if not done:
         return CheckResult(False, f"check timed out after {timeout:g}s")
+    try:
+        return attempt.result()
     except asyncio.CancelledError:
         raise
     except Exception as exc:
