@@ -29,7 +29,7 @@ def bulk_rows(
     return [resolve_row(csv_path, rows[n - 1], cli_files, sets, artifacts) for n in chosen]
 
 
-def check_all(rows: Sequence[BulkRow], missable: bool) -> None:
+def check_all(rows: Sequence[BulkRow], missable: Sequence[str]) -> None:
     """Load every row's workflow; the mistakes of all rows together, each under its row's source."""
     from sflow.schema import load_workflow
 
@@ -40,7 +40,7 @@ def check_all(rows: Sequence[BulkRow], missable: bool) -> None:
                 row.files,
                 sets=row.sets,
                 artifacts=row.artifacts,
-                missable_tasks=missable or bool(row.missable),
+                missable_tasks=[*missable, *row.missable],
             )
         except UserError as exc:
             problems.append(f"{row.source}: {exc}")
@@ -50,7 +50,7 @@ def check_all(rows: Sequence[BulkRow], missable: bool) -> None:
 
 def compose_rows(
     rows: Sequence[BulkRow],
-    missable: bool,
+    missable: Sequence[str],
     out_dir: Path,
     dump: Callable[[dict[str, Any]], str],
 ) -> list[Path]:
@@ -64,7 +64,7 @@ def compose_rows(
     for row in rows:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ComposeWarning)  # shown while checking
-            merged = compose_documents(row.files, row.sets, row.artifacts, missable or bool(row.missable))
+            merged = compose_documents(row.files, row.sets, row.artifacts, [*missable, *row.missable])
         path = out_dir / f"{row.name}.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(dump(merged), encoding="utf-8")
@@ -100,7 +100,7 @@ def batch_rows(
     rows: Sequence[BulkRow],
     job_batch: Callable[..., int],
     output_dir: str | None,
-    missable: bool,
+    missable: Sequence[str],
     job_name: str | None,
 ) -> int:
     """One sbatch script (and job, with --submit) per row; stops at a Ctrl-C; the exit code.
@@ -117,7 +117,7 @@ def batch_rows(
             files=row.files,
             sets=row.sets,
             artifacts=row.artifacts,
-            missable_tasks=missable or bool(row.missable),
+            missable_tasks=[*missable, *row.missable],
             job_name=job_name or row.job_name,
             sbatch_path=str(folder / f"{row.name}.sbatch"),
         )

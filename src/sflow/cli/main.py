@@ -42,9 +42,34 @@ def _override_options(fn: F) -> F:
         "-a", "--artifact", "artifacts", multiple=True, metavar="NAME=URI", help="Set an artifact."
     )(fn)
     fn = click.option(
-        "--missable-tasks", is_flag=True, help="Drop dependencies on tasks absent after composition."
+        "-M",
+        "--missable-tasks",
+        "missable_tasks",
+        multiple=True,
+        metavar="NAME|GLOB",
+        help="A task that may be absent after composing several files: dependencies on it are "
+        "dropped, with a warning (repeatable; e.g. 'prefill_*').",
     )(fn)
     return fn
+
+
+def _node_options(fn: F) -> F:
+    """The node pool of every backend, narrowed from the command line (added to the file's)."""
+    for flag, what in (("--include-nodes", "Only these hosts"), ("--exclude-nodes", "Not these hosts")):
+        fn = click.option(
+            flag,
+            multiple=True,
+            metavar="HOST[,HOST]",
+            help=f"{what}, in every backend (repeatable; commas or spaces between hosts).",
+        )(fn)
+    return fn
+
+
+def _add_node_filters(spec: Any, include: Sequence[str], exclude: Sequence[str]) -> None:
+    from sflow.workflow.backend_args import add_node_filters, host_list
+
+    if include or exclude:
+        add_node_filters(spec, host_list(include), host_list(exclude))
 
 
 def _all_files(files: Sequence[str], file_opts: Sequence[str]) -> list[str]:
@@ -80,10 +105,10 @@ def _one_row(
     files: Sequence[str],
     sets: Sequence[str],
     artifacts: Sequence[str],
-    missable: bool,
+    missable: Sequence[str],
     bulk_input: str | None,
     row: int | None,
-) -> tuple[list[str], list[str], list[str], bool]:
+) -> tuple[list[str], list[str], list[str], list[str]]:
     """The files, `--set`, `--artifact` and missable of a command that loads one workflow.
 
     With `--bulk-input CSV --row N`, row N of the CSV adds its files after `files` and its values
@@ -94,19 +119,25 @@ def _one_row(
             raise click.UsageError("--row goes with --bulk-input CSV")
         if not files:
             raise click.UsageError("no workflow file given (use -f FILE or a positional FILE)")
-        return list(files), list(sets), list(artifacts), missable
+        return list(files), list(sets), list(artifacts), list(missable)
     if row is None:
         raise click.UsageError("--bulk-input needs --row N (the row to run; 1 is the first, -1 the last)")
     from sflow.schema.bulk_input import pick, read_rows, resolve_row
 
     chosen = resolve_row(bulk_input, pick(read_rows(bulk_input), row, bulk_input), files, sets, artifacts)
-    return chosen.files, chosen.sets, chosen.artifacts, missable or bool(chosen.missable)
+    return chosen.files, chosen.sets, chosen.artifacts, [*missable, *chosen.missable]
 
 
 def _load(
-    files: Sequence[str], sets: Sequence[str] = (), artifacts: Sequence[str] = (), missable: bool = False
+    files: Sequence[str],
+    sets: Sequence[str] = (),
+    artifacts: Sequence[str] = (),
+    missable: Sequence[str] = (),
 ) -> Any:
     from sflow.schema import load_workflow
+
+    if missable and len(files) < 2:
+        raise click.UsageError("--missable-tasks goes with several workflow files (-f A -f B)")
 
     return load_workflow(files, sets=sets, artifacts=artifacts, missable_tasks=missable)
 
@@ -179,7 +210,27 @@ def main() -> None:
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.option(
-    "-e", "--extra-docker-args", "docker_args", multiple=True, help="Extra `docker run` flag (repeatable)."
+    "-e",
+    "--extra-args",
+    "extra_args",
+    multiple=True,
+    help="Extra flag for every Slurm backend's salloc and every docker backend's `docker run` "
+    "(repeatable; one of each option, the command line's winning).",
+)
+@click.option(
+    "--extra-salloc-args", "salloc_args", multiple=True, help="Extra salloc flag (repeatable; wins over -e)."
+)
+@click.option(
+    "--extra-docker-args",
+    "docker_args",
+    multiple=True,
+    help="Extra `docker run` flag (repeatable; after -e).",
+)
+@_node_options
+@click.option(
+    "--skip-artifact-check",
+    is_flag=True,
+    help="A missing fs:// artifact path is a warning, not an error (it exists only where tasks run).",
 )
 @click.option(
     "-t",
@@ -201,7 +252,7 @@ def run(
     file_opts: tuple[str, ...],
     sets: tuple[str, ...],
     artifacts: tuple[str, ...],
-    missable_tasks: bool,
+    missable_tasks: tuple[str, ...],
     bulk_input: str | None,
     row: int | None,
     dry_run: bool,
@@ -213,7 +264,12 @@ def run(
     grace: float,
     max_concurrent: int | None,
     quiet: bool,
+    extra_args: tuple[str, ...],
+    salloc_args: tuple[str, ...],
     docker_args: tuple[str, ...],
+    include_nodes: tuple[str, ...],
+    exclude_nodes: tuple[str, ...],
+    skip_artifact_check: bool,
     tasks: tuple[str, ...],
     skip_dependencies: bool,
     resume: str | None,
@@ -227,10 +283,15 @@ def run(
         raise click.UsageError("--skip-dependencies needs --task NAME")
     if as_json and not dry_run:
         raise click.UsageError("--json goes with --dry-run")
-    chosen = _one_row([*files, *file_opts], sets, artifacts, missable_tasks, bulk_input, row)
-    spec = _load(*chosen)
-    spec.add_docker_args(docker_args)
+    from sflow.workflow.artifact_check import check_artifacts
+    from sflow.workflow.backend_args import add_extra_args
+
+    spec = _load(*_one_row([*files, *file_opts], sets, artifacts, missable_tasks, bulk_input, row))
+    add_extra_args(spec, extra_args, salloc_args, docker_args)
+    _add_node_filters(spec, include_nodes, exclude_nodes)
     workspace = Path(workspace_dir or Path.cwd()).resolve()
+    for warning in check_artifacts(spec, workspace, strict=not (dry_run or skip_artifact_check)):
+        click.echo(f"sflow: warning: {warning}", err=True)
     settings = RunSettings(
         workspace_dir=workspace,
         output_dir=Path(output_dir).resolve() if output_dir else workspace / "sflow_output",
@@ -269,7 +330,7 @@ def validate(
     file_opts: tuple[str, ...],
     sets: tuple[str, ...],
     artifacts: tuple[str, ...],
-    missable_tasks: bool,
+    missable_tasks: tuple[str, ...],
 ) -> None:
     """Check workflow files without running anything: structure, placement and every expression."""
     from sflow.workflow.dry_run import describe_plan
@@ -292,7 +353,7 @@ def visualize(
     file_opts: tuple[str, ...],
     sets: tuple[str, ...],
     artifacts: tuple[str, ...],
-    missable_tasks: bool,
+    missable_tasks: tuple[str, ...],
     fmt: str,
 ) -> None:
     """Print the task graph as Mermaid or Graphviz dot."""
@@ -320,7 +381,7 @@ def compose(
     file_opts: tuple[str, ...],
     sets: tuple[str, ...],
     artifacts: tuple[str, ...],
-    missable_tasks: bool,
+    missable_tasks: tuple[str, ...],
     bulk_input: str | None,
     rows: tuple[str, ...],
     output: str | None,
@@ -491,12 +552,18 @@ def cancel(run_ref: str, output_dir: str) -> None:
 @click.option(
     "--output-dir", type=click.Path(file_okay=False), default=None, help="Where run directories go."
 )
+@_node_options
+@click.option(
+    "--skip-artifact-check",
+    is_flag=True,
+    help="The job's run takes a missing fs:// artifact path as a warning, not an error.",
+)
 def batch(
     files: tuple[str, ...],
     file_opts: tuple[str, ...],
     sets: tuple[str, ...],
     artifacts: tuple[str, ...],
-    missable_tasks: bool,
+    missable_tasks: tuple[str, ...],
     extras: tuple[str, ...],
     partition: str | None,
     account: str | None,
@@ -509,6 +576,9 @@ def batch(
     rows: tuple[str, ...],
     bulk_submit: tuple[str, ...],
     output_dir: str | None,
+    include_nodes: tuple[str, ...],
+    exclude_nodes: tuple[str, ...],
+    skip_artifact_check: bool,
 ) -> None:
     """Write an sbatch script that runs the workflow inside its allocation (and submit it).
 
@@ -517,6 +587,7 @@ def batch(
     import functools
 
     from sflow.cli.batch import batch_command
+    from sflow.workflow.backend_args import host_list
 
     job = functools.partial(
         batch_command,
@@ -527,6 +598,9 @@ def batch(
         nodes=nodes,
         submit=submit,
         output_dir=output_dir,
+        include_nodes=host_list(include_nodes),
+        exclude_nodes=host_list(exclude_nodes),
+        skip_artifact_check=skip_artifact_check,
     )
     many = bulk_input is not None or bool(bulk_submit)
     if rows and bulk_input is None:

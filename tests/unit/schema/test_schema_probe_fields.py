@@ -48,7 +48,7 @@ def test_a_logger_naming_no_task_is_refused_at_its_line(load: Callable[..., Work
 def test_with_missable_tasks_a_missing_logger_watches_the_tasks_own_log(
     load: Callable[..., WorkflowSpec],
 ) -> None:
-    spec = load(WORKFLOW.replace("LOGGER", "prefill_server"), missable_tasks=True)
+    spec = load(WORKFLOW.replace("LOGGER", "prefill_server"), missable_tasks=["prefill_*"])
     watch = spec.workflow.tasks[1].probes.readiness[1].log_watch  # type: ignore[union-attr]
     assert watch is not None and watch.logger is None
 
