@@ -301,7 +301,9 @@ class WorkflowRun:
             placer.release(placement, inst.name)
             raise
         if probes:
-            attempt = ProbedAttempt(attempt, probes.readiness, probes.failure, hosts, self.settings.grace)
+            attempt = ProbedAttempt(
+                attempt, probes.readiness, probes.failure, hosts, self.settings.grace, self.record.log_path
+            )
         monitor = await self._start_monitor(inst, placement, ctx.env, scope)
         # as the file says; a service without it holds what it has while it runs, and frees it at its end
         release_after = inst.task.resources.release_after() if inst.task.resources is not None else None

@@ -754,3 +754,42 @@ def test_a_task_held_to_the_end_of_the_workflow_keeps_its_gpus_from_its_dependen
     )
     plan = {t["name"]: t["gpus"] for t in plan_data(spec, tmp_path, tmp_path / "o")["tasks"]}
     assert plan["one"] == [[0, 1]] and plan["after"] == after_gets
+
+
+def test_a_boolean_variable_reads_the_same_in_the_environment_and_in_a_script(
+    load: Any, tmp_path: Path
+) -> None:
+    spec = load(
+        """
+        version: "0.1"
+        variables:
+          DP: {value: false}
+          ON: {value: true, type: boolean}
+        workflow:
+          name: wf
+          tasks:
+            - name: a
+              script: ["echo ${{ variables.DP }} ${{ variables.ON }}"]
+        """
+    )
+    (task,) = plan_data(spec, tmp_path, tmp_path / "out")["tasks"]
+    assert (task["env"]["DP"], task["env"]["ON"]) == ("False", "True")  # as nv-sflow exports them
+    assert "echo False True" in task["script"]
+
+
+def test_a_docker_task_s_label_and_name_show_where_the_run_id_goes(load: Any, tmp_path: Path) -> None:
+    spec = load(
+        """
+        version: "0.1"
+        backends:
+          - {name: box, type: docker, default: true, image: img}
+        workflow:
+          name: wf
+          tasks:
+            - {name: a, script: [echo a]}
+        """
+    )
+    text = describe_plan(spec, tmp_path, tmp_path / "out")
+    assert "--label 'sflow.run=<run-id>'" in text and "'--name=sflow-<run-id>-a-1'" in text
+    (task,) = plan_data(spec, tmp_path, tmp_path / "out")["tasks"]
+    assert "sflow.run=<run-id>" in task["command"]
