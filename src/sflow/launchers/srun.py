@@ -52,9 +52,10 @@ from sflow.proc.process import (
     signal_group,
 )
 from sflow.record.tail import read_end
-from sflow.slurm.commands import SlurmCommandError, run_slurm, scancel
+from sflow.slurm.commands import SlurmCommandError, scancel
 from sflow.slurm.flags import slurm_time, split_args
 from sflow.slurm.journal import STEP, SlurmJournal
+from sflow.slurm.watcher import run_watcher
 
 STEP_FILE_ENV = "SFLOW_SLURM_STEP_FILE"
 # The schema's runtime variables of a step, from Slurm's own (SFLOW_BACKEND_* describe the job).
@@ -455,31 +456,21 @@ class SrunAttempt(ProcessAttempt):
             signal_group(self.proc.pid, signal.SIGKILL)
 
     async def _find_step(self) -> str | None:
-        """The step by name from squeue, for a step that has not written its id (yet)."""
+        """The step by name, as the run's watcher sees the job's steps, for a step that has not
+        written its id (yet)."""
         if not self.job_id or not self.task:
             return None
         try:
-            out = await run_slurm(
-                ["squeue", "--noheader", "--steps", "--jobs", self.job_id, "--format=%i|%j"]
-            )
+            steps = await run_watcher().steps_of(self.job_id)
         except SlurmCommandError:
             return None
-        steps = [s for s, _, name in (ln.partition("|") for ln in out.stdout.split()) if name == self.task]
-        return max(steps, key=lambda s: int(s.rpartition(".")[2]), default=None)
+        ours = [step for step, name in steps.items() if name == self.task]
+        return max(ours, key=lambda s: int(s.rpartition(".")[2]), default=None)
 
     async def _wait_step_gone(self, step: str) -> None:
         """Return once squeue no longer lists the step (it may linger while completing)."""
-        loop = asyncio.get_running_loop()
-        deadline, delay = loop.time() + STEP_GONE_WAIT, 0.05
-        while loop.time() < deadline:
-            try:
-                out = await run_slurm(["squeue", "--noheader", f"--steps={step}", "--format=%i"])
-            except SlurmCommandError:
-                return
-            if step not in out.stdout.split():
-                return
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await run_watcher().step_gone(step, STEP_GONE_WAIT)
 
 
 class StepAttempt(Attempt):
