@@ -21,7 +21,8 @@ Decisions, and why:
   too) is a failure, not a success (`sflow.launchers.srun_verdict`).
 - Stop: `scancel --signal=TERM <job>.<step>` lets the task clean up (TERM to srun itself makes
   srun SIGKILL the step at once); after the grace, TERM to srun (it kills the step) plus
-  `scancel <job>.<step>`, and we return only when Slurm no longer lists the step.
+  `scancel <job>.<step>`, and we return only when Slurm no longer lists the step (as the run's
+  one Slurm watcher sees it: a hundred steps stopping share one `squeue --steps` per poll).
 """
 
 from __future__ import annotations
