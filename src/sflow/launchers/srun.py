@@ -43,6 +43,7 @@ from sflow.launchers.srun_verdict import (
     parse_banner,
     passing_start_error,
     read_rank_records,
+    recorded,
     step_verdict,
 )
 from sflow.proc.process import (
@@ -53,6 +54,7 @@ from sflow.proc.process import (
     signal_group,
 )
 from sflow.record.tail import read_end
+from sflow.slurm.accounting import step_end_state
 from sflow.slurm.commands import SlurmCommandError, scancel
 from sflow.slurm.flags import slurm_time, split_args
 from sflow.slurm.journal import STEP, SlurmJournal
@@ -397,6 +399,8 @@ class SrunAttempt(ProcessAttempt):
         tail = read_end(self.log_path, 8192, since=self.log_start) or ""
         ranks = read_rank_records(self.rank_path)
         verdict = step_verdict(code, self.step_id, tail, ranks, self.expected_ranks, self._stopping)
+        if verdict.state == "FAILED" and self.step_id and not self._stopping:
+            verdict = recorded(verdict, self.step_id, await step_end_state(self.step_id))
         if not self._stopping:
             self.start_error = passing_start_error(code, self.step_id, tail, ranks)
         step = self.step_id or parse_banner(tail)[0]

@@ -11,8 +11,9 @@ plus, only while someone waits on steps, one `squeue --steps -j …` for the ste
 - A caller that needs an answer now (`status`, `wait_for`, `step_gone`, `steps_of`) wakes the
   watcher at once; while such callers wait, the pace quickens (0.05 s, growing to 1 s), and
   every waiter of that moment is served by the same poll.
-- Jobs squeue no longer lists are looked up with `scontrol show job -o` (once each); a job
-  neither knows is VANISHED. While the controller is unreachable the watcher backs off.
+- Jobs squeue no longer lists are looked up with `scontrol show job -o` (once each), then in
+  accounting (`sacct`, where the cluster has it); a job none knows is VANISHED. While the
+  controller is unreachable the watcher backs off.
 
 There is one watcher per event loop (`run_watcher`), which is one per run: a run owns its loop.
 """
@@ -25,10 +26,11 @@ import logging
 import re
 import signal
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from sflow.slurm.commands import FINAL_STATES, SlurmCommandError, SlurmResult, normalize_state, run_once
+from sflow.slurm.accounting import CommandRunner, run_command, sacct_states
+from sflow.slurm.commands import FINAL_STATES, SlurmCommandError, SlurmResult, normalize_state
 
 log = logging.getLogger(__name__)
 
@@ -126,12 +128,6 @@ def parse_scontrol(stdout: str) -> dict[str, JobStatus]:
 
 
 StatusListener = Callable[[JobStatus], None]
-# Runs one Slurm client command once (`sflow.slurm.commands.run_once` or a test's fake).
-CommandRunner = Callable[[Sequence[str], float], Awaitable[SlurmResult]]
-
-
-async def _run_command(argv: Sequence[str], timeout: float) -> SlurmResult:
-    return await run_once(argv, timeout=timeout)
 
 
 class Subscription:
@@ -200,7 +196,7 @@ class SlurmWatcher:
         interval: float = 10.0,
         max_backoff: float = 60.0,
         command_timeout: float = 60.0,
-        runner: CommandRunner = _run_command,
+        runner: CommandRunner = run_command,
     ) -> None:
         self.squeue = list(squeue)
         self.scontrol = list(scontrol)
@@ -353,10 +349,14 @@ class SlurmWatcher:
         missing = sorted({master_id(j) for j in watched if j not in states}, key=_numeric)
         for master in missing:
             found = await self.scontrol_status(master)
-            for j in watched:
-                if master_id(j) == master and j not in statuses:
-                    gone = JobStatus(j, "VANISHED", reason="unknown to squeue and scontrol")
-                    statuses[j] = found.get(j) or gone
+            statuses.update((j, found[j]) for j in watched if master_id(j) == master and j in found)
+        forgotten = [j for j in watched if j not in statuses]
+        if forgotten:  # only accounting remembers them now, if the cluster has it
+            recorded = await sacct_states(forgotten, self.runner) or {}
+            for j in forgotten:
+                state, code = recorded.get(j, ("", ""))
+                gone = JobStatus(j, "VANISHED", reason="unknown to squeue, scontrol and sacct")
+                statuses[j] = JobStatus(j, state, exit_code=code) if state else gone
         return statuses
 
     async def scontrol_status(self, job_id: str) -> dict[str, JobStatus]:

@@ -21,6 +21,7 @@ class FakeSlurm:
         self.steps: dict[str, str] = {}
         self.calls: list[list[str]] = []
         self.failing = 0  # how many of the next calls fail as an unreachable controller does
+        self.accounted: str | None = None  # sacct's output; None: the cluster has no accounting
 
     async def __call__(self, argv: Sequence[str], timeout: float) -> SlurmResult:
         self.calls.append(list(argv))
@@ -31,6 +32,10 @@ class FakeSlurm:
         asked = argv[argv.index("-j") + 1].split(",") if "-j" in argv else []
         if argv[0] == "scontrol":
             return SlurmResult("")
+        if argv[0] == "sacct":
+            if self.accounted is None:
+                raise SlurmCommandError(argv, 1, "sacct: error: Slurm accounting storage is disabled")
+            return SlurmResult(self.accounted)
         if "--steps" in argv:
             found = [f"{s}|{n}" for s, n in self.steps.items() if s.split(".")[0] in asked]
         else:
@@ -182,7 +187,18 @@ def test_a_job_nobody_knows_has_vanished(run_async: Callable[..., Any]) -> None:
     async def scenario() -> None:
         status = await watcher_for(fake).status("77")
         assert status.state == "VANISHED" and status.terminal
-        assert [c[0] for c in fake.calls] == ["squeue", "scontrol"]
+        assert [c[0] for c in fake.calls] == ["squeue", "scontrol", "sacct"]
+
+    run_async(scenario())
+
+
+def test_a_job_only_accounting_remembers_has_its_recorded_end(run_async: Callable[..., Any]) -> None:
+    fake = FakeSlurm()
+    fake.accounted = "77|OUT_OF_MEMORY|0:125\n77.batch|OUT_OF_MEMORY|0:125\n"
+
+    async def scenario() -> None:
+        status = await watcher_for(fake).status("77")
+        assert (status.state, status.exit_code) == ("OUT_OF_MEMORY", "0:125")
 
     run_async(scenario())
 
