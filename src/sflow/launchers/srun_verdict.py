@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sflow.proc.process import describe_exit
+from sflow.proc.attempt import describe_exit
 
 # slurmstepd's verdict: "*** STEP 12.0 ON node1 CANCELLED AT <time> DUE TO NODE FAILURE, SEE
 # SLURMCTLD LOG FOR DETAILS ***" (the clause after the comma is optional).
@@ -132,7 +132,8 @@ def step_verdict(
         state = "NODE_FAIL"
     if stopping and code != 0 and state is None:
         state = "CANCELLED"
-    unfinished = ranks.unfinished(expected_ranks) if ranks is not None and step else []
+    # (no step id and srun exited 0: the ranks never ran, e.g. slurmstepd could not start the tasks)
+    unfinished = ranks.unfinished(expected_ranks) if ranks is not None and (step or code == 0) else []
     failed = sorted(r for r, status in ranks.statuses.items() if status != 0) if ranks else []
     if code == 0 and not (nodes or unfinished or failed) and state in (None, "COMPLETED"):
         return StepVerdict(True, "COMPLETED", describe_exit(0))
