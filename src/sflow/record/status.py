@@ -186,8 +186,9 @@ def run_alive(run_dir: Path) -> bool:
 
 
 def owner_alive(owner: dict[str, Any]) -> bool:
-    """False when the run's sflow is known to be gone: same host, and its pid is not running
-    or is now another process (a pid is reused; its start time tells them apart)."""
+    """False when the run's sflow is known to be gone: same host, and its pid is not running,
+    is a zombie (killed, not yet reaped by its parent), or is now another process (a pid is
+    reused; its start time tells them apart)."""
     if not owner or owner.get("host") != socket.gethostname():
         return True  # unknown, or another host: cannot tell, assume it runs
     try:
@@ -197,14 +198,27 @@ def owner_alive(owner: dict[str, Any]) -> bool:
         return False
     except (PermissionError, KeyError, ValueError, TypeError):
         return True
+    stat = _proc_stat(pid)
+    if stat is None:
+        return True
+    state, start = stat
+    if state in ("Z", "X"):  # it has ended; only its exit status waits for its parent
+        return False
     started = owner.get("pid_start")
-    return started is None or process_start(pid) in (None, started)
+    return started is None or start == started
 
 
 def process_start(pid: int) -> int | None:
     """When `pid` started, in clock ticks since boot (Linux), to tell a reused pid apart."""
+    stat = _proc_stat(pid)
+    return stat[1] if stat else None
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, start time in clock ticks since boot) from `/proc/PID/stat`; None off Linux."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
-            return int(fh.read().rpartition(b")")[2].split()[19])
+            fields = fh.read().rpartition(b")")[2].split()
+        return fields[0].decode(), int(fields[19])
     except (OSError, ValueError, IndexError):
         return None
