@@ -24,6 +24,7 @@ from sflow.schema.fieldtypes import (
 )
 from sflow.schema.monitor import Monitor
 from sflow.schema.resources import ReleaseAfter, Resources
+from sflow.schema.result import Result
 from sflow.schema.sections import Variable
 from sflow.schema.urls import split_http_url
 
@@ -306,6 +307,7 @@ class Task(SpecModel):
     uploads: list[Upload] = Field(default_factory=list)
     timeout: Timeout | None = None
     monitor: Monitor | None = None  # sampled while the task runs
+    result: Result | None = None  # metrics parsed once it succeeds
 
     def release_after(self) -> ReleaseAfter:
         """When the task's nodes and GPUs go to other tasks: as `resources` says, else at its end,

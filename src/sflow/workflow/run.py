@@ -38,6 +38,7 @@ from sflow.workflow.context import (
 from sflow.workflow.monitors import Monitors, Placed, RunningMonitor, task_targets, workflow_targets
 from sflow.workflow.outputs import extract_outputs
 from sflow.workflow.plan import TaskInstance, at_request
+from sflow.workflow.results import task_result, write_results
 from sflow.workflow.run_plan import RunPlan, plan_run
 from sflow.workflow.s3 import s3_client
 from sflow.workflow.uploads import (
@@ -97,6 +98,7 @@ class WorkflowRun:
         self.journal = SlurmJournal(self.record.run_dir)  # Slurm ids the run holds: `sflow cancel`
         self.allocation_lost: str | None = None  # why an allocation ended under the run
         self._watches: list[asyncio.Future[None]] = []
+        self._results_lock = asyncio.Lock()
         self.monitors = Monitors(self.record.run_dir, self.workspace_dir, self.base_env, self.settings.grace)
         self.targets: dict[str, StorageTarget] = {}  # storage targets, rendered
         self.uploads: list[UploadResult] = []
@@ -305,6 +307,7 @@ class WorkflowRun:
                 attempt, probes.readiness, probes.failure, hosts, self.settings.grace, self.record.log_path
             )
         monitor = await self._start_monitor(inst, placement, ctx.env, scope)
+        result = _rendered(inst.task.result, scope)
         # as the file says; a service without it holds what it has while it runs, and frees it at its end
         release_after = inst.task.resources.release_after() if inst.task.resources is not None else None
         released = False
@@ -327,11 +330,24 @@ class WorkflowRun:
             # a service stopped once it was ready (the end of its work) has its outputs too
             if (outcome.ok or stopped_when_ready) and outputs:
                 await self._collect_outputs(inst, attempt, outputs)
+            if outcome.ok and result is not None:
+                await self._write_result(inst, attempt, result)
             if outcome.ok and uploads:
                 return await self._upload(uploads, outcome)
             return outcome
 
         return HeldAttempt(attempt, on_end, on_ready=on_ready)
+
+    async def _write_result(self, inst: TaskInstance, attempt: Attempt, result: dict[str, Any]) -> None:
+        """`<task>/result.json` and the run's `results.json`, before the task counts as done."""
+        task_dir = self.record.task_dir(inst.name)
+        log = attempt.log_path or task_dir / f"{inst.name}.log"
+        data = await asyncio.to_thread(task_result, inst.name, result, log, task_dir)
+        for error in data["errors"]:
+            self.record.note(f"{inst.name}: result: {error}")
+        async with self._results_lock:  # one writer of results.json at a time: no update is lost
+            run_dir, run_id = self.record.run_dir, self.record.run_id
+            await asyncio.to_thread(write_results, run_dir, run_id, inst.name, task_dir, data)
 
     async def _start_monitor(
         self, inst: TaskInstance, placement: Placement, env: dict[str, str], scope: dict[str, Any]
