@@ -226,6 +226,16 @@ def main() -> None:
     multiple=True,
     help="Extra `docker run` flag (repeatable; after -e).",
 )
+@click.option(
+    "--wait-for-gpus",
+    "wait_for_gpus",
+    type=click.IntRange(min=0),
+    default=None,
+    envvar="SFLOW_WAIT_FOR_GPUS",
+    metavar="SECONDS",
+    help="Docker backends: wait up to SECONDS (0: for ever) for GPUs another sflow run holds, "
+    "instead of failing at once (over the backend's wait_for_gpus; env SFLOW_WAIT_FOR_GPUS).",
+)
 @_node_options
 @click.option(
     "--skip-artifact-check",
@@ -241,6 +251,16 @@ def main() -> None:
     help="Run only this task and what it needs (repeatable; a task's name covers its replicas).",
 )
 @click.option("--skip-dependencies", is_flag=True, help="With --task: run the task alone, not what it needs.")
+@click.option(
+    "--enable-workflow-monitor", is_flag=True, help="Sample every node for the whole run (all scopes)."
+)
+@click.option(
+    "--enable-task-monitor",
+    "monitored",
+    multiple=True,
+    metavar="NAME[,NAME]",
+    help="Sample these tasks' nodes while they run (all scopes; repeatable).",
+)
 @click.option(
     "--resume",
     metavar="RUN",
@@ -267,11 +287,14 @@ def run(
     extra_args: tuple[str, ...],
     salloc_args: tuple[str, ...],
     docker_args: tuple[str, ...],
+    wait_for_gpus: int | None,
     include_nodes: tuple[str, ...],
     exclude_nodes: tuple[str, ...],
     skip_artifact_check: bool,
     tasks: tuple[str, ...],
     skip_dependencies: bool,
+    enable_workflow_monitor: bool,
+    monitored: tuple[str, ...],
     resume: str | None,
 ) -> None:
     """Run a workflow."""
@@ -284,11 +307,18 @@ def run(
     if as_json and not dry_run:
         raise click.UsageError("--json goes with --dry-run")
     from sflow.workflow.artifact_check import check_artifacts
-    from sflow.workflow.backend_args import add_extra_args
+    from sflow.workflow.backend_args import add_extra_args, set_wait_for_gpus
 
     spec = _load(*_one_row([*files, *file_opts], sets, artifacts, missable_tasks, bulk_input, row))
     add_extra_args(spec, extra_args, salloc_args, docker_args)
+    set_wait_for_gpus(spec, wait_for_gpus)
     _add_node_filters(spec, include_nodes, exclude_nodes)
+    try:
+        spec.enable_monitors(
+            enable_workflow_monitor, [n for names in monitored for n in names.split(",") if n]
+        )
+    except KeyError as exc:
+        raise click.UsageError(f"--enable-task-monitor: {exc.args[0]}") from None
     workspace = Path(workspace_dir or Path.cwd()).resolve()
     for warning in check_artifacts(spec, workspace, strict=not (dry_run or skip_artifact_check)):
         click.echo(f"sflow: warning: {warning}", err=True)
