@@ -25,12 +25,14 @@ def run_workflow(
     progress: str = "auto",
     run_plan: RunPlan | None = None,
     max_concurrent: int | None = None,
+    with_report: bool = False,
 ) -> int:
     """Run to completion and return the process exit code.
 
     `progress` is `auto` (live view on a terminal), `live`, `plain` or `none`; `run_plan` says
     which tasks run and what a resumed run keeps (by default: every task, nothing kept);
-    `max_concurrent` bounds the tasks running at once on each backend, over the backends' own limits.
+    `max_concurrent` bounds the tasks running at once on each backend, over the backends' own limits;
+    `with_report` writes `<run-dir>/report.html` when the run ends, however it ends.
     """
     from sflow.lifecycle.host import OwnLoop
     from sflow.workflow.run import WorkflowRun
@@ -53,6 +55,8 @@ def run_workflow(
     finally:
         if view:
             view.stop()
+        if with_report:
+            _write_report(run.record.run_dir)
     try:
         report(result, run.record.task_info, run.record.run_dir)
     except BrokenPipeError:  # `2>&1 | head`: the exit code still tells
@@ -60,6 +64,16 @@ def run_workflow(
     if result.interrupted:
         return interrupted_exit_code(loop.stop_signal)
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _write_report(run_dir: Path) -> None:
+    """The run's HTML report; a report that cannot be written is said, and the run's outcome stands."""
+    from sflow.record.report import write_report
+
+    try:
+        _say(f"sflow: report {write_report(run_dir)}")
+    except OSError as exc:
+        _say(f"sflow: warning: could not write the report in {run_dir}: {exc}")
 
 
 def _say(text: str) -> None:

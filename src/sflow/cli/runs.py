@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sflow.record.history import RunRow, forget, list_runs
-from sflow.record.status import RunStatus, TaskStatus, owner_alive, read_status
+from sflow.record.status import RunStatus, TaskStatus, clock, owner_alive, read_status, span
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -20,24 +20,6 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
         cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=False)] + [row[-1]]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
-
-
-def clock(t: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "-"
-
-
-def span(seconds: float | None) -> str:
-    """`0.4s`, `12s`, `3m05s`, `2h01m`."""
-    if seconds is None:
-        return "-"
-    if seconds < 10:
-        return f"{seconds:.1f}s"
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
 def tally(counts: dict[str, int]) -> str:
