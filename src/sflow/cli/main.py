@@ -336,7 +336,7 @@ def _duration(text: str | None, flag: str) -> float | None:
 @click.option("-w", "--workflow", default=None, help="Only runs of this workflow.")
 @click.option(
     "--state",
-    type=click.Choice(["running", "succeeded", "failed", "interrupted", "killed"]),
+    type=click.Choice(["running", "succeeded", "failed", "interrupted", "killed", "cancelled"]),
     default=None,
     help="Only runs in this state.",
 )

@@ -9,7 +9,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sflow.record.history import RunRow, forget, list_runs
-from sflow.record.status import RunStatus, TaskStatus, clock, owner_alive, read_status, span
+from sflow.record.status import (
+    CANCEL_FILE,
+    RunStatus,
+    TaskStatus,
+    clock,
+    owner_alive,
+    read_json,
+    read_status,
+    span,
+)
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -80,6 +89,9 @@ def _status_head(status: RunStatus) -> str:
     if status.state == "running":
         took = time.time() - status.started if status.started else None
         head += f"\nstarted {clock(status.started)}, running for {span(took)} ({who})"
+    elif status.state == "cancelled":
+        when = clock((read_json(status.run_dir / CANCEL_FILE) or {}).get("time"))
+        head += f"\nstarted {clock(status.started)}; stopped by sflow cancel at {when}"
     elif status.state == "killed":
         head += (
             f"\nstarted {clock(status.started)}; {who} is gone without finishing the run: "
@@ -101,7 +113,9 @@ def _task_row(task: TaskStatus, status: RunStatus) -> tuple[str, ...]:
     live = task.state in ("running", "ready", "retrying")
     took = task.duration
     if live and task.start is not None:
-        took = (status.ended if status.state == "killed" and status.ended else time.time()) - task.start
+        took = (
+            status.ended if status.state in ("killed", "cancelled") and status.ended else time.time()
+        ) - task.start
     return (
         task.name,
         task.state,
@@ -117,7 +131,7 @@ def _task_row(task: TaskStatus, status: RunStatus) -> tuple[str, ...]:
 def _detail(task: TaskStatus, status: RunStatus) -> str:
     if "kept_from" in task.info:
         return f"kept from {task.info['kept_from']}"
-    if task.state in ("running", "ready", "retrying") and status.state == "killed":
+    if task.state in ("running", "ready", "retrying") and status.state in ("killed", "cancelled"):
         return "was running when its sflow died"
     if task.state == "pending":
         waiting = [d for d in status.deps.get(task.name, ()) if status.tasks[d].state != "succeeded"]

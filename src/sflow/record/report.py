@@ -109,7 +109,7 @@ def _row(task: TaskStatus, status: RunStatus) -> TaskRow:
     detail = f"kept from {info['kept_from']}" if "kept_from" in info else task.reason
     if task.state == "succeeded" and "kept_from" not in info:
         detail = ""
-    if status.state == "killed" and task.state in ("running", "ready", "retrying"):
+    if status.state in ("killed", "cancelled") and task.state in ("running", "ready", "retrying"):
         detail = "was running when its sflow died"
     return TaskRow(
         task,
