@@ -13,6 +13,9 @@ from sflow.lifecycle.settings import RunSettings
 from sflow.record.tail import last_lines, printable
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sflow.workflow.plan import TaskInstance
     from sflow.workflow.run_plan import RunPlan
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130  # 130 = 128 + SIGINT, as shells report Ctrl-C
@@ -38,7 +41,7 @@ def run_workflow(
     from sflow.workflow.run import WorkflowRun
 
     run = WorkflowRun(spec, settings, run_plan=run_plan, max_concurrent=max_concurrent)
-    view = _progress(progress, spec.workflow.name, total=len(run.instances))
+    view = _progress(progress, spec.workflow.name, run.instances)
     if view:
         run.listeners.append(view.on_event)
     _say(f"sflow: run {run.record.run_id} -> {run.record.run_dir}")
@@ -89,15 +92,24 @@ def interrupted_exit_code(signum: int | None) -> int:
     return 128 + signum if signum else EXIT_INTERRUPTED
 
 
-def _progress(mode: str, title: str, total: int) -> Any:
-    from sflow.cli.progress import LiveProgress, PlainProgress
+def _progress(mode: str, title: str, instances: Sequence[TaskInstance]) -> Any:
+    from sflow.cli.progress import LiveProgress, PlainProgress, TaskPlan
+    from sflow.workflow.run_plan import is_service
 
     if mode == "none":
         return None
     if mode == "auto":
         mode = "live" if sys.stdout.isatty() else "plain"
     if mode == "live":
-        return LiveProgress(total=total, title=title)
+        plan = {
+            i.name: TaskPlan(
+                deps=tuple(i.deps),
+                service=is_service(i),
+                gpus=bool(i.request.gpus or i.request.total_gpus or i.request.gpu_indices),
+            )
+            for i in instances
+        }
+        return LiveProgress(total=len(instances), title=title, plan=plan)
     return PlainProgress()
 
 

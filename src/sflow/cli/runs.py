@@ -110,7 +110,7 @@ def _task_row(task: TaskStatus, status: RunStatus) -> tuple[str, ...]:
     info = task.info
     code = info.get("slurm_state") or ("" if task.exit_code is None else str(task.exit_code))
     job = str(info.get("slurm_step_id") or info.get("slurm_job_id") or "")
-    live = task.state in ("running", "ready", "retrying")
+    live = task.state in ("running", "ready", "retrying", "stopping")
     took = task.duration
     if live and task.start is not None:
         took = (
@@ -131,7 +131,7 @@ def _task_row(task: TaskStatus, status: RunStatus) -> tuple[str, ...]:
 def _detail(task: TaskStatus, status: RunStatus) -> str:
     if "kept_from" in task.info:
         return f"kept from {task.info['kept_from']}"
-    if task.state in ("running", "ready", "retrying") and status.state in ("killed", "cancelled"):
+    if task.state in ("running", "ready", "retrying", "stopping") and status.state in ("killed", "cancelled"):
         return "was running when its sflow died"
     if task.state == "pending":
         waiting = [d for d in status.deps.get(task.name, ()) if status.tasks[d].state != "succeeded"]

@@ -109,7 +109,7 @@ def _row(task: TaskStatus, status: RunStatus) -> TaskRow:
     detail = f"kept from {info['kept_from']}" if "kept_from" in info else task.reason
     if task.state == "succeeded" and "kept_from" not in info:
         detail = ""
-    if status.state in ("killed", "cancelled") and task.state in ("running", "ready", "retrying"):
+    if status.state in ("killed", "cancelled") and task.state in ("running", "ready", "retrying", "stopping"):
         detail = "was running when its sflow died"
     return TaskRow(
         task,
@@ -171,7 +171,7 @@ def _attempts(status: RunStatus) -> list[tuple[Bar, list[str]]]:
             held = _node_gpus(event.get("nodes") or ["local"], event.get("gpus") or [])
             lanes = [f"{n} gpu {g}" for n, gs in held for g in gs] or [n for n, _ in held]
             open_[task] = (Bar(task, int(event.get("attempt") or 1), "running", at, at), lanes)
-        elif state != "ready" and task in open_:
+        elif state not in ("ready", "stopping") and task in open_:
             bar, lanes = open_.pop(task)
             bar.end, bar.state = at, state
             done.append((bar, lanes))

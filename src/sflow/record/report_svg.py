@@ -69,7 +69,17 @@ def collapse(
     return group_state, group_deps, members
 
 
-_SEVERITY = ("failed", "cancelled", "running", "ready", "retrying", "skipped", "pending", "succeeded")
+_SEVERITY = (
+    "failed",
+    "cancelled",
+    "stopping",
+    "running",
+    "ready",
+    "retrying",
+    "skipped",
+    "pending",
+    "succeeded",
+)
 
 
 def worst(states: Iterable[str]) -> str:

@@ -120,7 +120,7 @@ def _own_decision(task: EarlierTask | None, fingerprint: str) -> Decision:
 def _unfinished(task: EarlierTask) -> str:
     if task.state in ("", "pending") or (task.state == "cancelled" and task.attempts == 0):
         return "never started"
-    if task.state in ("running", "ready", "retrying"):
+    if task.state in ("running", "ready", "retrying", "stopping"):
         return "unfinished (its run ended without a word)"
     return f"{task.state} ({task.reason})" if task.reason else task.state
 
