@@ -126,7 +126,8 @@ def step_verdict(
         state = "NODE_FAIL"
     if stopping and code != 0 and state is None:
         state = "CANCELLED"
-    unfinished = ranks.unfinished(expected_ranks) if ranks is not None and step else []
+    # (no step id and srun exited 0: the ranks never ran, e.g. slurmstepd could not start the tasks)
+    unfinished = ranks.unfinished(expected_ranks) if ranks is not None and (step or code == 0) else []
     failed = sorted(r for r, status in ranks.statuses.items() if status != 0) if ranks else []
     if code == 0 and not (nodes or unfinished or failed) and state in (None, "COMPLETED"):
         return StepVerdict(True, "COMPLETED", describe_exit(0))

@@ -43,6 +43,18 @@ def test_banners_name_the_state_slurm_means() -> None:
     assert parse_banner("nothing here") == (None, None)
 
 
+def test_tasks_slurmstepd_could_not_start_fail_though_srun_exits_0() -> None:
+    """Slurm 22.05's srun exits 0 when a SPANK plugin fails the task launch: no rank ever ran."""
+    tail = (
+        "slurmstepd-node1: error: spank: required plugin pyxis_lab.so: user_init() failed with rc=-1\n"
+        "srun: error: task 0 launch failed: Slurmd could not execve job\n"
+    )
+    verdict = step_verdict(0, None, tail, RankRecords(), expected_ranks=1)
+    assert not verdict.ok and verdict.state == "FAILED"
+    assert "task 0 launch failed: Slurmd could not execve job" in verdict.reason
+    assert "rank 0 of 1 never recorded an end" in verdict.reason
+
+
 def test_node_failures_and_the_last_srun_error() -> None:
     tail = NODE_FAILURE_TAIL + "srun: error: Node failure on fnode2\nsrun: error: Node failure on fnode3\n"
     assert failed_nodes(tail) == ["fnode2", "fnode3"]
