@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -35,11 +36,23 @@ def start(sflow, wf: Path) -> subprocess.Popen:
 
 
 def wait_for(path: Path, proc: subprocess.Popen) -> int:
+    """The pid the `wait` task wrote, once its run has also recorded it as running (the task may
+    write its pid before sflow writes the event)."""
     deadline = time.monotonic() + 60
-    while not (path.exists() and path.read_text().strip()):
+    events = path.parent / "out"
+    while not (path.exists() and path.read_text().strip() and _recorded_running(events, "wait")):
         assert time.monotonic() < deadline and proc.poll() is None, "the task never started"
         time.sleep(0.05)
     return int(path.read_text())
+
+
+def _recorded_running(output_dir: Path, task: str) -> bool:
+    return any(
+        json.loads(line).get("task") == task and json.loads(line).get("state") == "running"
+        for events in output_dir.glob("*/events.jsonl")
+        for line in events.read_text().splitlines()
+        if line.endswith("}")
+    )
 
 
 def test_status_of_a_live_run_from_another_process_then_of_the_finished_run(sflow):
