@@ -64,8 +64,8 @@ class PlainProgress:
             and (event.state is not State.SUCCEEDED or kept)
         ):
             text += f" ({event.outcome.reason})"
-        if event.message:
-            text += f" {event.message}"
+        if event.message:  # `retry in 2s`; a stopping task's grace in parentheses
+            text += f" ({event.message})" if event.state is State.STOPPING else f" {event.message}"
         try:
             print(text, file=self.stream, flush=True)
         except BrokenPipeError:

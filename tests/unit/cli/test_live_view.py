@@ -118,3 +118,12 @@ def test_a_stopping_task_shows_stopping_during_its_grace():
     progress.on_event(Event("server", State.CANCELLED, 1, time=103.0, outcome=Outcome(False, "stopped")))
     lines = screen(progress)
     assert [row(lines, n)[1] for n in ("client", "server")] == ["failed", "cancelled"]
+
+
+def test_the_plain_view_says_a_task_is_stopping_and_its_grace():
+    from sflow.cli.progress import PlainProgress
+
+    out = io.StringIO()
+    plain = PlainProgress(out)
+    plain.on_event(Event("server", State.STOPPING, 1, time=plain.began + 2, message="grace 10s"))
+    assert out.getvalue().endswith("server: stopping (grace 10s)\n")
