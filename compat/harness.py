@@ -5,8 +5,11 @@
 For each case of `compat/cases.yaml` it asks nv-sflow (installed in `.venv-nvsflow`, a virtualenv
 of its own: its package is also called `sflow`) and sflow for the plan of `sflow run --dry-run`,
 brings both to one neutral form (`compat.plans`) and compares them: tasks and their order,
-dependencies, nodes and GPUs, the srun and salloc command lines, the environment. Cases marked
-`run: true` also run for real with both tools, and each task's outcome is compared.
+dependencies, nodes and GPUs, the srun and salloc command lines, the environment. Local cases
+marked `run: true` that both tools accept also run for real with sflow, in a folder of their own,
+and the outcome must be the one the case expects (`outcome`, by default `ok`); a case with
+`s3_bucket` uploads to an S3 server the harness starts on this machine (moto's server mode), and
+its run is `ok` only if every upload arrived.
 
 nv-sflow's answers depend only on its pinned version and on the inputs, so they are kept in
 `.venv-nvsflow/plans/` under a hash of both: a second run asks nv-sflow nothing.
@@ -53,6 +56,9 @@ class Case:
     guide: int | None = None
     run: bool = False
     reason: str | None = None
+    outcome: str = "ok"  # what a real run of the case gives: ok, or `failed: <tasks>` (with `why`)
+    why: str | None = None
+    s3_bucket: str | None = None  # the bucket its uploads go to (created on the harness's S3 server)
 
 
 @dataclass
@@ -64,18 +70,30 @@ class Outcome:
     sflow: str = ""
     same: str = ""
     differences: list[str] = field(default_factory=list)
+    ran: str = ""  # the real run's outcome ("" when not run)
 
     @property
     def regressed(self) -> bool:
-        """A case listed as matching that no longer does (or refused by nv-sflow and no longer is)."""
+        """A case listed as matching that no longer does (or refused by nv-sflow and no longer is),
+        or whose real run did not end as the case expects."""
         if self.case.status == "refused":
             return self.same != "n/a"
+        if self.ran and not _as_expected(self.ran, self.case.outcome):
+            return True
         return self.case.status == "same" and self.same != "yes"
 
     @property
     def stale(self) -> bool:
         """A case listed as a known difference that now matches: the list must say so."""
         return self.case.status == "differs" and self.same == "yes"
+
+
+def _as_expected(ran: str, expected: str) -> bool:
+    """`ok (2 uploads)` is `ok`; `failed: a, b` is `failed`, or exactly `failed: a, b` when the
+    case names the tasks."""
+    if ":" in expected:
+        return ran == expected
+    return ran.split(":")[0].split(" (")[0] == expected
 
 
 def load_cases(only: str | None = None) -> list[Case]:
@@ -267,6 +285,104 @@ def _cwd(path: Path) -> Any:
         os.chdir(old)
 
 
+# -- real runs ------------------------------------------------------------------------------------
+
+
+def run_for_real(rows: list[Outcome], ws: Workspace) -> None:
+    """Run each local case marked `run: true` that both tools accept, with sflow, for real."""
+    todo = [r for r in rows if r.case.run and r.case.kind == "local" and r.sflow == r.nvsflow == "accepts"]
+    if not todo:
+        return
+    with contextlib.ExitStack() as stack:
+        s3 = stack.enter_context(S3Server()) if any(r.case.s3_bucket for r in todo) else None
+        for row in todo:
+            row.ran = real_run(row.case, ws, s3)
+
+
+def real_run(case: Case, ws: Workspace, s3: S3Server | None) -> str:
+    """`sflow run` of the case in a folder of its own: `ok`, `ok (N uploads)` or `failed: why`."""
+    folder = ws.root / "runs" / case.id.replace("/", "__")
+    folder.mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "AWS_"))}
+    env.update(PATH=ws.path, NO_COLOR="1")
+    if case.s3_bucket:
+        assert s3 is not None
+        env.update(s3.env())
+        s3.empty_bucket(case.s3_bucket)
+    argv = [sys.executable, "-m", "sflow", "run", *ws.inputs(case), "--no-tui"]
+    argv += ["--workspace-dir", str(folder), "--output-dir", str(folder / "out")]
+    try:
+        done = subprocess.run(
+            argv, cwd=folder, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL
+        )
+    except subprocess.TimeoutExpired:
+        return "failed: still running after 300 s"
+    summaries = sorted((folder / "out").glob("*/summary.json"))
+    summary = json.loads(summaries[-1].read_text()) if summaries else {}
+    if done.returncode != 0:
+        failed = [name for name, t in summary.get("tasks", {}).items() if t.get("state") == "failed"]
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"failed: {', '.join(failed)}" if failed else f"failed: {last}"
+    uploads = summary.get("uploads", [])
+    if case.s3_bucket:
+        assert s3 is not None
+        stored = s3.client().list_objects_v2(Bucket=case.s3_bucket).get("KeyCount", 0)
+        if not uploads or not all(u["ok"] for u in uploads) or stored < len(uploads):
+            return f"failed: {sum(not u['ok'] for u in uploads)} of {len(uploads)} uploads failed"
+    return f"ok ({len(uploads)} uploads)" if uploads else "ok"
+
+
+class S3Server:
+    """moto's S3 server on a free loopback port, for the samples that upload."""
+
+    def __enter__(self) -> S3Server:
+        server = Path(sys.executable).parent / "moto_server"
+        if not server.exists():
+            raise RuntimeError(f"{server} is missing: install sflow's dev extra (moto[server])")
+        self.proc = subprocess.Popen(
+            [str(server), "-H", "127.0.0.1", "-p", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if "Running on http://" in line:
+                self.url = line.split("Running on ", 1)[1].split()[0].rstrip("/")
+                return self
+        raise RuntimeError(f"moto server exited with {self.proc.wait()} before listening")
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+    def env(self) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT_URL": self.url,
+            "AWS_ACCESS_KEY_ID": "harness",
+            "AWS_SECRET_ACCESS_KEY": "harness",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+    def empty_bucket(self, name: str) -> None:
+        """`name`, created or emptied: each case counts only its own uploads."""
+        client = self.client()
+        try:
+            client.create_bucket(Bucket=name)
+        except client.exceptions.BucketAlreadyOwnedByYou:
+            for item in client.list_objects_v2(Bucket=name).get("Contents", []):
+                client.delete_object(Bucket=name, Key=item["Key"])
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client("s3", region_name="us-east-1", endpoint_url=self.url, **_keys())
+
+
+def _keys() -> dict[str, str]:
+    return {"aws_access_key_id": "harness", "aws_secret_access_key": "harness"}
+
+
 # -- the comparison -------------------------------------------------------------------------------
 
 
@@ -293,7 +409,10 @@ def judge(case: Case, nv: dict[str, Any], ours: dict[str, Any], ws: Workspace) -
 
 def table(rows: list[Outcome]) -> str:
     width = max([len(r.case.id) for r in rows] + [6])
-    lines = [f"{'sample':<{width}}  {'nv-sflow':<8}  {'sflow':<8}  same plan", "-" * (width + 40)]
+    lines = [
+        f"{'sample':<{width}}  {'nv-sflow':<8}  {'sflow':<8}  {'sflow run':<18}  same plan",
+        "-" * (width + 60),
+    ]
     for r in rows:
         same = r.same
         if r.case.status == "differs" and r.same == "no":
@@ -302,11 +421,16 @@ def table(rows: list[Outcome]) -> str:
             same = f"n/a ({r.differences[0]})"[:160]
         elif r.same == "no" and r.differences:
             same = f"no: {r.differences[0]}"[:160]
-        lines.append(f"{r.case.id:<{width}}  {r.nvsflow:<8}  {r.sflow:<8}  {same}")
+        ran = (r.ran or "-")[:18]
+        lines.append(f"{r.case.id:<{width}}  {r.nvsflow:<8}  {r.sflow:<8}  {ran:<18}  {same}")
     accepted = [r for r in rows if r.nvsflow == "accepts"]
     same = [r for r in accepted if r.same == "yes"]
-    lines.append("-" * (width + 40))
+    ran = [r for r in rows if r.ran]
+    lines.append("-" * (width + 60))
     lines.append(f"{len(same)} of {len(accepted)} samples nv-sflow accepts have the same plan on sflow")
+    ok = [r for r in ran if not r.regressed]
+    lines.append(f"{len(ok)} of {len(ran)} local samples run for real end as expected")
+    lines += [f"  {r.case.id}: {r.ran}" for r in ran if r.regressed]
     return "\n".join(lines)
 
 
@@ -315,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="only cases whose id matches this glob (e.g. 'local/*')")
     parser.add_argument("--report", type=Path, help="write every difference of every case here (JSON)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (printed at the end)")
+    parser.add_argument("--no-run", action="store_true", help="plans only: run no sample for real")
     opts = parser.parse_args(argv)
 
     cases = [c for c in load_cases(opts.only) if c.status != "out-of-scope"]
@@ -324,18 +449,25 @@ def main(argv: list[str] | None = None) -> int:
         ws = Workspace(work, samples_dir(python))
         theirs = nvsflow_plans(cases, ws, python)
         rows = [judge(c, theirs[c.id], sflow_plan(c, ws), ws) for c in cases]
+        if not opts.no_run:
+            run_for_real(rows, ws)
     finally:
         if not opts.keep:
             shutil.rmtree(work, ignore_errors=True)
     print(table(rows))
     if opts.report:
         opts.report.write_text(
-            json.dumps({r.case.id: {"same": r.same, "differences": r.differences} for r in rows}, indent=1)
+            json.dumps(
+                {r.case.id: {"same": r.same, "differences": r.differences, "ran": r.ran} for r in rows},
+                indent=1,
+            )
         )
     regressed = [r.case.id for r in rows if r.regressed]
     stale = [r.case.id for r in rows if r.stale]
     if regressed:
-        print(f"\nlisted as the same plan, but differ: {', '.join(regressed)}", file=sys.stderr)
+        print(
+            f"\nlisted as the same plan (or run outcome), but differ: {', '.join(regressed)}", file=sys.stderr
+        )
     if stale:
         print(
             f"\nnow the same plan: mark as `same` in compat/cases.yaml: {', '.join(stale)}", file=sys.stderr

@@ -47,3 +47,22 @@ def _cases() -> list[dict]:
     import yaml
 
     return yaml.safe_load((ROOT / "compat" / "cases.yaml").read_text())
+
+
+def test_a_real_run_that_ends_otherwise_than_expected_fails_the_table() -> None:
+    sys.path.insert(0, str(ROOT / "compat"))
+    try:
+        from harness import Case, Outcome
+    finally:
+        sys.path.remove(str(ROOT / "compat"))
+
+    def row(ran: str, outcome: str = "ok") -> Outcome:
+        return Outcome(Case(id="c", kind="local", status="same", outcome=outcome), same="yes", ran=ran)
+
+    assert not row("ok").regressed and not row("ok (2 uploads)").regressed
+    assert row("failed: a").regressed  # expected ok
+    assert row("ok", "failed: a").regressed  # expected to fail
+    assert not row("failed: a", "failed: a").regressed
+    assert row("failed: b", "failed: a").regressed  # another task failed
+    assert not row("failed: a, b", "failed").regressed
+    assert not row("").regressed  # not run

@@ -120,11 +120,12 @@ def test_missable_tasks(sflow):
     )
     assert not sflow.output_dir.exists()  # nothing ran
 
-    done = sflow("run", *args, "--missable-tasks")
+    done = sflow("run", *args, "--missable-tasks", "eval*")
     assert done.code == 0, done.err
+    assert "task 'report' no longer depends on 'evaluate': absent, and missable" in done.err
     assert logs_of(done.run_dir()) == EXPECTED_LOGS
 
-    composed = sflow("compose", *args, "--missable-tasks", "-o", "merged.yaml")
+    composed = sflow("compose", *args, "-M", "evaluate", "-o", "merged.yaml")
     assert composed.code == 0, composed.err
     merged = yaml.safe_load((sflow.tmp / "merged.yaml").read_text())
     assert merged["workflow"]["tasks"][2]["depends_on"] == ["train"]
@@ -132,10 +133,13 @@ def test_missable_tasks(sflow):
     assert again.code == 0, again.err
     assert logs_of(again.run_dir()) == EXPECTED_LOGS
 
+    one_file = sflow("run", "merged.yaml", "-M", "evaluate")  # nothing to compose: a mistake
+    assert one_file.code == 2 and "--missable-tasks goes with several workflow files" in one_file.err
+
     # the job `sflow batch` writes runs the same way: the flag reaches its `sflow run`
-    batch = sflow("batch", *args, "--missable-tasks", "-o", "job.sbatch", "--output-dir", "batch-out")
+    batch = sflow("batch", *args, "-M", "evaluate", "-o", "job.sbatch", "--output-dir", "batch-out")
     assert batch.code == 0, batch.err
-    assert "--missable-tasks" in (sflow.tmp / "job.sbatch").read_text()
+    assert "--missable-tasks evaluate" in (sflow.tmp / "job.sbatch").read_text()
     job = subprocess.run(["bash", "job.sbatch"], cwd=sflow.tmp, capture_output=True, text=True, timeout=60)
     assert job.returncode == 0, job.stderr
     batch_runs = [p for p in (sflow.tmp / "batch-out").iterdir() if p.is_dir()]

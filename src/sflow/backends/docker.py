@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from sflow.backends.base import Allocation, Backend, register_backend
-from sflow.backends.local import synthetic_nodes
+from sflow.backends.local import ignored_node_filters, synthetic_nodes
 from sflow.backends.placement import Node
 from sflow.errors import BackendError
 from sflow.proc.container import Daemon, DockerCommandError, docker, remove_labelled
@@ -24,8 +24,8 @@ class DockerBackend(Backend):
     default_operator = "docker_run"
 
     def planned_allocation(self) -> Allocation:
-        hosts = list(getattr(self.config, "hosts", None) or ())
-        if hosts:
+        hosts = pool(self.config)
+        if getattr(self.config, "hosts", None):
             nodes = [
                 Node(name=h.name, ip_address=h.ip_address, index=i, num_gpus=int(h.gpus_per_node or 0))
                 for i, h in enumerate(hosts)
@@ -38,7 +38,11 @@ class DockerBackend(Backend):
 
     async def allocate(self) -> Allocation:
         """The planned nodes, once every daemon has answered (a clear error instead of N task failures)."""
+        if not getattr(self.config, "hosts", None):
+            ignored_node_filters(self)
         allocation = self.planned_allocation()
+        if not allocation.nodes:
+            raise BackendError(f"backend '{self.name}': include_nodes/exclude_nodes leave no host")
         for node, daemon in allocation.info[DAEMONS].items():
             try:
                 await docker(daemon, "version", "--format", "{{.Server.Version}}")
@@ -56,6 +60,14 @@ class DockerBackend(Backend):
             return
         for daemon in dict.fromkeys(allocation.info[DAEMONS].values()):
             await remove_labelled(daemon, self.run_id)
+
+
+def pool(config: Any) -> list[Any]:
+    """The backend's `hosts`, narrowed by `include_nodes` and `exclude_nodes` (by host name)."""
+    hosts = list(getattr(config, "hosts", None) or ())
+    include = set(getattr(config, "include_nodes", None) or ())
+    exclude = set(getattr(config, "exclude_nodes", None) or ())
+    return [h for h in hosts if (not include or h.name in include) and h.name not in exclude]
 
 
 def backend_config(allocation: Allocation) -> Any:

@@ -17,6 +17,7 @@ class LocalBackend(Backend):
         return Allocation(backend=self.name, nodes=synthetic_nodes(self.config))
 
     async def allocate(self) -> Allocation:
+        ignored_node_filters(self)
         return self.planned_allocation()
 
     def default_max_concurrent(self) -> int:
@@ -46,3 +47,11 @@ def synthetic_nodes(config: Any) -> list[Node]:
 def _field(config: Any, name: str, default: Any) -> Any:
     value = getattr(config, name, None) if not isinstance(config, dict) else config.get(name)
     return default if value is None else value
+
+
+def ignored_node_filters(backend: Backend) -> None:
+    """Say that `include_nodes`/`exclude_nodes` mean nothing for nodes that are all this machine."""
+    if _field(backend.config, "include_nodes", None) or _field(backend.config, "exclude_nodes", None):
+        backend.notice(
+            f"backend '{backend.name}': include_nodes/exclude_nodes ignored (its nodes are this machine)"
+        )

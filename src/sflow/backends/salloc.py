@@ -15,7 +15,7 @@ import signal
 from collections.abc import Mapping
 from pathlib import Path
 
-from sflow.proc.process import spawn_in_group
+from sflow.proc.spawn import spawn_in_group
 
 REVOKE_WAIT = 10.0  # seconds a pending salloc gets to withdraw its request after SIGINT
 EXIT_WAIT = 15.0  # seconds salloc gets to exit once its command has ended

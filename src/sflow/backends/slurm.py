@@ -84,6 +84,10 @@ def allocation_options(config: Any) -> list[list[str]]:
     nodes = config_value(config, "nodes")
     if nodes is not None:
         options.append(["-N", str(nodes)])
+    for flag, field in (("--nodelist", "include_nodes"), ("--exclude", "exclude_nodes")):
+        hosts = config_value(config, field, ())
+        if hosts:
+            options.append([f"{flag}={','.join(map(str, hosts))}"])
     # `gpus_per_node` is for planning only: a cluster that wants a GPU flag gets it from extra_args
     options += [words for arg in config_value(config, "extra_args", ()) or () if (words := split_args(arg))]
     return options

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sflow.errors import SflowError
 from sflow.slurm.submit import new_tag
+from sflow.workflow.backend_args import add_node_filters
 from sflow.workflow.batch import (
     BatchOptions,
     Interrupted,
@@ -36,7 +37,10 @@ def batch_command(
     output_dir: str | None,
     *,
     artifacts: Sequence[str] = (),
-    missable_tasks: bool = False,
+    missable_tasks: Sequence[str] = (),
+    include_nodes: Sequence[str] = (),
+    exclude_nodes: Sequence[str] = (),
+    skip_artifact_check: bool = False,
 ) -> int:
     """All of `sflow batch`: validate, write the script, print its path, submit when asked.
 
@@ -48,6 +52,8 @@ def batch_command(
     spec = load_workflow(
         list(files), sets=list(sets), artifacts=list(artifacts), missable_tasks=missable_tasks
     )
+    if include_nodes or exclude_nodes:
+        add_node_filters(spec, include_nodes, exclude_nodes)
     warning = without_slurm(spec)
     if warning:
         print(f"sflow: warning: {warning}", file=sys.stderr)
@@ -57,6 +63,7 @@ def batch_command(
         sets=list(sets),
         artifacts=list(artifacts),
         missable_tasks=missable_tasks,
+        skip_artifact_check=skip_artifact_check,
         extras=list(extras),
         partition=partition,
         account=account,

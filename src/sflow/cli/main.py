@@ -42,9 +42,34 @@ def _override_options(fn: F) -> F:
         "-a", "--artifact", "artifacts", multiple=True, metavar="NAME=URI", help="Set an artifact."
     )(fn)
     fn = click.option(
-        "--missable-tasks", is_flag=True, help="Drop dependencies on tasks absent after composition."
+        "-M",
+        "--missable-tasks",
+        "missable_tasks",
+        multiple=True,
+        metavar="NAME|GLOB",
+        help="A task that may be absent after composing several files: dependencies on it are "
+        "dropped, with a warning (repeatable; e.g. 'prefill_*').",
     )(fn)
     return fn
+
+
+def _node_options(fn: F) -> F:
+    """The node pool of every backend, narrowed from the command line (added to the file's)."""
+    for flag, what in (("--include-nodes", "Only these hosts"), ("--exclude-nodes", "Not these hosts")):
+        fn = click.option(
+            flag,
+            multiple=True,
+            metavar="HOST[,HOST]",
+            help=f"{what}, in every backend (repeatable; commas or spaces between hosts).",
+        )(fn)
+    return fn
+
+
+def _add_node_filters(spec: Any, include: Sequence[str], exclude: Sequence[str]) -> None:
+    from sflow.workflow.backend_args import add_node_filters, host_list
+
+    if include or exclude:
+        add_node_filters(spec, host_list(include), host_list(exclude))
 
 
 def _all_files(files: Sequence[str], file_opts: Sequence[str]) -> list[str]:
@@ -55,9 +80,15 @@ def _all_files(files: Sequence[str], file_opts: Sequence[str]) -> list[str]:
 
 
 def _load(
-    files: Sequence[str], sets: Sequence[str] = (), artifacts: Sequence[str] = (), missable: bool = False
+    files: Sequence[str],
+    sets: Sequence[str] = (),
+    artifacts: Sequence[str] = (),
+    missable: Sequence[str] = (),
 ) -> Any:
     from sflow.schema import load_workflow
+
+    if missable and len(files) < 2:
+        raise click.UsageError("--missable-tasks goes with several workflow files (-f A -f B)")
 
     return load_workflow(files, sets=sets, artifacts=artifacts, missable_tasks=missable)
 
@@ -127,7 +158,27 @@ def main() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @click.option("--report", "with_report", is_flag=True, help="Write RUN_DIR/report.html when the run ends.")
 @click.option(
-    "-e", "--extra-docker-args", "docker_args", multiple=True, help="Extra `docker run` flag (repeatable)."
+    "-e",
+    "--extra-args",
+    "extra_args",
+    multiple=True,
+    help="Extra flag for every Slurm backend's salloc and every docker backend's `docker run` "
+    "(repeatable; one of each option, the command line's winning).",
+)
+@click.option(
+    "--extra-salloc-args", "salloc_args", multiple=True, help="Extra salloc flag (repeatable; wins over -e)."
+)
+@click.option(
+    "--extra-docker-args",
+    "docker_args",
+    multiple=True,
+    help="Extra `docker run` flag (repeatable; after -e).",
+)
+@_node_options
+@click.option(
+    "--skip-artifact-check",
+    is_flag=True,
+    help="A missing fs:// artifact path is a warning, not an error (it exists only where tasks run).",
 )
 @click.option(
     "-t",
@@ -149,7 +200,7 @@ def run(
     file_opts: tuple[str, ...],
     sets: tuple[str, ...],
     artifacts: tuple[str, ...],
-    missable_tasks: bool,
+    missable_tasks: tuple[str, ...],
     dry_run: bool,
     as_json: bool,
     workspace_dir: str | None,
@@ -160,7 +211,12 @@ def run(
     max_concurrent: int | None,
     quiet: bool,
     with_report: bool,
+    extra_args: tuple[str, ...],
+    salloc_args: tuple[str, ...],
     docker_args: tuple[str, ...],
+    include_nodes: tuple[str, ...],
+    exclude_nodes: tuple[str, ...],
+    skip_artifact_check: bool,
     tasks: tuple[str, ...],
     skip_dependencies: bool,
     resume: str | None,
@@ -174,9 +230,15 @@ def run(
         raise click.UsageError("--skip-dependencies needs --task NAME")
     if as_json and not dry_run:
         raise click.UsageError("--json goes with --dry-run")
+    from sflow.workflow.artifact_check import check_artifacts
+    from sflow.workflow.backend_args import add_extra_args
+
     spec = _load(_all_files(files, file_opts), sets, artifacts, missable_tasks)
-    spec.add_docker_args(docker_args)
+    add_extra_args(spec, extra_args, salloc_args, docker_args)
+    _add_node_filters(spec, include_nodes, exclude_nodes)
     workspace = Path(workspace_dir or Path.cwd()).resolve()
+    for warning in check_artifacts(spec, workspace, strict=not (dry_run or skip_artifact_check)):
+        click.echo(f"sflow: warning: {warning}", err=True)
     settings = RunSettings(
         workspace_dir=workspace,
         output_dir=Path(output_dir).resolve() if output_dir else workspace / "sflow_output",
@@ -218,7 +280,7 @@ def validate(
     file_opts: tuple[str, ...],
     sets: tuple[str, ...],
     artifacts: tuple[str, ...],
-    missable_tasks: bool,
+    missable_tasks: tuple[str, ...],
 ) -> None:
     """Check workflow files without running anything: structure, placement and every expression."""
     from sflow.workflow.dry_run import describe_plan
@@ -241,7 +303,7 @@ def visualize(
     file_opts: tuple[str, ...],
     sets: tuple[str, ...],
     artifacts: tuple[str, ...],
-    missable_tasks: bool,
+    missable_tasks: tuple[str, ...],
     fmt: str,
 ) -> None:
     """Print the task graph as Mermaid or Graphviz dot."""
@@ -263,7 +325,7 @@ def compose(
     file_opts: tuple[str, ...],
     sets: tuple[str, ...],
     artifacts: tuple[str, ...],
-    missable_tasks: bool,
+    missable_tasks: tuple[str, ...],
     output: str | None,
 ) -> None:
     """Merge several workflow files into one (later files override by name)."""
@@ -423,12 +485,18 @@ def cancel(run_ref: str, output_dir: str) -> None:
 @click.option(
     "--output-dir", type=click.Path(file_okay=False), default=None, help="Where run directories go."
 )
+@_node_options
+@click.option(
+    "--skip-artifact-check",
+    is_flag=True,
+    help="The job's run takes a missing fs:// artifact path as a warning, not an error.",
+)
 def batch(
     files: tuple[str, ...],
     file_opts: tuple[str, ...],
     sets: tuple[str, ...],
     artifacts: tuple[str, ...],
-    missable_tasks: bool,
+    missable_tasks: tuple[str, ...],
     extras: tuple[str, ...],
     partition: str | None,
     account: str | None,
@@ -438,9 +506,13 @@ def batch(
     sbatch_path: str | None,
     submit: bool,
     output_dir: str | None,
+    include_nodes: tuple[str, ...],
+    exclude_nodes: tuple[str, ...],
+    skip_artifact_check: bool,
 ) -> None:
     """Write an sbatch script that runs the workflow inside its allocation (and submit it)."""
     from sflow.cli.batch import batch_command
+    from sflow.workflow.backend_args import host_list
 
     code = batch_command(
         _all_files(files, file_opts),
@@ -456,5 +528,8 @@ def batch(
         output_dir,
         artifacts=artifacts,
         missable_tasks=missable_tasks,
+        include_nodes=host_list(include_nodes),
+        exclude_nodes=host_list(exclude_nodes),
+        skip_artifact_check=skip_artifact_check,
     )
     sys.exit(code)

@@ -4,7 +4,7 @@ It exercises exactly the path a Slurm job takes (payload in the environment, sig
 callbacks, result file fallback, heartbeats, SIGTERM handling) without a scheduler, so it
 is both a faithful test double for remote execution and a way to isolate calls that may
 crash the interpreter. Each worker is started and stopped as a YAML task's process is
-(`launchers.process`): its own session, TERM to the whole group, a grace, then KILL.
+(`sflow.proc.attempt`): its own session, TERM to the whole group, a grace, then KILL.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ from sflow.dispatch.executor import Handle
 from sflow.dispatch.options import parse_options
 from sflow.dispatch.payload import INDEX_ENV
 from sflow.dispatch.remote import RemoteExecutor, RemoteOptions
-from sflow.proc.process import LaunchSpec, ProcessAttempt, signal_group
+from sflow.proc.attempt import ProcessAttempt
+from sflow.proc.groups import signal_group
+from sflow.proc.spawn import LaunchSpec
 
 
 @dataclass

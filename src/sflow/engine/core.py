@@ -84,6 +84,7 @@ class Engine:
         self._background: set[asyncio.Future[None]] = set()
         self._ready_live: set[str] = set()
         self._began: float | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._order: list[str] | None = None
 
     # -- public ---------------------------------------------------------------------------------
@@ -93,7 +94,8 @@ class Engine:
         order = self._order = self.graph.order()
         self._stopping = asyncio.Event()
         self._all_done = asyncio.Event()
-        self._began = time.monotonic()
+        self._loop = asyncio.get_running_loop()  # its clock times the run (a test loop's is virtual)
+        self._began = self._loop.time()
         try:
             if not self.units:
                 self._all_done.set()
@@ -124,7 +126,7 @@ class Engine:
             units=self.results,
             stop_reason=self._stop_reason,
             interrupted=self._interrupted,
-            elapsed=time.monotonic() - self._began if self._began is not None else 0.0,
+            elapsed=self._loop.time() - self._began if self._loop and self._began is not None else 0.0,
             order=self._order if self._order is not None else self.graph.order(),
         )
 
@@ -248,7 +250,7 @@ class Engine:
 
     async def _supervise(self, unit: Unit, attempt: Attempt, attempt_no: int) -> Outcome:
         """Wait for the attempt to end, for readiness, or for its timeout, whichever is first."""
-        deadline = None if unit.timeout is None else time.monotonic() + unit.timeout
+        deadline = None if unit.timeout is None else asyncio.get_running_loop().time() + unit.timeout
         ended = asyncio.ensure_future(attempt.wait())
         if attempt.has_readiness:
             ready = asyncio.ensure_future(attempt.ready())
@@ -380,7 +382,7 @@ class Engine:
 
 
 def _left(deadline: float | None) -> float | None:
-    return None if deadline is None else max(0.0, deadline - time.monotonic())
+    return None if deadline is None else max(0.0, deadline - asyncio.get_running_loop().time())
 
 
 def _secs(value: float | None) -> str:

@@ -18,7 +18,8 @@ from sflow.backends.base import Allocation
 from sflow.backends.placement import Placement
 from sflow.engine.unit import Attempt
 from sflow.errors import PlanError
-from sflow.proc.process import LaunchSpec, ProcessAttempt, merged_env
+from sflow.proc.attempt import ProcessAttempt
+from sflow.proc.spawn import LaunchSpec, merged_env
 
 if TYPE_CHECKING:
     from sflow.schema.models import OperatorBase

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sflow.launchers.base import LaunchContext, Launcher, register_launcher, task_process_env
-from sflow.proc.process import LaunchSpec
+from sflow.proc.spawn import LaunchSpec
 
 
 @register_launcher("bash")

@@ -18,6 +18,7 @@ Decisions, and why:
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import signal
 from collections.abc import Sequence
@@ -27,8 +28,11 @@ from typing import Any
 from sflow.backends.docker import DAEMONS, backend_config
 from sflow.engine.unit import Attempt, Outcome
 from sflow.launchers.base import LaunchContext, Launcher, register_launcher
+from sflow.proc.attempt import ProcessAttempt, describe_exit
 from sflow.proc.container import Daemon, docker_error, label_args, stop_container
-from sflow.proc.process import Child, LaunchSpec, ProcessAttempt, describe_exit, merged_env, signal_group
+from sflow.proc.groups import signal_group
+from sflow.proc.spawn import Child, LaunchSpec, merged_env
+from sflow.proc.stop import Step, Stopper
 from sflow.record.tail import read_end
 from sflow.slurm.flags import split_args
 
@@ -152,6 +156,12 @@ class ContainerAttempt(ProcessAttempt):
         self.name = str(spec.info["container"])
         self.daemon = Daemon(spec.info.get("docker_host"), spec.info.get("docker_context"))
         self._stopping = False
+        self._grace = math.inf  # the shortest grace a stop was given
+        self._client_stop = Stopper(
+            self.proc.wait,
+            Step("docker stop", self._stop_container, CLIENT_EXIT_WAIT),
+            Step("KILL", lambda: signal_group(self.proc.pid, signal.SIGKILL), math.inf),
+        )
 
     async def _wait_once(self) -> Outcome:
         code = await self.proc.wait()
@@ -165,16 +175,22 @@ class ContainerAttempt(ProcessAttempt):
         return Outcome(ok=code == 0, reason=reason, exit_code=code, info=self.info)
 
     async def stop(self, grace: float) -> None:
-        """`docker stop` (TERM, the grace, KILL), then the client ends; one that hangs is killed."""
+        """`docker stop` (TERM, the grace, KILL), then the client ends; one that hangs is killed.
+
+        A second, shorter stop (a second Ctrl-C) asks the daemon again with the shorter grace.
+        """
         if self.proc.returncode is None:
             self._stopping = True
-            if not await stop_container(self.daemon, self.name, grace):
-                signal_group(self.proc.pid, signal.SIGTERM)  # a client still creating it gives up
-            try:
-                await asyncio.wait_for(asyncio.shield(self.proc.wait()), CLIENT_EXIT_WAIT)
-            except asyncio.TimeoutError:
-                signal_group(self.proc.pid, signal.SIGKILL)
+            hurry = self._client_stop.started and grace < self._grace
+            self._grace = min(self._grace, grace)
+            if hurry:
+                await stop_container(self.daemon, self.name, grace)
+            await self._client_stop.stop(grace)
         await self.wait()
+
+    async def _stop_container(self) -> None:
+        if not await stop_container(self.daemon, self.name, self._grace):
+            signal_group(self.proc.pid, signal.SIGTERM)  # a client still creating it gives up
 
 
 @register_launcher("docker_run")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import re
 import shutil
 import signal
@@ -44,13 +45,10 @@ from sflow.launchers.srun_verdict import (
     read_rank_records,
     step_verdict,
 )
-from sflow.proc.process import (
-    Child,
-    LaunchSpec,
-    ProcessAttempt,
-    merged_env,
-    signal_group,
-)
+from sflow.proc.attempt import ProcessAttempt
+from sflow.proc.groups import signal_group
+from sflow.proc.spawn import Child, LaunchSpec, merged_env
+from sflow.proc.stop import Step, Stopper
 from sflow.record.tail import read_end
 from sflow.slurm.commands import SlurmCommandError, run_slurm, scancel
 from sflow.slurm.flags import slurm_time, split_args
@@ -364,6 +362,13 @@ class SrunAttempt(ProcessAttempt):
         self.step_path = Path(spec.env[STEP_FILE_ENV])
         self.rank_path = Path(f"{self.step_path}.ranks")
         self._stopping = False
+        self._stop_step: str | None = None  # the step as known when the stop began
+        self._step_stop = Stopper(
+            self.proc.wait,
+            Step("TERM", self._terminate),
+            Step("TERM to srun, scancel", self._force, STOP_KILL_WAIT),
+            Step("KILL", lambda: signal_group(self.proc.pid, signal.SIGKILL), math.inf),
+        )
         self._watcher = asyncio.ensure_future(self._watch_step())
 
     @property
@@ -421,38 +426,31 @@ class SrunAttempt(ProcessAttempt):
     async def stop(self, grace: float) -> None:
         if self.proc.returncode is None:
             self._stopping = True
-            step = self.step_id or await self._find_step()
-            await self._terminate(step)
-            try:
-                await asyncio.wait_for(asyncio.shield(self.proc.wait()), grace)
-            except asyncio.TimeoutError:
-                await self._force(step or self.step_id or await self._find_step())
+            await self._step_stop.stop(grace)
         await self.wait()
         if self._stopping and self.step_id:
             await self._wait_step_gone(self.step_id)
 
-    async def _terminate(self, step: str | None) -> None:
+    async def _terminate(self) -> None:
         """TERM to the step's tasks (they may clean up); without a step, TERM to srun itself."""
-        if step:
+        self._stop_step = self.step_id or await self._find_step()
+        if self._stop_step:
             try:
-                await scancel(step, signal="TERM")
+                await scancel(self._stop_step, signal="TERM")
                 return
             except SlurmCommandError:
                 pass
         signal_group(self.proc.pid, signal.SIGTERM)
 
-    async def _force(self, step: str | None) -> None:
+    async def _force(self) -> None:
         """After the grace: srun kills the step on TERM; scancel makes sure even if srun is stuck."""
         signal_group(self.proc.pid, signal.SIGTERM)
+        step = self._stop_step or self.step_id or await self._find_step()
         if step:
             try:
                 await scancel(step)
             except SlurmCommandError:
                 pass
-        try:
-            await asyncio.wait_for(asyncio.shield(self.proc.wait()), STOP_KILL_WAIT)
-        except asyncio.TimeoutError:
-            signal_group(self.proc.pid, signal.SIGKILL)
 
     async def _find_step(self) -> str | None:
         """The step by name from squeue, for a step that has not written its id (yet)."""

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sflow.proc.process import describe_exit
+from sflow.proc.attempt import describe_exit
 
 # slurmstepd's verdict: "*** STEP 12.0 ON node1 CANCELLED AT <time> DUE TO NODE FAILURE, SEE
 # SLURMCTLD LOG FOR DETAILS ***" (the clause after the comma is optional).

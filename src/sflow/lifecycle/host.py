@@ -27,7 +27,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 from sflow.lifecycle.scope import active_scopes
-from sflow.proc.process import adopt_orphans as become_subreaper
+from sflow.proc.orphans import adopt_orphans as become_subreaper
 
 T = TypeVar("T")
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)

@@ -14,7 +14,7 @@ from typing import Any
 
 from sflow.engine import Engine, Event, Outcome, RunResult, State, Unit, UnitResult
 from sflow.lifecycle.settings import RunSettings
-from sflow.proc.process import stop_adopted
+from sflow.proc.orphans import stop_adopted
 from sflow.record.run_dir import RunRecord
 
 Listener = Callable[[Event], None]

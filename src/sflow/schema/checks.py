@@ -7,18 +7,21 @@ the `Problems` of the load so that all of them are reported together.
 from __future__ import annotations
 
 import itertools
+import warnings
+from collections.abc import Sequence
 
 from pydantic import ValidationError
 
 from sflow.errors import SpecError
+from sflow.schema.compose import ComposeWarning, is_missable
 from sflow.schema.problems import Problems
 from sflow.schema.sections import OPERATOR_TYPES
 from sflow.schema.suggest import suggest
-from sflow.schema.task import Task, replica_name, sweep_names
-from sflow.schema.workflow import BUILTIN_OPERATORS, IMPLICIT_BACKEND, WorkflowSpec
+from sflow.schema.task import Task, Upload, replica_name, sweep_names
+from sflow.schema.workflow import BUILTIN_OPERATORS, IMPLICIT_BACKEND, UploadAll, WorkflowSpec
 
 
-def check_spec(spec: WorkflowSpec, problems: Problems, missable_tasks: bool = False) -> None:
+def check_spec(spec: WorkflowSpec, problems: Problems, missable_tasks: Sequence[str] = ()) -> None:
     """Add a `SpecError` to `problems` for each reference that does not resolve."""
     with problems.collecting():
         _single_default_backend(spec)
@@ -28,6 +31,7 @@ def check_spec(spec: WorkflowSpec, problems: Problems, missable_tasks: bool = Fa
     _backends_and_operators(spec, problems)
     _replica_sweeps(spec, problems)
     _replica_names(spec, tasks, problems)
+    _storage_targets(spec, problems)
 
 
 def _fold_required_by(tasks: dict[str, Task]) -> None:
@@ -70,17 +74,21 @@ def _unique_tasks(spec: WorkflowSpec, problems: Problems) -> dict[str, Task]:
     return index
 
 
-def _dependencies(tasks: list[Task], index: dict[str, Task], missable: bool, problems: Problems) -> None:
-    """Every `depends_on` names a task; with `missable`, names of absent tasks are dropped instead."""
+def _dependencies(
+    tasks: list[Task], index: dict[str, Task], missable: Sequence[str], problems: Problems
+) -> None:
+    """Every `depends_on` names a task; one naming an absent task that a `missable` name or glob
+    matches is dropped, with a warning."""
     if not {dep for task in tasks for dep in task.depends_on}.difference(index):
         return
     for task in tasks:
+        dropped = []
         for position, dep in enumerate(task.depends_on):
             if dep in index:
                 continue
-            if missable:
-                task.depends_on = [d for d in task.depends_on if d in index]
-                break
+            if is_missable(dep, missable):
+                dropped.append(dep)
+                continue
             locs = task.locations()
             where = locs.leaf("depends_on").where_of(position) if locs else ""
             problems.add(
@@ -89,6 +97,15 @@ def _dependencies(tasks: list[Task], index: dict[str, Task], missable: bool, pro
                     where=where,
                     field=task.path("depends_on"),
                 )
+            )
+        if dropped:
+            task.depends_on = [dep for dep in task.depends_on if dep not in dropped]
+            names = ", ".join(f"'{dep}'" for dep in dropped)
+            warnings.warn(
+                f"{task.loc('depends_on')}: task '{task.name}' no longer depends on {names}: "
+                "absent, and missable (--missable-tasks)",
+                ComposeWarning,
+                stacklevel=2,
             )
 
 
@@ -215,3 +232,20 @@ def _replica_count(spec: WorkflowSpec, task: Task) -> int | None:
             count *= len(variable.domain)
         return count
     return task.replicas.count if isinstance(task.replicas.count, int) else None
+
+
+def _storage_targets(spec: WorkflowSpec, problems: Problems) -> None:
+    """Every upload (a task's, `workflow.upload_all`) names a declared storage target."""
+    uploads: list[Upload | UploadAll] = [u for task in spec.workflow.tasks for u in task.uploads]
+    if spec.workflow.upload_all is not None:
+        uploads.append(spec.workflow.upload_all)
+    for upload in uploads:
+        if upload.target not in spec.storage:
+            known = f" (declared: {', '.join(spec.storage)})" if spec.storage else " (no 'storage' declared)"
+            problems.add(
+                SpecError(
+                    f"unknown storage target '{upload.target}'{suggest(upload.target, spec.storage) or known}",
+                    where=upload.loc("target"),
+                    field=upload.path("target"),
+                )
+            )

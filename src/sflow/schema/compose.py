@@ -9,6 +9,7 @@ that defined the value.
 
 from __future__ import annotations
 
+import fnmatch
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,12 +52,12 @@ def compose_documents(
     files: Sequence[str | Path],
     sets: Sequence[str] = (),
     artifacts: Sequence[str] = (),
-    missable_tasks: bool = False,
+    missable_tasks: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The merged plain data of `files` (with `--set`/`--artifact` applied), ready to dump as YAML.
 
-    With `missable_tasks`, dependencies on tasks no file defines are left out, so the result runs
-    on its own the way the files ran together.
+    Dependencies on tasks no file defines that a `missable_tasks` name or glob matches are left
+    out, so the result runs on its own the way the files ran together.
     """
     from sflow.schema.overrides import apply_artifacts, apply_sets
 
@@ -65,12 +66,17 @@ def compose_documents(
     apply_artifacts(data, locs, artifacts)
     plain = to_plain(data)
     if missable_tasks:
-        drop_missing_dependencies(plain)
+        drop_missing_dependencies(plain, missable_tasks)
     return plain
 
 
-def drop_missing_dependencies(data: dict[str, Any]) -> None:
-    """Remove `depends_on` entries naming tasks absent from `data` (what `--missable-tasks` means)."""
+def is_missable(name: str, patterns: Sequence[str]) -> bool:
+    """Whether an absent task may be left out: a `--missable-tasks` name or glob matches it."""
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def drop_missing_dependencies(data: dict[str, Any], patterns: Sequence[str]) -> None:
+    """Remove `depends_on` entries naming absent tasks that `patterns` match (`--missable-tasks`)."""
     workflow = data.get("workflow")
     tasks = workflow.get("tasks") if isinstance(workflow, dict) else None
     if not isinstance(tasks, list):
@@ -78,10 +84,10 @@ def drop_missing_dependencies(data: dict[str, Any]) -> None:
     present = {task.get("name") for task in tasks if isinstance(task, dict)}
     for task in tasks:
         deps = task.get("depends_on") if isinstance(task, dict) else None
+        if isinstance(deps, str):
+            deps = [deps]
         if isinstance(deps, list):
-            task["depends_on"] = [dep for dep in deps if dep in present]
-        elif isinstance(deps, str) and deps not in present:
-            task["depends_on"] = []
+            task["depends_on"] = [dep for dep in deps if dep in present or not is_missable(dep, patterns)]
 
 
 def merge(base: Merged, later: Merged) -> Merged:

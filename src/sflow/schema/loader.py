@@ -20,12 +20,12 @@ def load_workflow(
     files: Sequence[str | Path],
     sets: Sequence[str] = (),
     artifacts: Sequence[str] = (),
-    missable_tasks: bool = False,
+    missable_tasks: Sequence[str] = (),
 ) -> WorkflowSpec:
     """Read `files` (merged in order, later wins), apply `--set`/`--artifact`, validate and check.
 
-    `missable_tasks` drops `depends_on` entries naming tasks that no file defines (for workflows
-    assembled from optional parts). Mistakes raise `SpecError` naming file:line and field (a
+    `missable_tasks` (names or globs) drops `depends_on` entries naming tasks that no file defines
+    and that one of them matches (for workflows assembled from optional parts), with a warning. Mistakes raise `SpecError` naming file:line and field (a
     `SpecErrors` when there are several): first those in the shape of the files and their fields,
     then, once those are right, those in references between parts and in expressions.
     """

@@ -19,6 +19,7 @@ from sflow.schema.sections import (
     SlurmBackend,
     SrunOperator,
     SshOperator,
+    StorageTarget,
     Variable,
 )
 from sflow.schema.task import (
@@ -37,8 +38,9 @@ from sflow.schema.task import (
     Retries,
     Task,
     TcpPortProbe,
+    Upload,
 )
-from sflow.schema.workflow import BUILTIN_OPERATORS, IMPLICIT_BACKEND, Workflow, WorkflowSpec
+from sflow.schema.workflow import BUILTIN_OPERATORS, IMPLICIT_BACKEND, UploadAll, Workflow, WorkflowSpec
 
 __all__ = [
     "ARTIFACT_SCHEMES",
@@ -74,8 +76,11 @@ __all__ = [
     "SpecModel",
     "SrunOperator",
     "SshOperator",
+    "StorageTarget",
     "Task",
     "TcpPortProbe",
+    "Upload",
+    "UploadAll",
     "Variable",
     "Workflow",
     "WorkflowSpec",

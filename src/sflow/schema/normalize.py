@@ -18,8 +18,14 @@ from sflow.schema.problems import Problems
 from sflow.schema.suggest import closest, suggest
 from sflow.schema.yaml_source import Document
 
-NAMED_SECTIONS = ("variables", "artifacts", "backends", "operators")
-_SINGULAR = {"variables": "variable", "artifacts": "artifact", "backends": "backend", "operators": "operator"}
+NAMED_SECTIONS = ("variables", "artifacts", "backends", "operators", "storage")
+_SINGULAR = {
+    "variables": "variable",
+    "artifacts": "artifact",
+    "backends": "backend",
+    "operators": "operator",
+    "storage": "storage target",
+}
 _TOP_KEYS = ("version", *NAMED_SECTIONS, "workflow")
 
 

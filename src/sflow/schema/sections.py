@@ -1,4 +1,4 @@
-"""Models of the named top-level sections: variables, artifacts, backends and operators."""
+"""Models of the named top-level sections: variables, artifacts, backends, operators and storage."""
 
 from __future__ import annotations
 
@@ -104,10 +104,23 @@ class Artifact(SpecModel):
 
 
 class BackendBase(SpecModel):
+    """What every backend has. `include_nodes`/`exclude_nodes` narrow its node pool by host name
+    (Slurm: salloc's `--nodelist`/`--exclude`; docker: its `hosts`); a local backend's nodes are
+    this machine, so there they change nothing."""
+
     name: Name = ""
     type: str
     default: bool = False
     max_concurrent: PositiveOrExpr | None = None  # tasks running at once (None: the backend's default)
+    include_nodes: list[str] = Field(default_factory=list)
+    exclude_nodes: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _not_both_included_and_excluded(self) -> BackendBase:
+        both = [host for host in self.include_nodes if host in self.exclude_nodes]
+        if both:
+            raise ValueError(f"{', '.join(both)} in both include_nodes and exclude_nodes")
+        return self
 
     @property
     def default_operator(self) -> str:
@@ -297,3 +310,20 @@ OPERATOR_TYPES: dict[str, type[OperatorBase]] = {
     "python": PythonOperator,
     "docker_run": DockerRunOperator,
 }
+
+
+class StorageTarget(SpecModel):
+    """An S3 bucket (or an S3-compatible store at `endpoint_url`) that task files are uploaded to.
+
+    Credentials never live in the file: they come from the environment (`AWS_*` variables, the
+    shared credentials file, an instance role), as for any S3 client.
+    """
+
+    name: Name = ""
+    type: Literal["s3"]
+    bucket: str = Field(min_length=1)
+    region: str | None = None
+    prefix: str = ""
+    endpoint_url: str | None = None
+    addressing_style: Literal["auto", "virtual", "path"] | None = None
+    storage_class: str | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, ConfigDict, Field, PlainValidator, field_validator, model_validator
 
@@ -247,6 +247,39 @@ class Output(SpecModel):
             raise ValueError(f"unknown output type {value!r} (one of: {', '.join(OUTPUT_TYPES)})") from None
 
 
+GLOB_CHARACTERS = frozenset("*?[")
+
+
+def is_glob(path: str) -> bool:
+    """A path with a wildcard outside its `${{ }}` expressions: it may match several files."""
+    return bool(GLOB_CHARACTERS.intersection(re.sub(r"\$\{\{.*?\}\}", "", path)))
+
+
+class Upload(SpecModel):
+    """Files of a completed task to upload to a storage target: a path or glob, and a key.
+
+    A relative `from` is taken in the task's output folder; `to` is the key under the target's
+    `prefix` (a folder when it ends with `/`; the file's own name when omitted).
+    """
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    target: str
+    source: str = Field(alias="from", min_length=1)
+    to: str | None = None
+    on_error: Literal["warn", "fail"] = "warn"
+
+    @model_validator(mode="after")
+    def _key_fits_source(self) -> Upload:
+        if self.to is not None and ".." in self.to.split("/"):
+            raise ValueError(f"'to' must stay under the target's prefix, got {self.to!r}")
+        if is_glob(self.source) and self.to is not None and not self.to.endswith("/"):
+            raise ValueError(
+                f"'from' is a glob ({self.source!r}): 'to' must end with '/' (a folder) or be omitted"
+            )
+        return self
+
+
 def _check_regex(pattern: str) -> re.Pattern[str]:
     try:
         return re.compile(pattern)
@@ -269,6 +302,7 @@ class Task(SpecModel):
     retries: Retries | None = None
     probes: Probes | None = None
     outputs: list[Output] = Field(default_factory=list)
+    uploads: list[Upload] = Field(default_factory=list)
     timeout: Timeout | None = None
 
     @property

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator
 
@@ -16,12 +15,12 @@ from sflow.schema.sections import (
     Backend,
     BackendBase,
     BashOperator,
-    DockerBackend,
     DockerRunOperator,
     LocalBackend,
     Operator,
     OperatorBase,
     SrunOperator,
+    StorageTarget,
     Variable,
 )
 from sflow.schema.task import Task
@@ -35,11 +34,21 @@ BUILTIN_OPERATORS: dict[str, OperatorBase] = {
 }
 
 
+class UploadAll(SpecModel):
+    """The whole run folder, zipped once every task has ended, uploaded to a storage target
+    (as `to`, under the target's prefix; `<run id>.zip` when omitted)."""
+
+    target: str
+    to: str | None = None
+    on_error: Literal["warn", "fail"] = "warn"
+
+
 class Workflow(SpecModel):
     name: WorkflowName
     tasks: list[Task] = Field(min_length=1)
     variables: dict[str, Variable] = Field(default_factory=dict)
     timeout: Timeout | None = None
+    upload_all: UploadAll | None = None
 
 
 class WorkflowSpec(SpecModel):
@@ -50,6 +59,7 @@ class WorkflowSpec(SpecModel):
     artifacts: dict[str, Artifact] = Field(default_factory=dict)
     backends: dict[str, Backend] = Field(default_factory=dict)
     operators: dict[str, Operator] = Field(default_factory=dict)
+    storage: dict[str, StorageTarget] = Field(default_factory=dict)
     workflow: Workflow
 
     _tasks: dict[str, Task] | None = PrivateAttr(default=None)
@@ -105,12 +115,6 @@ class WorkflowSpec(SpecModel):
         if name == IMPLICIT_BACKEND:
             return LocalBackend(name=IMPLICIT_BACKEND, default=not self.backends)
         raise KeyError(name)
-
-    def add_docker_args(self, args: Sequence[str]) -> None:
-        """`sflow run -e`: `docker run` flags for every docker backend, after the file's (so they win)."""
-        for backend in self.backends.values():
-            if isinstance(backend, DockerBackend):
-                backend.extra_args = [*backend.extra_args, *args]
 
     def backend_type(self, name: str) -> str:
         """`local`, `slurm` or `docker` for the backend called `name`."""

@@ -40,7 +40,17 @@ from sflow.slurm.submit import TaggedSubmission
 if TYPE_CHECKING:
     from sflow.schema.workflow import WorkflowSpec
 
-BACKEND_FIELDS = ("job_name", "account", "partition", "time", "nodes", "gpus_per_node", "extra_args")
+BACKEND_FIELDS = (
+    "job_name",
+    "account",
+    "partition",
+    "time",
+    "nodes",
+    "gpus_per_node",
+    "include_nodes",
+    "exclude_nodes",
+    "extra_args",
+)
 
 
 @dataclass
@@ -50,7 +60,8 @@ class BatchOptions:
     output_dir: Path
     sets: Sequence[str] = ()
     artifacts: Sequence[str] = ()
-    missable_tasks: bool = False
+    missable_tasks: Sequence[str] = ()
+    skip_artifact_check: bool = False  # the job's run only warns of a missing fs:// artifact
     extras: Sequence[str] = ()
     partition: str | None = None
     account: str | None = None
@@ -159,8 +170,10 @@ def run_command(files: Sequence[str | Path], options: BatchOptions) -> list[str]
         argv += ["-f", str(Path(f).resolve())]
     for artifact in options.artifacts:
         argv += ["--artifact", artifact]
-    if options.missable_tasks:
-        argv.append("--missable-tasks")
+    for pattern in options.missable_tasks:
+        argv += ["--missable-tasks", pattern]
+    if options.skip_artifact_check:
+        argv.append("--skip-artifact-check")
     return [*argv, "--output-dir", str(options.output_dir.resolve())]
 
 

@@ -8,6 +8,7 @@ Rendering every script also proves the expressions before anything is started.
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable
 from pathlib import Path
 from shlex import quote as _quote
@@ -17,6 +18,7 @@ from sflow.backends.base import Allocation, create_backend
 from sflow.backends.placement import Placement, Placer
 from sflow.errors import PlanError, SpecError
 from sflow.launchers.base import LaunchContext, get_launcher
+from sflow.schema.expressions import render_value
 from sflow.schema.loader import gc_paused
 from sflow.schema.problems import Problems
 from sflow.workflow.context import (
@@ -29,6 +31,15 @@ from sflow.workflow.context import (
     task_scope,
 )
 from sflow.workflow.plan import TaskInstance, at_request, expand
+from sflow.workflow.uploads import (
+    credentials_hint,
+    destination,
+    join_prefix,
+    planned_destination,
+    planned_uploads,
+    rendered_targets,
+    uses_storage,
+)
 
 if TYPE_CHECKING:
     from sflow.workflow.run_plan import RunPlan
@@ -129,6 +140,11 @@ def _describe_plan(
             out.write(f"\n  allocation: {alloc.info['request']}")
     if run_plan is not None and run_plan.earlier is not None:
         out.write(f"\n{run_plan.resume_summary()}")
+    uploads = _Uploads(spec, context, run_dir)
+    if uploads.hint:
+        out.write(f"\n{uploads.hint}")
+    if spec.workflow.upload_all is not None:
+        out.write(f"\nupload_all: {uploads.upload_all()}")
     write = out.write
     problems = Problems()  # every script's mistakes, not only the first one's
     for step, inst in enumerate(ordered, 1):
@@ -147,6 +163,8 @@ def _describe_plan(
             decision = decisions[inst.name]
             note = f"{'keep' if decision.keep else 'run'} ({decision.reason})"
         write(_describe_task(step, inst, placement, argv, body, note))
+        if inst.task.uploads:
+            write("".join(f"\n   upload: {line}" for line in uploads.lines(inst, placement)))
     del ordered, placements, renderer, context
     problems.raise_if_any()
     return out.getvalue()
@@ -165,6 +183,7 @@ def plan_data(
         add_backends(context, spec, allocations)
         placements = simulate_placement(ordered, allocations)
         renderer = ScriptRenderer(context)
+        uploads = _Uploads(spec, context, run_dir)
         tasks = []
         for inst in ordered:
             placement = placements[inst.name]
@@ -194,6 +213,8 @@ def plan_data(
                 shared_paths=_shared(inst, context, workspace, output_dir, run_dir, task_dir),
             )
             data = _task_data(inst, placement, get_launcher(inst.operator.type).argv(ctx), env, body)
+            if inst.task.uploads:
+                data["uploads"] = uploads.data(inst, placement)
             if run_plan is not None and inst.name in run_plan.decisions:
                 decision = run_plan.decisions[inst.name]
                 data["resume"] = {"keep": decision.keep, "reason": decision.reason}
@@ -203,6 +224,44 @@ def plan_data(
         "backends": {name: _allocation_data(spec, name, a) for name, a in allocations.items()},
         "tasks": tasks,
     }
+
+
+class _Uploads:
+    """Each task's planned uploads, rendered as a real run would when the task completes."""
+
+    def __init__(self, spec: Any, context: dict[str, Any], run_dir: Path) -> None:
+        self.spec = spec
+        self.uses = uses_storage(spec)
+        self.targets = rendered_targets(spec, context) if self.uses else {}
+        self.context = context
+        self.run_dir = run_dir
+        self.replicated = {t.name for t in spec.workflow.tasks if t.replicas is not None}
+        self.hint = credentials_hint(os.environ, Path.home()) if self.uses else None
+
+    def data(self, inst: TaskInstance, placement: Placement) -> list[dict[str, Any]]:
+        scope = task_scope(self.context, inst, placement)
+        planned = planned_uploads(inst, scope, self.run_dir / inst.name, inst.task.name in self.replicated)
+        return [
+            {
+                "target": p.target,
+                "from": p.pattern,
+                "to": planned_destination(p, self.targets[p.target]),
+                "on_error": p.on_error,
+            }
+            for p in planned
+        ]
+
+    def upload_all(self) -> str:
+        """Where the zipped run folder goes (`workflow.run_id` is `<run-id>` in a dry run)."""
+        spec = self.spec.workflow.upload_all
+        scope = {**self.context, "workflow": {**self.context["workflow"], "run_id": self.run_dir.name}}
+        to = render_value(spec.to, scope, where=spec.loc("to"), field=spec.path("to")) if spec.to else None
+        target = self.targets[spec.target]
+        key = join_prefix(target.prefix, to or f"{self.run_dir.name}.zip")
+        return f"{self.run_dir} zipped -> {destination(target, key)} (on_error: {spec.on_error})"
+
+    def lines(self, inst: TaskInstance, placement: Placement) -> list[str]:
+        return [f"{d['from']} -> {d['to']} (on_error: {d['on_error']})" for d in self.data(inst, placement)]
 
 
 def _allocation_data(spec: Any, name: str, alloc: Allocation) -> dict[str, Any]:

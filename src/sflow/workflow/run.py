@@ -38,9 +38,21 @@ from sflow.workflow.context import (
 from sflow.workflow.outputs import extract_outputs
 from sflow.workflow.plan import TaskInstance, at_request
 from sflow.workflow.run_plan import RunPlan, plan_run
+from sflow.workflow.s3 import s3_client
+from sflow.workflow.uploads import (
+    UploadResult,
+    planned_uploads,
+    rendered_targets,
+    run_uploads,
+    upload_run_folder,
+    uses_storage,
+)
 
 if TYPE_CHECKING:
     from sflow.schema import WorkflowSpec
+    from sflow.schema.models import StorageTarget
+    from sflow.workflow.s3 import S3Client
+    from sflow.workflow.uploads import PlannedUpload
 
 
 class WorkflowRun:
@@ -83,6 +95,10 @@ class WorkflowRun:
         self.journal = SlurmJournal(self.record.run_dir)  # Slurm ids the run holds: `sflow cancel`
         self.allocation_lost: str | None = None  # why an allocation ended under the run
         self._watches: list[asyncio.Future[None]] = []
+        self.targets: dict[str, StorageTarget] = {}  # storage targets, rendered
+        self.uploads: list[UploadResult] = []
+        self._s3: S3Client | None = None
+        self._replicated = {i.task.name for i in self.instances if i.replica_index is not None}
 
     @property
     def engine(self) -> Engine | None:
@@ -97,14 +113,23 @@ class WorkflowRun:
             self._prepare,
             self._release,
             timeout=_duration(self.spec.workflow.timeout),
-            summary=lambda: {"backends": self._allocation_summary()},
+            summary=self._summary,
         )
+
+    def _summary(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {"backends": self._allocation_summary()}
+        if self.uploads:
+            extra["uploads"] = [u.as_dict() for u in self.uploads]
+        return extra
 
     async def _prepare(self) -> list[Unit]:
         self.record.write_plan(self.run_plan.plan_record())
         for line in self.run_plan.resume_lines():
             self.record.note(line)
         self.context = base_context(self.spec, self.workspace_dir, self.record.run_dir)
+        if uses_storage(self.spec):
+            self._s3 = await asyncio.to_thread(s3_client)  # boto3 missing: no task starts
+            self.targets = rendered_targets(self.spec, self.context)
         try:
             await self._allocate()
         except BackendError as exc:  # Slurm said no: a failed run with its reason, not a traceback
@@ -182,6 +207,7 @@ class WorkflowRun:
     async def _release(self) -> None:
         self._unwatch()
         try:
+            await self._upload_all()
             for name, backend in reversed(list(self.backends.items())):
                 if name not in self.allocations:
                     continue
@@ -257,6 +283,8 @@ class WorkflowRun:
                 default_host=hosts[0] if hosts else "127.0.0.1",
             )
             outputs = [_rendered(output, scope) for output in inst.task.outputs]
+            task_dir = self.record.task_dir(inst.name)
+            uploads = planned_uploads(inst, scope, task_dir, inst.task.name in self._replicated)
             ctx = self._launch_context(inst, placement, attempt_no, scope)
             attempt = await get_launcher(ctx.operator.type).start(ctx)
         except BaseException:
@@ -265,11 +293,14 @@ class WorkflowRun:
         if probes:
             attempt = ProbedAttempt(attempt, probes.readiness, probes.failure, hosts, self.settings.grace)
 
-        async def on_end(outcome: Outcome, stopped_when_ready: bool) -> None:
+        async def on_end(outcome: Outcome, stopped_when_ready: bool) -> Outcome:
             placer.release(placement, inst.name)
             # a service stopped once it was ready (the end of its work) has its outputs too
             if (outcome.ok or stopped_when_ready) and outputs:
                 await self._collect_outputs(inst, attempt, outputs)
+            if outcome.ok and uploads:
+                return await self._upload(uploads, outcome)
+            return outcome
 
         return HeldAttempt(attempt, on_end, on_ready=lambda: placer.park(inst.name))
 
@@ -285,6 +316,45 @@ class WorkflowRun:
             self.tables_pending[replica_of] -= 1
             if self.tables_pending[replica_of] == 0:  # before any dependent starts: it may read it
                 await asyncio.to_thread(self.record.write_sweep_table, replica_of)
+
+    async def _upload(self, planned: list[PlannedUpload], outcome: Outcome) -> Outcome:
+        """A completed task's uploads; one that fails with `on_error: fail` fails the task
+        (and is not retried: another attempt of the task would not change it)."""
+        assert self._s3 is not None
+        results = await asyncio.to_thread(run_uploads, planned, self.targets, self._s3.put)
+        failed = self._report_uploads(results)
+        if not failed:
+            return outcome
+        return Outcome(
+            ok=False,
+            reason=f"upload failed: {failed[0].destination}: {failed[0].error}",
+            exit_code=outcome.exit_code,
+            info=outcome.info,
+            retryable=False,
+        )
+
+    async def _upload_all(self) -> None:
+        """`workflow.upload_all` once every task has ended; `on_error: fail` fails the run."""
+        spec = self.spec.workflow.upload_all
+        if spec is None or self._s3 is None:
+            return
+        scope = {**self.context, "workflow": {**self.context["workflow"], "run_id": self.record.run_id}}
+        to = render_value(spec.to, scope, where=spec.loc("to"), field=spec.path("to")) if spec.to else None
+        result = await asyncio.to_thread(
+            upload_run_folder, self.record.run_dir, self.record.run_id, spec, to, self.targets, self._s3.put
+        )
+        if self._report_uploads([result]) and self.scope.result is not None:
+            self.scope.result.stop_reason = f"upload_all failed: {result.destination}: {result.error}"
+
+    def _report_uploads(self, results: list[UploadResult]) -> list[UploadResult]:
+        """Each result in sflow.log, each failure on the terminal too; the failures that count."""
+        self.uploads.extend(results)
+        for result in results:
+            if result.ok:
+                self.record.note(result.line())
+            else:
+                self._notice(f"{result.line()} (on_error: {result.on_error})")
+        return [r for r in results if not r.ok and r.on_error == "fail"]
 
     def _launch_context(
         self, inst: TaskInstance, placement: Placement, attempt_no: int, scope: dict[str, Any]
@@ -340,14 +410,15 @@ class WorkflowRun:
 class HeldAttempt(Attempt):
     """An attempt that runs `on_end` (release its placement, collect outputs) once it ends.
 
-    `on_end` also learns whether the attempt was stopped on request after it had become ready;
+    `on_end` also learns whether the attempt was stopped on request after it had become ready,
+    and gives the attempt's final outcome (a completed task whose upload failed has failed);
     `on_ready` runs when a service becomes ready (from then on it keeps its placement).
     """
 
     def __init__(
         self,
         inner: Attempt,
-        on_end: Callable[[Outcome, bool], Awaitable[None]],
+        on_end: Callable[[Outcome, bool], Awaitable[Outcome]],
         on_ready: Callable[[], None] = lambda: None,
     ) -> None:
         self.inner = inner
@@ -366,8 +437,7 @@ class HeldAttempt(Attempt):
 
     async def _wait_once(self) -> Outcome:
         outcome = await self.inner.wait()
-        await self._on_end(outcome, self._stop_requested and self._was_ready)
-        return outcome
+        return await self._on_end(outcome, self._stop_requested and self._was_ready)
 
     async def stop(self, grace: float) -> None:
         self._stop_requested = True

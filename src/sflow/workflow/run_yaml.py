@@ -68,7 +68,7 @@ def run_yaml(
     keep_going: bool = False,
     grace: float = 10.0,
     run_id: str | None = None,
-    missable_tasks: bool = False,
+    missable_tasks: Sequence[str] = (),
     check: bool = True,
     listeners: Iterable[Callable[[Event], None]] = (),
 ) -> YamlRunResult:
@@ -115,7 +115,7 @@ async def run_yaml_async(
     keep_going: bool = False,
     grace: float = 10.0,
     run_id: str | None = None,
-    missable_tasks: bool = False,
+    missable_tasks: Sequence[str] = (),
     check: bool = True,
     listeners: Iterable[Callable[[Event], None]] = (),
 ) -> YamlRunResult:

@@ -6,7 +6,6 @@ import asyncio
 import os
 import signal
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -103,9 +102,10 @@ def test_timeout_counts_from_the_start_not_from_the_wait_for_a_slot(
     async def scenario() -> None:
         async with make(name, shared_dir, max_concurrent=1) as ex:
             holder = await ex.submit(Call(h.once_file_exists, (str(go), "held")))
-            submitted = time.monotonic()
+            loop = asyncio.get_running_loop()
+            submitted = loop.time()
             queued = await ex.submit_many([Call(h.add, (i,), timeout=2.0) for i in range(2)])
-            await asyncio.sleep(submitted + 2.5 - time.monotonic())  # a timer from submission has fired
+            await asyncio.sleep(submitted + 2.5 - loop.time())  # a timer from submission has fired
             assert holder.started_at is not None and not any(q.done() for q in queued)
             go.touch()
             assert await holder == "held"
@@ -295,10 +295,20 @@ def test_local_runs_sync_functions_off_the_event_loop(shared_dir: str, run_async
 
 def test_local_max_concurrent_bounds_parallelism(shared_dir: str, run_async) -> None:
     async def scenario() -> None:
+        running: list[int] = []
+        peak = 0
+
+        async def one(x: int) -> int:
+            nonlocal peak
+            running.append(x)
+            peak = max(peak, len(running))
+            await asyncio.sleep(0.05)  # a moment in which a second call could start beside it
+            running.remove(x)
+            return x
+
         async with make("local", shared_dir, max_concurrent=1) as ex:
-            start = time.monotonic()
-            await ex.map(h.async_sleep_then, [0.3, 0.3, 0.3])
-            assert time.monotonic() - start >= 0.85
+            assert await ex.map(one, [1, 2, 3]) == [1, 2, 3]
+        assert peak == 1
 
     run_async(scenario)
 

@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -263,14 +262,13 @@ def test_job_ending_without_result_is_a_clear_error(fake: FakeSlurm, shared_dir:
         async with get_executor("slurm", fake.config(shared_dir)) as ex:
             fake.set("squeue.out", "100 PENDING\n")
             handle = await ex.submit(Call(h.add, (1,), name="train"))
-            await asyncio.sleep(0.3)
+            while len(fake.calls("squeue")) < 2:  # polled, and seen pending
+                await asyncio.sleep(0.05)
             assert not handle.done()
             fake.set("squeue.out", "100 OUT_OF_MEMORY\n")
             fake.set("scontrol.out", "JobId=100 JobState=OUT_OF_MEMORY Reason=OutOfMemory ExitCode=0:125\n")
-            start = time.monotonic()
             with pytest.raises(DispatchJobError) as info:
-                await handle
-            assert time.monotonic() - start < 5  # poll 0.1 s + grace 0.3 s + fake tools' start-up
+                await handle  # the poll's verdict (a lost job would be another error)
             err = info.value
             assert err.job_id == "100" and err.state == "OUT_OF_MEMORY"
             assert err.log_path and err.log_path.endswith("sflow-train-100.log")

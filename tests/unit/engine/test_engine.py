@@ -2,11 +2,13 @@
 
 import asyncio
 import os
-import time
 from pathlib import Path
 
+import pytest
+
 from sflow.engine import Attempt, Engine, Outcome, RetryPolicy, State, Unit
-from sflow.proc.process import LaunchSpec, ProcessAttempt
+from sflow.proc.attempt import ProcessAttempt
+from sflow.proc.spawn import LaunchSpec
 
 
 class Scripted(Attempt):
@@ -65,7 +67,7 @@ def unit(name, deps=(), log=None, **kw):
     async def start(n):
         spec = plan[min(n, len(plan)) - 1]
         if log is not None:
-            log.append((time.monotonic(), name, "start", n))
+            log.append((asyncio.get_running_loop().time(), name, "start", n))
         a = Scripted(**spec)
         attempts.append(a)
         return a
@@ -128,16 +130,24 @@ def test_keep_going_skips_only_descendants():
     assert not result.ok
 
 
-def test_retries_with_backoff_then_success():
+def test_retries_with_backoff_then_success(virtual_time):
+    log = []
     u = unit(
         "flaky",
+        log=log,
         plan=[dict(duration=0.01, ok=False), dict(duration=0.01, ok=False), dict(duration=0.01)],
         retries=RetryPolicy(count=2, interval=0.05, backoff=2),
     )
-    began = time.monotonic()
-    result, events = run([u])
+    events = []
+
+    async def scenario():
+        return await Engine([u], listeners=[events.append]).run()
+
+    result = virtual_time(scenario)
     assert result.ok and result.units["flaky"].attempts == 3
-    assert time.monotonic() - began >= 0.05 + 0.1
+    # each attempt lasts 0.01 s; the retries wait 0.05 s, then 0.05 * 2
+    assert [t for t, *_ in log] == pytest.approx([0.0, 0.01 + 0.05, 0.01 + 0.05 + 0.01 + 0.1])
+    assert result.elapsed == pytest.approx(0.18)
     assert [e.state for e in events].count(State.RETRYING) == 2
 
 

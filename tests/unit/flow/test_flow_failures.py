@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import os
 import signal
 import threading
 import time
 import traceback
+from pathlib import Path
 
 import pytest
 
@@ -23,21 +23,23 @@ class DataError(Exception):
     pass
 
 
-def test_retries_with_backoff() -> None:
-    starts: list[float] = []
-    with sflow.flow("retry", record=False) as f:
+def test_retries_with_backoff(tmp_path: Path) -> None:
+    """The task's policy reaches the engine (whose waits the engine tests time on a virtual clock)."""
+    calls = []
+    with sflow.flow("retry", output_dir=tmp_path) as f:
 
         @f.task(retries={"count": 3, "interval": 0.1, "backoff": 2})
         def flaky():
-            starts.append(time.perf_counter())
-            if len(starts) < 3:
+            calls.append(1)
+            if len(calls) < 3:
                 raise ConnectionError("try again")
             return "ok"
 
     assert f.result.flaky == "ok"
     assert f.run_result is not None and f.run_result.units["flaky"].attempts == 3
-    gaps = [b - a for a, b in itertools.pairwise(starts)]
-    assert 0.09 < gaps[0] < 0.19 <= gaps[1] < 0.4, gaps  # 0.1 s, then 0.1 * 2
+    events = [json.loads(line) for line in next(tmp_path.glob("*/events.jsonl")).read_text().splitlines()]
+    retries = [e["message"] for e in events if e["state"] == "retrying"]
+    assert retries == ["retry in 0.1s", "retry in 0.2s"]  # 0.1 s, then 0.1 * 2
 
 
 def test_retries_exhausted_raise_the_last_exception() -> None:
@@ -54,7 +56,6 @@ def test_retries_exhausted_raise_the_last_exception() -> None:
 
 def test_timeout_raises_named_timeout_error() -> None:
     cancelled = []
-    started = time.perf_counter()
     with pytest.raises(TaskTimeout) as info, sflow.flow("slow", record=False) as f:
 
         @f.task(timeout=0.2)
@@ -68,8 +69,7 @@ def test_timeout_raises_named_timeout_error() -> None:
     assert isinstance(info.value, TimeoutError)
     assert info.value.task == "slow" and info.value.timeout == 0.2
     assert "'slow'" in str(info.value)
-    assert cancelled == [True]
-    assert time.perf_counter() - started < 1.0
+    assert cancelled == [True]  # the timeout ended the call: its 10 s sleep never finished
     assert f.states["slow"] is State.FAILED
 
 
@@ -122,10 +122,10 @@ def test_a_timed_out_sync_call_and_its_retry_never_run_together(mapped: bool) ->
 
 
 def test_a_retry_calls_again_once_the_timed_out_call_has_returned() -> None:
-    calls: list[float] = []
+    calls: list[int] = []
 
     def slow_once() -> str:
-        calls.append(time.monotonic())
+        calls.append(len(calls))
         if len(calls) == 1:
             time.sleep(0.3)  # times out, returns later
         return "ok"
@@ -210,14 +210,16 @@ def test_keep_going_finishes_independent_work() -> None:
 
 def test_cancelling_an_async_with_cancels_running_tasks(tmp_path) -> None:
     cancelled = []
+    running = asyncio.Event()
 
     async def main() -> None:
         async with sflow.flow("cancel", output_dir=tmp_path) as f:
 
             @f.task
             async def long():
+                running.set()
                 try:
-                    await asyncio.sleep(10)
+                    await asyncio.sleep(600)
                 except asyncio.CancelledError:
                     cancelled.append(True)
                     raise
@@ -226,7 +228,7 @@ def test_cancelling_an_async_with_cancels_running_tasks(tmp_path) -> None:
 
     async def outer() -> None:
         task = asyncio.ensure_future(main())
-        await asyncio.sleep(0.2)
+        await running.wait()  # the task runs: cancel it mid-call
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -332,7 +334,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_sigterm_stops_the_flow_cleanly_and_exits_143(tmp_path) -> None:
+def test_sigterm_stops_the_flow_cleanly_and_exits_143(tmp_path, wait_until) -> None:
     import subprocess
     import sys
 
@@ -346,10 +348,10 @@ def test_sigterm_stops_the_flow_cleanly_and_exits_143(tmp_path) -> None:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while not (pidfile.exists() and pidfile.read_text()):
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.05)
+        wait_until(
+            lambda: proc.poll() is not None or (pidfile.exists() and pidfile.read_text()), "the worker"
+        )
+        assert proc.poll() is None, proc.communicate()
         worker = int(pidfile.read_text())
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)

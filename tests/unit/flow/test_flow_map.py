@@ -106,7 +106,6 @@ def test_max_concurrent_is_respected(kind: str) -> None:
 
 def test_unbounded_async_map_runs_all_at_once() -> None:
     peak = Peak()
-    started = time.perf_counter()
     with sflow.flow("m", record=False) as f:
 
         @f.task(map=range(200))
@@ -115,8 +114,7 @@ def test_unbounded_async_map_runs_all_at_once() -> None:
                 await asyncio.sleep(0.2)
             return x
 
-    assert peak.peak == 200
-    assert time.perf_counter() - started < 1.0
+    assert peak.peak == 200  # every call was waiting at once
 
 
 def test_item_goes_to_first_parameter_that_is_not_a_task_or_input() -> None:

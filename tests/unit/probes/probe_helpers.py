@@ -1,4 +1,4 @@
-"""Real servers and processes for the probe tests: nothing here is a mock."""
+"""Real servers and processes for the probe tests, and one scripted check for their timing rules."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-from sflow.proc.process import LaunchSpec, ProcessAttempt
+from sflow.probes.checks import Check, CheckResult
+from sflow.proc.attempt import ProcessAttempt
+from sflow.proc.spawn import LaunchSpec
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -49,7 +51,6 @@ class HttpServer:
     def __init__(self, statuses: Sequence[int]) -> None:
         self.statuses = list(statuses)
         self.requests: list[bytes] = []
-        self.times: list[float] = []
         self.port = 0
         self._server: asyncio.AbstractServer | None = None
 
@@ -79,7 +80,6 @@ class HttpServer:
         )
         body = await reader.readexactly(length) if length else b""
         self.requests.append(head + body)
-        self.times.append(asyncio.get_running_loop().time())
         status = self.statuses[min(len(self.requests), len(self.statuses)) - 1]
         writer.write(f"HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode())
         await writer.drain()
@@ -122,3 +122,19 @@ def other_tasks() -> list[asyncio.Task[object]]:
     """Tasks still alive besides the caller (a probe that outlived its attempt shows up here)."""
     current = asyncio.current_task()
     return [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+
+
+class ScriptedCheck(Check):
+    """A check that answers from a script (the last answer repeats) and notes the loop time of
+    each try: the probe loops' timing, on the virtual clock."""
+
+    description = "scripted"
+
+    def __init__(self, answers: Sequence[bool]) -> None:
+        self.answers = list(answers)
+        self.tries: list[float] = []
+
+    async def run(self, timeout: float) -> CheckResult:
+        self.tries.append(asyncio.get_running_loop().time())
+        ok = self.answers[min(len(self.tries), len(self.answers)) - 1]
+        return CheckResult(ok, "" if ok else "no")

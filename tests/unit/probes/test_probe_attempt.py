@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 from pathlib import Path
 from types import SimpleNamespace as NS
 
 import pytest
-from probe_helpers import HttpServer, other_tasks, start_process
+from probe_helpers import HttpServer, ScriptedCheck, other_tasks, start_process
 
 from sflow.probes import ProbedAttempt, ProbeSpec, wrap_with_probes
+from sflow.probes.loops import watch_failure
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -58,17 +58,15 @@ def test_failure_threshold_needs_consecutive_failures(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
-def test_tcp_failure_probe_waits_for_its_delay(tmp_path: Path, free_port) -> None:
-    async def main() -> None:
-        port = free_port()
-        inner = await start_process("sleep 30", tmp_path / "j.log")
-        probe = ProbeSpec("tcp_port", {"port": port}, delay=0.3, interval=0.02, failure_threshold=2)
-        began = time.monotonic()
-        outcome = await ProbedAttempt(inner, [], [probe], ["127.0.0.1"], grace=1).wait()
-        assert time.monotonic() - began >= 0.3
-        assert outcome.reason.startswith(f"failure probe tcp_port 127.0.0.1:{port} fired: 2 failed tries")
+def test_a_failure_probe_waits_for_its_delay(virtual_time) -> None:
+    async def main() -> tuple[str | None, list[float]]:
+        check = ScriptedCheck([False])
+        spec = ProbeSpec("tcp_port", delay=0.3, interval=0.02, failure_threshold=2)
+        return await watch_failure(check, spec, 0.0), check.tries
 
-    asyncio.run(main())
+    reason, tries = virtual_time(main)
+    assert tries == pytest.approx([0.3, 0.32])
+    assert reason == "failure probe scripted fired: 2 failed tries in a row (last: no)"
 
 
 def test_stopping_disarms_failure_probes(tmp_path: Path) -> None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
-from probe_helpers import HttpServer, start_process, tcp_server_after
+from probe_helpers import HttpServer, ScriptedCheck, start_process, tcp_server_after
 
 from sflow.probes import ProbedAttempt, ProbeSpec
 from sflow.probes.checks import HttpCheck, TcpCheck
@@ -33,11 +32,10 @@ def test_tcp_ready_once_a_delayed_server_listens(free_port) -> None:
     async def main() -> None:
         port = free_port()
         spec = tcp(port, interval=0.05, timeout=10)
-        async with tcp_server_after(0.3, port):
-            began = time.monotonic()
+        async with tcp_server_after(0.3, port) as listening:
             verdict = await ready_once(spec, TcpCheck(["127.0.0.1"], port))
             assert verdict.ok, verdict.reason
-            assert time.monotonic() - began >= 0.3  # not before the server listened
+            assert listening.done()  # not before the server listened
 
     asyncio.run(main())
 
@@ -107,15 +105,30 @@ def test_success_threshold_counts_consecutive_passes() -> None:
     asyncio.run(main())
 
 
-def test_delay_comes_before_the_first_try() -> None:
-    async def main() -> None:
-        async with HttpServer([200]) as server:
-            spec = http("http_get", server.url, delay=0.3, timeout=10)
-            began = asyncio.get_running_loop().time()
-            verdict = await await_ready(HttpCheck("GET", spec.params, "127.0.0.1"), spec, began)
-            assert verdict.ok and server.times[0] - began >= 0.3
+def test_delay_comes_before_the_first_try(virtual_time) -> None:
+    async def main() -> list[float]:
+        check = ScriptedCheck([False, True])
+        spec = ProbeSpec("tcp_port", delay=0.3, interval=0.5, timeout=10)
+        verdict = await await_ready(check, spec, 0.0)
+        assert verdict.ok
+        return check.tries
 
-    asyncio.run(main())
+    assert virtual_time(main) == pytest.approx([0.3, 0.8])
+
+
+def test_readiness_gives_up_at_its_deadline(virtual_time) -> None:
+    """The deadline counts from the start (delay included); the last pause is cut to meet it."""
+
+    async def main() -> tuple[str, list[float]]:
+        check = ScriptedCheck([False])
+        spec = ProbeSpec("tcp_port", delay=1, interval=2, timeout=4)
+        verdict = await await_ready(check, spec, 0.0)
+        assert not verdict.ok
+        return verdict.reason, check.tries
+
+    reason, tries = virtual_time(main)
+    assert tries == pytest.approx([1.0, 3.0, 4.0])
+    assert reason == "readiness probe scripted did not pass within 4s (last try: no)"
 
 
 def test_several_readiness_probes_must_all_pass(tmp_path: Path, free_port) -> None:
@@ -123,11 +136,10 @@ def test_several_readiness_probes_must_all_pass(tmp_path: Path, free_port) -> No
         port = free_port()
         inner = await start_process("echo up; sleep 30", tmp_path / "svc.log")
         log = ProbeSpec("log_watch", {"pattern": "up", "match_count": 1})
-        async with tcp_server_after(0.4, port):
+        async with tcp_server_after(0.4, port) as listening:
             attempt = ProbedAttempt(inner, [log, tcp(port, interval=0.05)], [], ["127.0.0.1"], grace=1)
-            began = time.monotonic()
             assert (await attempt.ready()).ok
-            assert time.monotonic() - began >= 0.35  # the log matched at once; tcp came later
+            assert listening.done()  # the log matched at once; ready only once tcp passed too
         await attempt.stop(1)
 
     asyncio.run(main())

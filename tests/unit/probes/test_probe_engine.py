@@ -12,7 +12,9 @@ from probe_helpers import CLIENT_PY, SERVER_PY, other_tasks, port_open, python_a
 
 from sflow.engine import Attempt, Engine, Event, State, Unit
 from sflow.probes import ProbedAttempt, ProbeSpec
-from sflow.proc.process import LaunchSpec, ProcessAttempt, group_has_live
+from sflow.proc.attempt import ProcessAttempt
+from sflow.proc.groups import group_has_live
+from sflow.proc.spawn import LaunchSpec
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -7,7 +7,9 @@ import os
 import signal
 from pathlib import Path
 
-from sflow.proc.process import LaunchSpec, ProcessAttempt, group_has_live
+from sflow.proc.attempt import ProcessAttempt
+from sflow.proc.groups import group_has_live
+from sflow.proc.spawn import LaunchSpec
 
 SLOW_CLEANUP = (
     "import signal, sys, time\n"

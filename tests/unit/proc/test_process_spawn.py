@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from sflow.proc.process import LaunchSpec, PidfdChild, ProcessAttempt, _descriptors_at_start
+from sflow.proc.attempt import ProcessAttempt
+from sflow.proc.spawn import LaunchSpec, PidfdChild, _descriptors_at_start
 
 needs_spawn = pytest.mark.skipif(
     not (hasattr(os, "posix_spawn") and hasattr(os, "pidfd_open")), reason="no posix_spawn/pidfd here"

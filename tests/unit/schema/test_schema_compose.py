@@ -120,8 +120,28 @@ def test_missable_tasks_drop_dependencies_on_absent_tasks(write: Write) -> None:
     path = write(text)
     with pytest.raises(SpecError, match="unknown task 'optional_setup'"):
         load_workflow([path])
-    spec = load_workflow([path], missable_tasks=True)
+    with pytest.warns(ComposeWarning, match=r"task 'a' no longer depends on 'optional_setup'"):
+        spec = load_workflow([path], missable_tasks=["optional_*"])
     assert spec.workflow.tasks[0].depends_on == ["b"]
+
+
+def test_missable_tasks_name_the_tasks_that_may_be_absent(write: Write) -> None:
+    """An absent task that no name or glob matches is still a mistake, named at its line."""
+    text = 'version: "0.1"\nworkflow:\n  name: wf\n  tasks:\n    - name: a\n      script: [x]\n      depends_on: [prefill_0, decode]\n'
+    path = write(text)
+    with pytest.raises(SpecError) as err, pytest.warns(ComposeWarning):
+        load_workflow([path], missable_tasks=["prefill_*", "other"])
+    assert err.value.message == "depends on unknown task 'decode'"
+    assert err.value.where == f"{path}:7"
+    with pytest.warns(ComposeWarning, match="'prefill_0', 'decode'"):
+        spec = load_workflow([path], missable_tasks=["prefill_*", "decode"])
+    assert spec.workflow.tasks[0].depends_on == []
+
+
+def test_compose_drops_only_missable_dependencies(write: Write) -> None:
+    text = 'version: "0.1"\nworkflow:\n  name: wf\n  tasks:\n    - name: a\n      script: [x]\n      depends_on: [prefill_0, decode]\n'
+    merged = compose_documents([write(text)], missable_tasks=["prefill_*"])
+    assert merged["workflow"]["tasks"][0]["depends_on"] == ["decode"]
 
 
 def test_compose_documents_gives_plain_data_that_loads_again(write: Write, tmp_path: Path) -> None:

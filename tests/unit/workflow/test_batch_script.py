@@ -278,12 +278,14 @@ def test_artifacts_and_missable_tasks_reach_the_jobs_run(wf: Path, tmp_path: Pat
     wf.write_text(WORKFLOW.replace("backends:", "artifacts:\n  data: {uri: fs:///tmp/d}\nbackends:", 1))
     script = tmp_path / "job.sbatch"
     args = ([], None, None, None, None, None, str(script), False, "out")
-    code = batch_command([str(wf)], [], *args, artifacts=["data=fs:///scratch/d"], missable_tasks=True)
+    code = batch_command(
+        [str(wf)], [], *args, artifacts=["data=fs:///scratch/d"], missable_tasks=["a", "p_*"]
+    )
     assert code == 0
     exec_line = script.read_text().splitlines()[-1]
     words = shlex.split(exec_line)
     assert words[words.index("--artifact") + 1] == "data=fs:///scratch/d"
-    assert "--missable-tasks" in words
+    assert [words[i + 1] for i, w in enumerate(words) if w == "--missable-tasks"] == ["a", "p_*"]
 
 
 LOCAL_ONLY = """\

@@ -1,0 +1,45 @@
+"""Process groups and sessions, read from /proc: signal a group, tell whether any of it lives.
+
+A task runs in a session of its own, so its process group holds everything it started
+(grandchildren included) unless something detached itself (see `sflow.proc.orphans`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+
+def signal_group(pgid: int, sig: int) -> bool:
+    """Send `sig` to a process group; False when the group no longer exists."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def group_has_live(pgid: int) -> bool:
+    """True while a process of group `pgid` is alive; zombies (an init that reaps late) do not count."""
+    if not os.path.isdir("/proc/self"):
+        return signal_group(pgid, 0)
+    return any(int(fields[2]) == pgid and fields[0] not in (b"Z", b"X") for _, fields in processes())
+
+
+def group_gone(pgid: int) -> bool:
+    """True once no process of group `pgid` is alive; the common case (no group) costs one `killpg`."""
+    return not signal_group(pgid, 0) or not group_has_live(pgid)
+
+
+def processes() -> Iterator[tuple[int, list[bytes]]]:
+    """(pid, the fields of /proc/<pid>/stat after the command: state, ppid, pgrp, session, ...)."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                fields = fh.read().rpartition(b")")[2].split()
+        except OSError:
+            continue
+        if len(fields) > 3:
+            yield int(entry.name), fields
