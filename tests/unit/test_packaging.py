@@ -25,6 +25,21 @@ def test_dispatch_extra_carries_what_remote_calls_need_and_plain_install_does_no
     assert project["scripts"]["sflow"] == "sflow.cli:main"
 
 
+def test_s3_extra_carries_boto3_and_only_a_run_that_uploads_imports_it():
+    project = _project()
+    assert "boto3" not in " ".join(project["dependencies"]).lower()
+    assert any(dep.startswith("boto3") for dep in project["optional-dependencies"]["s3"])
+    loaded = _modules_after("import sflow.workflow.run, sflow.workflow.dry_run, sflow.cli.main")
+    assert not {"boto3", "botocore"} & loaded
+
+
+def test_samples_ship_in_the_wheel_layout():
+    """The samples live inside the package folder, which the wheel carries whole."""
+    from sflow.cli.sample import SAMPLES
+
+    assert SAMPLES.is_relative_to(REPO / "src" / "sflow") and list(SAMPLES.rglob("*.yaml"))
+
+
 def _modules_after(code: str) -> set[str]:
     out = subprocess.run(
         [sys.executable, "-c", f"{code}\nimport sys; print(' '.join(sys.modules))"],

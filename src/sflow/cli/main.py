@@ -297,7 +297,21 @@ def validate(
 @main.command()
 @_files_options
 @_override_options
-@click.option("--format", "fmt", type=click.Choice(["mermaid", "dot"]), default="mermaid", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["mermaid", "dot", "png", "svg", "pdf"]),
+    default="mermaid",
+    show_default=True,
+    help="Text (mermaid, dot) or an image drawn by Graphviz's `dot` (png, svg, pdf).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write here (an image's default: <workflow>.<format> in the current folder).",
+)
 def visualize(
     files: tuple[str, ...],
     file_opts: tuple[str, ...],
@@ -305,13 +319,32 @@ def visualize(
     artifacts: tuple[str, ...],
     missable_tasks: tuple[str, ...],
     fmt: str,
+    output: str | None,
 ) -> None:
-    """Print the task graph as Mermaid or Graphviz dot."""
+    """Print the task graph as Mermaid or Graphviz dot, or draw it as an image."""
+    from sflow.errors import SflowError, UserError
+    from sflow.record.run_dir import safe_name
     from sflow.workflow.plan import expand
-    from sflow.workflow.visualize import render_graph
+    from sflow.workflow.visualize import IMAGE_FORMATS, draw, render_graph
 
     spec = _load(_all_files(files, file_opts), sets, artifacts, missable_tasks)
-    click.echo(render_graph(expand(spec).instances, fmt, title=spec.workflow.name))
+    instances = expand(spec).instances
+    if fmt not in IMAGE_FORMATS:
+        text = render_graph(instances, fmt, title=spec.workflow.name)
+        if output:
+            Path(output).write_text(text + "\n", encoding="utf-8")
+        else:
+            click.echo(text)
+        return
+    path = Path(output or f"{safe_name(spec.workflow.name)}.{fmt}")
+    try:
+        draw(render_graph(instances, "dot", title=spec.workflow.name), fmt, path)
+    except UserError:
+        raise
+    except SflowError as exc:  # dot itself failed: not a mistake in the input
+        click.echo(f"sflow: error: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
+    click.echo(f"wrote {path}")
 
 
 @main.command()
@@ -361,6 +394,23 @@ def _block_dumper() -> Any:
 
     BlockDumper.add_representer(str, text)
     return BlockDumper
+
+
+@main.command()
+@click.argument("name", required=False)
+@click.option("-o", "--output", type=click.Path(), default=None, help="Where to write it (a file or folder).")
+@click.option("-f", "--force", is_flag=True, help="Overwrite an existing file.")
+@click.option("-l", "--list", "list_only", is_flag=True, help="List the samples (also without NAME).")
+def sample(name: str | None, output: str | None, force: bool, list_only: bool) -> None:
+    """List the workflows that ship with sflow, or copy one (NAME) to start from."""
+    from sflow.cli.sample import all_samples, copy_sample, find, listing
+
+    samples = all_samples()
+    if list_only or name is None:
+        click.echo(listing(samples))
+        return
+    path = copy_sample(find(name, samples), Path(output) if output else None, force)
+    click.echo(f"wrote {path}")
 
 
 @main.command()

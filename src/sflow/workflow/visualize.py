@@ -1,11 +1,17 @@
-"""The task graph as text: Mermaid (for Markdown) or Graphviz dot."""
+"""The task graph as text (Mermaid for Markdown, Graphviz dot) or as an image drawn by Graphviz."""
 
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from collections.abc import Sequence
+from pathlib import Path
 
+from sflow.errors import SflowError, UserError
 from sflow.workflow.plan import TaskInstance
+
+IMAGE_FORMATS = ("png", "svg", "pdf")
 
 _PLAIN = re.compile(r"[A-Za-z0-9_]+")
 
@@ -56,3 +62,19 @@ def _dot(instances: Sequence[TaskInstance], title: str) -> str:
             lines.append(f'    "{dep}" -> "{inst.name}";')
     lines.append("}")
     return "\n".join(lines)
+
+
+def draw(dot_text: str, fmt: str, path: Path) -> None:
+    """Draw the dot graph into an image file with Graphviz's `dot` (which sflow does not bundle)."""
+    dot = shutil.which("dot")
+    if dot is None:
+        raise UserError(
+            f"--format {fmt} draws the graph with Graphviz's `dot`, which is not installed "
+            "(Debian/Ubuntu: apt-get install graphviz); --format dot or mermaid print it as text"
+        )
+    done = subprocess.run(
+        [dot, f"-T{fmt}", "-o", str(path)], input=dot_text, capture_output=True, text=True, timeout=300
+    )
+    if done.returncode != 0:
+        why = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        raise SflowError(f"dot could not draw {path}: {why}")
