@@ -33,7 +33,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -404,6 +403,16 @@ static void teardown(void)
     if (is_mounted(rootfs))
         umount2(rootfs, MNT_DETACH);
     remove_tree(ctr.step_dir);
+    /* the node's and the job's dirs too once empty (a named container's upper dir keeps them) */
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", ctr.step_dir);
+    for (int up = 0; up < 2; up++) {
+        char *slash = strrchr(dir, '/');
+        if (!slash)
+            break;
+        *slash = '\0';
+        rmdir(dir);
+    }
     ctr.active = 0;
 }
 
@@ -419,7 +428,7 @@ static int job_dir_of(spank_t sp, char *out, size_t size, uint32_t *job)
 static int start_container(spank_t sp, const char *image, const char *name_opt)
 {
     char job_dir[PATH_MAX], name[256] = "", rootfs[PATH_MAX], log[PATH_MAX + 16], pidfile[PATH_MAX + 8],
-        lock[PATH_MAX + 8], host[256], home[PATH_MAX] = "";
+        host[256], home[PATH_MAX] = "";
     uint32_t job, step;
     if (job_dir_of(sp, job_dir, sizeof job_dir, &job) < 0 ||
         spank_get_item(sp, S_JOB_STEPID, &step) != ESPANK_SUCCESS || gethostname(host, sizeof host) < 0)
@@ -438,19 +447,15 @@ static int start_container(spank_t sp, const char *image, const char *name_opt)
     snprintf(ctr.step_dir, sizeof ctr.step_dir, "%s/step-%u", job_dir, step);
     const char *workdir = option("container-workdir");
     snprintf(ctr.workdir, sizeof ctr.workdir, "%s", workdir ? workdir : "");
-    if (mkdirs(ctr.step_dir) < 0)
+    int made = mkdirs(ctr.step_dir);
+    if (made < 0 && errno == ENOENT) /* another step's teardown removed the emptied node dir */
+        made = mkdirs(ctr.step_dir);
+    if (made < 0)
         return slurm_error(MSG "cannot create %s: %m", ctr.step_dir), -1;
     snprintf(log, sizeof log, "%s/runtime.log", ctr.step_dir);
     snprintf(pidfile, sizeof pidfile, "%s/pid", ctr.step_dir);
 
-    /* One setup at a time per job and node: two steps may share a name. */
-    snprintf(lock, sizeof lock, "%s/.lock", job_dir);
-    int lock_fd = open(lock, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-    if (lock_fd < 0 || flock(lock_fd, LOCK_EX) < 0)
-        return slurm_error(MSG "cannot lock %s: %m", lock), -1;
-    int rc = prepare_rootfs(job_dir, image, name[0] ? name : NULL, rootfs, sizeof rootfs);
-    close(lock_fd);
-    if (rc < 0)
+    if (prepare_rootfs(job_dir, image, name[0] ? name : NULL, rootfs, sizeof rootfs) < 0)
         return teardown(), -1;
     ctr.active = 1;
 

@@ -8,14 +8,15 @@ Python front door (`sflow.flow(...)`, `sflow.config(...)`) is imported on first 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # as `typing.TYPE_CHECKING`, without importing typing (`sflow --help` needs none)
 if TYPE_CHECKING:  # what the lazy names below are, for type checkers
     from sflow.dispatch.config import config as config
     from sflow.flow import FlowModule
     from sflow.workflow.run_yaml import WorkflowFailed, YamlRunResult, run_yaml, run_yaml_async
 
     flow: FlowModule
+del TYPE_CHECKING
 
 __version__ = "0.1.0"
 

@@ -25,6 +25,7 @@ if str(HERE) not in sys.path:  # the tests import their helpers by module name (
     sys.path.insert(0, str(HERE))
 
 from docker_lab import DockerLab  # noqa: E402
+from ssh_host import SshDockerHost, path_with, start_sshd  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEV_DOCKER = REPO_ROOT / "scripts" / "dev-docker"
@@ -68,6 +69,19 @@ def docker_lab() -> Iterator[DockerLab]:
         yield DockerLab(host=values["DOCKER_HOST"], image=values["SFLOW_DOCKER_IMAGE"])
     finally:
         mp.undo()
+
+
+@pytest.fixture
+def ssh_docker_host(
+    docker_lab: DockerLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[SshDockerHost]:
+    """The lab's daemon also reached as `ssh://root@localhost:<port>`, through a private sshd."""
+    host = start_sshd(tmp_path / "sshd", docker_lab.host)
+    monkeypatch.setenv("PATH", path_with(host.bin_dir))
+    try:
+        yield host
+    finally:
+        host.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,7 @@ def test_dispatch_extra_carries_what_remote_calls_need_and_plain_install_does_no
     extra = " ".join(project["optional-dependencies"]["dispatch"]).lower()
     for name in ("cloudpickle", "aiohttp"):
         assert name in extra and name not in plain
-    assert project["scripts"]["sflow"] == "sflow.cli:main"
+    assert project["scripts"]["sflow"] == "sflow.console:run"
 
 
 def test_s3_extra_carries_boto3_and_only_a_run_that_uploads_imports_it():

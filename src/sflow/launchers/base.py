@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from sflow.schema.models import OperatorBase
 
 
+RUN_ID_PLACEHOLDER = "<run-id>"  # the id of a run not started yet (a dry run): filled in at run time
+
+
 @dataclass
 class LaunchContext:
     """Everything a launcher may use to build one attempt."""

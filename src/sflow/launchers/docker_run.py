@@ -13,12 +13,15 @@ Decisions, and why:
   as values on the command line. `pass_envs: false` hands over only sflow's own `SFLOW_*` values.
 - GPUs: the container gets exactly the devices placement chose (`--gpus "device=0,1"`), seen inside
   as `CUDA_VISIBLE_DEVICES=0,..,N-1`; a task without GPUs gets `NVIDIA_VISIBLE_DEVICES=void`.
+  Those devices are locked on their daemon for the attempt's life against other sflow runs
+  (`backends.gpu_locks`): a run that wants one held fails at once, or waits (`wait_for_gpus`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import os
 import re
 import signal
 from collections.abc import Sequence
@@ -26,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from sflow.backends.docker import DAEMONS, backend_config
+from sflow.backends.gpu_locks import GpuClaim, GpuLocks, reserve
 from sflow.engine.unit import Attempt, Outcome
-from sflow.launchers.base import LaunchContext, Launcher, register_launcher
+from sflow.launchers.base import RUN_ID_PLACEHOLDER, LaunchContext, Launcher, register_launcher
 from sflow.proc.attempt import ProcessAttempt, describe_exit
 from sflow.proc.container import Daemon, docker_error, label_args, stop_container
 from sflow.proc.groups import signal_group
@@ -58,6 +62,8 @@ def container_name(ctx: LaunchContext, node_index: int = 0) -> str:
     """`sflow-<run>-<task>-<attempt>` (and `-n<i>` past the first node), in docker's alphabet."""
     parts = ["sflow", ctx.run_id or "run", ctx.task, str(ctx.attempt)]
     name = _UNSAFE.sub("_", "-".join(parts))
+    if ctx.run_id == RUN_ID_PLACEHOLDER:  # a dry run shows where the id goes
+        name = name.replace(_UNSAFE.sub("_", RUN_ID_PLACEHOLDER), RUN_ID_PLACEHOLDER, 1)
     return f"{name}-n{node_index}" if node_index else name
 
 
@@ -130,6 +136,40 @@ def _script_text(path: Path) -> str:
         return f"<the script {path}>"
 
 
+def daemon_key(ctx: LaunchContext, daemon: Daemon) -> str:
+    """The daemon as GPU locks know it: the same GPUs are the same devices on the same daemon."""
+    return (
+        daemon.host
+        or (f"context-{daemon.context}" if daemon.context else None)
+        or (ctx.host_env().get("DOCKER_HOST") or "local")
+    )
+
+
+def gpu_claims(ctx: LaunchContext) -> list[GpuClaim]:
+    """The devices placement gave the task, per daemon."""
+    claims = []
+    for i, devices in enumerate(ctx.placement.gpus):
+        if devices and i < len(ctx.placement.nodes):
+            daemon = daemon_of(ctx, ctx.placement.node_names[i])
+            claims.append(GpuClaim(daemon_key(ctx, daemon), tuple(devices)))
+    return claims
+
+
+async def reserve_gpus(ctx: LaunchContext) -> GpuLocks:
+    """Lock the task's GPUs against other runs: at once, or waiting as `wait_for_gpus` says."""
+    claims = gpu_claims(ctx)
+    if not claims:
+        return GpuLocks()
+    wait = getattr(backend_config(ctx.allocation), "wait_for_gpus", None)
+    owner = {"run": ctx.run_id, "pid": os.getpid(), "task": ctx.task}
+
+    def note(held: str) -> None:
+        with open(ctx.log_path, "a", encoding="utf-8") as log:
+            log.write(f"sflow: waiting for the task's GPUs: {held}\n")
+
+    return await reserve(claims, owner, None if wait is None else float(wait), note)
+
+
 def client_env(ctx: LaunchContext, node_index: int) -> dict[str, str]:
     """The docker client's environment: ours, the task's values (passed on by name), GPU values."""
     return merged_env(ctx.host_env(), ctx.env, gpu_args(ctx, node_index)[1])
@@ -156,6 +196,7 @@ class ContainerAttempt(ProcessAttempt):
         self.name = str(spec.info["container"])
         self.daemon = Daemon(spec.info.get("docker_host"), spec.info.get("docker_context"))
         self._stopping = False
+        self.gpu_locks = GpuLocks()  # released when the container is gone
         self._grace = math.inf  # the shortest grace a stop was given
         self._client_stop = Stopper(
             self.proc.wait,
@@ -164,6 +205,12 @@ class ContainerAttempt(ProcessAttempt):
         )
 
     async def _wait_once(self) -> Outcome:
+        try:
+            return await self._container_end()
+        finally:
+            self.gpu_locks.release()
+
+    async def _container_end(self) -> Outcome:
         code = await self.proc.wait()
         await self._reap_group()
         if code < 0 or self._stopping:  # the client died first: the container may still be there
@@ -205,6 +252,7 @@ class DockerRunLauncher(Launcher):
 
     async def start(self, ctx: LaunchContext) -> Attempt:
         count = max(1, len(ctx.placement.nodes))
+        gpu_locks = await reserve_gpus(ctx)
         attempts: list[ContainerAttempt] = []
         try:
             for i in range(count):
@@ -213,15 +261,20 @@ class DockerRunLauncher(Launcher):
                 attempts.append(started)
         except BaseException:
             await asyncio.gather(*(a.stop(0) for a in attempts))
+            gpu_locks.release()
             raise
-        return attempts[0] if count == 1 else ContainerGroup(attempts)
+        if count == 1:
+            attempts[0].gpu_locks = gpu_locks
+            return attempts[0]
+        return ContainerGroup(attempts, gpu_locks)
 
 
 class ContainerGroup(Attempt):
     """One container per node: the attempt fails as soon as one fails, and then stops the others."""
 
-    def __init__(self, attempts: Sequence[ContainerAttempt]) -> None:
+    def __init__(self, attempts: Sequence[ContainerAttempt], gpu_locks: GpuLocks) -> None:
         self.attempts = list(attempts)
+        self.gpu_locks = gpu_locks  # released when every container is gone
         self.log_path = attempts[0].log_path
         self.info = dict(attempts[0].info, containers=[a.name for a in attempts])
         self._outcome: asyncio.Future[Outcome] | None = None
@@ -232,6 +285,12 @@ class ContainerGroup(Attempt):
         return await asyncio.shield(self._outcome)
 
     async def _wait_once(self) -> Outcome:
+        try:
+            return await self._containers_end()
+        finally:
+            self.gpu_locks.release()
+
+    async def _containers_end(self) -> Outcome:
         pending = {asyncio.ensure_future(a.wait()): a for a in self.attempts}
         failed: Outcome | None = None
         while pending and failed is None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sflow.backends.base import Allocation, create_backend
 from sflow.backends.placement import Placement, Placer
 from sflow.errors import PlanError, SpecError
-from sflow.launchers.base import LaunchContext, get_launcher
+from sflow.launchers.base import RUN_ID_PLACEHOLDER, LaunchContext, get_launcher
 from sflow.schema.expressions import render_value
 from sflow.schema.loader import gc_paused
 from sflow.schema.problems import Problems
@@ -124,7 +124,7 @@ def _describe_plan(
 ) -> str:
     ordered = (run_plan.plan if run_plan is not None else expand(spec)).in_order()
     decisions = run_plan.decisions if run_plan is not None else {}
-    run_dir = output_dir / "<run-id>"
+    run_dir = output_dir / RUN_ID_PLACEHOLDER
     context = base_context(spec, workspace, run_dir, write_artifacts=False)
     allocations = planned_allocations(spec, ordered, context)
     add_backends(context, spec, allocations)
@@ -177,7 +177,7 @@ def plan_data(
     environment, for programs that compare or check plans."""
     with gc_paused():
         ordered = (run_plan.plan if run_plan is not None else expand(spec)).in_order()
-        run_dir = output_dir / "<run-id>"
+        run_dir = output_dir / RUN_ID_PLACEHOLDER
         context = base_context(spec, workspace, run_dir, write_artifacts=False)
         allocations = planned_allocations(spec, ordered, context)
         add_backends(context, spec, allocations)
@@ -210,6 +210,7 @@ def plan_data(
                 allocation=allocations[inst.backend],
                 operator=inst.operator,
                 base_env={},
+                run_id=RUN_ID_PLACEHOLDER,
                 shared_paths=_shared(inst, context, workspace, output_dir, run_dir, task_dir),
             )
             data = _task_data(inst, placement, get_launcher(inst.operator.type).argv(ctx), env, body)
@@ -348,6 +349,7 @@ class _Commands:
             allocation=allocation,
             operator=inst.operator,
             base_env={},
+            run_id=RUN_ID_PLACEHOLDER,
             shared_paths=shared,
         )
         return get_launcher(inst.operator.type).argv(ctx)

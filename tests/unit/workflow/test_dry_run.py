@@ -722,3 +722,21 @@ def test_a_swept_variable_keeps_its_domain_in_each_replica(load: Any, tmp_path: 
     )
     scripts = [t["script"] for t in plan_data(spec, tmp_path, tmp_path / "o")["tasks"]]
     assert scripts[3] == "echo 4 of [1, 4], ['a', 'b']"
+
+
+def test_a_docker_task_s_label_and_name_show_where_the_run_id_goes(load: Any, tmp_path: Path) -> None:
+    spec = load(
+        """
+        version: "0.1"
+        backends:
+          - {name: box, type: docker, default: true, image: img}
+        workflow:
+          name: wf
+          tasks:
+            - {name: a, script: [echo a]}
+        """
+    )
+    text = describe_plan(spec, tmp_path, tmp_path / "out")
+    assert "--label 'sflow.run=<run-id>'" in text and "'--name=sflow-<run-id>-a-1'" in text
+    (task,) = plan_data(spec, tmp_path, tmp_path / "out")["tasks"]
+    assert "sflow.run=<run-id>" in task["command"]
