@@ -161,6 +161,10 @@ def _replay(events: Path, tasks: dict[str, TaskStatus]) -> float | None:
 
 def apply_event(task: TaskStatus, event: dict[str, Any]) -> None:
     """One line of `events.jsonl` applied to what is known of its task."""
+    if "item" in event:  # one item of a map: the task's own state is unchanged
+        if event.get("reason"):
+            count_item_failure(task.info, event)
+        return
     state = str(event["state"])
     task.state = state
     task.attempts = max(task.attempts, int(event.get("attempt") or 0))
@@ -174,6 +178,12 @@ def apply_event(task: TaskStatus, event: dict[str, Any]) -> None:
             task.exit_code = event["exit_code"]
 
 
+def count_item_failure(info: dict[str, Any], line: dict[str, Any]) -> None:
+    """A task's `item_failures` and `last_item_failure` (summary.json, `sflow status`), from an item event."""
+    info["item_failures"] = int(info.get("item_failures") or 0) + 1
+    info["last_item_failure"] = f"item {line['item']} attempt {line['attempt']}: {line.get('reason', '')}"
+
+
 def _last_end(tasks: dict[str, TaskStatus]) -> float | None:
     ends = [t.end for t in tasks.values() if t.end is not None]
     return max(ends) if ends else None
@@ -185,8 +195,9 @@ def run_alive(run_dir: Path) -> bool:
 
 
 def owner_alive(owner: dict[str, Any]) -> bool:
-    """False when the run's sflow is known to be gone: same host, and its pid is not running
-    or is now another process (a pid is reused; its start time tells them apart)."""
+    """False when the run's sflow is known to be gone: same host, and its pid is not running,
+    is a zombie (killed, not yet reaped by its parent), or is now another process (a pid is
+    reused; its start time tells them apart)."""
     if not owner or owner.get("host") != socket.gethostname():
         return True  # unknown, or another host: cannot tell, assume it runs
     try:
@@ -196,15 +207,28 @@ def owner_alive(owner: dict[str, Any]) -> bool:
         return False
     except (PermissionError, KeyError, ValueError, TypeError):
         return True
+    stat = _proc_stat(pid)
+    if stat is None:
+        return True
+    state, start = stat
+    if state in ("Z", "X"):  # it has ended; only its exit status waits for its parent
+        return False
     started = owner.get("pid_start")
-    return started is None or process_start(pid) in (None, started)
+    return started is None or start == started
 
 
 def process_start(pid: int) -> int | None:
     """When `pid` started, in clock ticks since boot (Linux), to tell a reused pid apart."""
+    stat = _proc_stat(pid)
+    return stat[1] if stat else None
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, start time in clock ticks since boot) from `/proc/PID/stat`; None off Linux."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
-            return int(fh.read().rpartition(b")")[2].split()[19])
+            fields = fh.read().rpartition(b")")[2].split()
+        return fields[0].decode(), int(fields[19])
     except (OSError, ValueError, IndexError):
         return None
 
