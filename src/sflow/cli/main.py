@@ -253,6 +253,16 @@ def main() -> None:
 )
 @click.option("--skip-dependencies", is_flag=True, help="With --task: run the task alone, not what it needs.")
 @click.option(
+    "--enable-workflow-monitor", is_flag=True, help="Sample every node for the whole run (all scopes)."
+)
+@click.option(
+    "--enable-task-monitor",
+    "monitored",
+    multiple=True,
+    metavar="NAME[,NAME]",
+    help="Sample these tasks' nodes while they run (all scopes; repeatable).",
+)
+@click.option(
     "--resume",
     metavar="RUN",
     default=None,
@@ -285,6 +295,8 @@ def run(
     skip_artifact_check: bool,
     tasks: tuple[str, ...],
     skip_dependencies: bool,
+    enable_workflow_monitor: bool,
+    monitored: tuple[str, ...],
     resume: str | None,
 ) -> None:
     """Run a workflow."""
@@ -303,6 +315,12 @@ def run(
     add_extra_args(spec, extra_args, salloc_args, docker_args)
     set_wait_for_gpus(spec, wait_for_gpus)
     _add_node_filters(spec, include_nodes, exclude_nodes)
+    try:
+        spec.enable_monitors(
+            enable_workflow_monitor, [n for names in monitored for n in names.split(",") if n]
+        )
+    except KeyError as exc:
+        raise click.UsageError(f"--enable-task-monitor: {exc.args[0]}") from None
     workspace = Path(workspace_dir or Path.cwd()).resolve()
     for warning in check_artifacts(spec, workspace, strict=not (dry_run or skip_artifact_check)):
         click.echo(f"sflow: warning: {warning}", err=True)
