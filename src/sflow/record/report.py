@@ -21,7 +21,7 @@ from sflow.record.tail import last_lines, printable
 
 TAIL_LINES = 30
 MOST_GRAPH_NODES = 150  # a bigger graph shows each task's replicas as one node
-MONITOR_FILES = ("monitor/*.csv", "*/monitor*.csv")
+MONITOR_GLOB = "monitor/**/*.csv"  # <run>/monitor/<task or workflow>/<node>.csv, as `monitor` writes them
 
 
 @dataclass
@@ -233,19 +233,18 @@ def _monitor_plots(run_dir: Path) -> list[Plot]:
     """A line per numeric column of each monitor CSV in the run directory, against its first
     column (the sample time)."""
     plots = []
-    for pattern in MONITOR_FILES:
-        for path in sorted(run_dir.glob(pattern)):
-            header, rows = _read_csv(path)
-            title = str(path.relative_to(run_dir))
-            xs: list[float | None] = [_number(r[0]) if r else None for r in rows]
-            if all(x is None for x in xs):  # a time column that is not a number: samples in order
-                xs = [float(i) for i in range(len(rows))]
-            for i, column in enumerate(header[1:], start=1):
-                ys = [_number(r[i]) if len(r) > i else None for r in rows]
-                pairs = [(x, y) for x, y in zip(xs, ys, strict=False) if x is not None and y is not None]
-                plot = line_plot(title, column, [x for x, _ in pairs], [y for _, y in pairs])
-                if plot is not None:
-                    plots.append(plot)
+    for path in sorted(run_dir.glob(MONITOR_GLOB)):
+        header, rows = _read_csv(path)
+        title = str(path.relative_to(run_dir))
+        xs: list[float | None] = [_number(r[0]) if r else None for r in rows]
+        if all(x is None for x in xs):  # a time column that is not a number: samples in order
+            xs = [float(i) for i in range(len(rows))]
+        for i, column in enumerate(header[1:], start=1):
+            ys = [_number(r[i]) if len(r) > i else None for r in rows]
+            pairs = [(x, y) for x, y in zip(xs, ys, strict=False) if x is not None and y is not None]
+            plot = line_plot(title, column, [x for x, _ in pairs], [y for _, y in pairs])
+            if plot is not None:
+                plots.append(plot)
     return plots
 
 

@@ -121,14 +121,14 @@ def test_retried_attempts_and_an_attempt_cut_short_by_a_kill_are_on_the_timeline
 
 def test_monitor_csv_files_become_one_plot_per_numeric_column(tmp_path):
     run = _run_dir(tmp_path, {"a": {"state": "succeeded", "attempts": 1}}, [])
-    (run / "monitor").mkdir()
-    (run / "monitor" / "gpu.csv").write_text(
+    (run / "monitor" / "train").mkdir(parents=True)  # <run>/monitor/<owner>/<node>.csv
+    (run / "monitor" / "train" / "node1.csv").write_text(
         "time,gpu_util,mem_used,host\n0,10,100,n1\n1,80,200,n1\n2,95,300,n1\n"
     )
     page = render_report(run)
     assert "<b>gpu_util</b> (10 \u2013 95)" in page and "<b>mem_used</b> (100 \u2013 300)" in page
     assert "<b>host</b>" not in page  # not a number: no plot
-    assert page.count("<polyline") == 2
+    assert page.count("<polyline") == 2 and "monitor/train/node1.csv" in page
 
 
 def test_no_monitor_section_without_monitor_data(tmp_path):
