@@ -190,7 +190,8 @@ def test_task_selection_runs_a_task_with_what_it_needs_or_alone(sflow):
     assert starts(sflow) == ["prep", "train_1"]
     assert sorted(with_deps.summary()["tasks"]) == ["prep", "train_1"]
     (sflow.tmp / "starts").unlink()
-    alone = sflow("run", "-f", str(wf), "--task", "train", "--skip-dependencies")
+    # --keep-going: the first replica to fail must not stop the other before it starts (under load)
+    alone = sflow("run", "-f", str(wf), "--task", "train", "--skip-dependencies", "--keep-going")
     assert sorted(starts(sflow)) == ["train_0", "train_1"]
     assert alone.code == 1  # prep/data.txt is not in this run: the task fails, honestly
     typo = sflow("run", "-f", str(wf), "-t", "reprot")
