@@ -45,13 +45,6 @@ def runs(sflow) -> list[Path]:
     return sorted(p for p in sflow.output_dir.iterdir() if (p / "sflow.log").exists())
 
 
-def recorded_running(sflow, task: str) -> bool:
-    """A run under the output dir has recorded `task` running (a line cut short is not read)."""
-    paths = sflow.output_dir.glob("*/events.jsonl") if sflow.output_dir.exists() else ()
-    lines = [line for path in paths for line in path.read_text().splitlines() if line.endswith("}")]
-    return any(json.loads(line)["task"] == task and json.loads(line)["state"] == "running" for line in lines)
-
-
 def test_a_failed_run_resumed_keeps_what_succeeded_and_runs_the_rest(sflow):
     wf = sflow.write("wf.yaml", PIPELINE)
     (sflow.tmp / "broken").touch()
@@ -134,7 +127,7 @@ def test_resume_of_a_run_whose_sflow_was_killed(sflow):
         # the task writes its pid the moment it runs, which may be before sflow has recorded it
         # running: wait for both, so that the run is killed with `slow` recorded as running
         deadline = time.monotonic() + 60
-        while not (pid_file.exists() and pid_file.read_text().strip() and recorded_running(sflow, "slow")):
+        while not (pid_file.exists() and pid_file.read_text().strip() and sflow.recorded_running("slow")):
             assert time.monotonic() < deadline and proc.poll() is None
             time.sleep(0.05)
         proc.kill()  # sflow dies without a word; its task is left to us

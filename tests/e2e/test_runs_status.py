@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -35,31 +34,21 @@ def start(sflow, wf: Path) -> subprocess.Popen:
     )
 
 
-def wait_for(path: Path, proc: subprocess.Popen) -> int:
-    """The pid the `wait` task wrote, once its run has also recorded it as running (the task may
-    write its pid before sflow writes the event)."""
+def wait_for(sflow, proc: subprocess.Popen) -> int:
+    """The pid the `wait` task wrote, once its run has also recorded it as running."""
+    path = sflow.tmp / "wait.pid"
     deadline = time.monotonic() + 60
-    events = path.parent / "out"
-    while not (path.exists() and path.read_text().strip() and _recorded_running(events, "wait")):
+    while not (path.exists() and path.read_text().strip() and sflow.recorded_running("wait")):
         assert time.monotonic() < deadline and proc.poll() is None, "the task never started"
         time.sleep(0.05)
     return int(path.read_text())
-
-
-def _recorded_running(output_dir: Path, task: str) -> bool:
-    return any(
-        json.loads(line).get("task") == task and json.loads(line).get("state") == "running"
-        for events in output_dir.glob("*/events.jsonl")
-        for line in events.read_text().splitlines()
-        if line.endswith("}")
-    )
 
 
 def test_status_of_a_live_run_from_another_process_then_of_the_finished_run(sflow):
     wf = sflow.write("wf.yaml", GATED)
     proc = start(sflow, wf)
     try:
-        wait_for(sflow.tmp / "wait.pid", proc)
+        wait_for(sflow, proc)
         live = sflow("status", "--output-dir", str(sflow.output_dir))
         assert live.code == 0, live.err
         assert "workflow gated  running" in live.out and f"sflow pid {proc.pid}" in live.out
@@ -90,7 +79,7 @@ def test_status_and_runs_of_a_run_whose_sflow_was_killed(sflow):
     wf = sflow.write("wf.yaml", GATED)
     proc = start(sflow, wf)
     try:
-        task = wait_for(sflow.tmp / "wait.pid", proc)
+        task = wait_for(sflow, proc)
         proc.kill()
         proc.wait()
     finally:
@@ -146,7 +135,7 @@ def test_a_run_stopped_by_sflow_cancel_is_listed_as_cancelled(sflow):
     wf = sflow.write("wf.yaml", GATED)
     proc = start(sflow, wf)
     try:
-        wait_for(sflow.tmp / "wait.pid", proc)
+        wait_for(sflow, proc)
         live = sflow("runs", "--output-dir", str(sflow.output_dir), "--state", "running")
         assert live.out.count(" running ") == 1
         cancel = subprocess.Popen(
@@ -171,7 +160,7 @@ def test_a_killed_run_that_sflow_cancel_cleaned_up_is_cancelled(sflow):
     wf = sflow.write("wf.yaml", GATED)
     proc = start(sflow, wf)
     try:
-        task = wait_for(sflow.tmp / "wait.pid", proc)
+        task = wait_for(sflow, proc)
         proc.kill()
         proc.wait()
     finally:
