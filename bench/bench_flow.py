@@ -37,11 +37,13 @@ async def inc_async(x: int) -> int:
     return x + 1
 
 
-def _mapped(fn: Callable[[int], object], items: int, max_concurrent: int | None = None) -> float:
+def _mapped(
+    fn: Callable[[int], object], items: int, max_concurrent: int | None = None, retries: int = 0
+) -> float:
     """Seconds for one whole flow mapping `fn` over `items` integers."""
     started = time.perf_counter()
     with sflow.flow("bench", record=False) as f:
-        f.task(name="inc", map=range(items), max_concurrent=max_concurrent)(fn)
+        f.task(name="inc", map=range(items), max_concurrent=max_concurrent, retries=retries)(fn)
     elapsed = time.perf_counter() - started
     assert len(f.result.inc) == items
     return elapsed
@@ -75,6 +77,9 @@ def bench_local(items: int, repeat: int) -> None:
         per_item = seconds / items * 1e6
         verdict = "ok" if per_item <= target else "OVER TARGET"
         print(f"local map {items} items, {label:26s} {per_item:7.2f} us/item  (target {target:g})  {verdict}")
+    for label, fn in (("async, retries=1 (per item)", inc_async), ("sync, retries=1 (per item)", inc_sync)):
+        seconds = best(lambda fn=fn: _mapped(fn, items, retries=1), repeat)
+        print(f"local map {items} items, {label:26s} {seconds / items * 1e6:7.2f} us/item")
     with tempfile.TemporaryDirectory() as out:
         for record in (False, True):
             seconds = best(lambda record=record: _chain(100, record, out), repeat)

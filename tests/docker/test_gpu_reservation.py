@@ -69,8 +69,9 @@ def _runs_of(record: Path, run: Run) -> list[str]:
     return [line for line in record.read_text().splitlines() if line.startswith("run ") and label in line]
 
 
+@pytest.mark.parametrize("wait_from", ["yaml", "env"])
 def test_a_second_run_fails_fast_or_waits_for_gpus_a_live_run_holds(
-    docker_lab: DockerLab, tmp_path: Path, docker_argv: Path
+    docker_lab: DockerLab, tmp_path: Path, docker_argv: Path, wait_from: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, second, third = (Run(tmp_path / n) for n in ("first", "second", "third"))
     for r in (first, second, third):
@@ -90,8 +91,12 @@ def test_a_second_run_fails_fast_or_waits_for_gpus_a_live_run_holds(
         assert f"GPU 0 of docker host '{docker_lab.host}' is held by {holder}" in done.stderr
         assert _runs_of(docker_argv, second) == []
 
-        # with wait_for_gpus: waits, then runs on the GPU once the first run lets it go
-        waiting = third.start("-f", str(_workflow(third, docker_lab.image, 1, wait="wait_for_gpus: 120")))
+        # with wait_for_gpus (or --wait-for-gpus, here as its SFLOW_WAIT_FOR_GPUS): waits, then runs
+        # on the GPU once the first run lets it go
+        if wait_from == "env":
+            monkeypatch.setenv("SFLOW_WAIT_FOR_GPUS", "120")
+        wait = "wait_for_gpus: 120" if wait_from == "yaml" else ""
+        waiting = third.start("-f", str(_workflow(third, docker_lab.image, 1, wait=wait)))
         wait_for(lambda: third.out.exists() and holder in (log(third) or ""), "the third run to wait")
         assert _runs_of(docker_argv, third) == []
         release.touch()

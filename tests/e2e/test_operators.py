@@ -47,3 +47,35 @@ def test_operator_without_a_launcher_is_one_line(sflow):
     done = sflow("run", "-f", str(wf), "--dry-run")
     assert done.code == 2 and "operator type 'ssh' cannot run tasks" in done.err
     assert "Traceback" not in done.err
+
+
+def test_fail_fast_stops_a_shell_script_at_its_first_failing_command(sflow):
+    """nv-sflow's `fail_fast`: `set -e` for shell scripts; unset, the last command decides."""
+    wf = sflow.write(
+        "ff.yaml",
+        """
+        version: "0.1"
+        operators:
+          - {name: py, type: python, python_exec: python3 -u}
+        workflow:
+          name: ff
+          tasks:
+            - name: lenient
+              script: ["false", "echo after"]
+            - name: strict
+              fail_fast: true
+              script: ["echo before", "false", "echo after"]
+            - name: python_too
+              operator: py
+              fail_fast: true
+              script: ["print('python ignores fail_fast')"]
+        """,
+    )
+    done = sflow("run", "-f", str(wf), "--keep-going")
+    assert done.code == 1, done.err
+    run = done.run_dir()
+    states = {name: t["state"] for name, t in done.summary()["tasks"].items()}
+    assert states == {"lenient": "succeeded", "strict": "failed", "python_too": "succeeded"}
+    assert (run / "lenient" / "lenient.log").read_text() == "after\n"
+    assert (run / "strict" / "strict.log").read_text() == "before\n"
+    assert (run / "python_too" / "python_too.log").read_text() == "python ignores fail_fast\n"

@@ -305,3 +305,46 @@ def test_python_service_output_reaches_its_log_while_it_runs(sflow):
     assert done.returncode == 0, done.stderr
     logs = sorted(sflow.output_dir.glob("*/user/user.log"))
     assert {p.read_text() for p in logs} == {"PYTHONUNBUFFERED=1\n", "PYTHONUNBUFFERED=x\n"}
+
+
+LOGGER = """
+version: "0.1"
+workflow:
+  name: relay
+  tasks:
+    - name: loader
+      script:
+        - sleep 0.5
+        - echo "weights loaded"
+        - sleep 30
+      probes:
+        readiness:
+          - log_watch: {match_pattern: "weights loaded"}
+            interval: 0.05
+            timeout: 20
+    - name: router
+      script: ["echo routing; sleep 30"]
+      probes:
+        readiness:
+          - log_watch: {match_pattern: "re:weights (loaded|cached)", logger: loader}
+            interval: 0.05
+            timeout: 20
+    - name: client
+      depends_on: [router, loader]
+      script: ["echo done"]
+"""
+
+
+def test_a_log_watch_logger_watches_another_tasks_log(sflow):
+    """`router` prints nothing like the pattern itself: only `loader`'s log can make it ready."""
+    sflow.write("wf.yaml", LOGGER)
+    done = sflow("run", "wf.yaml")
+    assert done.code == 0, done.err
+    assert (done.run_dir() / "client" / "client.log").read_text() == "done\n"
+    events = [json.loads(line) for line in (done.run_dir() / "events.jsonl").read_text().splitlines()]
+    ready = [e for e in events if e.get("task") == "router" and "ready" in json.dumps(e)]
+    assert ready, events
+    broken = sflow.write("broken.yaml", LOGGER.replace("logger: loader", "logger: lodaer"))
+    refused = sflow("run", broken.name)
+    assert refused.code == 2
+    assert "logger names unknown task 'lodaer'; did you mean 'loader'?" in refused.err

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shlex
 import signal
 import socket
 import subprocess
@@ -255,6 +256,32 @@ def test_an_unreachable_callback_url_is_said_once_and_jobs_fall_back_at_once(
         assert "could not deliver" not in text
 
 
+def test_with_failing_callbacks_the_result_arrives_while_the_job_still_runs(
+    slurm_cluster: SlurmCluster, run_async, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The job goes on after its worker (a sleep): the result must come from the watched result file."""
+    url = "http://127.0.0.1:9/nobody-listens"
+    command = f"{shlex.quote(sys.executable)} -m sflow.dispatch.worker; sleep 300"
+
+    async def scenario() -> str:
+        async with get_executor("slurm", _config(slurm_cluster, callback_url=url, command=command)) as ex:
+            handle = await ex.submit(Call(add, (1,), {"b": 2}))
+            try:
+                assert await handle == 3
+                assert handle.job_id is not None
+                state = slurm("squeue", "-h", "-j", handle.job_id, "-o", "%T").strip()
+                return state
+            finally:
+                if handle.job_id:
+                    slurm("scancel", handle.job_id)
+
+    with caplog.at_level("WARNING", logger="sflow.dispatch"):
+        state = run_async(scenario, limit=240)
+    assert state in ("RUNNING", "COMPLETING")  # delivered before the job ended
+    warned = [r.getMessage() for r in caplog.records if "callbacks are failing" in r.getMessage()]
+    assert len(warned) == 1 and url in warned[0] and "watched while the jobs run" in warned[0]
+
+
 def test_forged_callback_is_refused(slurm_cluster: SlurmCluster, run_async) -> None:
     async def scenario() -> None:
         ex: Any
@@ -268,7 +295,7 @@ def test_forged_callback_is_refused(slurm_cluster: SlurmCluster, run_async) -> N
                 headers = {protocol.RUN_HEADER: ex.run_id, protocol.SIGNATURE_HEADER: "sha256=" + "0" * 64}
                 async with session.post(ex.callback_url, data=body, headers=headers) as response:
                     assert response.status == 403
-                headers = protocol.headers_for(ex.run_id, "guessed-secret", body)
+                headers = protocol.headers_for(ex.run_id, handle.call_id, "guessed-secret", body)
                 async with session.post(ex.callback_url, data=body, headers=headers) as response:
                     assert response.status == 403
             assert await handle == "rested"  # the genuine result, not the forged one

@@ -13,6 +13,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -26,6 +27,7 @@ import sflow.flow
 from sflow.dispatch.config import config as configure_dispatch
 from sflow.dispatch.config import reset_config
 from sflow.engine import State
+from sflow.slurm.journal import JOB, read_journal
 
 HERE = Path(__file__).resolve().parent
 SlurmCluster = Any  # the fixture's type lives in conftest.py (not importable)
@@ -144,6 +146,32 @@ def test_map_of_200_items_is_one_job_array(slurm_env: str, tmp_path: Path) -> No
     assert len(elements) == 200 or elements == ["0-199"], elements[:5]
 
 
+def test_map_items_each_failing_once_are_resubmitted_together(
+    slurm_env: str, tmp_path: Path, slurm_cluster: SlurmCluster, prefix: str
+) -> None:
+    marks = Path(slurm_cluster.work_dir) / prefix / "marks"  # seen by every node
+    marks.mkdir()
+    with sflow.flow("it-item-retries", inputs={"marks": str(marks)}, output_dir=tmp_path) as f:
+
+        @f.task(map=range(4), environment=slurm_env, retries=1)
+        def once(x, marks):
+            try:
+                os.close(os.open(os.path.join(marks, str(x)), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                return x * 10
+            raise RemoteBoom(f"first attempt of item {x}", 5)
+
+    assert f.result.once == [0, 10, 20, 30]
+    assert f.run_dir is not None
+    info = json.loads((f.run_dir / "summary.json").read_text())["tasks"]["once"]
+    assert len(info["job_ids"]) == 2  # the items, then the four failed ones again in one array
+    assert info["item_failures"] == 4 and info["attempts"] == 1
+    events = [json.loads(line) for line in (f.run_dir / "events.jsonl").read_text().splitlines()]
+    assert sorted((e["item"], e["attempt"], e["state"]) for e in events if "item" in e) == sorted(
+        [(i, 1, "retrying") for i in range(4)] + [(i, 2, "succeeded") for i in range(4)]
+    )
+
+
 def _interrupt_when_queued(
     squeue_ours: Callable[[str], list], prefix: str, action: Callable[[], None]
 ) -> None:
@@ -192,3 +220,62 @@ def test_ctrl_c_cancels_queued_jobs(slurm_env: str, prefix: str, squeue_ours) ->
 
     assert set(f.states.values()) == {State.CANCELLED}
     assert _wait_gone(squeue_ours, prefix) == []
+
+
+_KILLED_FLOW = """
+import sys, time
+import sflow.flow
+from sflow.dispatch.config import config
+
+partition, shared, prefix, out = sys.argv[1:5]
+executor_config = {"partition": partition, "time": "0:05:00", "shared_dir": shared, "job_name_prefix": prefix}
+config(environments={"slurm": {"executor": "slurm", "executor_config": executor_config}})
+with sflow.flow("it-killed", environment="slurm", output_dir=out) as f:
+
+    @f.task(map=range(3))
+    def sleepy(x):
+        time.sleep(300)
+
+    @f.task
+    def single():
+        time.sleep(300)
+"""
+
+
+def test_sflow_cancel_stops_the_dispatched_jobs_of_a_killed_flow(
+    slurm_env: str, prefix: str, squeue_ours, slurm_cluster: SlurmCluster, tmp_path: Path
+) -> None:
+    script = tmp_path / "killed.py"
+    script.write_text(_KILLED_FLOW)
+    shared = Path(slurm_cluster.work_dir) / prefix
+    argv = [sys.executable, str(script), slurm_cluster.partition, str(shared), prefix, str(tmp_path / "out")]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not _all_running(squeue_ours(prefix), 4):  # the 3 elements of an array, and a job
+            assert proc.poll() is None, proc.communicate()[0]
+            assert time.monotonic() < deadline, squeue_ours(prefix)
+            time.sleep(0.5)
+        (run_dir,) = (p for p in (tmp_path / "out").iterdir() if p.is_dir())
+        journalled = {e.slurm_id for e in read_journal(run_dir) if e.kind == JOB}
+        live = {j.job_id.split("_")[0] for j in squeue_ours(prefix)}
+        assert live and live <= journalled  # each job is in the journal once sbatch returned
+        proc.kill()
+        proc.wait()
+        assert {j.job_id.split("_")[0] for j in squeue_ours(prefix)} == live  # the kill left them running
+        cancel = [sys.executable, "-m", "sflow", "cancel", str(run_dir)]
+        done = subprocess.run(cancel, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        for job in live:
+            assert f"job {job}: cancelled" in done.stdout, done.stdout
+        assert _wait_gone(squeue_ours, prefix) == []
+        again = subprocess.run(cancel, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0 and "cancelled" not in again.stdout, again.stdout
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _all_running(jobs: list, count: int) -> bool:
+    return len(jobs) == count and all(j.state == "RUNNING" for j in jobs)

@@ -40,6 +40,10 @@ class Request:
 
     `total_gpus` asks for GPUs without saying on how many nodes: one node when they fit on one,
     else as many whole nodes as they need (`gpus: {count: 8}` on 4-GPU nodes is 4 on each of 2).
+    `every_node` asks for every node of the allocation but the excluded ones: what a task that
+    says nothing of nodes or GPUs gets, as in nv-sflow. `first` is the node the search starts at
+    (going round): replica i of a task asking for `count` nodes starts at node i * count, so
+    parallel replicas spread over the nodes as nv-sflow lays them out.
     """
 
     count: int | None = None
@@ -48,6 +52,8 @@ class Request:
     gpus: int = 0
     gpu_indices: tuple[int, ...] = ()
     total_gpus: int = 0
+    every_node: bool = False
+    first: int = 0
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,8 @@ class Placement:
         return list(self.gpus[0]) if self.gpus else []
 
 
-ANY_ONE_NODE = Request()  # the common request; placement checks for this very object first
+ANY_ONE_NODE = Request()  # one node, the least loaded
+EVERY_NODE = Request(every_node=True)  # the common request; placement checks for this very object first
 
 
 def _lowest_run(free: set[int], count: int) -> tuple[int, ...]:
@@ -110,6 +117,7 @@ class Placer:
         self._nodes = [
             _NodeState(n, free_gpus=set(range(n.num_gpus)), alone=Placement(nodes=(n,))) for n in nodes
         ]
+        self._everywhere = Placement(nodes=tuple(nodes))  # shared by every EVERY_NODE placement
         self._waiters: list[asyncio.Future[None]] = []
         self._holders: dict[str, int] = {}  # task -> placements it holds
         self._parked: set[str] = set()  # holders that keep theirs until the other tasks end
@@ -150,6 +158,8 @@ class Placer:
         for gi in req.gpu_indices:
             states = [s for s in states if 0 <= gi < s.node.num_gpus]
         need = self._need(req)
+        if req.every_node and states:
+            need = len(states)
         if len(states) < need:
             what = f"{need} node(s)" + (f" with {req.gpus} GPU(s) each" if req.gpus else "")
             raise PlanError(
@@ -165,7 +175,12 @@ class Placer:
 
     def try_place(self, req: Request, task: str) -> Placement | None:
         """A placement if the request fits now, else None (it fits once others release)."""
-        if (req is ANY_ONE_NODE or req == ANY_ONE_NODE) and self._nodes:  # the common case
+        if req is EVERY_NODE and self._nodes:  # the common case
+            for s in self._nodes:
+                s.load += 1
+            self._holders[task] = self._holders.get(task, 0) + 1
+            return self._everywhere
+        if (req is ANY_ONE_NODE or req == ANY_ONE_NODE) and self._nodes:
             states = self._nodes
             least = states[0] if len(states) == 1 else min(states, key=_by_load)
             least.load += 1
@@ -173,8 +188,12 @@ class Placer:
             assert least.alone is not None
             return least.alone
         req = self.concrete(req, task)
-        need = self._need(req)
-        usable = [s for s in self.candidates(req, task) if self._gpus_fit(s, req)]
+        candidates = self.candidates(req, task)
+        need = len(candidates) if req.every_node else self._need(req)
+        if req.first and candidates:
+            start = req.first % len(self._nodes)
+            candidates.sort(key=lambda s: (s.node.index - start) % len(self._nodes))
+        usable = [s for s in candidates if self._gpus_fit(s, req)]
         if len(usable) < need:
             return None
         chosen = usable[:need]  # the first nodes that fit: a node's GPUs fill before the next's

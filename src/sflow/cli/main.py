@@ -79,6 +79,55 @@ def _all_files(files: Sequence[str], file_opts: Sequence[str]) -> list[str]:
     return out
 
 
+def _bulk_options(fn: F) -> F:
+    """`-b/--bulk-input CSV`: the workflow files and variable values of a row of a CSV file."""
+    return click.option(
+        "-b",
+        "--bulk-input",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="CSV of workflow configurations: files in `sflow_config_file`, variables in the other columns.",
+    )(fn)
+
+
+def _rows_option(fn: F) -> F:
+    return click.option(
+        "--row",
+        "rows",
+        multiple=True,
+        metavar="ROWS",
+        help="With --bulk-input: only these rows (3, -1 for the last, 1,3,5, or a slice 1:4 / -2:; "
+        "repeatable; default: all).",
+    )(fn)
+
+
+def _one_row(
+    files: Sequence[str],
+    sets: Sequence[str],
+    artifacts: Sequence[str],
+    missable: Sequence[str],
+    bulk_input: str | None,
+    row: int | None,
+) -> tuple[list[str], list[str], list[str], list[str]]:
+    """The files, `--set`, `--artifact` and missable of a command that loads one workflow.
+
+    With `--bulk-input CSV --row N`, row N of the CSV adds its files after `files` and its values
+    under the command line's.
+    """
+    if bulk_input is None:
+        if row is not None:
+            raise click.UsageError("--row goes with --bulk-input CSV")
+        if not files:
+            raise click.UsageError("no workflow file given (use -f FILE or a positional FILE)")
+        return list(files), list(sets), list(artifacts), list(missable)
+    if row is None:
+        raise click.UsageError("--bulk-input needs --row N (the row to run; 1 is the first, -1 the last)")
+    from sflow.schema.bulk_input import pick, read_rows, resolve_row
+
+    chosen = resolve_row(bulk_input, pick(read_rows(bulk_input), row, bulk_input), files, sets, artifacts)
+    return chosen.files, chosen.sets, chosen.artifacts, [*missable, *chosen.missable]
+
+
 def _load(
     files: Sequence[str],
     sets: Sequence[str] = (),
@@ -138,6 +187,10 @@ def main() -> None:
 @main.command()
 @_files_options
 @_override_options
+@_bulk_options
+@click.option(
+    "--row", type=int, default=None, help="With --bulk-input: the row to run (1 is the first, -1 the last)."
+)
 @click.option("--dry-run", is_flag=True, help="Print the resolved plan; run nothing.")
 @click.option("--json", "as_json", is_flag=True, help="With --dry-run: the plan as JSON.")
 @click.option(
@@ -173,6 +226,16 @@ def main() -> None:
     multiple=True,
     help="Extra `docker run` flag (repeatable; after -e).",
 )
+@click.option(
+    "--wait-for-gpus",
+    "wait_for_gpus",
+    type=click.IntRange(min=0),
+    default=None,
+    envvar="SFLOW_WAIT_FOR_GPUS",
+    metavar="SECONDS",
+    help="Docker backends: wait up to SECONDS (0: for ever) for GPUs another sflow run holds, "
+    "instead of failing at once (over the backend's wait_for_gpus; env SFLOW_WAIT_FOR_GPUS).",
+)
 @_node_options
 @click.option(
     "--skip-artifact-check",
@@ -200,6 +263,8 @@ def run(
     sets: tuple[str, ...],
     artifacts: tuple[str, ...],
     missable_tasks: tuple[str, ...],
+    bulk_input: str | None,
+    row: int | None,
     dry_run: bool,
     as_json: bool,
     workspace_dir: str | None,
@@ -212,6 +277,7 @@ def run(
     extra_args: tuple[str, ...],
     salloc_args: tuple[str, ...],
     docker_args: tuple[str, ...],
+    wait_for_gpus: int | None,
     include_nodes: tuple[str, ...],
     exclude_nodes: tuple[str, ...],
     skip_artifact_check: bool,
@@ -229,10 +295,11 @@ def run(
     if as_json and not dry_run:
         raise click.UsageError("--json goes with --dry-run")
     from sflow.workflow.artifact_check import check_artifacts
-    from sflow.workflow.backend_args import add_extra_args
+    from sflow.workflow.backend_args import add_extra_args, set_wait_for_gpus
 
-    spec = _load(_all_files(files, file_opts), sets, artifacts, missable_tasks)
+    spec = _load(*_one_row([*files, *file_opts], sets, artifacts, missable_tasks, bulk_input, row))
     add_extra_args(spec, extra_args, salloc_args, docker_args)
+    set_wait_for_gpus(spec, wait_for_gpus)
     _add_node_filters(spec, include_nodes, exclude_nodes)
     workspace = Path(workspace_dir or Path.cwd()).resolve()
     for warning in check_artifacts(spec, workspace, strict=not (dry_run or skip_artifact_check)):
@@ -345,8 +412,14 @@ def visualize(
 @main.command()
 @_files_options
 @_override_options
+@_bulk_options
+@_rows_option
 @click.option(
-    "-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here instead of stdout."
+    "-o",
+    "--output",
+    type=click.Path(),
+    default=None,
+    help="Write here instead of stdout (with --bulk-input: the folder, default sflow_output).",
 )
 def compose(
     files: tuple[str, ...],
@@ -354,26 +427,43 @@ def compose(
     sets: tuple[str, ...],
     artifacts: tuple[str, ...],
     missable_tasks: tuple[str, ...],
+    bulk_input: str | None,
+    rows: tuple[str, ...],
     output: str | None,
 ) -> None:
-    """Merge several workflow files into one (later files override by name)."""
-    import yaml
-
+    """Merge several workflow files into one (later files override by name); with --bulk-input,
+    one merged file per row of the CSV."""
     from sflow.schema.compose import ComposeWarning, compose_documents
 
+    if bulk_input is not None:
+        from sflow.cli.bulk import bulk_rows, compose_rows
+
+        chosen = bulk_rows(bulk_input, rows, [*files, *file_opts], sets, artifacts)
+        out = Path(output or "sflow_output")
+        for path in compose_rows(chosen, missable_tasks, out, _dump_yaml):
+            click.echo(f"wrote {path}", err=True)
+        return
+    if rows:
+        raise click.UsageError("--row goes with --bulk-input CSV")
     all_files = _all_files(files, file_opts)
     _load(all_files, sets, artifacts, missable_tasks)  # the merged result must be valid
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ComposeWarning)  # already shown while loading
         merged = compose_documents(all_files, sets, artifacts, missable_tasks)
-    text = yaml.dump(
-        merged, Dumper=_block_dumper(), sort_keys=False, default_flow_style=False, allow_unicode=True
-    )
+    text = _dump_yaml(merged)
     if output:
         Path(output).write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}", err=True)
     else:
         click.echo(text, nl=False)
+
+
+def _dump_yaml(data: dict[str, Any]) -> str:
+    import yaml
+
+    return str(
+        yaml.dump(data, Dumper=_block_dumper(), sort_keys=False, default_flow_style=False, allow_unicode=True)
+    )
 
 
 def _block_dumper() -> Any:
@@ -512,6 +602,15 @@ def cancel(run_ref: str, output_dir: str) -> None:
     "-o", "--sbatch-path", type=click.Path(dir_okay=False), default=None, help="Where to write the script."
 )
 @click.option("--submit", is_flag=True, help="Submit the script and print the job id.")
+@_bulk_options
+@_rows_option
+@click.option(
+    "-B",
+    "--bulk-submit",
+    multiple=True,
+    metavar="PATH",
+    help="Workflow files, folders of them or globs: one job each, as it is (repeatable).",
+)
 @click.option(
     "--output-dir", type=click.Path(file_okay=False), default=None, help="Where run directories go."
 )
@@ -535,31 +634,59 @@ def batch(
     job_name: str | None,
     sbatch_path: str | None,
     submit: bool,
+    bulk_input: str | None,
+    rows: tuple[str, ...],
+    bulk_submit: tuple[str, ...],
     output_dir: str | None,
     include_nodes: tuple[str, ...],
     exclude_nodes: tuple[str, ...],
     skip_artifact_check: bool,
 ) -> None:
-    """Write an sbatch script that runs the workflow inside its allocation (and submit it)."""
+    """Write an sbatch script that runs the workflow inside its allocation (and submit it).
+
+    With --bulk-input CSV, one script (and job) per row; with --bulk-submit, one per workflow file.
+    """
+    import functools
+
     from sflow.cli.batch import batch_command
     from sflow.workflow.backend_args import host_list
 
-    code = batch_command(
-        _all_files(files, file_opts),
-        sets,
-        extras,
-        partition,
-        account,
-        time,
-        nodes,
-        job_name,
-        sbatch_path,
-        submit,
-        output_dir,
-        artifacts=artifacts,
-        missable_tasks=missable_tasks,
+    job = functools.partial(
+        batch_command,
+        extras=extras,
+        partition=partition,
+        account=account,
+        time=time,
+        nodes=nodes,
+        submit=submit,
+        output_dir=output_dir,
         include_nodes=host_list(include_nodes),
         exclude_nodes=host_list(exclude_nodes),
         skip_artifact_check=skip_artifact_check,
     )
-    sys.exit(code)
+    many = bulk_input is not None or bool(bulk_submit)
+    if rows and bulk_input is None:
+        raise click.UsageError("--row goes with --bulk-input CSV")
+    if many and sbatch_path:
+        raise click.UsageError("--sbatch-path names one script: bulk scripts go to --output-dir")
+    if bulk_input is not None and bulk_submit:
+        raise click.UsageError("--bulk-input and --bulk-submit are two ways to give the jobs: use one")
+    if not many:
+        code = job(
+            files=_all_files(files, file_opts),
+            sets=sets,
+            artifacts=artifacts,
+            missable_tasks=missable_tasks,
+            job_name=job_name,
+            sbatch_path=sbatch_path,
+        )
+        sys.exit(code)
+    from sflow.cli.bulk import batch_rows, bulk_rows, yaml_files
+
+    if bulk_input is not None:
+        chosen = bulk_rows(bulk_input, rows, [*files, *file_opts], sets, artifacts)
+    elif files or file_opts:
+        raise click.UsageError("--bulk-submit takes its workflow files itself (no -f FILE)")
+    else:
+        chosen = yaml_files(bulk_submit, sets, artifacts)
+    sys.exit(batch_rows(chosen, job, output_dir, missable_tasks, job_name))

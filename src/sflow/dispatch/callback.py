@@ -1,16 +1,22 @@
 """The callback server: receives worker events over HTTP and authenticates each one first.
 
 Checked from the headers alone, before a byte of the body is read: the shared token (when
-one is configured), that the run id names a registered run, and that a signature is given;
-a failure is HTTP 403. A body larger than `max_body` (the worker's inline-result limit plus
+one is configured), that the run id names a registered run, and the call's own token (derived
+from the run's secret, so only the submitting flow and its workers know it); a failure is
+HTTP 403. A body larger than `max_body` (the worker's inline-result limit plus
 a margin: larger results travel through the result file) is HTTP 413. Then, with the body:
 a wrong HMAC-SHA256 signature, an event whose id was already seen (replay) or whose
 timestamp is outside the allowed clock skew (so the replay cache can forget old ids) is
-HTTP 403 too. A body not sent within `body_timeout` is HTTP 408, and beyond `max_open` requests at
+HTTP 403 too. A body not sent within `body_timeout` is HTTP 408, a connection that sends no
+request within it is closed, and beyond `max_open` requests at
 once a caller is refused (503) before anything is read, so stalled callers can neither grow memory
 nor hold up the end of a run (requests still open at close get a second). Every refusal is logged.
 Only an authenticated event reaches the run's sink, and pickled data in it is decoded later by
 the caller.
+
+It listens only where the workers must reach it: `host` when given, else the host of the
+`callback_url`, else the advertised host, else this host's address on its default route (the
+one the derived URL names), never on every interface unless told (`host="0.0.0.0"`).
 
 One server can serve several runs (each with its own secret); an executor normally owns
 one. The server is started lazily by remote executors; aiohttp is imported only here.
@@ -24,12 +30,13 @@ import hmac
 import logging
 import socket
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sflow.dispatch import _deps, protocol
-from sflow.dispatch.errors import PayloadError
+from sflow.dispatch.errors import DispatchConfigError, PayloadError
 from sflow.dispatch.payload import DEFAULT_INLINE_RESULT_LIMIT
 
 log = logging.getLogger(__name__)
@@ -58,7 +65,7 @@ class CallbackServer:
 
     def __init__(
         self,
-        host: str = "0.0.0.0",
+        host: str | None = None,
         port: int = 0,
         *,
         token: str | None = None,
@@ -92,21 +99,47 @@ class CallbackServer:
         if self._runner is not None:
             return
         web = _deps.aiohttp_web()
+        self.host = self.listen_address()
         app = web.Application(client_max_size=self.max_body)
         app.router.add_post("/{tail:.*}", self._handle)
         # lingering_time: after a refusal, the unread rest of a body is read and dropped for at most
         # a second (aiohttp's default, 10 s, would also hold up `aclose` when the client hung up)
         # shutdown_timeout: a request still being read when the server closes does not hold up the
         # end of a run
-        runner = web.AppRunner(app, access_log=None, lingering_time=1.0, shutdown_timeout=SHUTDOWN_TIMEOUT)
+        # keepalive_timeout: a connection that sends no request (or nothing more) is closed after the
+        # body timeout, so silent connections do not pile up (aiohttp's default keeps them 75 s)
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            lingering_time=1.0,
+            shutdown_timeout=SHUTDOWN_TIMEOUT,
+            keepalive_timeout=self.body_timeout,
+        )
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise DispatchConfigError(
+                f"the callback server cannot listen on {self.host}:{self.port} ({exc.strerror or exc}); "
+                "set listen_host to an address of this host that the workers reach"
+            ) from None
         self._runner = runner
         sockets = getattr(site._server, "sockets", None) or []
         if sockets:
             self.port = sockets[0].getsockname()[1]
         log.debug("callback server listening on %s:%s", self.host, self.port)
+
+    def listen_address(self) -> str:
+        """Where to listen: `host`, else the callback URL's host, the advertised host, this host's address."""
+        if self.host:
+            return self.host
+        if self._explicit_url:
+            named = urllib.parse.urlsplit(self._explicit_url).hostname
+            if named:
+                return named
+        return self._advertise_host or guess_address()
 
     async def aclose(self) -> None:
         if self._runner is not None:
@@ -118,8 +151,8 @@ class CallbackServer:
         """The URL workers post to: the configured `callback_url`, else derived from host and port."""
         if self._explicit_url:
             return self._explicit_url
-        host = self._advertise_host or self.host
-        if host in ("", "0.0.0.0", "::"):
+        host = self._advertise_host or self.host or guess_address()
+        if host in ("0.0.0.0", "::"):
             host = guess_address()
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"
@@ -135,7 +168,7 @@ class CallbackServer:
 
     # -- authentication (pure: usable without HTTP) ---------------------------------------
     def check_headers(self, headers: Any, path: str = "") -> tuple[str, _Run]:
-        """What can be refused before reading the body: token, run id, a signature at all.
+        """What can be refused before reading the body: token, run id, call token, a signature at all.
 
         Returns the run id and its run; raises `Refused` with the reason otherwise.
         """
@@ -145,6 +178,9 @@ class CallbackServer:
         run = self._runs.get(run_id)
         if run is None:
             raise Refused(f"unknown run id {run_id!r}")
+        call_id = headers.get(protocol.CALL_HEADER) or ""
+        if not protocol.call_token_ok(run.secret, call_id, headers.get(protocol.CALL_TOKEN_HEADER)):
+            raise Refused(f"missing or wrong call token for run {run_id}")
         if not (headers.get(protocol.SIGNATURE_HEADER) or "").strip():
             raise Refused(f"bad or missing signature for run {run_id}")
         return run_id, run
@@ -160,6 +196,8 @@ class CallbackServer:
             raise Refused(f"malformed event: {exc}") from exc
         if event.run_id != run_id:
             raise Refused(f"event names run {event.run_id!r} but was sent for {run_id!r}")
+        if event.call_id != headers.get(protocol.CALL_HEADER):
+            raise Refused(f"event names call {event.call_id!r} but was sent for another")
         now = time.time()
         if abs(now - event.timestamp) > self.max_skew:
             raise Refused(f"event {event.event_id} is {now - event.timestamp:.0f} s off the server clock")

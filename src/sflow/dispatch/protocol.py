@@ -3,7 +3,10 @@
 An event is a JSON object `{"v", "type", "run_id", "call_id", "event_id", "timestamp",
 "data"}` sent as the raw body of a POST, with `X-Sflow-Signature: sha256=<hex>` = HMAC-SHA256
 of that raw body under the run's secret (and `X-Sflow-Run` naming the run, so the server can
-pick the secret before parsing anything). The same signed body is also written to a result
+pick the secret before parsing anything). `X-Sflow-Call` names the call and
+`X-Sflow-Call-Token` carries that call's own token (`call_token`): the server checks both from
+the headers, before it reads a byte of the body, so only a holder of the run's secret can make
+it read one. The same signed body is also written to a result
 file on the shared file system, so a lost POST loses nothing.
 
 Only this module's JSON framing is read before authentication; pickled values inside
@@ -31,6 +34,8 @@ PROTOCOL_VERSION = 1
 SIGNATURE_HEADER = "X-Sflow-Signature"
 RUN_HEADER = "X-Sflow-Run"
 TOKEN_HEADER = "X-Sflow-Token"
+CALL_HEADER = "X-Sflow-Call"
+CALL_TOKEN_HEADER = "X-Sflow-Call-Token"
 
 TASK_STARTED = "task_started"
 HEARTBEAT = "heartbeat"
@@ -95,6 +100,18 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def call_token(secret: str, call_id: str) -> str:
+    """The call's own token: a key derived from the run's secret, unguessable without it."""
+    return hmac.new(secret.encode(), b"sflow-call-token:" + call_id.encode(), hashlib.sha256).hexdigest()
+
+
+def call_token_ok(secret: str, call_id: str, token: str | None) -> bool:
+    """True if `token` is the call's token; constant-time comparison."""
+    return bool(call_id and token) and hmac.compare_digest(
+        call_token(secret, call_id).encode(), str(token).strip().encode()
+    )
+
+
 def verify(secret: str, body: bytes, signature: str | None) -> bool:
     """True if `signature` is the right signature of `body`; constant-time comparison."""
     if not signature:
@@ -102,11 +119,15 @@ def verify(secret: str, body: bytes, signature: str | None) -> bool:
     return hmac.compare_digest(sign(secret, body).encode(), signature.strip().encode())
 
 
-def headers_for(run_id: str, secret: str, body: bytes, token: str | None = None) -> dict[str, str]:
-    """HTTP headers of a signed event POST."""
+def headers_for(
+    run_id: str, call_id: str, secret: str, body: bytes, token: str | None = None
+) -> dict[str, str]:
+    """HTTP headers of a signed event POST of one call."""
     headers = {
         "Content-Type": "application/json",
         RUN_HEADER: run_id,
+        CALL_HEADER: call_id,
+        CALL_TOKEN_HEADER: call_token(secret, call_id),
         SIGNATURE_HEADER: sign(secret, body),
     }
     if token:

@@ -15,6 +15,13 @@ stopped. Before that, its result file is read: a call that finished while its ca
 were lost is delivered, not failed. The result files of workers without a job id are
 also read on every round, so such a call is delivered even if none of its callbacks
 arrives.
+
+When callbacks fail (a worker that cannot reach the callback URL writes only its result
+file), the outcome does not wait for the job's end: every `RESULT_SCAN` seconds, one listing
+of the run directory finds the result files of the calls never heard from, which are
+delivered at once. The first such call, or a call running for `callback_silence` seconds
+without a word, makes the executor say once, as a warning, that callbacks are failing and
+the result files are watched.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from sflow.record.tail import last_lines, printable
 log = logging.getLogger(__name__)
 
 DEFAULT_SHARED_DIR = os.path.join("sflow_output", "dispatch")
+RESULT_SCAN = 1.0  # seconds between looks for the result files of calls never heard from
 
 
 @dataclass
@@ -46,7 +54,7 @@ class RemoteOptions:
 
     callback_url: str | None = None  # URL workers post to; default http://<this host>:<port>/sflow/events
     callback_token: str | None = None  # extra shared token required on every event
-    listen_host: str = "0.0.0.0"  # where the callback server listens
+    listen_host: str | None = None  # where the callback server listens; default: the callback URL's host
     listen_port: int = 0  # 0: an ephemeral port
     advertise_host: str | None = None  # host name/address put in the derived callback URL
     shared_dir: str | None = (
@@ -198,9 +206,14 @@ class RemoteExecutor(Executor):
         """Seconds without an event after which a worker that was heard from counts as lost."""
         return self.options.heartbeat_misses * self.options.heartbeat_interval
 
+    @property
+    def callback_silence(self) -> float:
+        """Seconds a started call may go without any event before callbacks count as failing."""
+        return max(10.0, self.options.heartbeat_interval)
+
     async def _watchdog(self) -> None:
-        """Every half heartbeat interval: look at silent workers and at unwatched calls."""
-        period = max(0.05, self.options.heartbeat_interval / 2)
+        """Every round: look at silent workers, unwatched calls, and result files of calls never heard from."""
+        period = min(max(0.05, self.options.heartbeat_interval / 2), RESULT_SCAN)
         last = time.monotonic()
         while True:
             await asyncio.sleep(period)
@@ -208,7 +221,10 @@ class RemoteExecutor(Executor):
             last = now
             if now - before > 2 * period + 1.0:  # this loop was stalled: let queued events in first
                 continue
-            for handle in list(self._handles.values()):
+            handles = list(self._handles.values())
+            unheard = any(h.call_id not in self._heard and not h.done() for h in handles)
+            finished = await asyncio.to_thread(self._result_files) if unheard else set()
+            for handle in handles:
                 call_id = handle.call_id
                 if handle.done() or call_id in self._delivering or call_id in self._checking:
                     continue
@@ -216,12 +232,29 @@ class RemoteExecutor(Executor):
                 if heard is not None and now - heard > self.silence_limit:
                     self._checking.add(call_id)
                     self.spawn(self._lost(handle, now - heard))
-                elif self.unwatched(handle):
+                elif self.unwatched(handle) or (heard is None and call_id in finished):
                     self._checking.add(call_id)
                     self.spawn(self._look_for_result(handle))
+                elif heard is None and handle.started_at is not None:
+                    silent = time.time() - handle.started_at
+                    if silent > self.callback_silence:
+                        self._warn_callbacks_failing(
+                            f"job {handle.job_id} has run {silent:.0f} s without one"
+                        )
+
+    def _result_files(self) -> set[str]:
+        """Call ids with a result file in the run directory (one listing, however many calls)."""
+        try:
+            names = os.listdir(self.run_dir)
+        except OSError:
+            return set()
+        return {name[: -len(".result")] for name in names if name.endswith(".result")}
 
     async def _look_for_result(self, handle: Handle) -> bool:
         """Deliver the call's result file if it is there; True when the handle is resolved."""
+        if handle.call_id in self._delivering:  # its final callback came meanwhile
+            self._checking.discard(handle.call_id)
+            return True
         try:
             path = protocol.result_path(self.run_dir, handle.call_id)
             try:
@@ -239,15 +272,21 @@ class RemoteExecutor(Executor):
     def _read_from_file(self, handle: Handle, path: Path) -> None:
         """A final outcome came through the result file; say once if no callback ever arrived."""
         log.info("%s: callback lost, result read from %s", handle.name, path)
-        if handle.call_id in self._heard or self._warned_no_callback:
+        if handle.call_id not in self._heard:
+            self._warn_callbacks_failing(f"{handle.name} ended without one")
+
+    def _warn_callbacks_failing(self, why: str) -> None:
+        """Say once, as a warning, that callbacks fail and where outcomes come from instead."""
+        if self._warned_no_callback:
             return
         self._warned_no_callback = True
         log.warning(
-            "%s executor: no event from its workers has reached the callback URL %s; outcomes are read "
-            "from the result files in %s once jobs end (slower, and no heartbeats). Check callback_url, "
-            "advertise_host or listen_host.",
+            "%s executor: no event from its workers has reached the callback URL %s (%s); callbacks are "
+            "failing, so the result files in %s are watched while the jobs run (outcomes still arrive, "
+            "without heartbeats). Check callback_url, advertise_host or listen_host.",
             self.name,
             self.callback_url,
+            why,
             self.run_dir,
         )
 

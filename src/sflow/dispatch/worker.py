@@ -68,7 +68,7 @@ class Reporter:
         url = self.header.callback_url
         if not url or self.unreachable:
             return False
-        headers = protocol.headers_for(self.header.run_id, self.secret, body, self.token)
+        headers = protocol.headers_for(self.header.run_id, self.call_id, self.secret, body, self.token)
         delay = 0.5
         for attempt in range(1, max(1, attempts) + 1):
             try:

@@ -139,49 +139,30 @@ class Flow:
         map_param: str | None = None,
         max_concurrent: int | None = None,
         resources: Mapping[str, Any] | None = None,
+        map_timeout: float | None = None,
     ) -> Callable[[F], F]: ...
 
     def task(
-        self,
-        fn: Callable[..., Any] | None = None,
-        /,
-        *,
-        name: str | None = None,
-        retries: RetriesSpec = None,
-        timeout: float | None = None,
-        environment: str | None = None,
-        map: MapSpec = None,
-        map_param: str | None = None,
-        max_concurrent: int | None = None,
-        resources: Mapping[str, Any] | None = None,
-        **unknown: Any,
+        self, fn: Callable[..., Any] | None = None, /, *, name: str | None = None, **options: Any
     ) -> Any:
         """Declare a task; returns the function unchanged (it stays callable and picklable).
 
         `retries`: extra attempts (int, or `{"count", "interval", "backoff"}`); `timeout`:
-        seconds per attempt (`TaskTimeout`). `environment`: a `sflow.config` environment name;
+        seconds per attempt (`TaskTimeout`); for a map, both apply to each item, and
+        `map_timeout` bounds the whole map. `environment`: a `sflow.config` environment name;
         `map`: an iterable, or the name of a task or input to iterate over; `map_param`: the
         parameter receiving each item (needed when that is ambiguous); `max_concurrent`: items
         of a map running at once; `resources`: executor resources (Slurm: partition, time, mem, gpus,
         ...). Unset options take the environment's defaults. A mistake in an option is a
         `FlowDefinitionError` naming the task and the line of its `def`.
         """
-        options = {
-            "retries": retries,
-            "timeout": timeout,
-            "environment": environment,
-            "map": map,
-            "map_param": map_param,
-            "max_concurrent": max_concurrent,
-            "resources": resources,
-        }
 
         def declare(func: F) -> F:
             if self._state != "open":
                 raise FlowDefinitionError(
                     f"flow '{self.name}' has already run; declare tasks inside its block"
                 )
-            spec = make_spec(func, name, options, unknown)
+            spec = make_spec(func, name, options)
             if spec.name in self._specs:
                 raise FlowDefinitionError(
                     f"flow '{self.name}': a task named '{spec.name}' already exists "

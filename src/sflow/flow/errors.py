@@ -28,14 +28,19 @@ class FlowWarning(UserWarning):
 class TaskTimeout(FlowError, TimeoutError):
     """A task's attempt did not finish within its `timeout`; the work was cancelled.
 
-    A `TimeoutError`, so `except TimeoutError` catches it; `task` and `timeout` say which.
+    A `TimeoutError`, so `except TimeoutError` catches it; `task`, `timeout`, `attempt` and
+    (one item of a map) `item` say which.
     """
 
-    def __init__(self, task: str, timeout: float, attempt: int = 1, detail: str = "") -> None:
+    def __init__(
+        self, task: str, timeout: float, attempt: int = 1, detail: str = "", item: int | None = None
+    ) -> None:
         self.task = task
         self.timeout = timeout
         self.attempt = attempt
-        message = f"task '{task}' timed out after {timeout:g}s (attempt {attempt})"
+        self.item = item  # a mapped task's item index, when one item timed out
+        which = f"task '{task}'" if item is None else f"item {item} of task '{task}'"
+        message = f"{which} timed out after {timeout:g}s (attempt {attempt})"
         super().__init__(f"{message}: {detail}" if detail else message)
 
 

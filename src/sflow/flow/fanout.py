@@ -6,9 +6,13 @@ on the loop (all at once, or `limit` worker coroutines pulling from a shared ite
 sync items run on a small thread pool whose threads each pull indices in a loop, so the
 per-item cost is a function call, not a future and a loop wake-up.
 
-Both write `out[i]` for each index they complete, so a failed attempt keeps what did
-succeed and a retry only runs the rest. The first exception stops the map and is raised
-as it was, with a note naming the item.
+Both write `out[i]` for each index they complete. The first exception stops the map and is
+raised as it was, with a note naming the item.
+
+`retries` and `timeout` of a map apply to each item (`ItemRetry`): an item is attempted
+again on its own, and only its own attempt is timed out. Items with such a rule run one
+coroutine each (with a timeout, a sync item's attempt in a thread of its own), which costs
+more than the plain path above, so that path is kept for maps without one.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ import os
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from sflow.flow.errors import add_note
+from sflow.engine import RetryPolicy
+from sflow.flow.errors import TaskTimeout, add_note
 
 MISSING: Any = object()  # an item without a result yet
 
@@ -34,9 +40,133 @@ def default_threads() -> int:
     return min(32, (os.cpu_count() or 1) + 4)
 
 
-def note_item(exc: BaseException, task: str, index: int, total: int) -> None:
-    """Say which item raised, without changing the exception's type or message."""
+def note_item(exc: BaseException, task: str, index: int, total: int, attempts: int = 1) -> None:
+    """Say which item raised (and after how many attempts), without changing the exception."""
     add_note(exc, f"sflow: raised by item {index} of {total} of mapped task '{task}'")
+    if attempts > 1:
+        add_note(exc, f"sflow: item {index} of mapped task '{task}' failed on all {attempts} attempts")
+
+
+NEVER_CALLED = "this attempt never called the function: an earlier attempt's call was still running"
+
+ItemReport = Callable[[int, int, BaseException | None, bool], None]
+
+
+def _unheard(index: int, attempt: int, error: BaseException | None, retried: bool) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class ItemRetry:
+    """Each item's own attempts: `policy` retries, `timeout` seconds per attempt.
+
+    `report(index, attempt, error, retried)` hears of every failed attempt (`retried` says
+    whether another follows) and of an item succeeding after a failure (`error` None).
+    """
+
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout: float | None = None
+    report: ItemReport = _unheard
+
+    @property
+    def needed(self) -> bool:
+        """Whether items need attempts of their own (else the fast path runs them)."""
+        return self.policy.count > 0 or self.timeout is not None
+
+
+async def within(work: Awaitable[Any], timeout: float, timed_out: Callable[[], BaseException]) -> Any:
+    """Await `work`; after `timeout` seconds cancel it, wait until it is cancelled, raise `timed_out()`."""
+    inner = asyncio.ensure_future(work)
+    try:
+        done, _ = await asyncio.wait({inner}, timeout=timeout)
+    except asyncio.CancelledError:
+        inner.cancel()
+        await asyncio.wait({inner})
+        raise
+    if not done:
+        inner.cancel()
+        await asyncio.wait({inner})
+        raise timed_out()
+    return inner.result()
+
+
+async def map_items(
+    task: str,
+    attempt: Callable[[int], Callable[[dict[str, Any]], Awaitable[Any]]],
+    total: int,
+    indices: Sequence[int],
+    out: list[Any],
+    limit: int | None,
+    rule: ItemRetry,
+) -> None:
+    """`out[i]` for every index, each item attempted on its own until it succeeds or `rule` gives up.
+
+    `attempt(i)(info)` starts one attempt of item `i`; it sets `info["waiting"]` while it waits
+    for an earlier attempt's call to return (a sync function cannot be interrupted), which
+    counts against its timeout. At most `limit` attempts run at once. A failed item goes to
+    the back of the queue after its retry interval, so it holds no slot while it waits. The
+    first item out of attempts stops the map; its error is raised with notes naming it.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
+    for i in indices:
+        queue.put_nowait((i, 1))
+    left = len(indices)
+    all_done: asyncio.Future[None] = loop.create_future()
+    timers: list[asyncio.TimerHandle] = []
+
+    async def worker() -> None:
+        nonlocal left
+        while True:
+            i, number = await queue.get()
+            try:
+                out[i] = await _timed(task, i, number, rule.timeout, attempt(i))
+            except Exception as exc:
+                retried = number <= rule.policy.count
+                rule.report(i, number, exc, retried)
+                if not retried:
+                    note_item(exc, task, i, total, number)
+                    raise
+                delay = rule.policy.delay(number - 1)
+                timers.append(loop.call_later(delay, queue.put_nowait, (i, number + 1)))
+                continue
+            if number > 1:
+                rule.report(i, number, None, False)
+            left -= 1
+            if left == 0:
+                all_done.set_result(None)
+
+    count = len(indices) if limit is None else max(1, min(limit, len(indices)))
+    workers = [asyncio.ensure_future(worker()) for _ in range(count)] if indices else []
+    if not workers:
+        return
+    try:
+        await asyncio.wait([all_done, *workers], return_when=asyncio.FIRST_COMPLETED)
+        for w in workers:
+            if w.done():
+                w.result()  # a worker ends only by raising an item's last error
+    finally:
+        for timer in timers:
+            timer.cancel()
+        await _cancel(workers)
+        all_done.cancel()
+
+
+async def _timed(
+    task: str,
+    index: int,
+    number: int,
+    timeout: float | None,
+    attempt: Callable[[dict[str, Any]], Awaitable[Any]],
+) -> Any:
+    info: dict[str, Any] = {}
+    if timeout is None:
+        return await attempt(info)
+    return await within(
+        attempt(info),
+        timeout,
+        lambda: TaskTimeout(task, timeout, number, NEVER_CALLED if info.get("waiting") else "", index),
+    )
 
 
 async def map_async(
@@ -197,12 +327,8 @@ async def map_threads(
     indices: Sequence[int],
     out: list[Any],
     threads: int,
-    running: list[concurrent.futures.Future[Any]] | None = None,
 ) -> None:
     """`out[i] = call(items[i])` for every index on `threads` threads (never blocks the loop).
-
-    The threads' futures are appended to `running`, so a caller can wait until the items
-    they run have returned (after a cancellation, they finish their current item).
 
     A coroutine returned by `call` is awaited on the loop, its thread waiting for it.
     When cancelled, threads stop after their current item; a running item cannot be
@@ -216,11 +342,28 @@ async def map_threads(
     pool = concurrent.futures.ThreadPoolExecutor(count, thread_name_prefix=f"sflow-{task}")
     try:
         threads_ = [pool.submit(contextvars.copy_context().run, state.work) for _ in range(count)]
-        if running is not None:
-            running.extend(threads_)
         await asyncio.gather(*(asyncio.wrap_future(t) for t in threads_))
     finally:
         state.cancel_awaiting()
         pool.shutdown(wait=False, cancel_futures=True)
     if state.error is not None:
         raise state.error
+
+
+def own_thread(fn: Callable[[], Any], name: str) -> concurrent.futures.Future[Any]:
+    """`fn()` in a new thread (with this context), as a future: a timed-out call holds only its own."""
+    future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    context = contextvars.copy_context()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            value = context.run(fn)
+        except BaseException as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(value)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future

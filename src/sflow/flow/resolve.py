@@ -39,9 +39,10 @@ class ResolvedTask:
     item_positional: bool  # the item parameter is the first one: pass it positionally
     map_source: str | None  # mapped over this task's result or input
     environment: Environment
-    retries: RetryPolicy
-    timeout: float | None
+    retries: RetryPolicy  # a map's: each item's
+    timeout: float | None  # a map's: each item's attempt
     max_concurrent: int | None
+    map_timeout: float | None = None  # the whole map
 
     @property
     def name(self) -> str:
@@ -135,6 +136,7 @@ def _resolve_one(
         retries=options.retries if options.retries is not None else env.retries,
         timeout=options.timeout if options.timeout is not None else env.timeout,
         max_concurrent=options.max_concurrent if options.max_concurrent is not None else env.max_concurrent,
+        map_timeout=options.map_timeout,
     )
     return resolved, []
 

@@ -13,15 +13,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sflow.dispatch.errors import DispatchTimeout
-from sflow.engine import Attempt, Engine, Outcome, RunResult, State, Unit
+from sflow.engine import Attempt, Engine, Outcome, RetryPolicy, RunResult, State, Unit
 from sflow.flow.attempt import TaskAttempt, TaskLog, short_reason
 from sflow.flow.errors import TaskTimeout
-from sflow.flow.fanout import MISSING
+from sflow.flow.fanout import MISSING, NEVER_CALLED, ItemReport, ItemRetry, within
 from sflow.flow.resolve import ResolvedTask
 from sflow.flow.runners import Runners
 from sflow.lifecycle.scope import RunScope
 from sflow.lifecycle.settings import RunSettings
 from sflow.record.run_dir import RunRecord
+from sflow.slurm.journal import SlurmJournal
 
 
 class _MapState:
@@ -61,6 +62,8 @@ class FlowRun:
     async def run(self) -> RunResult:
         """Run to a final state; executors are closed (remote work cancelled) whatever happens."""
         self.scope = RunScope(self.name, self.settings)
+        if self.scope.record is not None:  # the Slurm jobs its tasks submit, as they are submitted
+            self._runners.journal = SlurmJournal(self.scope.record.run_dir)
 
         async def prepare() -> list[Unit]:
             return [self._unit(t) for t in self.tasks.values()]
@@ -75,7 +78,9 @@ class FlowRun:
         async def start(attempt_no: int) -> Attempt:
             return await self._start(task, attempt_no)
 
-        return Unit(name=task.name, start=start, deps=task.deps, retries=task.retries)
+        # a map's retries are its items' own: the map as a whole is attempted once
+        retries = RetryPolicy() if task.mapped else task.retries
+        return Unit(name=task.name, start=start, deps=task.deps, retries=retries)
 
     async def _start(self, task: ResolvedTask, attempt_no: int) -> Attempt:
         env = task.environment
@@ -118,8 +123,21 @@ class FlowRun:
         info["items"] = len(state.items)
         missing = state.missing()
         if missing:
-            await runner.map(task, self.values, state.items, missing, state.out, info)
+            rule = ItemRetry(task.retries, task.timeout, self._item_report(task.name))
+            await runner.map(task, self.values, state.items, missing, state.out, info, rule)
         return list(state.out)
+
+    def _item_report(self, task: str) -> ItemReport:
+        """Each failed attempt of an item, and an item that succeeded on a retry, into the record."""
+        record = self.record
+        if record is None:
+            return ItemRetry().report
+
+        def report(index: int, attempt: int, error: BaseException | None, retried: bool) -> None:
+            reason = short_reason(error) if error is not None else ""
+            record.item_event(task, index, attempt, reason, retried)
+
+        return report
 
     def _map_state(self, task: ResolvedTask) -> _MapState:
         state = self._maps.get(task.name)
@@ -132,35 +150,30 @@ class FlowRun:
 async def _bounded(work: Any, task: ResolvedTask, attempt_no: int, info: dict[str, Any]) -> Any:
     """Await `work`, cancelling it (and its remote jobs) after the task's timeout.
 
-    A single call through a dispatch executor is bounded by the executor instead (the call's
+    A map is bounded as a whole by its `map_timeout` (its `timeout` is each item's). A single
+    call through a dispatch executor is bounded by the executor instead (the call's
     `timeout`), which counts from the call's start: time in a Slurm queue does not count.
     Time an attempt spends waiting for an earlier attempt's call to return (a sync function
     cannot be interrupted) counts: `info["waiting"]` says so while it waits.
     """
-    if task.timeout is None or not (task.local or task.mapped):
+    if task.mapped:
+        if task.map_timeout is None:
+            return await work
+        limit = task.map_timeout
+        return await within(work, limit, lambda: TaskTimeout(task.name, limit, attempt_no, "map_timeout"))
+    if task.timeout is None or not task.local:
         return await work
-    inner = asyncio.ensure_future(work)
-    try:
-        done, _ = await asyncio.wait({inner}, timeout=task.timeout)
-    except asyncio.CancelledError:
-        inner.cancel()
-        await asyncio.wait({inner})
-        raise
-    if not done:
-        inner.cancel()
-        await asyncio.wait({inner})
-        detail = (
-            "this attempt never called the function: an earlier attempt's call was still running"
-            if info.get("waiting")
-            else ""
-        )
-        raise TaskTimeout(task.name, task.timeout, attempt_no, detail)
-    return inner.result()
+    timeout = task.timeout
+    return await within(
+        work,
+        timeout,
+        lambda: TaskTimeout(task.name, timeout, attempt_no, NEVER_CALLED if info.get("waiting") else ""),
+    )
 
 
 def _as_timeout(exc: BaseException, task: ResolvedTask, attempt_no: int) -> BaseException:
     """A dispatch timeout of this task's call is the task's timeout, named as such."""
-    if isinstance(exc, DispatchTimeout) and task.timeout is not None:
+    if isinstance(exc, DispatchTimeout) and task.timeout is not None and not task.mapped:
         error = TaskTimeout(task.name, task.timeout, attempt_no)
         error.__cause__ = exc
         return error

@@ -1,7 +1,7 @@
 """Where a task's function runs: in this process, or through a `sflow.dispatch` executor.
 
 A runner has two verbs: `call` (one invocation) and `map` (one invocation per item, filling
-`out[i]`). The `local` environment runs in process: async functions directly on the loop,
+`out[i]`, each item with its own retries and timeout). The `local` environment runs in process: async functions directly on the loop,
 sync functions in threads. Every other environment goes through its dispatch executor,
 one `submit` per call and one `submit_many` per map (a Slurm job array).
 """
@@ -14,13 +14,24 @@ import contextvars
 import dataclasses
 import functools
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from sflow.dispatch.config import Environment
+from sflow.dispatch.errors import DispatchCancelled, DispatchTimeout
 from sflow.dispatch.executor import Call, Executor, Handle
-from sflow.flow.fanout import default_threads, map_async, map_threads, note_item
+from sflow.flow.errors import TaskTimeout
+from sflow.flow.fanout import (
+    ItemRetry,
+    default_threads,
+    map_async,
+    map_items,
+    map_threads,
+    note_item,
+    own_thread,
+)
 from sflow.flow.resolve import ResolvedTask
+from sflow.slurm.journal import SlurmJournal
 
 MAX_JOB_LOGS = 100  # job log paths listed per task in the run record
 
@@ -36,24 +47,29 @@ class Runner(Protocol):
         indices: Sequence[int],
         out: list[Any],
         info: dict[str, Any],
+        rule: ItemRetry,
     ) -> None: ...
 
     async def aclose(self) -> None: ...
 
 
+CallKey = str | tuple[str, int]  # a task, or one item of a mapped task
+
+
 class LocalRunner:
-    """In process: async functions on the running loop, sync ones on a thread pool.
+    """In process: async functions on the running loop, sync ones in threads.
 
     A sync function cannot be interrupted: after a timeout its call goes on in its thread.
-    The next attempt of the same task (or of a map's items) waits until it has returned, so
-    two attempts of one task never run at once; that wait counts against the new attempt's
-    own timeout.
+    The next attempt of the same task (or map item) waits until it has returned, so two
+    attempts of one never run at once; that wait counts against the new attempt's own
+    timeout. A map item with a timeout runs each attempt in a thread of its own, so a call
+    that timed out holds up no other item.
     """
 
     def __init__(self, max_workers: int | None = None) -> None:
         self.max_workers = max_workers
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._threads: dict[str, list[concurrent.futures.Future[Any]]] = {}  # task -> its calls' threads
+        self._threads: dict[CallKey, concurrent.futures.Future[Any]] = {}  # its last call's thread
 
     async def call(self, task: ResolvedTask, values: Mapping[str, Any], info: dict[str, Any]) -> Any:
         fn = task.spec.fn
@@ -64,20 +80,22 @@ class LocalRunner:
             self._pool = concurrent.futures.ThreadPoolExecutor(
                 self.max_workers or max(32, default_threads()), thread_name_prefix="sflow-task"
             )
-        await self._earlier_attempt_returned(task.name, info)
         bound = functools.partial(contextvars.copy_context().run, fn, **kwargs)
-        running = self._pool.submit(bound)
-        self._threads[task.name] = [running]
+        pool = self._pool
+        return await self._in_thread(task.name, lambda: pool.submit(bound), info)
+
+    async def _in_thread(
+        self, key: CallKey, start: Callable[[], concurrent.futures.Future[Any]], info: dict[str, Any]
+    ) -> Any:
+        """Start a sync call once the key's earlier call has returned; await its value."""
+        earlier = self._threads.get(key)
+        if earlier is not None and not earlier.done():
+            info["waiting"] = "for an earlier attempt's call, still running in its thread"
+            await asyncio.wait({_watched(earlier)})
+            del info["waiting"]
+        running = self._threads[key] = start()
         value = await asyncio.wrap_future(running)  # a timeout stops the wait, not the thread
         return await value if inspect.isawaitable(value) else value
-
-    async def _earlier_attempt_returned(self, task: str, info: dict[str, Any]) -> None:
-        """Wait until the threads of the task's earlier attempt are done (a timed-out call runs on)."""
-        running = [_watched(f) for f in self._threads.get(task, ()) if not f.done()]
-        if running:
-            info["waiting"] = "for an earlier attempt's call, still running in its thread"
-            await asyncio.wait(running)
-            del info["waiting"]
 
     async def map(
         self,
@@ -87,15 +105,40 @@ class LocalRunner:
         indices: Sequence[int],
         out: list[Any],
         info: dict[str, Any],
+        rule: ItemRetry,
     ) -> None:
         call = task.item_caller(values)
-        if task.spec.is_async:
-            await map_async(task.name, call, items, indices, out, task.max_concurrent)
-        else:
-            await self._earlier_attempt_returned(task.name, info)
-            threads = task.max_concurrent or self.max_workers or default_threads()
-            running = self._threads[task.name] = []
-            await map_threads(task.name, call, items, indices, out, threads, running)
+        threads = task.max_concurrent or self.max_workers or default_threads()
+        if not rule.needed:
+            if task.spec.is_async:
+                await map_async(task.name, call, items, indices, out, task.max_concurrent)
+            else:
+                await map_threads(task.name, call, items, indices, out, threads)
+            return
+
+        # with a timeout, a call that timed out runs on: each attempt gets a thread of its own, so
+        # it holds up no other item; without one, every attempt has returned before the next
+        pool = None
+        if not task.spec.is_async and rule.timeout is None:
+            pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix=f"sflow-{task.name}")
+
+        def attempt(index: int) -> Callable[[dict[str, Any]], Awaitable[Any]]:
+            item = items[index]
+            if task.spec.is_async:
+                return lambda _info: call(item)
+            bound = functools.partial(contextvars.copy_context().run, call, item)
+            name = f"sflow-{task.name}-{index}"
+            start = (lambda: pool.submit(bound)) if pool is not None else (lambda: own_thread(bound, name))
+            return lambda info: self._in_thread((task.name, index), start, info)
+
+        limit = task.max_concurrent if task.spec.is_async else threads
+        try:
+            await map_items(task.name, attempt, len(items), indices, out, limit, rule)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+            for index in indices:
+                self._threads.pop((task.name, index), None)
 
     async def aclose(self) -> None:
         if self._pool is not None:
@@ -140,54 +183,89 @@ class ExecutorRunner:
         indices: Sequence[int],
         out: list[Any],
         info: dict[str, Any],
+        rule: ItemRetry,
     ) -> None:
+        """Submit the items together; then, after the retry interval, the failed ones together.
+
+        Each round is one `submit_many` (one job array on Slurm) and ends when all its items
+        have; the last round allowed ends at its first failure, which is raised.
+        """
         base = task.kwargs(values)
-        calls = [self._call(task, *task.item_args(base, items[i])) for i in indices]
-        handles = await self.executor.submit_many(calls)
-        _describe(info, handles)
-        try:
-            failed = await _first_failure(handles)
-            if failed is not None:
-                index = indices[handles.index(failed)]
-                try:
-                    await failed.result()
-                except BaseException as exc:
-                    note_item(exc, task.name, index, len(items))
-                    raise
-        finally:
-            live = [h for h in handles if not h.done()]
-            if live:
-                await self.executor.cancel_many(live)
-            for i, handle in zip(indices, handles, strict=True):
-                if handle.done() and handle.exception() is None:
-                    out[i] = await handle.result()
-            _describe(info, handles)
+        pending = list(indices)
+        submitted: list[Handle] = []
+        number = 1
+        while pending:
+            calls = [self._call(task, *task.item_args(base, items[i])) for i in pending]
+            handles = await self.executor.submit_many(calls)
+            submitted.extend(handles)
+            _describe(info, submitted)
+            last = number > rule.policy.count
+            try:
+                failed = await _failures(handles, first_only=last)
+                for at in failed:
+                    retried = not last and not isinstance(handles[at].exception(), DispatchCancelled)
+                    rule.report(pending[at], number, handles[at].exception(), retried)
+                    if not retried:
+                        await _raise_item(task, handles[at], pending[at], len(items), number)
+            finally:
+                live = [h for h in handles if not h.done()]
+                if live:
+                    await self.executor.cancel_many(live)
+                for i, handle in zip(pending, handles, strict=True):
+                    if handle.done() and handle.exception() is None:
+                        out[i] = await handle.result()
+                        if number > 1:
+                            rule.report(i, number, None, False)
+                _describe(info, submitted)
+            if failed:
+                await asyncio.sleep(rule.policy.delay(number - 1))
+            pending = [pending[at] for at in failed]
+            number += 1
 
     async def aclose(self) -> None:
         await self.executor.aclose()
 
 
-async def _first_failure(handles: Sequence[Handle]) -> Handle | None:
-    """Wait until every handle succeeded (None) or one failed (that handle)."""
+async def _raise_item(task: ResolvedTask, handle: Handle, index: int, total: int, attempts: int) -> None:
+    """Raise the item's own exception (the remote one), noting which item and its attempts."""
+    try:
+        await handle.result()
+    except DispatchTimeout as exc:
+        if task.timeout is None:
+            raise
+        error = TaskTimeout(task.name, task.timeout, attempts, item=index)
+        note_item(error, task.name, index, total, attempts)
+        raise error from exc
+    except BaseException as exc:
+        note_item(exc, task.name, index, total, attempts)
+        raise
+
+
+async def _failures(handles: Sequence[Handle], first_only: bool) -> list[int]:
+    """Positions of the failed handles once all are done, or of the first failure (`first_only`)."""
     if not handles:
-        return None
-    waiter: asyncio.Future[Handle | None] = asyncio.get_running_loop().create_future()
+        return []
+    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    failed: list[int] = []
     remaining = len(handles)
 
-    def on_done(handle: Handle) -> None:
+    def on_done(at: int, handle: Handle) -> None:
         nonlocal remaining
         if waiter.done():
             return
-        if handle.exception() is not None:
-            waiter.set_result(handle)
-            return
         remaining -= 1
+        if handle.exception() is not None:
+            failed.append(at)
+            if first_only:
+                waiter.set_result(None)
+                return
         if remaining == 0:
             waiter.set_result(None)
 
-    for handle in handles:
-        handle.add_done_callback(on_done)
-    return await waiter
+    for at, handle in enumerate(handles):
+        handle.add_done_callback(functools.partial(on_done, at))
+    await waiter
+    return sorted(failed)
 
 
 def _describe(info: dict[str, Any], handles: Sequence[Handle]) -> None:
@@ -206,9 +284,14 @@ def _describe(info: dict[str, Any], handles: Sequence[Handle]) -> None:
 
 
 class Runners:
-    """One runner per environment the flow uses, opened on first use and closed together."""
+    """One runner per environment the flow uses, opened on first use and closed together.
 
-    def __init__(self) -> None:
+    Executors that submit Slurm jobs record each one in `journal` (the run's `slurm.jsonl`) the
+    moment it exists, so `sflow cancel RUN` stops what a killed flow left.
+    """
+
+    def __init__(self, journal: SlurmJournal | None = None) -> None:
+        self.journal = journal
         self._opening: dict[tuple[str, int | None], asyncio.Future[Runner]] = {}
 
     async def get(self, task: ResolvedTask) -> Runner:
@@ -219,7 +302,7 @@ class Runners:
             env = dataclasses.replace(env, max_concurrent=throttle)
         key = (env.name, throttle)
         if key not in self._opening:
-            self._opening[key] = asyncio.ensure_future(_open(env))
+            self._opening[key] = asyncio.ensure_future(_open(env, self.journal))
         return await asyncio.shield(self._opening[key])
 
     async def aclose(self) -> None:
@@ -229,12 +312,16 @@ class Runners:
             await asyncio.wait(opening)
         runners = [f.result() for f in opening if not f.cancelled() and f.exception() is None]
         await asyncio.gather(*(r.aclose() for r in runners), return_exceptions=True)
+        if self.journal is not None:
+            self.journal.close()
 
 
-async def _open(env: Environment) -> Runner:
+async def _open(env: Environment, journal: SlurmJournal | None) -> Runner:
     if env.executor == "local":
         max_workers = env.executor_config.get("max_workers")
         return LocalRunner(max_workers if isinstance(max_workers, int) else None)
     executor = env.create_executor()
+    if hasattr(executor, "journal"):  # it submits Slurm jobs
+        executor.journal = journal
     await executor.start()
     return ExecutorRunner(executor)

@@ -7,6 +7,7 @@ the whole flow (which names are tasks, cycles) happen when the block ends (`reso
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import linecache
 from collections.abc import Callable, Iterable, Mapping
@@ -38,21 +39,13 @@ class Param:
         return self.kind in _FEEDABLE
 
 
-OPTION_NAMES = (
-    "name",
-    "retries",
-    "timeout",
-    "environment",
-    "map",
-    "map_param",
-    "max_concurrent",
-    "resources",
-)
-
-
 @dataclass(frozen=True)
 class TaskOptions:
-    """Options given to `@f.task(...)`; None means "use the environment's default"."""
+    """Options given to `@f.task(...)`; None means "use the environment's default".
+
+    For a mapped task, `retries` and `timeout` apply to each item; `map_timeout` bounds the
+    whole map.
+    """
 
     retries: RetryPolicy | None = None
     timeout: float | None = None
@@ -60,11 +53,15 @@ class TaskOptions:
     map: MapSpec = None
     map_param: str | None = None  # the parameter receiving a map's item, when named explicitly
     max_concurrent: int | None = None
+    map_timeout: float | None = None
     resources: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def mapped(self) -> bool:
         return self.map is not None
+
+
+OPTION_NAMES = ("name", *(f.name for f in dataclasses.fields(TaskOptions)))
 
 
 @dataclass(frozen=True)
@@ -90,16 +87,11 @@ class TaskSpec:
         return f"'{self.name}' ({self.where})" if self.where else f"'{self.name}'"
 
 
-def make_spec(
-    fn: Callable[..., Any],
-    name: str | None,
-    options: Mapping[str, Any],
-    unknown: Mapping[str, Any] | None = None,
-) -> TaskSpec:
+def make_spec(fn: Callable[..., Any], name: str | None, options: Mapping[str, Any]) -> TaskSpec:
     """Inspect `fn` once and check its options; `FlowDefinitionError` names the task and its line.
 
-    `options` are the keyword options of `@f.task` but `name`; `unknown` are keywords it does
-    not have (typos), reported with the closest option name.
+    `options` are the keyword options given to `@f.task` but `name`, as given: a keyword that
+    is not an option (a typo) is reported with the closest option name.
     """
     if not callable(fn):
         raise FlowDefinitionError(f"@task needs a function, got {type(fn).__name__}")
@@ -114,11 +106,13 @@ def make_spec(
         )
     label = f"'{task_name}' ({where})" if where else f"'{task_name}'"
     try:
-        for key in unknown or ():
+        for key in options:
+            if key in OPTION_NAMES:
+                continue
             raise FlowDefinitionError(
                 f"unknown option {key!r}{suggest(key, OPTION_NAMES)} (options: {', '.join(OPTION_NAMES)})"
             )
-        checked = make_options(**options)
+        checked = make_options(**{k: v for k, v in options.items() if v is not None})
     except FlowDefinitionError as exc:
         raise FlowDefinitionError(f"task {label}: {exc}") from None
     try:
@@ -148,12 +142,14 @@ def make_options(
     map_param: str | None = None,
     max_concurrent: int | None = None,
     resources: Mapping[str, Any] | None = None,
+    map_timeout: float | None = None,
 ) -> TaskOptions:
     """Validate decorator options (types and ranges) into a `TaskOptions`."""
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
-    ):
-        raise FlowDefinitionError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    for key, seconds in (("timeout", timeout), ("map_timeout", map_timeout)):
+        if seconds is not None and (
+            isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0
+        ):
+            raise FlowDefinitionError(f"{key} must be a positive number of seconds, got {seconds!r}")
     if environment is not None and (not isinstance(environment, str) or not environment):
         raise FlowDefinitionError(f"environment must be a non-empty string, got {environment!r}")
     if max_concurrent is not None and (
@@ -173,6 +169,7 @@ def make_options(
     for key, value in (
         ("max_concurrent", max_concurrent),
         ("map_param", map_param),
+        ("map_timeout", map_timeout),
     ):
         if value is not None and map is None:
             raise FlowDefinitionError(f"{key} only applies to a mapped task (give map=...)")
@@ -184,6 +181,7 @@ def make_options(
         map_param=map_param,
         max_concurrent=max_concurrent,
         resources=MappingProxyType(dict(resources or {})),
+        map_timeout=None if map_timeout is None else float(map_timeout),
     )
 
 

@@ -34,19 +34,26 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class OwnLoop:
-    """Runs a coroutine on a new event loop of its own; `stop_signal` is the signal that stopped it."""
+    """Runs a coroutine on a new event loop of its own; `stop_signal` is the signal that stopped it.
+
+    A signal is counted the moment it arrives, by a handler installed before the loop starts and
+    kept until it has closed, and acted on by the loop (which the signal wakes): so one that comes
+    before the loop runs, or as it ends, is never lost, and the run still ends as it says.
+    """
 
     def __init__(self, *, command_line: bool = False) -> None:
         self.command_line = command_line
         self.stop_signal: signal.Signals | None = None
-        self._hits = 0
+        self._hits = 0  # signals received
+        self._acted = 0  # signals the loop has acted on
 
     def run(self, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """`main()` to completion; see the module doc for what signals do."""
         if self.command_line:
             become_subreaper()  # what tasks detach is re-parented to us and stopped at the end
-        # decided before asyncio.run puts its own SIGINT handler in place
+        # decided, and taken, before asyncio.run would put its own SIGINT handler in place
         handled = [sig for sig in STOP_SIGNALS if self.command_line or _ours_to_handle(sig)]
+        previous = {sig: signal.getsignal(sig) for sig in handled}
 
         async def body() -> T:
             _use_pidfd_watcher()
@@ -55,23 +62,35 @@ class OwnLoop:
                 return await task
 
         try:
+            for sig in handled:
+                signal.signal(sig, self._received)
             result = asyncio.run(body())
         except BaseException as exc:
             if self.stop_signal is not None and not self.command_line:
                 raise _as_signal_exit(self.stop_signal) from exc
             raise
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         if self.stop_signal is not None and not self.command_line:
             raise _as_signal_exit(self.stop_signal)
         return result
+
+    def _received(self, signum: int, frame: Any) -> None:
+        """The Python-level handler: count the signal at once (the loop acts on it when it wakes)."""
+        self._hits += 1
+        self.stop_signal = self.stop_signal or signal.Signals(signum)
 
     @contextlib.contextmanager
     def _stop_on_signals(self, main: asyncio.Future[Any], handled: list[signal.Signals]) -> Iterator[None]:
         loop = asyncio.get_running_loop()
 
-        def on_signal(sig: signal.Signals) -> None:
-            self._hits += 1
-            self.stop_signal = self.stop_signal or sig
-            reason = f"interrupted ({sig.name})"
+        def act() -> None:
+            """Stop the runs for the signals received since the last call (a second one: no grace)."""
+            if self._acted == self._hits or self.stop_signal is None:
+                return
+            self._acted = self._hits
+            reason = f"interrupted ({self.stop_signal.name})"
             stopping = [
                 s.request_stop(reason, interrupted=True, force=self._hits > 1) for s in active_scopes(loop)
             ]
@@ -80,13 +99,16 @@ class OwnLoop:
 
         for sig in handled:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, on_signal, sig)
+                loop.add_signal_handler(sig, act)  # a signal wakes the loop, which calls `act`
+            signal.signal(sig, self._received)  # ... and is counted at once, even if the loop never wakes
+        act()  # what came before the loop ran
         try:
             yield
         finally:
             for sig in handled:
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     loop.remove_signal_handler(sig)
+                signal.signal(sig, self._received)  # until the loop has closed
 
 
 def _ours_to_handle(sig: signal.Signals) -> bool:

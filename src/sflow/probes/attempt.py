@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from sflow.engine.unit import Attempt, Outcome, ended_before_ready
@@ -31,6 +32,7 @@ class ProbedAttempt(Attempt):
         failure: Sequence[ProbeSpec],
         hosts: Sequence[str],
         grace: float,
+        log_of: Callable[[str], Path] | None = None,
     ) -> None:
         self.inner = inner
         self.log_path = inner.log_path
@@ -38,8 +40,8 @@ class ProbedAttempt(Attempt):
         self.grace = grace
         loop = asyncio.get_running_loop()
         self._started = loop.time()
-        self._readiness = [(s, build_check(s, hosts, inner.log_path)) for s in readiness]
-        self._failure = [(s, build_check(s, hosts, inner.log_path)) for s in failure]
+        self._readiness = [(s, build_check(s, hosts, inner.log_path, log_of)) for s in readiness]
+        self._failure = [(s, build_check(s, hosts, inner.log_path, log_of)) for s in failure]
         self._watchers = [
             asyncio.ensure_future(watch_failure(check, spec, self._started)) for spec, check in self._failure
         ]

@@ -15,7 +15,7 @@ import abc
 import asyncio
 import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,17 +152,28 @@ class LogWatchCheck(Check):
         self.follower.close()
 
 
-def build_check(spec: ProbeSpec, hosts: Sequence[str], log_path: Path | None) -> Check:
-    """The check for `spec`; `hosts` are the task's node addresses (first = default target)."""
+def build_check(
+    spec: ProbeSpec,
+    hosts: Sequence[str],
+    log_path: Path | None,
+    log_of: Callable[[str], Path] | None = None,
+) -> Check:
+    """The check for `spec`; `hosts` are the task's node addresses (first = default target),
+    `log_path` the attempt's log and `log_of(task)` another task's (for a `logger`)."""
     params = spec.params
     if spec.kind == "tcp_port":
-        targets = params.get("hosts") or list(hosts)[: None if params.get("all_nodes") else 1]
+        targets = params.get("hosts") or list(hosts)[: None if params.get("on_node") == "each" else 1]
         return TcpCheck(targets or [DEFAULT_HOST], int(params["port"]))
     if spec.kind in ("http_get", "http_post"):
         default_host = str(params.get("default_host") or (hosts[0] if hosts else DEFAULT_HOST))
         return HttpCheck("GET" if spec.kind == "http_get" else "POST", params, default_host)
     if spec.kind == "log_watch":
-        return LogWatchCheck(
-            log_path, str(params["pattern"]), str(params.get("shown", "")), int(params["match_count"])
+        logger = params.get("logger")
+        path = log_of(logger) if logger and log_of is not None else log_path
+        check = LogWatchCheck(
+            path, str(params["pattern"]), str(params.get("shown", "")), int(params["match_count"])
         )
+        if logger:
+            check.description += f" in {logger}'s log"
+        return check
     raise ValueError(f"unknown probe kind {spec.kind!r}")

@@ -12,26 +12,36 @@ from sflow.engine.unit import Outcome
 from sflow.probes.checks import Check, CheckResult
 from sflow.probes.spec import ProbeSpec
 
-TRY_TIMEOUT_MIN = 1.0  # a try may take at least this long (slow DNS, busy server)...
-TRY_TIMEOUT_MAX = 5.0  # ...but never longer: an unreachable host must not stall the probe
-
 
 def seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:g}s"
 
 
 def try_timeout(spec: ProbeSpec, deadline: float | None, now: float) -> float:
-    """How long one try may take: about one interval, clamped, and never past the deadline."""
-    limit = min(max(spec.interval, TRY_TIMEOUT_MIN), TRY_TIMEOUT_MAX)
+    """How long one try may take: `each_check_timeout`, and never past the deadline."""
+    limit = spec.each_check_timeout
     if deadline is not None:
         limit = min(limit, max(deadline - now, 0.05))
     return limit
 
 
 async def try_once(check: Check, timeout: float) -> CheckResult:
-    """One try that turns any unexpected error into a failed answer, so a probe never crashes."""
+    """One try, cut after `timeout` seconds (a failed answer, like any unexpected error): a probe
+    never hangs and never crashes. A check also gets the timeout itself, to say what it waited
+    for; whichever of the two notices first gives the answer."""
+    # Not `asyncio.wait_for`: before Python 3.12 it may swallow a cancellation that arrives as the
+    # try ends, and a probe that is being stopped would then go on forever.
+    attempt = asyncio.ensure_future(check.run(timeout))
     try:
-        return await check.run(timeout)
+        done, _ = await asyncio.wait({attempt}, timeout=timeout)
+    finally:
+        if not attempt.done():
+            attempt.cancel()
+            await asyncio.wait({attempt})
+    if not done:
+        return CheckResult(False, f"check timed out after {timeout:g}s")
+    try:
+        return attempt.result()
     except asyncio.CancelledError:
         raise
     except Exception as exc:

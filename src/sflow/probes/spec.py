@@ -16,6 +16,7 @@ from typing import Any, Literal
 ProbeKind = Literal["tcp_port", "http_get", "http_post", "log_watch"]
 KINDS: tuple[ProbeKind, ...] = ("tcp_port", "http_get", "http_post", "log_watch")
 DEFAULT_HOST = "127.0.0.1"
+EACH_CHECK_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,8 @@ class ProbeSpec:
     """One probe: what to check (`kind` + `params`) and when (the timing fields).
 
     `timeout` is the overall deadline for a readiness probe to pass, counted from the attempt's
-    start (so it includes `delay`); None waits as long as the attempt runs.
+    start (so it includes `delay`); None waits as long as the attempt runs. `each_check_timeout`
+    cuts one try that takes longer (it counts as failed), 30 s unless set, as in nv-sflow.
     """
 
     kind: ProbeKind
@@ -31,6 +33,7 @@ class ProbeSpec:
     delay: float = 0.0
     timeout: float | None = None
     interval: float = 1.0
+    each_check_timeout: float = EACH_CHECK_TIMEOUT
     success_threshold: int = 1
     failure_threshold: int = 3
 
@@ -101,6 +104,7 @@ def _one(model: Any, kind: ProbeKind, default_host: str) -> ProbeSpec:
         delay=_seconds(model, body, "delay", 0.0),
         timeout=_optional_seconds(model, body, "timeout"),
         interval=max(_seconds(model, body, "interval", 1.0), 0.01),
+        each_check_timeout=max(_seconds(model, body, "each_check_timeout", EACH_CHECK_TIMEOUT), 0.01),
         success_threshold=_count(model, body, "success_threshold", 1),
         failure_threshold=_count(model, body, "failure_threshold", 3),
     )
@@ -143,14 +147,16 @@ def _tcp_params(body: Any, default_host: str) -> dict[str, Any]:
     if port is None:
         raise ValueError("tcp_port needs a port")
     host = get(body, "host")
-    all_nodes = bool(get(body, "all_nodes"))
-    if isinstance(host, (list, tuple)):
-        hosts: list[str] | None = [str(h) for h in host]
-    elif host:
-        hosts = [str(host)]
+    on_node = get(body, "on_node") or "first"
+    if on_node not in ("first", "each"):
+        raise ValueError(f"tcp_port on_node must be 'first' or 'each', got {on_node!r}")
+    if on_node == "each":  # every node of the task, whatever `host` says (as nv-sflow does)
+        hosts: list[str] | None = None
+    elif isinstance(host, (list, tuple)):
+        hosts = [str(h) for h in host]
     else:
-        hosts = None if all_nodes else [default_host]
-    return {"port": int(port), "hosts": hosts, "all_nodes": all_nodes}
+        hosts = [str(host or default_host)]
+    return {"port": int(port), "hosts": hosts, "on_node": on_node}
 
 
 def _http_params(body: Any, default_host: str) -> dict[str, Any]:
@@ -179,10 +185,12 @@ def _headers(value: Any) -> dict[str, str]:
 
 
 def _log_params(body: Any, default_host: str) -> dict[str, Any]:
+    from sflow.schema.task import log_watch_regex
+
     regex, literal = get(body, "regex_pattern"), get(body, "match_pattern")
     if (regex is None) == (literal is None):
         raise ValueError("log_watch needs exactly one of regex_pattern or match_pattern")
-    pattern = str(regex) if regex is not None else re.escape(str(literal))
+    pattern = log_watch_regex(regex, literal)
     try:
         re.compile(pattern)
     except re.error as exc:
@@ -191,7 +199,8 @@ def _log_params(body: Any, default_host: str) -> dict[str, Any]:
     if count < 1:
         raise ValueError(f"log_watch match_count must be at least 1, got {count}")
     shown = str(regex if regex is not None else literal)
-    return {"pattern": pattern, "shown": shown, "match_count": count}
+    logger = get(body, "logger")
+    return {"pattern": pattern, "shown": shown, "match_count": count, "logger": logger and str(logger)}
 
 
 _PARAMS = {

@@ -24,7 +24,7 @@ from typing import IO, Any
 from sflow.engine import Event, RunResult, State
 from sflow.errors import UserError
 from sflow.record.outputs import table_row, write_table_csv
-from sflow.record.status import process_start
+from sflow.record.status import count_item_failure, process_start
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -139,6 +139,18 @@ class RunRecord:
             line["message"] = event.message
         self._events.write(json.dumps(line) + "\n")
         self._human.write(_human_line(event) + "\n")
+
+    def item_event(self, task: str, index: int, attempt: int, reason: str, retried: bool) -> None:
+        """One attempt of one item of a mapped task: failed (`reason`), or succeeded after a failure."""
+        state = ("retrying" if retried else "failed") if reason else "succeeded"
+        line: dict[str, Any] = {"time": time.time(), "task": task, "item": index, "attempt": attempt}
+        line["state"] = state
+        if reason:
+            line["reason"] = reason
+            count_item_failure(self.task_info.setdefault(task, {}), line)
+        self._events.write(json.dumps(line) + "\n")
+        text = f"{_stamp(line['time'])} {task}: item {index} attempt {attempt} {state}"
+        self._human.write(text + (f" ({reason})" if reason else "") + "\n")
 
     def set_outputs(
         self,

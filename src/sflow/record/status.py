@@ -152,6 +152,10 @@ def _replay(events: Path, tasks: dict[str, TaskStatus]) -> float | None:
 
 def apply_event(task: TaskStatus, event: dict[str, Any]) -> None:
     """One line of `events.jsonl` applied to what is known of its task."""
+    if "item" in event:  # one item of a map: the task's own state is unchanged
+        if event.get("reason"):
+            count_item_failure(task.info, event)
+        return
     state = str(event["state"])
     task.state = state
     task.attempts = max(task.attempts, int(event.get("attempt") or 0))
@@ -163,6 +167,12 @@ def apply_event(task: TaskStatus, event: dict[str, Any]) -> None:
         task.end = event.get("time")
         if "exit_code" in event:
             task.exit_code = event["exit_code"]
+
+
+def count_item_failure(info: dict[str, Any], line: dict[str, Any]) -> None:
+    """A task's `item_failures` and `last_item_failure` (summary.json, `sflow status`), from an item event."""
+    info["item_failures"] = int(info.get("item_failures") or 0) + 1
+    info["last_item_failure"] = f"item {line['item']} attempt {line['attempt']}: {line.get('reason', '')}"
 
 
 def _last_end(tasks: dict[str, TaskStatus]) -> float | None:

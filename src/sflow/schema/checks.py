@@ -18,6 +18,7 @@ from sflow.schema.problems import Problems
 from sflow.schema.sections import OPERATOR_TYPES
 from sflow.schema.suggest import suggest
 from sflow.schema.task import Task, Upload, replica_name, sweep_names
+from sflow.schema.variable_order import resolution_order
 from sflow.schema.workflow import BUILTIN_OPERATORS, IMPLICIT_BACKEND, UploadAll, WorkflowSpec
 
 
@@ -28,10 +29,21 @@ def check_spec(spec: WorkflowSpec, problems: Problems, missable_tasks: Sequence[
     tasks = _unique_tasks(spec, problems)
     _fold_required_by(tasks)
     _dependencies(spec.workflow.tasks, tasks, missable_tasks, problems)
+    _probe_loggers(spec.workflow.tasks, tasks, missable_tasks, problems)
     _backends_and_operators(spec, problems)
     _replica_sweeps(spec, problems)
     _replica_names(spec, tasks, problems)
     _storage_targets(spec, problems)
+    _variable_cycles(spec, problems)
+
+
+def _variable_cycles(spec: WorkflowSpec, problems: Problems) -> None:
+    """Variables of one scope whose values read each other in a ring cannot be resolved."""
+    scopes = [spec.variables, spec.workflow.variables, *(t.variables for t in spec.workflow.tasks)]
+    for variables in scopes:
+        if variables and len(variables) > 1:
+            with problems.collecting():
+                resolution_order(variables)
 
 
 def _fold_required_by(tasks: dict[str, Task]) -> None:
@@ -107,6 +119,42 @@ def _dependencies(
                 ComposeWarning,
                 stacklevel=2,
             )
+
+
+def _probe_loggers(
+    tasks: list[Task], index: dict[str, Task], missable: Sequence[str], problems: Problems
+) -> None:
+    """A log_watch `logger` names a task (or a replica, `server_0`); one naming an absent task a
+    `missable` name or glob matches is dropped and the probe watches its own task's log, as
+    nv-sflow does."""
+    for task in tasks:
+        if task.probes is None:
+            continue
+        for probe in (*task.probes.readiness, *task.probes.failure):
+            watch = probe.log_watch
+            if watch is None or watch.logger is None or _names_a_task(watch.logger, index):
+                continue
+            if is_missable(watch.logger, missable):
+                watch.logger = None
+                continue
+            problems.add(
+                SpecError(
+                    f"logger names unknown task '{watch.logger}'{suggest(watch.logger, index)}",
+                    where=watch.loc("logger"),
+                    field=watch.path("logger"),
+                )
+            )
+
+
+def _names_a_task(name: str, index: dict[str, Task]) -> bool:
+    if name in index:
+        return index[name].replicas is None
+    base = name.rpartition("_")[0]
+    while base:
+        if base in index and index[base].replicas is not None:
+            return True
+        base = base.rpartition("_")[0]
+    return False
 
 
 def _backends_and_operators(spec: WorkflowSpec, problems: Problems) -> None:

@@ -20,6 +20,7 @@ from sflow.schema.fieldtypes import as_int, is_expression, retry_count, seconds,
 from sflow.schema.problems import Problems
 from sflow.schema.sections import OperatorBase, Variable
 from sflow.schema.task import OperatorRef, Retries, check_retry_waits
+from sflow.schema.variable_order import ordered
 from sflow.schema.workflow import WorkflowSpec
 
 Check = Callable[[Any], Any]
@@ -117,8 +118,8 @@ _HINT = "this field is needed before nodes are known: it can use variables.* and
 
 
 def _add_variables(context: dict[str, Any], variables: Mapping[str, Variable]) -> None:
-    """Values in declaration order; one that needs more than is known here is simply left out."""
-    for name, var in variables.items():
+    """Values in resolution order; one that needs more than is known here is simply left out."""
+    for name, var in ordered(variables):
         value = var.value
         if _has_expression(value):
             try:

@@ -127,8 +127,11 @@ def check_retry_waits(count: int, interval: float, backoff: float) -> None:
 
 
 class TcpPortProbe(SpecModel):
+    """`on_node`: the port must be open on the task's first node (`first`) or on each of them."""
+
     port: IntOrExpr
     host: str | None = None
+    on_node: Literal["first", "each"] = "first"
 
     @field_validator("port")
     @classmethod
@@ -159,12 +162,29 @@ class HttpPostProbe(SpecModel):
     body: str | None = None
 
 
+REGEX_PREFIXES = ("re:", "regex:")
+
+
+def log_watch_regex(regex_pattern: str | None, match_pattern: str | None) -> str:
+    """The regex a log_watch probe looks for: `regex_pattern` is a regex, `match_pattern` a
+    literal text; either is a regex when it starts with `re:` or `regex:` (nv-sflow's spelling)."""
+    if regex_pattern is not None:
+        text, literal = regex_pattern, False
+    else:
+        text, literal = str(match_pattern), True
+    if text.startswith(REGEX_PREFIXES):
+        return text.split(":", 1)[1]
+    return re.escape(text) if literal else text
+
+
 class LogWatchProbe(SpecModel):
-    """Watches the task's log for a regex (`regex_pattern`, or its alias `match_pattern`)."""
+    """Watches a log for a pattern (`regex_pattern`, or the literal `match_pattern`): the task's
+    own, or that of the task `logger` names."""
 
     regex_pattern: str | None = None
     match_pattern: str | None = None
     match_count: PositiveOrExpr = 1
+    logger: str | None = None
 
     @model_validator(mode="after")
     def _one_pattern(self) -> LogWatchProbe:
@@ -175,7 +195,7 @@ class LogWatchProbe(SpecModel):
 
     @property
     def pattern(self) -> str:
-        return self.regex_pattern if self.regex_pattern is not None else str(self.match_pattern)
+        return log_watch_regex(self.regex_pattern, self.match_pattern)
 
 
 PROBE_KINDS = ("tcp_port", "http_get", "http_post", "log_watch")
@@ -191,6 +211,7 @@ class Probe(SpecModel):
     delay: Duration = 0.0
     timeout: Timeout | None = None
     interval: Duration = 1.0
+    each_check_timeout: Timeout | None = None
     success_threshold: PositiveOrExpr = 1
     failure_threshold: PositiveOrExpr = 3
 
@@ -304,6 +325,7 @@ class Task(SpecModel):
     outputs: list[Output] = Field(default_factory=list)
     uploads: list[Upload] = Field(default_factory=list)
     timeout: Timeout | None = None
+    fail_fast: bool | None = None  # True: the shell script stops at its first failing command
 
     @property
     def script_text(self) -> str:

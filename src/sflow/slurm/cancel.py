@@ -63,6 +63,8 @@ async def _alive_states(ids: list[str]) -> dict[str, str]:
         words = line.split()
         if len(words) >= 2 and normalize_state(words[1]) not in FINAL_STATES:
             states[words[0]] = normalize_state(words[1])
+            master = words[0].split("_", 1)[0]  # a job array lives while one of its elements does
+            states.setdefault(master, states[words[0]])
     if any("." in i for i in ids):
         for step in (await _squeue(["--steps", "-j", jobs, "-o", "%i"])).split():
             states[step] = "RUNNING"

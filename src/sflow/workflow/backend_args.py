@@ -4,7 +4,8 @@
 `--extra-salloc-args` and `--extra-docker-args` to one kind only, and win over `-e`. Slurm flags
 are merged one of each option (the command line wins, `slurm.flags.merge_extra_args`); docker's
 are added after the file's, where a later flag wins for docker. `--include-nodes` and
-`--exclude-nodes` add to every backend's `include_nodes`/`exclude_nodes`.
+`--exclude-nodes` add to every backend's `include_nodes`/`exclude_nodes`. `--wait-for-gpus`
+replaces every docker backend's `wait_for_gpus`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,15 @@ def add_extra_args(
             backend.extra_args = merge_extra_args(backend.extra_args, [*extra, *salloc])
         elif isinstance(backend, DockerBackend) and (extra or docker):
             backend.extra_args = [*backend.extra_args, *extra, *docker]
+
+
+def set_wait_for_gpus(spec: WorkflowSpec, seconds: int | None) -> None:
+    """The command line's `--wait-for-gpus` (or SFLOW_WAIT_FOR_GPUS) over the files' value."""
+    if seconds is None:
+        return
+    for backend in spec.backends.values():
+        if isinstance(backend, DockerBackend):
+            backend.wait_for_gpus = seconds
 
 
 def host_list(values: Iterable[str]) -> list[str]:

@@ -28,6 +28,7 @@ from sflow.schema.expressions import (
     split_expressions,
 )
 from sflow.schema.locations import where_at
+from sflow.schema.variable_order import ordered
 
 if TYPE_CHECKING:
     from sflow.backends.placement import Placement
@@ -104,10 +105,10 @@ def backends_context(allocations: Mapping[str, Allocation], types: Mapping[str, 
 def resolve_variables(
     variables: Mapping[str, Any], context: dict[str, Any], where: str = "variables"
 ) -> dict[str, Any]:
-    """Render variable values in declaration order; each may use the ones before it."""
+    """Render variable values, each after the ones it reads (declaration order otherwise)."""
     resolved: dict[str, Any] = dict(context.get("variables", {}))
     context["variables"] = resolved
-    for name, var in variables.items():
+    for name, var in ordered(variables):
         value = var.value
         if (isinstance(value, str) and has_expression(value)) or isinstance(value, (list, dict)):
             value = render_value(value, context, where=var.loc("value"), field=var.path("value"))
@@ -116,9 +117,11 @@ def resolve_variables(
 
 
 def env_value(value: Any) -> str:
-    """How a variable looks in a task's environment: scalars as text, lists and maps as JSON."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
+    """How a variable looks in a task's environment: scalars as text, lists and maps as JSON.
+
+    A boolean is `True`/`False`, as `${{ variables.X }}` renders it in a script (and as nv-sflow
+    exports it), so `$X` and `${{ variables.X }}` never disagree.
+    """
     if isinstance(value, (list, dict)):
         return json.dumps(list(value) if isinstance(value, list) else value)
     return str(value)
@@ -241,7 +244,21 @@ def render_script(inst: TaskInstance, scope: dict[str, Any]) -> str:
         body = render(text, scope, where=inst.task.loc("script"), field=inst.task.path("script"))
     except ExpressionError as exc:
         raise at_script_line(exc, inst.task) from None
-    return "#!/usr/bin/env bash\n" + body + "\n"
+    return script_file(inst, body)
+
+
+def script_file(inst: TaskInstance, body: str) -> str:
+    """The file a task runs: its rendered script after a bash `#!` line.
+
+    With `fail_fast: true` a shell script starts with `set -e`, so a failing command fails the
+    task instead of being hidden by a later one that succeeds (nv-sflow's meaning; unset or false,
+    only the last command's exit code counts, as in any shell script). The python operator runs
+    the file as Python source, so it gets no `set -e`.
+    """
+    head = "#!/usr/bin/env bash\n"
+    if inst.task.fail_fast and inst.operator.type != "python":
+        head += "set -e\n"
+    return head + body + "\n"
 
 
 def at_script_line(error: ExpressionError, task: Any) -> ExpressionError:
@@ -293,7 +310,7 @@ class ScriptRenderer:
 
     def render(self, inst: TaskInstance, placement: Placement) -> str:
         """The script of `inst`, placed at `placement` (instances in start order)."""
-        return "#!/usr/bin/env bash\n" + self.render_body(inst, placement) + "\n"
+        return script_file(inst, self.render_body(inst, placement))
 
     def render_body(self, inst: TaskInstance, placement: Placement) -> str:
         """`render()` without the `#!` line and the final newline."""

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from sflow.backends.placement import ANY_ONE_NODE, Request
+from sflow.backends.placement import EVERY_NODE, Request
 from sflow.engine.graph import CycleError, Graph
 from sflow.errors import PlanError, SpecError
 from sflow.schema.task import replica_name, sweep_names
@@ -129,7 +129,7 @@ class _Setup:
         if backend not in self._defaults:
             operator = self.spec.operator_for(task)
             count = _operator_nodes(operator)
-            self._defaults[backend] = (operator, ANY_ONE_NODE if count is None else Request(count=count))
+            self._defaults[backend] = (operator, EVERY_NODE if count is None else Request(count=count))
         operator, plain = self._defaults[backend]
         return backend, operator, plain if task.resources is None else request_of(task, operator)
 
@@ -145,6 +145,8 @@ def _copies(spec: WorkflowSpec, task: Any, setup: _Setup) -> Iterator[TaskInstan
     count = _replica_count(task, len(sweeps))
     follows = _following_sweep(spec, task, sweeps[0]) if sweeps else {}
     names = sweep_names(task.name, sweeps) if sweeps else [replica_name(task.name, i) for i in range(count)]
+    step = request.count or 0  # parallel replicas asking for `count` nodes start `count` nodes apart
+    spread = step and not request.indices and replicas.policy != "sequential"
     for index in range(count):
         sweep = sweeps[index] if sweeps else {}
         yield TaskInstance(
@@ -155,7 +157,7 @@ def _copies(spec: WorkflowSpec, task: Any, setup: _Setup) -> Iterator[TaskInstan
             follows_sweep=follows,
             backend=base.backend,
             operator=base.operator,
-            request=base.request,
+            request=replace(request, first=index * step) if spread and index else request,
         )
 
 
@@ -176,10 +178,11 @@ def _following_sweep(spec: WorkflowSpec, task: Any, swept: dict[str, Any]) -> di
     each replica renders them again with its own sweep values. The task's own variables are
     rendered per replica anyway."""
     from sflow.schema.expressions import reads_variables
+    from sflow.schema.variable_order import ordered
 
     changed = set(swept)
     out: dict[str, Any] = {}
-    for name, var in (*spec.variables.items(), *spec.workflow.variables.items()):
+    for name, var in (*ordered(spec.variables), *ordered(spec.workflow.variables)):
         if name in swept or name in task.variables:
             continue
         if reads_variables(var.value, changed):
@@ -210,7 +213,8 @@ def request_of(task: Any, operator: Any = None) -> Request:
 
     `gpus.count` is the task's total across its nodes: split evenly over the nodes it names (or
     its operator's), over `count / len(indices)` nodes when `gpus.indices` is the slice each node
-    gives, else left to the placer (one node when they fit on one)."""
+    gives, else left to the placer (one node when they fit on one). A task that asks for no node
+    count, no node indices and no GPUs gets every node of its backend but the excluded ones."""
     nodes = task.resources.nodes if task.resources else None
     gpus = task.resources.gpus if task.resources else None
     count = nodes.count if nodes else None
@@ -231,6 +235,8 @@ def request_of(task: Any, operator: Any = None) -> Request:
     elif total:
         unplaced = total
     exclude = tuple(nodes.exclude or ()) if nodes else ()
+    if count is None and not (node_indices or total or gpu_indices):
+        return Request(exclude=exclude, every_node=True) if exclude else EVERY_NODE
     return Request(count, node_indices, exclude, per_node, gpu_indices, unplaced)
 
 

@@ -291,7 +291,9 @@ class WorkflowRun:
             placer.release(placement, inst.name)
             raise
         if probes:
-            attempt = ProbedAttempt(attempt, probes.readiness, probes.failure, hosts, self.settings.grace)
+            attempt = ProbedAttempt(
+                attempt, probes.readiness, probes.failure, hosts, self.settings.grace, self.record.log_path
+            )
 
         async def on_end(outcome: Outcome, stopped_when_ready: bool) -> Outcome:
             placer.release(placement, inst.name)

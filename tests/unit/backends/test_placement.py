@@ -2,7 +2,7 @@ import asyncio
 
 import pytest
 
-from sflow.backends.placement import Node, Placer, Request
+from sflow.backends.placement import EVERY_NODE, Node, Placer, Request
 from sflow.errors import PlanError
 
 
@@ -203,3 +203,26 @@ def test_the_local_default_limit_follows_the_cpus_sflow_may_use(monkeypatch):
     assert backend.default_max_concurrent() == 32
     monkeypatch.setattr(local.os, "sched_getaffinity", lambda pid: {0}, raising=False)
     assert backend.default_max_concurrent() == 8  # tasks that mostly wait still overlap
+
+
+def test_an_every_node_request_takes_every_node_but_the_excluded_ones():
+    p = Placer(nodes(3, gpus=2))
+    a = p.try_place(EVERY_NODE, "a")
+    assert a.node_names == ["n0", "n1", "n2"] and a.gpus == ()
+    assert p.try_place(EVERY_NODE, "b") is a  # one shared value, as for one-node placements
+    p.release(a, "a")
+    p.release(a, "b")
+    assert p.try_place(Request(every_node=True, exclude=(0,)), "c").node_names == ["n1", "n2"]
+    assert p.try_place(Request(), "d").node_names == ["n0"]  # loads went back down
+    gpus = p.try_place(Request(gpus=2), "e")  # an every-node task holds no GPU
+    assert gpus is not None and gpus.gpu_list == [0, 1]
+
+
+def test_a_request_starting_at_a_node_goes_round_from_there():
+    p = Placer(nodes(3, gpus=1))
+    assert p.try_place(Request(count=1, first=1), "a").node_names == ["n1"]
+    assert p.try_place(Request(count=2, first=2), "b").node_names == ["n2", "n0"]
+    assert p.try_place(Request(count=1, first=4), "c").node_names == ["n1"]  # 4 nodes on: n1 again
+    taken = p.try_place(Request(count=1, gpus=1, first=1), "d")
+    assert taken.node_names == ["n1"]
+    assert p.try_place(Request(count=1, gpus=1, first=1), "e").node_names == ["n2"]  # n1's GPU is taken

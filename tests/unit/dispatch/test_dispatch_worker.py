@@ -281,6 +281,7 @@ def test_an_event_refused_as_too_large_is_not_resent(tmp_path: Path) -> None:
         code, err = await hs.run(env)
         # refused at once: no back-off of 0.5 + 1 + 2 + 4 + 8 s, which ends "could not deliver"
         assert code == 0 and "refused the event (HTTP 413)" in err and "could not deliver" not in err
+        assert hs.server.refused == 1  # sent once: the refused bytes are not resent
         event = protocol.read_result_file(protocol.result_path(tmp_path, "c0"), SECRET)
         assert event is not None and outcome.decode_value(event.data) == b"x" * 5000
 

@@ -23,3 +23,18 @@ def where(x: int = 0) -> tuple[int, int]:
 
 def explode(x: int) -> int:
     raise PipelineError(f"bad item {x}", 7)
+
+
+def fails_once(x: int, marks: str) -> int:
+    """Fails the first time it is called with `x` (a marker file per item says it was), then returns x."""
+    try:
+        os.close(os.open(os.path.join(marks, str(x)), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return x
+    raise PipelineError(f"first attempt of item {x}", 3)
+
+
+def explode_seven(x: int) -> int:
+    if x == 7:
+        raise PipelineError(f"bad item {x}", 7)
+    return x

@@ -96,3 +96,51 @@ def test_sigterm_to_a_library_run_stops_it_cleanly_then_exits_143(tmp_path: Path
     assert summary["interrupted"] is True and "SIGTERM" in summary["stop_reason"]
     assert summary["tasks"]["long"]["state"] == "cancelled"
     assert not _alive(int(marker.read_text()))
+
+
+def test_a_ctrl_c_as_the_loop_ends_is_not_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGINT comes while the loop's handlers are being removed, before the loop read its wake-up."""
+    removing = type(asyncio.new_event_loop())
+    original = removing.remove_signal_handler
+    sent: list[int] = []
+
+    def remove_after_a_ctrl_c(self: asyncio.AbstractEventLoop, sig: int) -> bool:
+        if sig == signal.SIGINT and not sent:
+            sent.append(sig)
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, sig)
+
+    monkeypatch.setattr(removing, "remove_signal_handler", remove_after_a_ctrl_c)
+    with pytest.raises(KeyboardInterrupt), sflow.flow("late", record=False) as f:
+        f.task(lambda: 1, name="quick")
+    assert sent and f.result.quick == 1  # the run itself had ended; the process is interrupted
+
+
+BEFORE_THE_LOOP = """\
+import os, signal, sys
+import sflow
+import sflow.lifecycle.host as host
+
+out = sys.argv[1]
+original = host._use_pidfd_watcher
+
+
+def sigterm_first():  # the first thing on the new loop, before any run has started
+    os.kill(os.getpid(), signal.SIGTERM)
+    original()
+
+
+host._use_pidfd_watcher = sigterm_first
+with sflow.flow("early", output_dir=out) as f:
+    f.task(lambda: 1, name="quick")
+print("not reached")
+"""
+
+
+def test_a_sigterm_before_the_loop_runs_ends_the_flow_with_143(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-c", BEFORE_THE_LOOP, str(out)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 128 + signal.SIGTERM, (proc.returncode, proc.stderr)
+    assert "not reached" not in proc.stdout

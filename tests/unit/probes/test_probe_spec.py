@@ -31,7 +31,7 @@ def test_tcp_port_defaults_to_the_task_node_and_reads_timing() -> None:
     spec = probe_from_model(model, default_host="10.0.0.7")
     assert spec == ProbeSpec(
         kind="tcp_port",
-        params={"port": 8080, "hosts": ["10.0.0.7"], "all_nodes": False},
+        params={"port": 8080, "hosts": ["10.0.0.7"], "on_node": "first"},
         delay=2.0,
         timeout=60.0,
         interval=0.5,
@@ -40,11 +40,18 @@ def test_tcp_port_defaults_to_the_task_node_and_reads_timing() -> None:
     )
 
 
-def test_tcp_port_on_every_node_of_the_task() -> None:
-    spec = probe_from_model({"tcp_port": {"port": 80, "all_nodes": True}}, default_host="10.0.0.1")
+def test_tcp_port_on_node_each_targets_every_node_of_the_task_and_first_the_first() -> None:
+    spec = probe_from_model(
+        {"tcp_port": {"port": 80, "on_node": "each", "host": "ignored"}}, default_host="10.0.0.1"
+    )
     check = build_check(spec, ["10.0.0.1", "10.0.0.2"], None)
     assert isinstance(check, TcpCheck) and check.hosts == ["10.0.0.1", "10.0.0.2"]
     assert check.description == "tcp_port {10.0.0.1,10.0.0.2}:80"
+    first = probe_from_model({"tcp_port": {"port": 80, "on_node": "first"}}, default_host="10.0.0.1")
+    one = build_check(first, ["10.0.0.1", "10.0.0.2"], None)
+    assert isinstance(one, TcpCheck) and one.hosts == ["10.0.0.1"]
+    with pytest.raises(ValueError, match="on_node must be 'first' or 'each'"):
+        probe_from_model({"tcp_port": {"port": 80, "on_node": "all"}}, default_host="x")
     listed = probe_from_model({"tcp_port": {"port": 80, "host": ["a", "b"]}}, default_host="x")
     assert listed.params["hosts"] == ["a", "b"]
 

@@ -98,3 +98,16 @@ def test_a_host_both_included_and_excluded_is_a_mistake(
         err.value.field == "backends.cluster"
         and "n1 in both include_nodes and exclude_nodes" in err.value.message
     )
+
+
+def test_wait_for_gpus_from_the_command_line_replaces_every_docker_backend_s(
+    spec: Callable[[str], WorkflowSpec],
+) -> None:
+    from sflow.workflow.backend_args import set_wait_for_gpus
+
+    wf = spec(BACKENDS.replace("    image: img\n", "    image: img\n    wait_for_gpus: 30\n"))
+    set_wait_for_gpus(wf, None)
+    assert wf.backends["box"].wait_for_gpus == 30
+    set_wait_for_gpus(wf, 0)
+    assert wf.backends["box"].wait_for_gpus == 0
+    assert not hasattr(wf.backends["cluster"], "wait_for_gpus")

@@ -724,6 +724,27 @@ def test_a_swept_variable_keeps_its_domain_in_each_replica(load: Any, tmp_path: 
     assert scripts[3] == "echo 4 of [1, 4], ['a', 'b']"
 
 
+def test_a_boolean_variable_reads_the_same_in_the_environment_and_in_a_script(
+    load: Any, tmp_path: Path
+) -> None:
+    spec = load(
+        """
+        version: "0.1"
+        variables:
+          DP: {value: false}
+          ON: {value: true, type: boolean}
+        workflow:
+          name: wf
+          tasks:
+            - name: a
+              script: ["echo ${{ variables.DP }} ${{ variables.ON }}"]
+        """
+    )
+    (task,) = plan_data(spec, tmp_path, tmp_path / "out")["tasks"]
+    assert (task["env"]["DP"], task["env"]["ON"]) == ("False", "True")  # as nv-sflow exports them
+    assert "echo False True" in task["script"]
+
+
 def test_a_docker_task_s_label_and_name_show_where_the_run_id_goes(load: Any, tmp_path: Path) -> None:
     spec = load(
         """

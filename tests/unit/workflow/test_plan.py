@@ -161,3 +161,66 @@ def test_a_gpu_count_that_does_not_split_over_the_nodes_is_refused(tmp_path: Pat
     )
     with pytest.raises(PlanError, match="multiple of the node count"):
         expand(spec)
+
+
+NODES_WORKFLOW = """
+version: "0.1"
+backends:
+  - {name: cl, type: BACKEND, nodes: 3, gpus_per_node: 2}
+workflow:
+  name: wf
+  tasks:
+    - name: plain
+      script: [echo]
+    - name: empty
+      resources: {}
+      script: [echo]
+    - name: most
+      resources: {nodes: {exclude: [0]}}
+      script: [echo]
+    - name: gpu
+      resources: {gpus: {count: 1}}
+      script: [echo]
+    - name: front
+      replicas: {count: 4}
+      resources: {nodes: {count: 1}}
+      script: [echo]
+    - name: pair
+      replicas: {count: 2}
+      resources: {nodes: {count: 2}}
+      script: [echo]
+    - name: serial
+      replicas: {count: 2, policy: sequential}
+      resources: {nodes: {count: 1}}
+      script: [echo]
+"""
+
+
+@pytest.mark.parametrize("backend", ["local", "slurm"])
+def test_a_task_without_nodes_or_gpus_runs_on_every_node_and_replicas_spread(
+    tmp_path: Path, backend: str
+) -> None:
+    from sflow.workflow.dry_run import describe_plan, plan_data
+
+    text = NODES_WORKFLOW.replace("BACKEND", backend)
+    if backend == "slurm":
+        text = text.replace("gpus_per_node: 2}", "gpus_per_node: 2, partition: p, time: 10}")
+    spec = _load(tmp_path, text)
+    describe_plan(spec, tmp_path, tmp_path / "out")
+    tasks = plan_data(spec, tmp_path, tmp_path)["tasks"]
+    index = {name: i for i, name in enumerate(tasks[0]["nodes"])}
+    assert len(index) == 3
+    assert {t["name"]: [index[n] for n in t["nodes"]] for t in tasks} == {
+        "plain": [0, 1, 2],
+        "empty": [0, 1, 2],
+        "most": [1, 2],
+        "gpu": [0],
+        "front_0": [0],
+        "front_1": [1],
+        "front_2": [2],
+        "front_3": [0],  # more replicas than nodes: round again
+        "pair_0": [0, 1],
+        "pair_1": [2, 0],
+        "serial_0": [0],
+        "serial_1": [0],
+    }

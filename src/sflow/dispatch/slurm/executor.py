@@ -42,6 +42,7 @@ from sflow.slurm.commands import (
     SlurmCommandError,
     run_slurm,
 )
+from sflow.slurm.journal import JOB, SlurmJournal
 from sflow.slurm.submit import TaggedSubmission
 from sflow.slurm.watcher import JobStatus, SlurmWatcher, master_id
 
@@ -136,6 +137,7 @@ class SlurmExecutor(RemoteExecutor):
         self._no_job_id: dict[str, str] = {}  # call id -> log template, custom submits without a job id
         self._signalled: dict[str, str] = {}  # call id -> signal the worker reported
         self.submitted: list[str] = []  # job ids in submission order (arrays once)
+        self.journal: SlurmJournal | None = None  # a flow's run journal: `sflow cancel RUN` finds the jobs
         self.watcher = SlurmWatcher(
             self._on_status,
             squeue=options.squeue,
@@ -247,8 +249,14 @@ class SlurmExecutor(RemoteExecutor):
         async with self._submit_slots:
             result = await submission.submit(argv, env={**os.environ, **env})
         job_id = slurm_argv.parse_job_id(result.stdout)
-        self.submitted.append(job_id)
+        self._submitted(job_id, name)
         return job_id
+
+    def _submitted(self, job_id: str, name: str) -> None:
+        """A job exists: remember it, and journal it before anything else can happen to this run."""
+        self.submitted.append(job_id)
+        if self.journal is not None:
+            self.journal.add(JOB, job_id, name=name, executor_run=self.run_id)
 
     def tagged(self, name: str, tag: str) -> TaggedSubmission:
         """How this executor's sbatch finds a job again by its comment (see `sflow.slurm.submit`)."""
@@ -281,7 +289,7 @@ class SlurmExecutor(RemoteExecutor):
         if returned is not None and not isinstance(returned, (str, int)):
             self._custom[handle.call_id] = returned
         if job_id is not None and str(job_id).strip():
-            self.submitted.append(str(job_id))
+            self._submitted(str(job_id).strip(), name)
             await self._register([(str(job_id).strip(), handle)], log_template)
         elif handle.done():
             await self._terminate([handle])
