@@ -79,7 +79,7 @@ static char images_dir[PATH_MAX] = "/tmp/sflow-slurm-lab/images";
 /* The container this slurmstepd started (inherited by its tasks through fork). */
 static struct {
     int active;
-    pid_t pid;
+    pid_t pid, runtime_pid; /* the container's process; the runtime in the foreground, its parent */
     char id[256], step_dir[PATH_MAX], workdir[PATH_MAX];
 } ctr;
 
@@ -147,12 +147,10 @@ static int is_mounted(const char *path)
     return stat(path, &a) == 0 && stat(parent, &b) == 0 && a.st_dev != b.st_dev;
 }
 
-/* Runs argv (stdin /dev/null, output appended to LOG); returns its exit status, -1 if it died. */
-static int run(const char *log, char *const argv[])
+/* Starts argv (stdin /dev/null, output appended to LOG); its pid, or -1. */
+static pid_t spawn(const char *log, char *const argv[])
 {
     pid_t pid = fork();
-    if (pid < 0)
-        return -1;
     if (pid == 0) {
         int in = open("/dev/null", O_RDONLY);
         int out = open(log ? log : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -165,11 +163,24 @@ static int run(const char *log, char *const argv[])
         execv(argv[0], argv);
         _exit(127);
     }
+    return pid;
+}
+
+/* Its exit status, -1 if it died (or was already reaped by slurmstepd). */
+static int wait_for(pid_t pid)
+{
     int status;
     while (waitpid(pid, &status, 0) < 0)
         if (errno != EINTR)
             return -1;
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Runs argv (stdin /dev/null, output appended to LOG); returns its exit status, -1 if it died. */
+static int run(const char *log, char *const argv[])
+{
+    pid_t pid = spawn(log, argv);
+    return pid < 0 ? -1 : wait_for(pid);
 }
 
 static void remove_tree(const char *path)
@@ -398,6 +409,10 @@ static void remove_container(const char *id, const char *log)
 static void teardown(void)
 {
     char rootfs[PATH_MAX];
+    runtime_cmd(NULL, "kill", ctr.id, "KILL", NULL, NULL, NULL, NULL);
+    if (ctr.runtime_pid > 0) /* it reaps the container's process and deletes the container */
+        wait_for(ctr.runtime_pid);
+    ctr.runtime_pid = 0;
     remove_container(ctr.id, NULL);
     snprintf(rootfs, sizeof rootfs, "%s/rootfs", ctr.step_dir);
     if (is_mounted(rootfs))
@@ -464,18 +479,40 @@ static int start_container(spank_t sp, const char *image, const char *name_opt)
         spank_getenv(sp, "HOME", home, sizeof home);
     if (write_bundle(ctr.step_dir, rootfs, !writable, option("container-mounts"), home) < 0)
         return teardown(), -1;
-    if (runtime_cmd(log, "run", "--detach", "--pid-file", pidfile, "--bundle", ctr.step_dir, ctr.id) != 0) {
-        slurm_error(MSG "%s run %s failed: %s", runtime, ctr.id, last_line(log));
+    /*
+     * The runtime stays in the foreground, a child of slurmstepd: it is the parent of the
+     * container's process, so it reaps it and deletes the container when teardown kills it (a
+     * detached container's process would be an orphan of PID 1, and a zombie that PID 1 is slow
+     * to reap keeps its cgroup busy, so the container could not be deleted).
+     */
+    char root[PATH_MAX + 8];
+    snprintf(root, sizeof root, "%s/runc", state_dir);
+    char *argv[] = {runtime, "--root", root, "run", "--pid-file", pidfile, "--bundle", ctr.step_dir, ctr.id, NULL};
+    if ((ctr.runtime_pid = spawn(log, argv)) < 0) {
+        slurm_error(MSG "cannot start %s: %m", runtime);
         return teardown(), -1;
     }
-    FILE *f = fopen(pidfile, "r");
-    if (!f || fscanf(f, "%d", &ctr.pid) != 1 || ctr.pid <= 0) {
-        if (f)
+    FILE *f = NULL;
+    ctr.pid = 0;
+    for (int i = 0; i < 6000 && ctr.pid <= 0; i++) { /* up to 60 s: its pid file, or its end */
+        int status;
+        if (waitpid(ctr.runtime_pid, &status, WNOHANG) == ctr.runtime_pid) {
+            ctr.runtime_pid = 0;
+            slurm_error(MSG "%s run %s failed: %s", runtime, ctr.id, last_line(log));
+            return teardown(), -1;
+        }
+        if ((f = fopen(pidfile, "r"))) {
+            if (fscanf(f, "%d", &ctr.pid) != 1)
+                ctr.pid = 0;
             fclose(f);
-        slurm_error(MSG "no pid for container %s in %s", ctr.id, pidfile);
+        }
+        if (ctr.pid <= 0)
+            usleep(10000);
+    }
+    if (ctr.pid <= 0) {
+        slurm_error(MSG "container %s did not start in 60s: %s", ctr.id, last_line(log));
         return teardown(), -1;
     }
-    fclose(f);
     return 0;
 }
 

@@ -45,6 +45,13 @@ def runs(sflow) -> list[Path]:
     return sorted(p for p in sflow.output_dir.iterdir() if (p / "sflow.log").exists())
 
 
+def recorded_running(sflow, task: str) -> bool:
+    """A run under the output dir has recorded `task` running (a line cut short is not read)."""
+    paths = sflow.output_dir.glob("*/events.jsonl") if sflow.output_dir.exists() else ()
+    lines = [line for path in paths for line in path.read_text().splitlines() if line.endswith("}")]
+    return any(json.loads(line)["task"] == task and json.loads(line)["state"] == "running" for line in lines)
+
+
 def test_a_failed_run_resumed_keeps_what_succeeded_and_runs_the_rest(sflow):
     wf = sflow.write("wf.yaml", PIPELINE)
     (sflow.tmp / "broken").touch()
@@ -124,8 +131,10 @@ def test_resume_of_a_run_whose_sflow_was_killed(sflow):
     )
     pid_file = sflow.tmp / "slow.pid"
     try:
+        # the task writes its pid the moment it runs, which may be before sflow has recorded it
+        # running: wait for both, so that the run is killed with `slow` recorded as running
         deadline = time.monotonic() + 60
-        while not (pid_file.exists() and pid_file.read_text().strip()):
+        while not (pid_file.exists() and pid_file.read_text().strip() and recorded_running(sflow, "slow")):
             assert time.monotonic() < deadline and proc.poll() is None
             time.sleep(0.05)
         proc.kill()  # sflow dies without a word; its task is left to us
@@ -181,7 +190,8 @@ def test_task_selection_runs_a_task_with_what_it_needs_or_alone(sflow):
     assert starts(sflow) == ["prep", "train_1"]
     assert sorted(with_deps.summary()["tasks"]) == ["prep", "train_1"]
     (sflow.tmp / "starts").unlink()
-    alone = sflow("run", "-f", str(wf), "--task", "train", "--skip-dependencies")
+    # --keep-going: the first replica to fail must not stop the other before it starts (under load)
+    alone = sflow("run", "-f", str(wf), "--task", "train", "--skip-dependencies", "--keep-going")
     assert sorted(starts(sflow)) == ["train_0", "train_1"]
     assert alone.code == 1  # prep/data.txt is not in this run: the task fails, honestly
     typo = sflow("run", "-f", str(wf), "-t", "reprot")

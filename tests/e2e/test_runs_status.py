@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -35,11 +36,23 @@ def start(sflow, wf: Path) -> subprocess.Popen:
 
 
 def wait_for(path: Path, proc: subprocess.Popen) -> int:
+    """The pid the `wait` task wrote, once its run has also recorded it as running (the task may
+    write its pid before sflow writes the event)."""
     deadline = time.monotonic() + 60
-    while not (path.exists() and path.read_text().strip()):
+    events = path.parent / "out"
+    while not (path.exists() and path.read_text().strip() and _recorded_running(events, "wait")):
         assert time.monotonic() < deadline and proc.poll() is None, "the task never started"
         time.sleep(0.05)
     return int(path.read_text())
+
+
+def _recorded_running(output_dir: Path, task: str) -> bool:
+    return any(
+        json.loads(line).get("task") == task and json.loads(line).get("state") == "running"
+        for events in output_dir.glob("*/events.jsonl")
+        for line in events.read_text().splitlines()
+        if line.endswith("}")
+    )
 
 
 def test_status_of_a_live_run_from_another_process_then_of_the_finished_run(sflow):
@@ -127,3 +140,45 @@ def test_an_index_that_cannot_be_written_warns_and_the_run_succeeds(sflow):
     assert done.code == 0 and "sflow: warning: run index" in done.err and "Traceback" not in done.err
     listed = sflow("runs", "--output-dir", str(sflow.output_dir))
     assert listed.code == 0 and " one " in listed.out  # read from the run folders instead
+
+
+def test_a_run_stopped_by_sflow_cancel_is_listed_as_cancelled(sflow):
+    wf = sflow.write("wf.yaml", GATED)
+    proc = start(sflow, wf)
+    try:
+        wait_for(sflow.tmp / "wait.pid", proc)
+        live = sflow("runs", "--output-dir", str(sflow.output_dir), "--state", "running")
+        assert live.out.count(" running ") == 1
+        cancel = subprocess.Popen(
+            sflow.argv("cancel", "--output-dir", str(sflow.output_dir)),
+            cwd=sflow.tmp,
+            env=sflow.env(),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.wait(60) == 143  # reaped here, so that `sflow cancel` sees it gone
+        out, _ = cancel.communicate(timeout=60)
+        assert cancel.returncode == 0 and f"sent SIGTERM to sflow (pid {proc.pid})" in out
+    finally:
+        (sflow.tmp / "go").touch()
+    shown = sflow("status", "--output-dir", str(sflow.output_dir))
+    assert "workflow gated  cancelled" in shown.out and "stopped by sflow cancel at" in shown.out
+    listed = sflow("runs", "--output-dir", str(sflow.output_dir), "--state", "cancelled")
+    assert listed.out.count(" cancelled ") == 1, listed.out
+
+
+def test_a_killed_run_that_sflow_cancel_cleaned_up_is_cancelled(sflow):
+    wf = sflow.write("wf.yaml", GATED)
+    proc = start(sflow, wf)
+    try:
+        task = wait_for(sflow.tmp / "wait.pid", proc)
+        proc.kill()
+        proc.wait()
+    finally:
+        os.killpg(task, signal.SIGKILL)
+    out = str(sflow.output_dir)
+    assert " killed " in sflow("runs", "--output-dir", out).out  # indexed as killed first
+    assert sflow("cancel", "--output-dir", out).code == 0
+    assert "workflow gated  cancelled" in sflow("status", "--output-dir", out).out
+    listed = sflow("runs", "--output-dir", out)
+    assert " cancelled " in listed.out and " killed " not in listed.out

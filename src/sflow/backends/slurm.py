@@ -36,16 +36,10 @@ from sflow.backends.placement import Node
 from sflow.backends.salloc import SallocHolder
 from sflow.backends.slurm_watch import SlurmJobWatch, node_health
 from sflow.errors import BackendError
-from sflow.slurm.commands import (
-    FINAL_STATES,
-    RETRY_QUERY,
-    SlurmCommandError,
-    job_state,
-    run_slurm,
-    scancel,
-)
+from sflow.slurm.commands import RETRY_QUERY, SlurmCommandError, run_slurm, scancel
 from sflow.slurm.flags import slurm_time, split_args
 from sflow.slurm.journal import ALLOCATION
+from sflow.slurm.watcher import JobStatus, run_watcher
 
 DEFAULT_JOB_NAME = "sflow"
 SALLOC_JOB_RE = re.compile(r"(?:Granted|Pending) job allocation (\d+)|\bjob (\d+) queued")
@@ -359,37 +353,33 @@ class SlurmBackend(Backend):
 
     async def _wait_running(self, job: str) -> None:
         """salloc returns once resources are granted; nodes may still be CONFIGURING (booting)."""
-        delay = 0.05
-        while True:
-            state = await job_state(job)
-            if state == "RUNNING":
-                return
-            if state is None or state in FINAL_STATES:
-                raise BackendError(
-                    f"backend '{self.name}': job {job} ended before it ran ({state or 'gone'})"
-                )
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 2.0)
+        status = await run_watcher().wait_for(job, lambda s: s.state == "RUNNING" or s.terminal)
+        if status.terminal:
+            gone = "gone" if status.state == "VANISHED" else status.state
+            raise BackendError(f"backend '{self.name}': job {job} ended before it ran ({gone})")
 
     async def _wait_gone(self, job: str) -> None:
         """Until Slurm lists the job no more: then nothing of it runs on any node. A node whose
         slurmd is gone keeps it COMPLETING until the node is marked down; the wait says so."""
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        deadline, delay, told = start + RELEASE_TIMEOUT, 0.05, False
-        while (state := await job_state(job)) is not None and state not in FINAL_STATES:
-            if loop.time() > deadline:
-                waiting = await self._completing_on(job)
-                raise BackendError(f"job {job} is still {state} {RELEASE_TIMEOUT:g}s after scancel{waiting}")
-            if not told and loop.time() - start > RELEASE_NOTICE:
-                told = True
-                waiting = await self._completing_on(job)
-                self.notice(
-                    f"backend '{self.name}': job {job} is still {state} {loop.time() - start:.0f}s after "
-                    f"scancel{waiting}; waiting up to {RELEASE_TIMEOUT:g}s"
-                )
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 1.0)
+        watcher = run_watcher()
+        try:
+            await watcher.wait_for(job, _ended, RELEASE_NOTICE)
+            return
+        except asyncio.TimeoutError:
+            state = watcher.statuses[job].state if job in watcher.statuses else "listed"
+            waiting = await self._completing_on(job)
+            self.notice(
+                f"backend '{self.name}': job {job} is still {state} {RELEASE_NOTICE:g}s after "
+                f"scancel{waiting}; waiting up to {RELEASE_TIMEOUT:g}s"
+            )
+        try:
+            await watcher.wait_for(job, _ended, RELEASE_TIMEOUT - RELEASE_NOTICE)
+        except asyncio.TimeoutError:
+            state = watcher.statuses[job].state if job in watcher.statuses else "listed"
+            waiting = await self._completing_on(job)
+            raise BackendError(
+                f"job {job} is still {state} {RELEASE_TIMEOUT:g}s after scancel{waiting}"
+            ) from None
 
     async def _completing_on(self, job: str) -> str:
         """': fnode2 has not confirmed that the job's processes ended (node fnode2 is not responding)'."""
@@ -427,6 +417,11 @@ class SlurmBackend(Backend):
         return Allocation(
             self.name, nodes, job_id=job, reused=reused, info=info, watch=watch, journal=self.journal
         )
+
+
+def _ended(status: JobStatus) -> bool:
+    """True once nothing of the job runs on any node (a final state, or Slurm forgot it)."""
+    return status.terminal
 
 
 async def _node_addresses(names: Sequence[str]) -> dict[str, str]:

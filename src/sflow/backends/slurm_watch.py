@@ -1,21 +1,24 @@
 """Notice when the run's Slurm allocation ends under it, and say why.
 
-Two ways in, both cheap: a step that fails asks at once (`check`), so a task killed because its
-allocation was cancelled is never retried on the dead job and never blamed for it; and one
-`scontrol show job` every `interval` seconds (`run`) covers the moments no step runs. The reason
-names what Slurm knows: the state, its reason, who cancelled it (when accounting can tell) and
-which nodes failed.
+Two ways in, both through the run's one `SlurmWatcher` (the allocation rides in the poll that
+also serves steps and dispatched jobs): a step that fails asks at once (`check`), so a task killed
+because its allocation was cancelled is never retried on the dead job and never blamed for it;
+and a subscription (`run`) covers the moments no step runs. Once the job has ended, one
+`scontrol show job` tells why: the reason names the state, Slurm's reason, who cancelled it (when
+accounting can tell) and which nodes failed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import pwd
 import re
 
 from sflow.backends.base import AllocationWatch
-from sflow.slurm.commands import SlurmCommandError, normalize_state, run_once
+from sflow.slurm.commands import SlurmCommandError, SlurmResult, run_once
+from sflow.slurm.watcher import JobStatus, SlurmWatcher, run_watcher
 
 log = logging.getLogger(__name__)
 
@@ -93,58 +96,61 @@ def unhealthy_nodes(sinfo: str) -> str:
 
 
 class SlurmJobWatch(AllocationWatch):
-    """Watches the Slurm job of one allocation."""
+    """Watches the Slurm job of one allocation, through the run's `SlurmWatcher`."""
 
-    def __init__(self, job_id: str, backend: str, interval: float = POLL_INTERVAL) -> None:
+    def __init__(
+        self, job_id: str, backend: str, watcher: SlurmWatcher | None = None, interval: float = POLL_INTERVAL
+    ) -> None:
         super().__init__()
         self.job_id = job_id
         self.backend = backend
+        self._watcher = watcher
         self.interval = interval
+
+    @property
+    def watcher(self) -> SlurmWatcher:
+        """The given watcher, else the one of the run (the event loop) asking."""
+        return self._watcher or run_watcher()
 
     async def check(self) -> str | None:
         if self.ended is not None:
             return self.ended
-        state, fields = await self._state()
-        if state in ALIVE_STATES:
+        status = await self.watcher.status(self.job_id)
+        if status.state in ALIVE_STATES:
             return None
-        reason = await self._describe(state, fields)
-        self._end(reason)
+        await self._conclude(status)
         return self.ended
 
     async def run(self) -> None:
-        delay = self.interval
-        while self.ended is None:
-            await asyncio.sleep(delay)
-            try:
-                await self.check()
-            except SlurmCommandError as exc:  # the controller is away: ask again later, say so once
-                if delay == self.interval:
-                    log.warning(
-                        "cannot ask Slurm about allocation %s (%s); asking again later", self.job_id, exc
-                    )
-                delay = min(delay * 2, 120.0)
-            else:
-                delay = self.interval
+        changes: asyncio.Queue[JobStatus] = asyncio.Queue()
+        subscription = self.watcher.subscribe(changes.put_nowait, interval=self.interval)
+        subscription.watch([self.job_id])
+        try:
+            while self.ended is None:
+                status = await changes.get()
+                if status.state not in ALIVE_STATES:
+                    await self._conclude(status)
+        finally:
+            subscription.close()
 
-    async def _state(self) -> tuple[str, dict[str, str]]:
-        """The job's state and fields; 'GONE' when Slurm no longer knows it. COMPLETING gets a
-        moment to become the state it ends in (CANCELLED, NODE_FAIL, ...)."""
-        loop = asyncio.get_running_loop()
-        deadline, delay = loop.time() + SETTLE_WAIT, 0.2
-        while True:
-            try:
-                # one try: a controller that does not answer is asked again later by the caller
-                out = await run_once(["scontrol", "show", "job", "-o", self.job_id], timeout=30.0)
-            except SlurmCommandError as exc:
-                if exc.invalid_job:
-                    return "GONE", {}
-                raise
-            fields = job_fields(out.stdout)
-            state = normalize_state(fields.get("JobState", ""))
-            if state != "COMPLETING" or loop.time() > deadline:
-                return state, fields
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
+    async def _conclude(self, status: JobStatus) -> None:
+        """The allocation has ended (or is ending): say how. COMPLETING gets a moment to become
+        the state it ends in (CANCELLED, NODE_FAIL, ...)."""
+        if status.state == "COMPLETING":
+            with contextlib.suppress(asyncio.TimeoutError):
+                ending = "COMPLETING"
+                status = await self.watcher.wait_for(self.job_id, lambda s: s.state != ending, SETTLE_WAIT)
+        if self.ended is not None:
+            return
+        state = "GONE" if status.state == "VANISHED" else status.state
+        try:
+            fields = {} if state == "GONE" else job_fields((await self._show()).stdout)
+        except SlurmCommandError:
+            fields = {}
+        self._end(await self._describe(state, fields))
+
+    async def _show(self) -> SlurmResult:
+        return await run_once(["scontrol", "show", "job", "-o", self.job_id], timeout=30.0)
 
     async def _describe(self, state: str, fields: dict[str, str]) -> str:
         by = failed = ""

@@ -21,7 +21,8 @@ Decisions, and why:
   too) is a failure, not a success (`sflow.launchers.srun_verdict`).
 - Stop: `scancel --signal=TERM <job>.<step>` lets the task clean up (TERM to srun itself makes
   srun SIGKILL the step at once); after the grace, TERM to srun (it kills the step) plus
-  `scancel <job>.<step>`, and we return only when Slurm no longer lists the step.
+  `scancel <job>.<step>`, and we return only when Slurm no longer lists the step (as the run's
+  one Slurm watcher sees it: a hundred steps stopping share one `squeue --steps` per poll).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from sflow.launchers.srun_verdict import (
     parse_banner,
     passing_start_error,
     read_rank_records,
+    recorded,
     step_verdict,
 )
 from sflow.proc.attempt import ProcessAttempt
@@ -50,9 +52,11 @@ from sflow.proc.groups import signal_group
 from sflow.proc.spawn import Child, LaunchSpec, merged_env
 from sflow.proc.stop import Step, Stopper
 from sflow.record.tail import read_end
-from sflow.slurm.commands import SlurmCommandError, run_slurm, scancel
+from sflow.slurm.accounting import step_end_state
+from sflow.slurm.commands import SlurmCommandError, scancel
 from sflow.slurm.flags import slurm_time, split_args
 from sflow.slurm.journal import STEP, SlurmJournal
+from sflow.slurm.watcher import run_watcher
 
 STEP_FILE_ENV = "SFLOW_SLURM_STEP_FILE"
 # The schema's runtime variables of a step, from Slurm's own (SFLOW_BACKEND_* describe the job).
@@ -400,6 +404,8 @@ class SrunAttempt(ProcessAttempt):
         tail = read_end(self.log_path, 8192, since=self.log_start) or ""
         ranks = read_rank_records(self.rank_path)
         verdict = step_verdict(code, self.step_id, tail, ranks, self.expected_ranks, self._stopping)
+        if verdict.state == "FAILED" and self.step_id and not self._stopping:
+            verdict = recorded(verdict, self.step_id, await step_end_state(self.step_id))
         if not self._stopping:
             self.start_error = passing_start_error(code, self.step_id, tail, ranks)
         step = self.step_id or parse_banner(tail)[0]
@@ -453,31 +459,21 @@ class SrunAttempt(ProcessAttempt):
                 pass
 
     async def _find_step(self) -> str | None:
-        """The step by name from squeue, for a step that has not written its id (yet)."""
+        """The step by name, as the run's watcher sees the job's steps, for a step that has not
+        written its id (yet)."""
         if not self.job_id or not self.task:
             return None
         try:
-            out = await run_slurm(
-                ["squeue", "--noheader", "--steps", "--jobs", self.job_id, "--format=%i|%j"]
-            )
+            steps = await run_watcher().steps_of(self.job_id)
         except SlurmCommandError:
             return None
-        steps = [s for s, _, name in (ln.partition("|") for ln in out.stdout.split()) if name == self.task]
-        return max(steps, key=lambda s: int(s.rpartition(".")[2]), default=None)
+        ours = [step for step, name in steps.items() if name == self.task]
+        return max(ours, key=lambda s: int(s.rpartition(".")[2]), default=None)
 
     async def _wait_step_gone(self, step: str) -> None:
         """Return once squeue no longer lists the step (it may linger while completing)."""
-        loop = asyncio.get_running_loop()
-        deadline, delay = loop.time() + STEP_GONE_WAIT, 0.05
-        while loop.time() < deadline:
-            try:
-                out = await run_slurm(["squeue", "--noheader", f"--steps={step}", "--format=%i"])
-            except SlurmCommandError:
-                return
-            if step not in out.stdout.split():
-                return
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await run_watcher().step_gone(step, STEP_GONE_WAIT)
 
 
 class StepAttempt(Attempt):

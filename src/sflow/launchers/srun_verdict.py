@@ -28,6 +28,12 @@ BANNER_RE = re.compile(
 # Why slurmstepd cancelled, as the Slurm state that reason stands for.
 DUE_TO_STATES = {"TIME LIMIT": "TIMEOUT", "NODE FAILURE": "NODE_FAIL", "PREEMPTION": "PREEMPTED"}
 NODE_FAILURE_RE = re.compile(r"^srun: error: Node failure on (\S+)", re.MULTILINE)
+# The memory cgroup killed a process of the step (task/cgroup with ConstrainRAMSpace): slurmstepd's
+# "Detected 1 oom-kill event(s) in StepId=12.0", srun's "node1: task 0: Out Of Memory".
+OOM_RE = re.compile(
+    r"Detected \d+ oom-kill event\(s\) in StepId=\d+\.\d+|^srun: error: \S+: tasks? [\d,-]+: Out Of Memory",
+    re.MULTILINE,
+)
 # srun errors that mean "the controller cannot start the step just now" (it is restarting, busy,
 # or still recovering the allocation), not "this step is wrong".
 PASSING_START_ERRORS = (
@@ -132,6 +138,8 @@ def step_verdict(
     if code == 0 and not (nodes or unfinished or failed) and state in (None, "COMPLETED"):
         return StepVerdict(True, "COMPLETED", describe_exit(0))
     state = state or "FAILED"
+    if state == "FAILED" and OOM_RE.search(log_tail):  # (a task may outlive a child's OOM kill)
+        state = "OUT_OF_MEMORY"
     facts = [f"node failure on {', '.join(nodes)}"] if nodes else []
     error = last_srun_error(log_tail)
     if error and not error.startswith("Node failure on"):
@@ -150,6 +158,15 @@ def step_verdict(
     if code == 0:
         reason += " but the step did not complete on every node"
     return StepVerdict(False, state, f"{reason} ({what})")
+
+
+def recorded(verdict: StepVerdict, step: str, state: str | None) -> StepVerdict:
+    """A failed step's verdict with the end state accounting recorded for it (`sacct`), when that
+    says more than FAILED: srun's words do not always name an OOM kill or a node failure."""
+    if verdict.ok or not state or state in ("FAILED", verdict.state):
+        return verdict
+    reason = verdict.reason.replace(f"step {step} {verdict.state}", f"step {step} {state}", 1)
+    return StepVerdict(False, state, reason)
 
 
 def passing_start_error(code: int, step: str | None, log_tail: str, ranks: RankRecords | None) -> str | None:

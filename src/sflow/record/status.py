@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ class RunStatus:
     run_id: str
     workflow: str
     run_dir: Path
-    state: str  # running, succeeded, failed, interrupted, killed
+    state: str  # running, succeeded, failed, interrupted, killed, cancelled (by `sflow cancel`)
     started: float | None
     ended: float | None
     tasks: dict[str, TaskStatus]
@@ -90,7 +91,7 @@ def read_status(run_dir: Path) -> RunStatus:
     deps = {name: list(entry.get("deps", ())) for name, entry in plan.items()}
     if summary is not None:
         tasks = {name: _from_summary(name, entry) for name, entry in summary.get("tasks", {}).items()}
-        state = _final_state(summary)
+        state = _cancelled(run_dir, _final_state(summary))
         started = owner.get("started")
         ended = started + float(summary.get("elapsed") or 0) if started else _last_end(tasks)
         return RunStatus(
@@ -107,9 +108,17 @@ def read_status(run_dir: Path) -> RunStatus:
         )
     tasks = {name: TaskStatus(name) for name in plan}
     last = _replay(run_dir / "events.jsonl", tasks)
-    state = "running" if owner_alive(owner) else "killed"
-    ended = last if state == "killed" else None
+    state = "running" if owner_alive(owner) else _cancelled(run_dir, "killed")
+    ended = last if state != "running" else None
     return RunStatus(run_id, workflow, run_dir, state, owner.get("started"), ended, tasks, owner, "", deps)
+
+
+CANCEL_FILE = "cancel.json"  # written by `sflow cancel`
+
+
+def _cancelled(run_dir: Path, state: str) -> str:
+    """`cancelled` for a run `sflow cancel` stopped (its sflow interrupted, or found dead)."""
+    return "cancelled" if state in ("interrupted", "killed") and (run_dir / CANCEL_FILE).exists() else state
 
 
 def _final_state(summary: dict[str, Any]) -> str:
@@ -186,8 +195,9 @@ def run_alive(run_dir: Path) -> bool:
 
 
 def owner_alive(owner: dict[str, Any]) -> bool:
-    """False when the run's sflow is known to be gone: same host, and its pid is not running
-    or is now another process (a pid is reused; its start time tells them apart)."""
+    """False when the run's sflow is known to be gone: same host, and its pid is not running,
+    is a zombie (killed, not yet reaped by its parent), or is now another process (a pid is
+    reused; its start time tells them apart)."""
     if not owner or owner.get("host") != socket.gethostname():
         return True  # unknown, or another host: cannot tell, assume it runs
     try:
@@ -197,14 +207,45 @@ def owner_alive(owner: dict[str, Any]) -> bool:
         return False
     except (PermissionError, KeyError, ValueError, TypeError):
         return True
+    stat = _proc_stat(pid)
+    if stat is None:
+        return True
+    state, start = stat
+    if state in ("Z", "X"):  # it has ended; only its exit status waits for its parent
+        return False
     started = owner.get("pid_start")
-    return started is None or process_start(pid) in (None, started)
+    return started is None or start == started
 
 
 def process_start(pid: int) -> int | None:
     """When `pid` started, in clock ticks since boot (Linux), to tell a reused pid apart."""
+    stat = _proc_stat(pid)
+    return stat[1] if stat else None
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state letter, start time in clock ticks since boot) from `/proc/PID/stat`; None off Linux."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
-            return int(fh.read().rpartition(b")")[2].split()[19])
+            fields = fh.read().rpartition(b")")[2].split()
+        return fields[0].decode(), int(fields[19])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def clock(t: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "-"
+
+
+def span(seconds: float | None) -> str:
+    """`0.4s`, `12s`, `3m05s`, `2h01m`."""
+    if seconds is None:
+        return "-"
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    return f"{minutes // 60}h{minutes % 60:02d}m"

@@ -211,18 +211,6 @@ async def scancel(target: str, *, signal: str | None = None, quiet_if_gone: bool
     return True
 
 
-async def job_state(job_id: str) -> str | None:
-    """The job's state (RUNNING, PENDING, COMPLETING, ...) while Slurm lists it as active, else None."""
-    try:
-        result = await run_slurm(["squeue", "--noheader", "--jobs", job_id, "--format=%T"], timeout=30.0)
-    except SlurmCommandError as exc:
-        if exc.invalid_job:
-            return None
-        raise
-    states = result.stdout.split()
-    return normalize_state(states[0]) if states else None
-
-
 async def _kill(proc: asyncio.subprocess.Process) -> None:
     with contextlib.suppress(ProcessLookupError):
         proc.kill()

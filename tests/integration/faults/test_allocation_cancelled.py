@@ -1,8 +1,11 @@
 """The allocation is cancelled from outside while a task with retries runs: the run ends at once
-with that reason, and the task is not retried on the dead job."""
+with that reason (who cancelled it, from the cluster's accounting), and the task is not retried on
+the dead job."""
 
 from __future__ import annotations
 
+import os
+import pwd
 import uuid
 
 from fault_helpers import wait_for
@@ -41,13 +44,12 @@ def test_an_allocation_cancelled_from_outside_ends_the_run_with_that_reason(
     code = run.wait(timeout=120)
     summary, stderr = run.summary(), run.stderr
     assert code == 1, stderr
-    assert summary["stop_reason"] == f"Slurm allocation {job} (backend 'cluster') was cancelled"
+    by = f"{pwd.getpwuid(os.getuid()).pw_name} (uid {os.getuid()})"  # sacct: "CANCELLED by <uid>"
+    reason = f"Slurm allocation {job} (backend 'cluster') was cancelled by {by}"
+    assert summary["stop_reason"] == reason
     victim = summary["tasks"]["victim"]
     assert victim["state"] == "failed" and victim["attempts"] == 1  # no retry on a dead job
     assert victim["slurm_step_id"].startswith(f"{job}.")
     assert summary["tasks"]["bystander"]["state"] in ("cancelled", "failed")
-    assert (
-        "workflow failed after" in stderr
-        and f"Slurm allocation {job} (backend 'cluster') was cancelled" in stderr
-    )
+    assert "workflow failed after" in stderr and reason in stderr
     assert not (run.run_dir() / "victim" / "victim.attempt1.log").exists()  # one attempt, one log

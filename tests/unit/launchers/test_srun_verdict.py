@@ -16,6 +16,7 @@ from sflow.launchers.srun_verdict import (
     last_srun_error,
     parse_banner,
     read_rank_records,
+    recorded,
     step_verdict,
 )
 
@@ -182,3 +183,35 @@ def test_a_rank_that_failed_while_srun_exited_0_fails_the_step() -> None:
         "(step 9.0 NODE_FAIL: node failure on fnode2; rank 1 of 2 ended with status 143)"
     )
     assert not step_verdict(0, "9.0", "", RankRecords({0: 0, 1: 1}, 2), expected_ranks=2).ok
+
+
+OOM_TAIL = """allocating
+hog.sh: line 3: 26501 Killed                  python3 hog.py
+slurmstepd-fnode1: error: Detected 1 oom-kill event(s) in StepId=1000003.0. Some of your processes may have been killed by the cgroup out-of-memory handler.
+srun: error: fnode1: task 0: Out Of Memory
+srun: launch/slurm: _step_signal: Terminating StepId=1000003.0
+"""
+
+
+def test_a_step_the_memory_cgroup_killed_is_out_of_memory() -> None:
+    verdict = step_verdict(1, "1000003.0", OOM_TAIL, RankRecords({0: 137}, ntasks=1), expected_ranks=1)
+    assert not verdict.ok and verdict.state == "OUT_OF_MEMORY"
+    assert verdict.reason == "exit code 1 (step 1000003.0 OUT_OF_MEMORY: fnode1: task 0: Out Of Memory)"
+    srun_only = "srun: error: node2: tasks 0-1: Out Of Memory\n"
+    assert step_verdict(1, "7.0", srun_only, None, expected_ranks=2).state == "OUT_OF_MEMORY"
+
+
+def test_a_task_that_outlives_a_child_killed_for_memory_succeeds() -> None:
+    tail = OOM_TAIL.split("srun:")[0]  # slurmstepd saw an OOM kill; the script still exited 0
+    assert step_verdict(0, "1000003.0", tail, RankRecords({0: 0}, ntasks=1), expected_ranks=1).ok
+
+
+def test_accounting_names_the_end_a_failed_step_really_had() -> None:
+    failed = step_verdict(1, "12.0", "srun: error: node1: task 0: Killed\n", None, expected_ranks=1)
+    assert failed.state == "FAILED"
+    oom = recorded(failed, "12.0", "OUT_OF_MEMORY")
+    assert oom.state == "OUT_OF_MEMORY" and not oom.ok
+    assert oom.reason == "exit code 1 (step 12.0 OUT_OF_MEMORY: node1: task 0: Killed)"
+    assert recorded(failed, "12.0", None) is failed and recorded(failed, "12.0", "FAILED") is failed
+    ok = step_verdict(0, "12.0", "", RankRecords({0: 0}, ntasks=1), expected_ranks=1)
+    assert recorded(ok, "12.0", "OUT_OF_MEMORY") is ok  # success is the step's own word

@@ -6,7 +6,7 @@ secret in the environment of the sbatch process (Slurm exports it to the job). S
 calls with the same resources submitted together become ONE job array per
 `max_array_size` items; each element runs the item at its `SLURM_ARRAY_TASK_ID`.
 
-Outcomes arrive as signed callbacks (or, when those are lost, as result files). One shared
+Outcomes arrive as signed callbacks (or, when those are lost, as result files). The run's
 `SlurmWatcher` polls all live jobs with a single squeue per interval; a job that reaches a
 terminal state without having delivered a result fails its call with a `DispatchJobError`
 naming the job, its state and its log. `cancel`/`aclose` scancel in one batched call.
@@ -44,7 +44,7 @@ from sflow.slurm.commands import (
 )
 from sflow.slurm.journal import JOB, SlurmJournal
 from sflow.slurm.submit import TaggedSubmission
-from sflow.slurm.watcher import JobStatus, SlurmWatcher, master_id
+from sflow.slurm.watcher import JobStatus, Subscription, master_id, run_watcher
 
 log = logging.getLogger(__name__)
 
@@ -137,15 +137,8 @@ class SlurmExecutor(RemoteExecutor):
         self._no_job_id: dict[str, str] = {}  # call id -> log template, custom submits without a job id
         self._signalled: dict[str, str] = {}  # call id -> signal the worker reported
         self.submitted: list[str] = []  # job ids in submission order (arrays once)
+        self._status: Subscription | None = None  # the jobs this executor follows in the run's watcher
         self.journal: SlurmJournal | None = None  # a flow's run journal: `sflow cancel RUN` finds the jobs
-        self.watcher = SlurmWatcher(
-            self._on_status,
-            squeue=options.squeue,
-            scontrol=options.scontrol,
-            interval=options.poll_interval,
-            command_timeout=options.command_timeout,
-            error_type=DispatchSlurmError,
-        )
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> None:
@@ -153,7 +146,8 @@ class SlurmExecutor(RemoteExecutor):
 
     async def _start(self) -> None:
         await super()._start()
-        self.spawn(self.watcher.run())
+        watcher = run_watcher(self.options.squeue, self.options.scontrol)
+        self._status = watcher.subscribe(self._on_status, interval=self.options.poll_interval)
 
     # -- submission ----------------------------------------------------------------------
     async def _launch(self, handles: list[Handle]) -> None:
@@ -307,7 +301,8 @@ class SlurmExecutor(RemoteExecutor):
                 stale.append(job_id)
                 continue
             self._jobs[job_id] = handle
-            self.watcher.watch([job_id])
+            if self._status is not None:
+                self._status.watch([job_id])
             handle.add_done_callback(functools.partial(self._forget_job, job_id))
         if stale:
             await self._scancel(self._collapse_arrays(stale))
@@ -317,7 +312,8 @@ class SlurmExecutor(RemoteExecutor):
 
     def _forget(self, job_id: str) -> None:
         self._jobs.pop(job_id, None)
-        self.watcher.unwatch([job_id])
+        if self._status is not None:
+            self._status.unwatch([job_id])
 
     # -- status --------------------------------------------------------------------------
     def _on_status(self, status: JobStatus) -> None:
@@ -340,8 +336,10 @@ class SlurmExecutor(RemoteExecutor):
             )
 
     async def _describe(self, job_id: str) -> str:
+        if self._status is None:
+            return ""
         try:
-            found = await self.watcher.scontrol_status(master_id(job_id))
+            found = await self._status.watcher.scontrol_status(master_id(job_id))
         except SlurmCommandError:
             return ""
         status = found.get(job_id)
@@ -407,6 +405,8 @@ class SlurmExecutor(RemoteExecutor):
         leftovers = list(self._jobs)
         if leftovers:
             await self._scancel(self._collapse_arrays(leftovers))
+        if self._status is not None:
+            self._status.close()
         await super()._close()
 
 
