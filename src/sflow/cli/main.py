@@ -209,6 +209,7 @@ def main() -> None:
     help="At most this many tasks of each backend at once (default: the backend's max_concurrent).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.option("--report", "with_report", is_flag=True, help="Write RUN_DIR/report.html when the run ends.")
 @click.option(
     "-e",
     "--extra-args",
@@ -252,6 +253,16 @@ def main() -> None:
 )
 @click.option("--skip-dependencies", is_flag=True, help="With --task: run the task alone, not what it needs.")
 @click.option(
+    "--enable-workflow-monitor", is_flag=True, help="Sample every node for the whole run (all scopes)."
+)
+@click.option(
+    "--enable-task-monitor",
+    "monitored",
+    multiple=True,
+    metavar="NAME[,NAME]",
+    help="Sample these tasks' nodes while they run (all scopes; repeatable).",
+)
+@click.option(
     "--resume",
     metavar="RUN",
     default=None,
@@ -274,6 +285,7 @@ def run(
     grace: float,
     max_concurrent: int | None,
     quiet: bool,
+    with_report: bool,
     extra_args: tuple[str, ...],
     salloc_args: tuple[str, ...],
     docker_args: tuple[str, ...],
@@ -283,6 +295,8 @@ def run(
     skip_artifact_check: bool,
     tasks: tuple[str, ...],
     skip_dependencies: bool,
+    enable_workflow_monitor: bool,
+    monitored: tuple[str, ...],
     resume: str | None,
 ) -> None:
     """Run a workflow."""
@@ -301,6 +315,12 @@ def run(
     add_extra_args(spec, extra_args, salloc_args, docker_args)
     set_wait_for_gpus(spec, wait_for_gpus)
     _add_node_filters(spec, include_nodes, exclude_nodes)
+    try:
+        spec.enable_monitors(
+            enable_workflow_monitor, [n for names in monitored for n in names.split(",") if n]
+        )
+    except KeyError as exc:
+        raise click.UsageError(f"--enable-task-monitor: {exc.args[0]}") from None
     workspace = Path(workspace_dir or Path.cwd()).resolve()
     for warning in check_artifacts(spec, workspace, strict=not (dry_run or skip_artifact_check)):
         click.echo(f"sflow: warning: {warning}", err=True)
@@ -331,7 +351,10 @@ def run(
         click.echo(plan_text)
         return
     progress = "none" if quiet else ("live" if tui else "plain" if tui is False else "auto")
-    sys.exit(run_workflow(spec, settings, progress, run_plan, max_concurrent=max_concurrent))
+    code = run_workflow(
+        spec, settings, progress, run_plan, max_concurrent=max_concurrent, with_report=with_report
+    )
+    sys.exit(code)
 
 
 @main.command()
@@ -533,7 +556,7 @@ def _duration(text: str | None, flag: str) -> float | None:
 @click.option("-w", "--workflow", default=None, help="Only runs of this workflow.")
 @click.option(
     "--state",
-    type=click.Choice(["running", "succeeded", "failed", "interrupted", "killed"]),
+    type=click.Choice(["running", "succeeded", "failed", "interrupted", "killed", "cancelled"]),
     default=None,
     help="Only runs in this state.",
 )
@@ -575,6 +598,21 @@ def clean(output_dir: str, older_than: str | None, keep: int | None, workflow: s
     out = Path(output_dir)
     going, spared = plan_clean(out, _duration(older_than, "--older-than"), keep, workflow)
     click.echo(remove(out, going, spared, really=yes))
+
+
+@main.command()
+@click.argument("run_ref", metavar="RUN", default="latest")
+@_OUTPUT_DIR
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), default=None, help="Where (default: RUN/report.html)."
+)
+def report(run_ref: str, output_dir: str, output: str | None) -> None:
+    """Write RUN's report: one HTML file (graph, timeline, tasks, logs, sweeps) that opens offline."""
+    from sflow.record.report import write_report
+    from sflow.record.runs import find_run
+
+    path = write_report(find_run(Path(output_dir), run_ref), Path(output) if output else None)
+    click.echo(f"wrote {path}")
 
 
 @main.command()

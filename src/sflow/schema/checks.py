@@ -33,6 +33,7 @@ def check_spec(spec: WorkflowSpec, problems: Problems, missable_tasks: Sequence[
     _backends_and_operators(spec, problems)
     _replica_sweeps(spec, problems)
     _replica_names(spec, tasks, problems)
+    _monitored_tasks(spec, tasks, problems)
     _storage_targets(spec, problems)
     _variable_cycles(spec, problems)
 
@@ -54,6 +55,25 @@ def _fold_required_by(tasks: dict[str, Task]) -> None:
             other = tasks.get(target)
             if other is not None and task.name not in other.depends_on:
                 other.depends_on.append(task.name)
+
+
+def _monitored_tasks(spec: WorkflowSpec, index: dict[str, Task], problems: Problems) -> None:
+    """A monitor's `resources.used_by_tasks` names tasks of the workflow."""
+    for monitor in [spec.workflow.monitor, *(task.monitor for task in spec.workflow.tasks)]:
+        resources = monitor.resources if monitor is not None else None
+        if resources is None or not resources.used_by_tasks:
+            continue
+        for position, name in enumerate(resources.used_by_tasks):
+            if name in index:
+                continue
+            locs = resources.locations()
+            problems.add(
+                SpecError(
+                    f"monitors unknown task '{name}'{suggest(name, index)}",
+                    where=locs.leaf("used_by_tasks").where_of(position) if locs else "",
+                    field=resources.path("used_by_tasks"),
+                )
+            )
 
 
 def _single_default_backend(spec: WorkflowSpec) -> None:

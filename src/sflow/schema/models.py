@@ -1,6 +1,8 @@
 """All workflow models in one import: `from sflow.schema.models import Task, SlurmBackend, ...`."""
 
 from sflow.schema.base import SpecModel
+from sflow.schema.monitor import Monitor
+from sflow.schema.resources import GpuResources, NodeResources, Resources
 from sflow.schema.sections import (
     ARTIFACT_SCHEMES,
     BACKEND_TYPES,
@@ -24,17 +26,14 @@ from sflow.schema.sections import (
 )
 from sflow.schema.task import (
     PROBE_KINDS,
-    GpuResources,
     HttpGetProbe,
     HttpPostProbe,
     LogWatchProbe,
-    NodeResources,
     OperatorRef,
     Output,
     Probe,
     Probes,
     Replicas,
-    Resources,
     Retries,
     Task,
     TcpPortProbe,
@@ -61,6 +60,7 @@ __all__ = [
     "HttpPostProbe",
     "LocalBackend",
     "LogWatchProbe",
+    "Monitor",
     "NodeResources",
     "Operator",
     "OperatorBase",

@@ -10,6 +10,9 @@ and normalization goes on without the faulty part, so one report names every mis
 
 from __future__ import annotations
 
+import linecache
+import re
+import warnings
 from typing import Any
 
 from sflow.errors import SpecError
@@ -172,11 +175,17 @@ def _tasks_from_mapping(tasks: dict[str, Any], locs: LocMap, problems: Problems)
     return out, out_locs
 
 
+class ScriptLineWarning(UserWarning):
+    """A script line YAML read as a mapping (`- echo "GPUs: $X"`), taken as the line written."""
+
+
 def _task(task: dict[str, Any], tasks_locs: LocMap, index: int, problems: Problems) -> None:
     """Shorthands inside one task (this runs once per task, so it stays cheap)."""
     script = task.get("script")
     if script.__class__ is str:
         task["script"] = [script]
+    elif script.__class__ is list and any(line.__class__ is dict for line in script):
+        _script_lines(script, tasks_locs.leaf(index).leaf("script"))
     depends = task.get("depends_on")
     if depends.__class__ is str:
         task["depends_on"] = [depends]
@@ -193,6 +202,37 @@ def _task(task: dict[str, Any], tasks_locs: LocMap, index: int, problems: Proble
         probes = task.get("probes")
         if probes.__class__ is dict:
             _probe_lists(probes, task_locs.leaf("probes"))
+
+
+def _script_lines(script: list[Any], locs: LocMap) -> None:
+    """A line like `- echo "GPUs: $X"` is, to YAML, the mapping `{'echo "GPUs': '$X"'}`: a one-entry
+    mapping whose value is not a container is taken as the line written there, with a warning."""
+    for position, line in enumerate(script):
+        if line.__class__ is not dict or len(line) != 1:
+            continue
+        key, value = next(iter(line.items()))
+        if isinstance(value, (dict, list)):
+            continue
+        where = locs.leaf(position)
+        script[position] = _written_line(where.file, where.line, str(key), value)
+        warnings.warn(
+            f"{where.where()}: script line read as a mapping by YAML; taken as the line "
+            f"{script[position]!r} (quote the whole line to say so)",
+            ScriptLineWarning,
+            stacklevel=2,
+        )
+
+
+_TRAILING_COMMENT = re.compile(r"\s+#[^\"']*$")
+
+
+def _written_line(file: str, line: int, key: str, value: Any) -> str:
+    """The line as the file has it (its comment left out); rebuilt from key and value otherwise."""
+    text = linecache.getline(file, line).strip() if line else ""
+    text = text[1:].lstrip() if text.startswith("-") else text
+    if text.startswith(f"{key}:"):
+        return _TRAILING_COMMENT.sub("", text)
+    return f"{key}: {'' if value is None else value}".rstrip()
 
 
 def _probe_lists(probes: dict[str, Any], locs: LocMap) -> None:

@@ -12,9 +12,7 @@ from sflow.schema.base import SpecModel
 from sflow.schema.fieldtypes import (
     MAX_DURATION,
     OUTPUT_TYPES,
-    CountOrExpr,
     Duration,
-    IndexList,
     IntOrExpr,
     Name,
     PositiveOrExpr,
@@ -24,6 +22,8 @@ from sflow.schema.fieldtypes import (
     describe,
     is_expression,
 )
+from sflow.schema.monitor import Monitor
+from sflow.schema.resources import ReleaseAfter, Resources
 from sflow.schema.sections import Variable
 from sflow.schema.urls import split_http_url
 
@@ -38,26 +38,6 @@ class OperatorRef(SpecModel):
     @property
     def overrides(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
-
-
-class NodeResources(SpecModel):
-    """How many nodes of the backend a task uses; `indices` may count from the end (-1 = last)."""
-
-    count: PositiveOrExpr | None = None
-    indices: IndexList | None = None
-    exclude: IndexList | None = None
-
-
-class GpuResources(SpecModel):
-    """GPUs per task instance (placement fills `CUDA_VISIBLE_DEVICES`)."""
-
-    count: CountOrExpr | None = None
-    indices: IndexList | None = None
-
-
-class Resources(SpecModel):
-    nodes: NodeResources | None = None
-    gpus: GpuResources | None = None
 
 
 def _policy(value: Any) -> str:
@@ -325,6 +305,18 @@ class Task(SpecModel):
     outputs: list[Output] = Field(default_factory=list)
     uploads: list[Upload] = Field(default_factory=list)
     timeout: Timeout | None = None
+    monitor: Monitor | None = None  # sampled while the task runs
+
+    def release_after(self) -> ReleaseAfter:
+        """When the task's nodes and GPUs go to other tasks: as `resources` says, else at its end,
+        or, for a task with a readiness probe (a service), at the end of the workflow."""
+        given = self.resources.release_after() if self.resources is not None else None
+        if given is not None:
+            return given
+        return (
+            "workflow_completion" if self.probes is not None and self.probes.readiness else "task_completion"
+        )
+
     fail_fast: bool | None = None  # True: the shell script stops at its first failing command
 
     @property

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator
@@ -9,6 +10,7 @@ from pydantic import Field, PrivateAttr, field_validator
 from sflow.errors import SpecError
 from sflow.schema.base import SpecModel, attach_origins
 from sflow.schema.fieldtypes import Timeout, WorkflowName
+from sflow.schema.monitor import Monitor
 from sflow.schema.sections import (
     OPERATOR_TYPES,
     Artifact,
@@ -48,6 +50,7 @@ class Workflow(SpecModel):
     tasks: list[Task] = Field(min_length=1)
     variables: dict[str, Variable] = Field(default_factory=dict)
     timeout: Timeout | None = None
+    monitor: Monitor | None = None  # sampled for the whole run
     upload_all: UploadAll | None = None
 
 
@@ -115,6 +118,19 @@ class WorkflowSpec(SpecModel):
         if name == IMPLICIT_BACKEND:
             return LocalBackend(name=IMPLICIT_BACKEND, default=not self.backends)
         raise KeyError(name)
+
+    def enable_monitors(self, whole_run: bool, tasks: Sequence[str]) -> None:
+        """`sflow run --enable-workflow-monitor/--enable-task-monitor`: a monitor with every default
+        where the file has none (a monitor the file declares is kept). KeyError for an unknown task."""
+        unknown = [name for name in tasks if not any(t.name == name for t in self.workflow.tasks)]
+        if unknown:
+            known = ", ".join(t.name for t in self.workflow.tasks)
+            raise KeyError(f"no task named {', '.join(map(repr, unknown))} (tasks: {known})")
+        if whole_run and self.workflow.monitor is None:
+            self.workflow.monitor = Monitor()
+        for task in self.workflow.tasks:
+            if task.name in tasks and task.monitor is None:
+                task.monitor = Monitor()
 
     def backend_type(self, name: str) -> str:
         """`local`, `slurm` or `docker` for the backend called `name`."""

@@ -30,6 +30,7 @@ from sflow.workflow.context import (
     task_env,
     task_scope,
 )
+from sflow.workflow.monitors import describe_monitor
 from sflow.workflow.plan import TaskInstance, at_request, expand
 from sflow.workflow.uploads import (
     credentials_hint,
@@ -63,11 +64,14 @@ def simulate_placement(
     """A plausible placement for every instance, in start order; PlanError if one can never fit.
 
     A task starts after its dependencies (and theirs) have ended, so what they held is free for
-    it; what tasks that may still run beside it hold is not. Only a task that still does not fit
-    pretends that every earlier task has ended (at run time it waits for them).
+    it; what tasks that may still run beside it hold is not, nor what a service or a task with
+    `release_after: workflow_completion` holds (until the workflow ends). Only a task that still
+    does not fit pretends that every earlier task has ended (at run time it waits for them, or
+    fails naming the services that keep what it needs).
     """
     placers = {name: Placer(a.nodes, name) for name, a in allocations.items()}
     held: dict[str, dict[str, Placement]] = {name: {} for name in allocations}
+    to_the_end: dict[str, dict[str, Placement]] = {name: {} for name in allocations}
     deps = {inst.name: inst.deps for inst in ordered}
     backend_of = {inst.name: inst.backend for inst in ordered}
     out: dict[str, Placement] = {}
@@ -79,14 +83,28 @@ def simulate_placement(
         except PlanError as exc:
             raise at_request(exc, inst) from None
         if placement is None:  # pretend earlier tasks have finished
-            for holder, p in held[inst.backend].items():
-                placer.release(p, holder)
-            held[inst.backend].clear()
+            for holders in (held[inst.backend], to_the_end[inst.backend]):
+                for holder, p in holders.items():
+                    placer.release(p, holder)
+                holders.clear()
             placement = placer.try_place(inst.request, inst.name)
             assert placement is not None
-        held[inst.backend][inst.name] = placement
+        (to_the_end if _held_to_the_end(inst) else held)[inst.backend][inst.name] = placement
         out[inst.name] = placement
     return out
+
+
+def _monitor_line(inst: TaskInstance) -> str:
+    monitor = inst.task.monitor
+    if monitor is None:
+        return ""
+    used_by = monitor.resources.used_by_tasks if monitor.resources is not None else None
+    whose = f"the nodes of {', '.join(used_by)}" if used_by else "its nodes"
+    return f"{describe_monitor(monitor)}, {whose}, while it runs"
+
+
+def _held_to_the_end(inst: TaskInstance) -> bool:
+    return inst.task.release_after() == "workflow_completion"
 
 
 def _release_ancestors(
@@ -138,6 +156,8 @@ def _describe_plan(
         out.write(f"\nbackend {name} [{spec.backend_type(name)}]: {nodes}")
         if "request" in alloc.info:  # what the allocation will ask Slurm for
             out.write(f"\n  allocation: {alloc.info['request']}")
+    if spec.workflow.monitor is not None:
+        out.write(f"\nmonitor: {describe_monitor(spec.workflow.monitor)}, every node, for the whole run")
     if run_plan is not None and run_plan.earlier is not None:
         out.write(f"\n{run_plan.resume_summary()}")
     uploads = _Uploads(spec, context, run_dir)
@@ -162,7 +182,7 @@ def _describe_plan(
         if decisions:
             decision = decisions[inst.name]
             note = f"{'keep' if decision.keep else 'run'} ({decision.reason})"
-        write(_describe_task(step, inst, placement, argv, body, note))
+        write(_describe_task(step, inst, placement, argv, body, note, _monitor_line(inst)))
         if inst.task.uploads:
             write("".join(f"\n   upload: {line}" for line in uploads.lines(inst, placement)))
     del ordered, placements, renderer, context
@@ -395,7 +415,13 @@ class _PlannedLaunch(LaunchContext):
 
 
 def _describe_task(
-    step: int, inst: TaskInstance, placement: Placement, argv: list[str], body: str, resume: str = ""
+    step: int,
+    inst: TaskInstance,
+    placement: Placement,
+    argv: list[str],
+    body: str,
+    resume: str = "",
+    monitor: str = "",
 ) -> str:
     """One task's entry; `body` is its rendered script without the `#!` line."""
     where = ", ".join([n.name for n in placement.nodes])
@@ -410,6 +436,8 @@ def _describe_task(
         text += f"\n   resume: {resume}"
     if inst.sweep:
         text += "\n   sweep: " + ", ".join(f"{k}={v}" for k, v in inst.sweep.items())
+    if monitor:
+        text += f"\n   monitor: {monitor}"
     command = " ".join([_quote(arg) for arg in argv])
     lines = "\n   | ".join((body + "\n").splitlines())  # the script's lines after the `#!` line
     return f"{text}\n   command: {command}\n   | {lines}"

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from sflow.schema import WorkflowSpec
     from sflow.workflow.plan import Plan, TaskInstance
 
-_NOT_THE_RESULT = {"retries", "timeout", "probes", "depends_on", "replicas"}
+_NOT_THE_RESULT = {"retries", "timeout", "probes", "depends_on", "replicas", "monitor"}
 _BACKEND_BOOKKEEPING = {"name", "default", "time", "job_name", "account", "max_concurrent"}
 
 

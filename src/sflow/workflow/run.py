@@ -35,6 +35,7 @@ from sflow.workflow.context import (
     task_env,
     task_scope,
 )
+from sflow.workflow.monitors import Monitors, Placed, RunningMonitor, task_targets, workflow_targets
 from sflow.workflow.outputs import extract_outputs
 from sflow.workflow.plan import TaskInstance, at_request
 from sflow.workflow.run_plan import RunPlan, plan_run
@@ -51,6 +52,7 @@ from sflow.workflow.uploads import (
 if TYPE_CHECKING:
     from sflow.schema import WorkflowSpec
     from sflow.schema.models import StorageTarget
+    from sflow.schema.monitor import Monitor
     from sflow.workflow.s3 import S3Client
     from sflow.workflow.uploads import PlannedUpload
 
@@ -95,6 +97,7 @@ class WorkflowRun:
         self.journal = SlurmJournal(self.record.run_dir)  # Slurm ids the run holds: `sflow cancel`
         self.allocation_lost: str | None = None  # why an allocation ended under the run
         self._watches: list[asyncio.Future[None]] = []
+        self.monitors = Monitors(self.record.run_dir, self.workspace_dir, self.base_env, self.settings.grace)
         self.targets: dict[str, StorageTarget] = {}  # storage targets, rendered
         self.uploads: list[UploadResult] = []
         self._s3: S3Client | None = None
@@ -138,6 +141,12 @@ class WorkflowRun:
             raise NotStarted(self.allocation_lost)
         add_backends(self.context, self.spec, self.allocations)
         await asyncio.to_thread(self._keep_earlier)
+        monitor = self.spec.workflow.monitor
+        if monitor is not None:
+            custom = _custom_script(monitor, self.context)
+            await self.monitors.start(
+                monitor, workflow_targets(monitor, self.allocations), custom_script=custom
+            )
         return [self._unit(i) for i in self.instances]
 
     def request_stop(self, reason: str, interrupted: bool = False, force: bool = False) -> None:
@@ -207,6 +216,7 @@ class WorkflowRun:
     async def _release(self) -> None:
         self._unwatch()
         try:
+            await self.monitors.stop_all()
             await self._upload_all()
             for name, backend in reversed(list(self.backends.items())):
                 if name not in self.allocations:
@@ -294,9 +304,26 @@ class WorkflowRun:
             attempt = ProbedAttempt(
                 attempt, probes.readiness, probes.failure, hosts, self.settings.grace, self.record.log_path
             )
+        monitor = await self._start_monitor(inst, placement, ctx.env, scope)
+        # as the file says; a service without it holds what it has while it runs, and frees it at its end
+        release_after = inst.task.resources.release_after() if inst.task.resources is not None else None
+        released = False
+
+        def on_ready() -> None:
+            nonlocal released
+            if release_after == "task_ready":  # its nodes and GPUs go to others while it runs on
+                released = True
+                placer.release(placement, inst.name)
+            else:
+                placer.park(inst.name)
 
         async def on_end(outcome: Outcome, stopped_when_ready: bool) -> Outcome:
-            placer.release(placement, inst.name)
+            if monitor is not None:
+                await self.monitors.stop(monitor)
+            if release_after == "workflow_completion" and outcome.ok:
+                placer.park(inst.name)  # held until the run ends
+            elif not released:
+                placer.release(placement, inst.name)
             # a service stopped once it was ready (the end of its work) has its outputs too
             if (outcome.ok or stopped_when_ready) and outputs:
                 await self._collect_outputs(inst, attempt, outputs)
@@ -304,7 +331,34 @@ class WorkflowRun:
                 return await self._upload(uploads, outcome)
             return outcome
 
-        return HeldAttempt(attempt, on_end, on_ready=lambda: placer.park(inst.name))
+        return HeldAttempt(attempt, on_end, on_ready=on_ready)
+
+    async def _start_monitor(
+        self, inst: TaskInstance, placement: Placement, env: dict[str, str], scope: dict[str, Any]
+    ) -> RunningMonitor | None:
+        """The task's monitor, from the start of this attempt to its end."""
+        monitor = inst.task.monitor
+        if monitor is None:
+            return None
+        gpus = [list(g) for g in placement.gpus]
+        own = Placed(inst.task.name, inst.backend, placement.node_names, gpus)
+        placed = [
+            Placed(
+                i.task.name,
+                i.backend,
+                self.record.task_info[i.name]["nodes"],
+                self.record.task_info[i.name]["gpus"],
+            )
+            for i in self.instances
+            if i.name in self.record.task_info and "nodes" in self.record.task_info[i.name]
+        ]
+        targets = task_targets(monitor, own, self.allocations, placed)
+        custom = _custom_script(monitor, scope)
+        try:
+            return await self.monitors.start(monitor, targets, task=inst.name, env=env, custom_script=custom)
+        except OSError as exc:  # the task runs on unmonitored; the log says why
+            self._notice(f"{inst.name}: cannot start its monitor: {exc}")
+            return None
 
     async def _collect_outputs(self, inst: TaskInstance, attempt: Attempt, outputs: list[Any]) -> None:
         """Values parsed from the log into `<task>/outputs.json` and the run summary."""
@@ -464,6 +518,17 @@ def _rendered(model: Any, scope: dict[str, Any]) -> Any:
         return None
     data = model.model_dump(exclude_none=True)
     return render_value(data, scope, where=model.loc(), field=model.path())
+
+
+def _custom_script(monitor: Monitor, scope: dict[str, Any]) -> str | None:
+    """A monitor's `scopes.custom.script`, its `${{ }}` rendered like a task's script."""
+    lines = monitor.custom_script()
+    if not lines:
+        return None
+    assert monitor.scopes is not None and monitor.scopes.custom is not None
+    custom = monitor.scopes.custom
+    rendered = render_value(lines, scope, where=custom.loc("script"), field=custom.path("script"))
+    return "\n".join(str(line) for line in rendered) + "\n"
 
 
 def _duration(value: Any) -> float | None:

@@ -724,6 +724,38 @@ def test_a_swept_variable_keeps_its_domain_in_each_replica(load: Any, tmp_path: 
     assert scripts[3] == "echo 4 of [1, 4], ['a', 'b']"
 
 
+@pytest.mark.parametrize(
+    ("first", "after_gets"),
+    [
+        ("resources: {gpus: {count: 2}}", [[0, 1]]),
+        ("resources: {gpus: {count: 2, release_after: task_completion}}", [[0, 1]]),
+        ("resources: {gpus: {count: 2, release_after: workflow_completion}}", [[2, 3]]),
+        ("resources: {gpus: {count: 2}}, probes: {readiness: {tcp_port: {port: 80}}}", [[2, 3]]),
+        (
+            "resources: {gpus: {count: 2, release_after: task_completion}}, "
+            "probes: {readiness: {tcp_port: {port: 80}}}",
+            [[0, 1]],
+        ),
+    ],
+)
+def test_a_task_held_to_the_end_of_the_workflow_keeps_its_gpus_from_its_dependents(
+    load: Any, tmp_path: Path, first: str, after_gets: list[list[int]]
+) -> None:
+    spec = load(
+        f"""
+        version: "0.1"
+        backends: [{{name: l, type: local, nodes: 1, gpus_per_node: 4}}]
+        workflow:
+          name: wf
+          tasks:
+            - {{name: one, {first}, script: [a]}}
+            - {{name: after, depends_on: [one], resources: {{gpus: {{count: 2}}}}, script: [a]}}
+        """
+    )
+    plan = {t["name"]: t["gpus"] for t in plan_data(spec, tmp_path, tmp_path / "o")["tasks"]}
+    assert plan["one"] == [[0, 1]] and plan["after"] == after_gets
+
+
 def test_a_boolean_variable_reads_the_same_in_the_environment_and_in_a_script(
     load: Any, tmp_path: Path
 ) -> None:
