@@ -46,6 +46,16 @@ class Sflow:
     def argv(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "sflow", *args]
 
+    def recorded_running(self, task: str) -> bool:
+        """A run under the output dir has recorded `task` running: a task may be under way (its
+        pid written) before sflow has written that event. A line cut short is not read."""
+        return any(
+            json.loads(line).get("task") == task and json.loads(line).get("state") == "running"
+            for events in self.output_dir.glob("*/events.jsonl")
+            for line in events.read_text().splitlines()
+            if line.endswith("}")
+        )
+
     def env(self) -> dict[str, str]:
         return {**os.environ, "PYTHONUNBUFFERED": "1"}
 

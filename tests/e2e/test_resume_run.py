@@ -124,8 +124,10 @@ def test_resume_of_a_run_whose_sflow_was_killed(sflow):
     )
     pid_file = sflow.tmp / "slow.pid"
     try:
+        # the task writes its pid the moment it runs, which may be before sflow has recorded it
+        # running: wait for both, so that the run is killed with `slow` recorded as running
         deadline = time.monotonic() + 60
-        while not (pid_file.exists() and pid_file.read_text().strip()):
+        while not (pid_file.exists() and pid_file.read_text().strip() and sflow.recorded_running("slow")):
             assert time.monotonic() < deadline and proc.poll() is None
             time.sleep(0.05)
         proc.kill()  # sflow dies without a word; its task is left to us
@@ -181,7 +183,8 @@ def test_task_selection_runs_a_task_with_what_it_needs_or_alone(sflow):
     assert starts(sflow) == ["prep", "train_1"]
     assert sorted(with_deps.summary()["tasks"]) == ["prep", "train_1"]
     (sflow.tmp / "starts").unlink()
-    alone = sflow("run", "-f", str(wf), "--task", "train", "--skip-dependencies")
+    # --keep-going: the first replica to fail must not stop the other before it starts (under load)
+    alone = sflow("run", "-f", str(wf), "--task", "train", "--skip-dependencies", "--keep-going")
     assert sorted(starts(sflow)) == ["train_0", "train_1"]
     assert alone.code == 1  # prep/data.txt is not in this run: the task fails, honestly
     typo = sflow("run", "-f", str(wf), "-t", "reprot")

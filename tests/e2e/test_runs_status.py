@@ -34,9 +34,11 @@ def start(sflow, wf: Path) -> subprocess.Popen:
     )
 
 
-def wait_for(path: Path, proc: subprocess.Popen) -> int:
+def wait_for(sflow, proc: subprocess.Popen) -> int:
+    """The pid the `wait` task wrote, once its run has also recorded it as running."""
+    path = sflow.tmp / "wait.pid"
     deadline = time.monotonic() + 60
-    while not (path.exists() and path.read_text().strip()):
+    while not (path.exists() and path.read_text().strip() and sflow.recorded_running("wait")):
         assert time.monotonic() < deadline and proc.poll() is None, "the task never started"
         time.sleep(0.05)
     return int(path.read_text())
@@ -46,7 +48,7 @@ def test_status_of_a_live_run_from_another_process_then_of_the_finished_run(sflo
     wf = sflow.write("wf.yaml", GATED)
     proc = start(sflow, wf)
     try:
-        wait_for(sflow.tmp / "wait.pid", proc)
+        wait_for(sflow, proc)
         live = sflow("status", "--output-dir", str(sflow.output_dir))
         assert live.code == 0, live.err
         assert "workflow gated  running" in live.out and f"sflow pid {proc.pid}" in live.out
@@ -77,7 +79,7 @@ def test_status_and_runs_of_a_run_whose_sflow_was_killed(sflow):
     wf = sflow.write("wf.yaml", GATED)
     proc = start(sflow, wf)
     try:
-        task = wait_for(sflow.tmp / "wait.pid", proc)
+        task = wait_for(sflow, proc)
         proc.kill()
         proc.wait()
     finally:
@@ -127,3 +129,45 @@ def test_an_index_that_cannot_be_written_warns_and_the_run_succeeds(sflow):
     assert done.code == 0 and "sflow: warning: run index" in done.err and "Traceback" not in done.err
     listed = sflow("runs", "--output-dir", str(sflow.output_dir))
     assert listed.code == 0 and " one " in listed.out  # read from the run folders instead
+
+
+def test_a_run_stopped_by_sflow_cancel_is_listed_as_cancelled(sflow):
+    wf = sflow.write("wf.yaml", GATED)
+    proc = start(sflow, wf)
+    try:
+        wait_for(sflow, proc)
+        live = sflow("runs", "--output-dir", str(sflow.output_dir), "--state", "running")
+        assert live.out.count(" running ") == 1
+        cancel = subprocess.Popen(
+            sflow.argv("cancel", "--output-dir", str(sflow.output_dir)),
+            cwd=sflow.tmp,
+            env=sflow.env(),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.wait(60) == 143  # reaped here, so that `sflow cancel` sees it gone
+        out, _ = cancel.communicate(timeout=60)
+        assert cancel.returncode == 0 and f"sent SIGTERM to sflow (pid {proc.pid})" in out
+    finally:
+        (sflow.tmp / "go").touch()
+    shown = sflow("status", "--output-dir", str(sflow.output_dir))
+    assert "workflow gated  cancelled" in shown.out and "stopped by sflow cancel at" in shown.out
+    listed = sflow("runs", "--output-dir", str(sflow.output_dir), "--state", "cancelled")
+    assert listed.out.count(" cancelled ") == 1, listed.out
+
+
+def test_a_killed_run_that_sflow_cancel_cleaned_up_is_cancelled(sflow):
+    wf = sflow.write("wf.yaml", GATED)
+    proc = start(sflow, wf)
+    try:
+        task = wait_for(sflow, proc)
+        proc.kill()
+        proc.wait()
+    finally:
+        os.killpg(task, signal.SIGKILL)
+    out = str(sflow.output_dir)
+    assert " killed " in sflow("runs", "--output-dir", out).out  # indexed as killed first
+    assert sflow("cancel", "--output-dir", out).code == 0
+    assert "workflow gated  cancelled" in sflow("status", "--output-dir", out).out
+    listed = sflow("runs", "--output-dir", out)
+    assert " cancelled " in listed.out and " killed " not in listed.out

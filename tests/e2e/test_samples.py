@@ -77,7 +77,8 @@ def test_serve_and_bench_runs(sflow: Any, free_port: Callable[[], int]) -> None:
     tasks = done.summary()["tasks"]
     assert tasks["server"]["state"] == tasks["benchmark"]["state"] == "succeeded"
     outputs = summary_outputs(done, "benchmark")
-    assert outputs["requests"] == 5 and 0 < outputs["mean_latency_ms"] <= outputs["p90_latency_ms"]
+    # both measured; no order between them: one slow request of five lifts the mean above the p90
+    assert outputs["requests"] == 5 and outputs["mean_latency_ms"] > 0 and outputs["p90_latency_ms"] > 0
 
 
 def test_param_sweep_runs(sflow: Any) -> None:

@@ -55,8 +55,9 @@ def test_import_sflow_is_light():
     heavy = {"pydantic", "jinja2", "rich", "yaml", "aiohttp", "cloudpickle", "asyncio", "click"}
     assert not heavy & loaded
     assert not {"sflow.flow", "sflow.dispatch"} & loaded  # `sflow.flow`, `sflow.config`: on first use
+    assert "sflow.record.report" not in loaded
 
 
 def test_cli_help_loads_no_heavy_module():
     loaded = _modules_after("from sflow.cli import main")
-    assert not {"pydantic", "jinja2", "rich", "aiohttp", "cloudpickle"} & loaded
+    assert not {"pydantic", "jinja2", "rich", "aiohttp", "cloudpickle", "sflow.record.report"} & loaded

@@ -16,7 +16,7 @@ import socket
 import time
 from pathlib import Path
 
-from sflow.record.status import run_alive
+from sflow.record.status import CANCEL_FILE, run_alive
 from sflow.slurm.cancel import Cancelled, cancel_entries
 from sflow.slurm.journal import read_journal
 
@@ -37,7 +37,7 @@ def cancel_run(run_dir: Path, stop_wait: float = STOP_WAIT) -> list[str]:
     lines += [_line(c) for c in done] or [f"{run_dir.name} holds nothing in Slurm"]
     record = {"time": time.time(), "cancelled": [c.entry.slurm_id for c in done if c.outcome == "cancelled"]}
     record["ended"] = [c.entry.slurm_id for c in done if c.outcome == "ended"]
-    (run_dir / "cancel.json").write_text(json.dumps(record) + "\n")
+    (run_dir / CANCEL_FILE).write_text(json.dumps(record) + "\n")
     return lines
 
 

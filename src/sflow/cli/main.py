@@ -209,6 +209,7 @@ def main() -> None:
     help="At most this many tasks of each backend at once (default: the backend's max_concurrent).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@click.option("--report", "with_report", is_flag=True, help="Write RUN_DIR/report.html when the run ends.")
 @click.option(
     "-e",
     "--extra-args",
@@ -284,6 +285,7 @@ def run(
     grace: float,
     max_concurrent: int | None,
     quiet: bool,
+    with_report: bool,
     extra_args: tuple[str, ...],
     salloc_args: tuple[str, ...],
     docker_args: tuple[str, ...],
@@ -349,7 +351,10 @@ def run(
         click.echo(plan_text)
         return
     progress = "none" if quiet else ("live" if tui else "plain" if tui is False else "auto")
-    sys.exit(run_workflow(spec, settings, progress, run_plan, max_concurrent=max_concurrent))
+    code = run_workflow(
+        spec, settings, progress, run_plan, max_concurrent=max_concurrent, with_report=with_report
+    )
+    sys.exit(code)
 
 
 @main.command()
@@ -551,7 +556,7 @@ def _duration(text: str | None, flag: str) -> float | None:
 @click.option("-w", "--workflow", default=None, help="Only runs of this workflow.")
 @click.option(
     "--state",
-    type=click.Choice(["running", "succeeded", "failed", "interrupted", "killed"]),
+    type=click.Choice(["running", "succeeded", "failed", "interrupted", "killed", "cancelled"]),
     default=None,
     help="Only runs in this state.",
 )
@@ -593,6 +598,21 @@ def clean(output_dir: str, older_than: str | None, keep: int | None, workflow: s
     out = Path(output_dir)
     going, spared = plan_clean(out, _duration(older_than, "--older-than"), keep, workflow)
     click.echo(remove(out, going, spared, really=yes))
+
+
+@main.command()
+@click.argument("run_ref", metavar="RUN", default="latest")
+@_OUTPUT_DIR
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), default=None, help="Where (default: RUN/report.html)."
+)
+def report(run_ref: str, output_dir: str, output: str | None) -> None:
+    """Write RUN's report: one HTML file (graph, timeline, tasks, logs, sweeps) that opens offline."""
+    from sflow.record.report import write_report
+    from sflow.record.runs import find_run
+
+    path = write_report(find_run(Path(output_dir), run_ref), Path(output) if output else None)
+    click.echo(f"wrote {path}")
 
 
 @main.command()

@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import IO, Any
 
 from sflow.engine import Event, State
+from sflow.record.tail import printable, read_end
 
 _STYLE = {
     State.RUNNING: "cyan",
@@ -17,6 +20,7 @@ _STYLE = {
     State.FAILED: "bold red",
     State.CANCELLED: "magenta",
     State.SKIPPED: "dim",
+    State.STOPPING: "magenta",
 }
 
 
@@ -60,8 +64,8 @@ class PlainProgress:
             and (event.state is not State.SUCCEEDED or kept)
         ):
             text += f" ({event.outcome.reason})"
-        if event.message:
-            text += f" {event.message}"
+        if event.message:  # `retry in 2s`; a stopping task's grace in parentheses
+            text += f" ({event.message})" if event.state is State.STOPPING else f" {event.message}"
         try:
             print(text, file=self.stream, flush=True)
         except BrokenPipeError:
@@ -75,38 +79,70 @@ class PlainProgress:
         pass
 
 
-class LiveProgress:
-    """A live table of the tasks that matter now (running, ready, failed) and counts of the rest.
+@dataclass(frozen=True)
+class TaskPlan:
+    """What the live view knows of a task before it starts: what it waits for."""
 
-    Once nothing runs any more (the end, or a stop), it shows how each task ended instead:
-    failed and cancelled first, with how long each ran.
+    deps: tuple[str, ...] = ()
+    service: bool = False  # its dependents start once it is ready
+    gpus: bool = False  # it asks for GPUs
+
+
+class LiveProgress:
+    """A live table of the tasks that matter now and a line on those that wait, sized to fit.
+
+    While the run goes on: running, ready, retrying and stopping tasks with their attempt and the
+    last line of their log, then failures; below, how many tasks wait and why (dependencies, a
+    service not ready yet, GPUs, a slot under max_concurrent). Once nothing runs any more it shows how each task
+    ended, failures first. Columns have fixed widths, and when the rows do not fit the terminal
+    the last ones are summed up in one row: the header is never cut.
     """
 
-    MAX_ROWS = 20
+    # lines around the rows: title, top border, header, its rule, bottom border, waiting, counts
+    FRAME_LINES = 7
+    WIDTHS = {"task": 24, "state": 9, "try": 3, "for": 7}
 
-    def __init__(self, total: int, title: str) -> None:
+    def __init__(
+        self,
+        total: int,
+        title: str,
+        plan: Mapping[str, TaskPlan] | None = None,
+        console: Any = None,
+    ) -> None:
         from rich.console import Console
         from rich.live import Live
 
         self.total = total
         self.title = title
+        self.plan = dict(plan or {})
         self.began = time.time()
         self.states: dict[str, State] = {}
         self.since: dict[str, float] = {}
         self.started: dict[str, float] = {}
         self.reasons: dict[str, str] = {}
-        self.console = Console()
+        self.attempts: dict[str, int] = {}
+        self.logs: dict[str, str] = {}
+        self.console = console or Console()
         self.live = Live(
             console=self.console, refresh_per_second=8, transient=False, get_renderable=self._render
         )
 
     def on_event(self, event: Event) -> None:
+        if event.state is not State.STOPPING:  # stopping keeps the time its state began
+            self.since[event.unit] = event.time
         self.states[event.unit] = event.state
-        self.since[event.unit] = event.time
+        self.attempts[event.unit] = max(self.attempts.get(event.unit, 0), event.attempt)
         if event.state is State.RUNNING:
             self.started.setdefault(event.unit, event.time)
+            log = event.attempt_obj.log_path if event.attempt_obj is not None else None
+            if log is not None:
+                self.logs[event.unit] = str(log)
         if event.outcome is not None and event.outcome.reason:
             self.reasons[event.unit] = event.outcome.reason
+        if event.state is State.RETRYING and event.message:
+            self.reasons[event.unit] = f"{self.reasons.get(event.unit, '')}; {event.message}".lstrip("; ")
+        if event.state is State.STOPPING:
+            self.reasons[event.unit] = f"stopping ({event.message})" if event.message else "stopping"
 
     def start(self) -> None:
         self.live.start()
@@ -114,41 +150,112 @@ class LiveProgress:
     def stop(self) -> None:
         self.live.stop()
 
-    def _render(self) -> Any:
-        from rich.table import Table
+    # -- what it shows ---------------------------------------------------------------------------
 
+    def _render(self) -> Any:
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        now = time.time()
         counts: dict[State, int] = {}
         for state in self.states.values():
             counts[state] = counts.get(state, 0) + 1
-        done = sum(n for s, n in counts.items() if s.done)
-        head = f"{self.title}: {done}/{self.total} finished, elapsed {time.time() - self.began:.1f}s"
+        waiting = self._waiting()
+        done = sum(n for st, n in counts.items() if st.done)
+        head = f"{self.title}: {done}/{self.total} finished, {len(waiting)} waiting, elapsed {now - self.began:.1f}s"
         table = Table(title=head, title_justify="left", expand=False)
-        table.add_column("task")
-        table.add_column("state")
-        table.add_column("for", justify="right")
-        table.add_column("detail")
-        now = time.time()
-        active = (State.RUNNING, State.READY, State.RETRYING)
-        shown = [n for n, s in self.states.items() if s in active]
-        if shown:
-            shown += [n for n, s in self.states.items() if s is State.FAILED]
-        else:  # nothing runs: how each task ended, the ones to look at first
-            for wanted in (State.FAILED, State.CANCELLED, State.SUCCEEDED, State.SKIPPED):
-                shown += [n for n, s in self.states.items() if s is wanted]
-        for name in shown[: self.MAX_ROWS]:
-            state = self.states[name]
-            if state.done:
-                took = self.since[name] - self.started[name] if name in self.started else 0.0
-            else:
-                took = now - self.since[name]
-            table.add_row(
-                name,
-                f"[{_STYLE.get(state, '')}]{state.value}[/]",
-                f"{took:.1f}s",
-                self.reasons.get(name, "") if state is not State.RUNNING else "",
+        for name, width in self.WIDTHS.items():
+            right = name in ("try", "for")
+            table.add_column(
+                name, width=width, no_wrap=True, overflow="ellipsis", justify="right" if right else "left"
             )
-        if len(shown) > self.MAX_ROWS:
-            table.add_row(f"... {len(shown) - self.MAX_ROWS} more", "", "", "")
-        summary = "  ".join(f"{s.value}: {n}" for s, n in sorted(counts.items(), key=lambda kv: kv[0].value))
-        table.caption = summary
-        return table
+        table.add_column("detail", width=self._detail_width(), no_wrap=True, overflow="ellipsis")
+        shown = self._rows()
+        room = max(1, self.console.size.height - self.FRAME_LINES)
+        cut = shown[room - 1 :] if len(shown) > room else []
+        for name in shown[: len(shown) - len(cut)]:
+            table.add_row(*self._cells(name, now))
+        if cut:
+            table.add_row(f"... {len(cut)} more", "", "", "", _tally(self.states[n] for n in cut))
+        summary = "  ".join(
+            f"{st.value}: {n}" for st, n in sorted(counts.items(), key=lambda kv: kv[0].value)
+        )
+        return Group(table, Text(_waiting_line(waiting), no_wrap=True, overflow="ellipsis"), Text(summary))
+
+    def _detail_width(self) -> int:
+        """What the terminal leaves for the detail column (at least 20 characters)."""
+        borders = 3 * (len(self.WIDTHS) + 1) + 1
+        return max(20, self.console.size.width - sum(self.WIDTHS.values()) - borders)
+
+    def _rows(self) -> list[str]:
+        """Tasks to show, in this order: the live ones and failures; at the end, every task."""
+        live = (State.RUNNING, State.READY, State.RETRYING, State.STOPPING)
+        shown = [n for n, st in self.states.items() if st in live]
+        if shown:
+            return shown + [n for n, st in self.states.items() if st is State.FAILED]
+        for wanted in (State.FAILED, State.CANCELLED, State.SUCCEEDED, State.SKIPPED):
+            shown += [n for n, st in self.states.items() if st is wanted]
+        return shown
+
+    def _cells(self, name: str, now: float) -> tuple[str, ...]:
+        from rich.markup import escape
+
+        state = self.states[name]
+        if state.done:
+            took = self.since[name] - self.started[name] if name in self.started else 0.0
+        else:
+            took = now - self.since.get(name, now)
+        if state in (State.RUNNING, State.READY):
+            detail = self._last_line(name)
+        else:
+            detail = self.reasons.get(name, "")
+        label = f"[{_STYLE.get(state, '')}]{state.value}[/]"
+        return (name, label, str(self.attempts.get(name) or "-"), f"{took:.1f}s", escape(detail))
+
+    def _last_line(self, name: str) -> str:
+        """The last line the task's log holds now, made printable."""
+        text = read_end(self.logs.get(name), 4096)
+        lines = [line for line in (text or "").splitlines() if line.strip()]
+        return printable(lines[-1], limit=300) if lines else ""
+
+    def _waiting(self) -> dict[str, str]:
+        """Each task that has not started, and why it waits."""
+        out: dict[str, str] = {}
+        for name, plan in self.plan.items():
+            if self.states.get(name, State.PENDING) is not State.PENDING:
+                continue
+            unmet = [d for d in plan.deps if not self._serves(d)]
+            services = [d for d in unmet if self.plan.get(d, TaskPlan()).service and self._live(d)]
+            if unmet and len(services) == len(unmet):
+                out[name] = f"on service {services[0]}"  # running, not ready yet
+            elif unmet:
+                out[name] = "on dependencies"
+            else:
+                out[name] = "for GPUs" if plan.gpus else "for a slot (max_concurrent)"
+        return out
+
+    def _serves(self, name: str) -> bool:
+        """A dependency that lets its dependents start: succeeded, or a ready service."""
+        return self.states.get(name) in (State.SUCCEEDED, State.READY)
+
+    def _live(self, name: str) -> bool:
+        return self.states.get(name) in (State.RUNNING, State.RETRYING)
+
+
+def _waiting_line(waiting: Mapping[str, str]) -> str:
+    """`waiting: 12 (8 on dependencies, 3 on service db, 1 for GPUs)`."""
+    if not waiting:
+        return "waiting: none"
+    why: dict[str, int] = {}
+    for reason in waiting.values():
+        why[reason] = why.get(reason, 0) + 1
+    parts = ", ".join(f"{n} {reason}" for reason, n in sorted(why.items(), key=lambda kv: -kv[1]))
+    return f"waiting: {len(waiting)} ({parts})"
+
+
+def _tally(states: Iterable[State]) -> str:
+    counts: dict[str, int] = {}
+    for state in states:
+        counts[state.value] = counts.get(state.value, 0) + 1
+    return ", ".join(f"{n} {st}" for st, n in counts.items())

@@ -13,6 +13,9 @@ from sflow.lifecycle.settings import RunSettings
 from sflow.record.tail import last_lines, printable
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from sflow.workflow.plan import TaskInstance
     from sflow.workflow.run_plan import RunPlan
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130  # 130 = 128 + SIGINT, as shells report Ctrl-C
@@ -25,18 +28,20 @@ def run_workflow(
     progress: str = "auto",
     run_plan: RunPlan | None = None,
     max_concurrent: int | None = None,
+    with_report: bool = False,
 ) -> int:
     """Run to completion and return the process exit code.
 
     `progress` is `auto` (live view on a terminal), `live`, `plain` or `none`; `run_plan` says
     which tasks run and what a resumed run keeps (by default: every task, nothing kept);
-    `max_concurrent` bounds the tasks running at once on each backend, over the backends' own limits.
+    `max_concurrent` bounds the tasks running at once on each backend, over the backends' own limits;
+    `with_report` writes `<run-dir>/report.html` when the run ends, however it ends.
     """
     from sflow.lifecycle.host import OwnLoop
     from sflow.workflow.run import WorkflowRun
 
     run = WorkflowRun(spec, settings, run_plan=run_plan, max_concurrent=max_concurrent)
-    view = _progress(progress, spec.workflow.name, total=len(run.instances))
+    view = _progress(progress, spec.workflow.name, run.instances)
     if view:
         run.listeners.append(view.on_event)
     _say(f"sflow: run {run.record.run_id} -> {run.record.run_dir}")
@@ -53,6 +58,8 @@ def run_workflow(
     finally:
         if view:
             view.stop()
+        if with_report:
+            _write_report(run.record.run_dir)
     try:
         report(result, run.record.task_info, run.record.run_dir)
     except BrokenPipeError:  # `2>&1 | head`: the exit code still tells
@@ -60,6 +67,16 @@ def run_workflow(
     if result.interrupted:
         return interrupted_exit_code(loop.stop_signal)
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _write_report(run_dir: Path) -> None:
+    """The run's HTML report; a report that cannot be written is said, and the run's outcome stands."""
+    from sflow.record.report import write_report
+
+    try:
+        _say(f"sflow: report {write_report(run_dir)}")
+    except OSError as exc:
+        _say(f"sflow: warning: could not write the report in {run_dir}: {exc}")
 
 
 def _say(text: str) -> None:
@@ -75,15 +92,24 @@ def interrupted_exit_code(signum: int | None) -> int:
     return 128 + signum if signum else EXIT_INTERRUPTED
 
 
-def _progress(mode: str, title: str, total: int) -> Any:
-    from sflow.cli.progress import LiveProgress, PlainProgress
+def _progress(mode: str, title: str, instances: Sequence[TaskInstance]) -> Any:
+    from sflow.cli.progress import LiveProgress, PlainProgress, TaskPlan
+    from sflow.workflow.run_plan import is_service
 
     if mode == "none":
         return None
     if mode == "auto":
         mode = "live" if sys.stdout.isatty() else "plain"
     if mode == "live":
-        return LiveProgress(total=total, title=title)
+        plan = {
+            i.name: TaskPlan(
+                deps=tuple(i.deps),
+                service=is_service(i),
+                gpus=bool(i.request.gpus or i.request.total_gpus or i.request.gpu_indices),
+            )
+            for i in instances
+        }
+        return LiveProgress(total=len(instances), title=title, plan=plan)
     return PlainProgress()
 
 

@@ -9,7 +9,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sflow.record.history import RunRow, forget, list_runs
-from sflow.record.status import RunStatus, TaskStatus, owner_alive, read_status
+from sflow.record.status import (
+    CANCEL_FILE,
+    RunStatus,
+    TaskStatus,
+    clock,
+    owner_alive,
+    read_json,
+    read_status,
+    span,
+)
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -20,24 +29,6 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
         cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=False)] + [row[-1]]
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
-
-
-def clock(t: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "-"
-
-
-def span(seconds: float | None) -> str:
-    """`0.4s`, `12s`, `3m05s`, `2h01m`."""
-    if seconds is None:
-        return "-"
-    if seconds < 10:
-        return f"{seconds:.1f}s"
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
 def tally(counts: dict[str, int]) -> str:
@@ -98,6 +89,9 @@ def _status_head(status: RunStatus) -> str:
     if status.state == "running":
         took = time.time() - status.started if status.started else None
         head += f"\nstarted {clock(status.started)}, running for {span(took)} ({who})"
+    elif status.state == "cancelled":
+        when = clock((read_json(status.run_dir / CANCEL_FILE) or {}).get("time"))
+        head += f"\nstarted {clock(status.started)}; stopped by sflow cancel at {when}"
     elif status.state == "killed":
         head += (
             f"\nstarted {clock(status.started)}; {who} is gone without finishing the run: "
@@ -116,10 +110,12 @@ def _task_row(task: TaskStatus, status: RunStatus) -> tuple[str, ...]:
     info = task.info
     code = info.get("slurm_state") or ("" if task.exit_code is None else str(task.exit_code))
     job = str(info.get("slurm_step_id") or info.get("slurm_job_id") or "")
-    live = task.state in ("running", "ready", "retrying")
+    live = task.state in ("running", "ready", "retrying", "stopping")
     took = task.duration
     if live and task.start is not None:
-        took = (status.ended if status.state == "killed" and status.ended else time.time()) - task.start
+        took = (
+            status.ended if status.state in ("killed", "cancelled") and status.ended else time.time()
+        ) - task.start
     return (
         task.name,
         task.state,
@@ -135,7 +131,7 @@ def _task_row(task: TaskStatus, status: RunStatus) -> tuple[str, ...]:
 def _detail(task: TaskStatus, status: RunStatus) -> str:
     if "kept_from" in task.info:
         return f"kept from {task.info['kept_from']}"
-    if task.state in ("running", "ready", "retrying") and status.state == "killed":
+    if task.state in ("running", "ready", "retrying", "stopping") and status.state in ("killed", "cancelled"):
         return "was running when its sflow died"
     if task.state == "pending":
         waiting = [d for d in status.deps.get(task.name, ()) if status.tasks[d].state != "succeeded"]

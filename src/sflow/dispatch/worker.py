@@ -53,6 +53,9 @@ class Reporter:
         self.secret = secret
         self.token = token
         self.finishing = threading.Event()
+        # held by a heartbeat in flight: the final event waits for it, so nothing arrives after
+        # the final event (re-entrant: the SIGTERM handler may run inside the main thread's POST)
+        self._order = threading.RLock()
         self.context = _job_context(os.environ)
         self.delivered = 0  # events the callback server accepted
         self.unreachable = False  # the first event found no server: the result file only, at once
@@ -97,11 +100,18 @@ class Reporter:
         self.post(self.event(protocol.TASK_STARTED).to_body(), attempts=2, timeout=5.0)
 
     def heartbeat(self) -> None:
-        self.post(self.event(protocol.HEARTBEAT).to_body(), attempts=1, timeout=5.0)
+        """POST a heartbeat, unless the final event is under way (none may follow it)."""
+        with self._order:
+            if not self.finishing.is_set():
+                self.post(self.event(protocol.HEARTBEAT).to_body(), attempts=1, timeout=5.0)
 
     def finish(self, kind: str, data: dict[str, Any]) -> None:
         """Write the final event to the result file, then POST it (slimmed if very large)."""
-        self.finishing.set()  # from here on SIGTERM is ignored: the outcome is being delivered
+        with self._order:
+            self.finishing.set()  # from here on SIGTERM is ignored: the outcome is being delivered
+            self._deliver(kind, data)
+
+    def _deliver(self, kind: str, data: dict[str, Any]) -> None:
         body = self.event(kind, data).to_body()
         path = protocol.result_path(self.header.result_dir, self.call_id)
         try:
@@ -113,7 +123,11 @@ class Reporter:
         self.post(body, attempts=self.header.post_attempts)
 
     def cancelled(self, reason: str) -> None:
-        self.post(self.event(protocol.TASK_CANCELLED, {"reason": reason}).to_body(), attempts=2, timeout=3.0)
+        """POST `task_cancelled` once a heartbeat in flight has landed; no heartbeat follows it."""
+        with self._order:
+            self.finishing.set()
+            body = self.event(protocol.TASK_CANCELLED, {"reason": reason}).to_body()
+            self.post(body, attempts=2, timeout=3.0)
 
 
 def _reason(exc: BaseException) -> str:

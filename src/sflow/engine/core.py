@@ -152,7 +152,7 @@ class Engine:
         for name, driver in list(self._drivers.items()):
             current = self._attempts.get(name)
             if current is not None:
-                self._spawn(current.stop(self.grace))
+                self._spawn(self._stop(name, current))
             elif not driver.done():
                 driver.cancel()
 
@@ -242,7 +242,7 @@ class Engine:
         self._emit(unit.name, State.RUNNING, attempt_no, attempt=attempt)
         assert self._stopping is not None
         if self._stopping.is_set():  # a stop arrived while the attempt was starting
-            await attempt.stop(self.grace)
+            await self._stop(unit.name, attempt)
         try:
             return await self._supervise(unit, attempt, attempt_no)
         finally:
@@ -258,7 +258,7 @@ class Engine:
             if ready.done() and not ended.done():
                 verdict = ready.result()
                 if not verdict.ok:
-                    await attempt.stop(self.grace)
+                    await self._stop(unit.name, attempt)
                     await ended
                     return verdict
                 self._became_ready(unit.name, attempt_no, attempt)
@@ -269,7 +269,7 @@ class Engine:
                 ready.cancel()
         done, _ = await asyncio.wait({ended}, timeout=_left(deadline))
         if not done:
-            await attempt.stop(self.grace)
+            await self._stop(unit.name, attempt)
             outcome = await ended
             return Outcome(ok=False, reason=f"timed out after {_secs(unit.timeout)}", info=outcome.info)
         outcome = ended.result()
@@ -352,7 +352,12 @@ class Engine:
         for name in list(self._ready_live):
             if name not in self._stopped_services and name in self._attempts:
                 self._stopped_services.add(name)
-                self._spawn(self._attempts[name].stop(self.grace))
+                self._spawn(self._stop(name, self._attempts[name]))
+
+    async def _stop(self, name: str, attempt: Attempt) -> None:
+        """Stop a live attempt (TERM, the grace, KILL); listeners hear it is stopping meanwhile."""
+        self._emit(name, State.STOPPING, self.results[name].attempts, message=f"grace {_secs(self.grace)}")
+        await attempt.stop(self.grace)
 
     def _emit(
         self,

@@ -24,6 +24,7 @@ class State(str, enum.Enum):
     RUNNING = "running"
     READY = "ready"
     RETRYING = "retrying"
+    STOPPING = "stopping"  # asked to stop (TERM), within its grace before KILL; not a final state
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"

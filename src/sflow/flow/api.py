@@ -103,11 +103,15 @@ class Flow:
         keep_going: bool = False,
         timeout: float | None = None,
         grace: float = 10.0,
+        resume: str | Path | None = None,
     ) -> None:
         _check_flow_options(name, inputs, timeout, grace)
+        if resume is not None and not record:
+            raise FlowDefinitionError(f"flow '{name}': resume needs the run record (record=True)")
         self.name = name
         self.inputs = dict(inputs or {})
         self.environment = environment
+        self.resume = resume
         self.settings = RunSettings(
             output_dir=Path(output_dir) if output_dir else None,
             keep_going=keep_going,
@@ -235,7 +239,7 @@ class Flow:
 
     async def _run_resolved(self, tasks: list[ResolvedTask]) -> FlowResult:
         self._state = "running"
-        self._run = FlowRun(self.name, tasks, self.inputs, self.settings)
+        self._run = FlowRun(self.name, tasks, self.inputs, self.settings, resume=self.resume)
         try:
             self._outcome = await self._run.run()
         finally:
@@ -322,6 +326,7 @@ def flow(
     keep_going: bool = False,
     timeout: float | None = None,
     grace: float = 10.0,
+    resume: str | Path | None = None,
     **unknown: Any,
 ) -> Flow:
     """A new flow; use it as `with sflow.flow(name) as f:` (or `async with`).
@@ -331,9 +336,20 @@ def flow(
     `local`); the run record goes to `output_dir/<run-id>/` (default `./sflow_output`) unless
     `record=False`. `keep_going` lets independent tasks finish after a failure (dependents
     are skipped); `timeout` bounds the whole flow; `grace` is how long stopping may take.
+    `resume` (a run id, a run folder or `"latest"`) keeps the results of functions that run
+    computed and that are unchanged (code, inputs, options, upstream): they are not called again.
     """
     for key in unknown:
-        options = ("inputs", "environment", "output_dir", "record", "keep_going", "timeout", "grace")
+        options = (
+            "inputs",
+            "environment",
+            "output_dir",
+            "record",
+            "keep_going",
+            "timeout",
+            "grace",
+            "resume",
+        )
         raise FlowDefinitionError(
             f"flow {name!r}: unknown option {key!r}{suggest(key, options)} (options: {', '.join(options)})"
         )
@@ -346,6 +362,7 @@ def flow(
         keep_going=keep_going,
         timeout=timeout,
         grace=grace,
+        resume=resume,
     )
 
 

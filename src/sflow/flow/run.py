@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from sflow.dispatch.errors import DispatchTimeout
@@ -18,6 +19,7 @@ from sflow.flow.attempt import TaskAttempt, TaskLog, short_reason
 from sflow.flow.errors import TaskTimeout
 from sflow.flow.fanout import MISSING, NEVER_CALLED, ItemReport, ItemRetry, within
 from sflow.flow.resolve import ResolvedTask
+from sflow.flow.resume import Resumed, fingerprints, plan_resume, store_result
 from sflow.flow.runners import Runners
 from sflow.lifecycle.scope import RunScope
 from sflow.lifecycle.settings import RunSettings
@@ -40,11 +42,20 @@ class FlowRun:
     """One execution of a flow's resolved tasks."""
 
     def __init__(
-        self, name: str, tasks: Sequence[ResolvedTask], inputs: Mapping[str, Any], settings: RunSettings
+        self,
+        name: str,
+        tasks: Sequence[ResolvedTask],
+        inputs: Mapping[str, Any],
+        settings: RunSettings,
+        resume: str | Path | None = None,
     ) -> None:
         self.name = name
         self.tasks = {t.name: t for t in tasks}
         self.settings = settings
+        self.inputs = dict(inputs)
+        self.resume_ref = resume
+        self.fingerprints: dict[str, str] = {}
+        self.resumed: Resumed | None = None
         self.values: dict[str, Any] = dict(inputs)  # inputs, then task results as they arrive
         self.errors: dict[str, BaseException] = {}
         self.scope: RunScope | None = None
@@ -61,16 +72,52 @@ class FlowRun:
 
     async def run(self) -> RunResult:
         """Run to a final state; executors are closed (remote work cancelled) whatever happens."""
-        self.scope = RunScope(self.name, self.settings)
+        if self.settings.record:  # before the new run exists: `latest` is the one before it
+            await asyncio.to_thread(self._plan_resume)
+        earlier = self.resumed.earlier.run_id if self.resumed else None
+        self.scope = RunScope(self.name, self.settings, resumed_from=earlier)
         if self.scope.record is not None:  # the Slurm jobs its tasks submit, as they are submitted
             self._runners.journal = SlurmJournal(self.scope.record.run_dir)
 
         async def prepare() -> list[Unit]:
+            if self.record is not None:
+                await asyncio.to_thread(self._write_plan, self.record)
             return [self._unit(t) for t in self.tasks.values()]
 
         return await self.scope.run(
             list(self.tasks), prepare, self._runners.aclose, summary=lambda: {"front_door": "python"}
         )
+
+    # -- resuming --------------------------------------------------------------------------------
+
+    def _plan_resume(self) -> None:
+        """Fingerprint every task (a later run may resume this one) and decide what is kept."""
+        tasks = list(self.tasks.values())
+        self.fingerprints = fingerprints(tasks, self.inputs)
+        if self.resume_ref is not None:
+            output_dir = self.settings.output_path()
+            self.resumed = plan_resume(self.name, output_dir, self.resume_ref, tasks, self.fingerprints)
+            self.values.update(self.resumed.results)
+
+    def _write_plan(self, record: RunRecord) -> None:
+        """plan.json (dependencies, fingerprints, resume decisions), kept tasks linked to their run."""
+        decisions = self.resumed.decisions if self.resumed else {}
+        plan: dict[str, dict[str, Any]] = {}
+        for name, task in self.tasks.items():
+            plan[name] = {"task": name, "deps": list(task.deps), "fingerprint": self.fingerprints[name]}
+            if name in decisions:
+                plan[name]["resume"] = ("keep: " if decisions[name].keep else "run: ") + decisions[
+                    name
+                ].reason
+        record.write_plan(plan)
+        if self.resumed is None:
+            return
+        for line in self.resumed.lines():
+            record.note(line)
+        for name in self.resumed.kept():
+            made = self.resumed.earlier.tasks[name]
+            assert made.origin_dir is not None
+            record.keep(name, made.origin_dir, made.origin_run, made.entry)
 
     # -- units -----------------------------------------------------------------------------------
 
@@ -78,9 +125,11 @@ class FlowRun:
         async def start(attempt_no: int) -> Attempt:
             return await self._start(task, attempt_no)
 
+        decision = self.resumed.decisions.get(task.name) if self.resumed else None
+        kept = f"kept: {decision.reason}" if decision is not None and decision.keep else ""
         # a map's retries are its items' own: the map as a whole is attempted once
         retries = RetryPolicy() if task.mapped else task.retries
-        return Unit(name=task.name, start=start, deps=task.deps, retries=retries)
+        return Unit(name=task.name, start=start, deps=task.deps, retries=retries, kept=kept)
 
     async def _start(self, task: ResolvedTask, attempt_no: int) -> Attempt:
         env = task.environment
@@ -111,6 +160,11 @@ class FlowRun:
             return Outcome(ok=False, reason=short_reason(error), info=info)
         self.values[task.name] = value
         self.errors.pop(task.name, None)
+        if self.record is not None:  # for a run that resumes this one
+            record = self.record
+            why = await asyncio.to_thread(lambda: store_result(record.task_dir(task.name), value))
+            if why:
+                record.note(f"{task.name}: result not stored ({why}); a resumed run calls it again")
         if log is not None:
             await log.end(info, None)
         return Outcome(ok=True, info=info)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sflow.record.status import read_json, read_status
+from sflow.record.status import CANCEL_FILE, read_json, read_status
 
 INDEX_NAME = ".runs.db"  # hidden, and sorted before the run folders: they stay what `ls` shows
 BUSY_TIMEOUT = 5.0  # seconds a write waits for another process's write to finish
@@ -50,7 +50,7 @@ class RunRow:
     run_id: str
     workflow: str
     run_dir: Path
-    state: str  # running, succeeded, failed, interrupted, killed
+    state: str  # running, succeeded, failed, interrupted, killed, cancelled
     started: float | None = None
     ended: float | None = None
     counts: dict[str, int] = field(default_factory=dict)
@@ -115,7 +115,7 @@ def list_runs(output_dir: Path) -> list[RunRow]:
 
     Rows are added for runs the index lacks and for runs it still lists as running that have
     ended since; rows of deleted run directories are dropped. A run whose sflow is gone
-    without a summary is listed as `killed`.
+    without a summary is listed as `killed`, and one `sflow cancel` stopped as `cancelled`.
     """
     on_disk = {p.name: p for p in _run_dirs(output_dir)}
     try:
@@ -125,7 +125,7 @@ def list_runs(output_dir: Path) -> list[RunRow]:
             fresh = [
                 _row_from_dir(path)
                 for name, path in on_disk.items()
-                if name not in indexed or indexed[name].state == "running"
+                if name not in indexed or _may_have_changed(indexed[name], path)
             ]
             with conn:
                 conn.executemany("DELETE FROM runs WHERE run_id = ?", [(r,) for r in stale])
@@ -138,6 +138,13 @@ def list_runs(output_dir: Path) -> list[RunRow]:
     rows = {name: row for name, row in indexed.items() if name in on_disk}
     rows.update({row.run_id: row for row in fresh})
     return sorted(rows.values(), key=_start_key)
+
+
+def _may_have_changed(row: RunRow, run_dir: Path) -> bool:
+    """A row to read again from its folder: the run was going, or `sflow cancel` stopped it since."""
+    if row.state == "running":
+        return True
+    return row.state in ("interrupted", "killed") and (run_dir / CANCEL_FILE).exists()
 
 
 def forget(output_dir: Path, run_ids: Iterable[str]) -> None:

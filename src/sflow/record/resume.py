@@ -9,7 +9,7 @@ its other dependents run again: it only serves them.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,11 +76,20 @@ def decide(
     deps: Mapping[str, Iterable[str]],
     order: list[str],
     services: set[str],
+    needs: Callable[[str, EarlierTask], str] | None = None,
 ) -> dict[str, Decision]:
-    """Keep or run, per task of the new run; `order` lists dependencies first."""
+    """Keep or run, per task of the new run; `order` lists dependencies first.
+
+    `needs` may still refuse a task that could be kept: it returns why (e.g. a Python task's
+    stored result is missing), or '' to keep it.
+    """
     out: dict[str, Decision] = {}
     for name in order:
         out[name] = _own_decision(earlier.tasks.get(name), fingerprints[name])
+        if out[name].keep and needs is not None:
+            missing = needs(name, earlier.tasks[name])
+            if missing:
+                out[name] = Decision(False, missing)
         if out[name].keep:
             again = next((d for d in deps.get(name, ()) if not out[d].keep), None)
             if again is not None:
@@ -111,7 +120,7 @@ def _own_decision(task: EarlierTask | None, fingerprint: str) -> Decision:
 def _unfinished(task: EarlierTask) -> str:
     if task.state in ("", "pending") or (task.state == "cancelled" and task.attempts == 0):
         return "never started"
-    if task.state in ("running", "ready", "retrying"):
+    if task.state in ("running", "ready", "retrying", "stopping"):
         return "unfinished (its run ended without a word)"
     return f"{task.state} ({task.reason})" if task.reason else task.state
 

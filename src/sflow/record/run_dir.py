@@ -298,5 +298,5 @@ def _human_line(event: Event) -> str:
     if event.outcome is not None and event.outcome.reason:
         text += f" ({event.outcome.reason})"
     if event.message:
-        text += f" {event.message}"
+        text += f" ({event.message})" if event.state is State.STOPPING else f" {event.message}"
     return text

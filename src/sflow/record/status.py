@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ class RunStatus:
     run_id: str
     workflow: str
     run_dir: Path
-    state: str  # running, succeeded, failed, interrupted, killed
+    state: str  # running, succeeded, failed, interrupted, killed, cancelled (by `sflow cancel`)
     started: float | None
     ended: float | None
     tasks: dict[str, TaskStatus]
@@ -90,7 +91,7 @@ def read_status(run_dir: Path) -> RunStatus:
     deps = {name: list(entry.get("deps", ())) for name, entry in plan.items()}
     if summary is not None:
         tasks = {name: _from_summary(name, entry) for name, entry in summary.get("tasks", {}).items()}
-        state = _final_state(summary)
+        state = _cancelled(run_dir, _final_state(summary))
         started = owner.get("started")
         ended = started + float(summary.get("elapsed") or 0) if started else _last_end(tasks)
         return RunStatus(
@@ -107,9 +108,17 @@ def read_status(run_dir: Path) -> RunStatus:
         )
     tasks = {name: TaskStatus(name) for name in plan}
     last = _replay(run_dir / "events.jsonl", tasks)
-    state = "running" if owner_alive(owner) else "killed"
-    ended = last if state == "killed" else None
+    state = "running" if owner_alive(owner) else _cancelled(run_dir, "killed")
+    ended = last if state != "running" else None
     return RunStatus(run_id, workflow, run_dir, state, owner.get("started"), ended, tasks, owner, "", deps)
+
+
+CANCEL_FILE = "cancel.json"  # written by `sflow cancel`
+
+
+def _cancelled(run_dir: Path, state: str) -> str:
+    """`cancelled` for a run `sflow cancel` stopped (its sflow interrupted, or found dead)."""
+    return "cancelled" if state in ("interrupted", "killed") and (run_dir / CANCEL_FILE).exists() else state
 
 
 def _final_state(summary: dict[str, Any]) -> str:
@@ -222,3 +231,21 @@ def _proc_stat(pid: int) -> tuple[str, int] | None:
         return fields[0].decode(), int(fields[19])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def clock(t: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if t else "-"
+
+
+def span(seconds: float | None) -> str:
+    """`0.4s`, `12s`, `3m05s`, `2h01m`."""
+    if seconds is None:
+        return "-"
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    return f"{minutes // 60}h{minutes % 60:02d}m"

@@ -9,6 +9,7 @@ import importlib.util
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -18,7 +19,7 @@ import cloudpickle
 import dispatch_helpers as h
 import pytest
 
-from sflow.dispatch import outcome, payload, protocol
+from sflow.dispatch import outcome, payload, protocol, worker
 from sflow.dispatch.callback import CallbackServer
 from sflow.dispatch.errors import PayloadVersionError
 
@@ -57,7 +58,6 @@ class Harness:
             await asyncio.sleep(stop_after)
             proc.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(proc.communicate(), 30)
-        await asyncio.sleep(0.05)
         assert proc.returncode is not None
         return proc.returncode, err.decode()
 
@@ -211,9 +211,54 @@ def test_sigterm_posts_task_cancelled(tmp_path: Path) -> None:
         code, err = await hs.run(hs.env([("c0", h.sleep_then, (30, "never"))]), stop_after=0.3)
         assert code == 143, err
         assert hs.types() == [protocol.TASK_STARTED, protocol.TASK_CANCELLED]
-        assert hs.events[-1].data["reason"] == "SIGTERM"
+        last = hs.events[-1]  # of all events, heartbeats included: none may follow
+        assert last.type == protocol.TASK_CANCELLED and last.data["reason"] == "SIGTERM"
 
     run_with_server(tmp_path, scenario)
+
+
+class RecordingReporter(worker.Reporter):
+    """A reporter whose POSTs are recorded by event type instead of sent."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        head = payload.PayloadHeader(run_id="run1", result_dir=str(tmp_path), callback_url="http://unused")
+        super().__init__(head, "c0", SECRET, None)
+        self.sent: list[str] = []
+        self.on_heartbeat: Callable[[], None] = lambda: None
+
+    def post(self, body: bytes, attempts: int, timeout: float = 10.0) -> bool:
+        kind = protocol.parse_event(body).type
+        if kind == protocol.HEARTBEAT:
+            self.on_heartbeat()
+        self.sent.append(kind)  # like the server: an event counts once its POST completed
+        return True
+
+
+@pytest.mark.parametrize("final", ["cancelled", "finished"])
+def test_no_heartbeat_is_posted_after_the_final_event(tmp_path: Path, final: str) -> None:
+    reporter = RecordingReporter(tmp_path)
+    if final == "cancelled":
+        reporter.cancelled("SIGTERM")
+    else:
+        reporter.finish(protocol.TASK_RESULT, outcome.value_data(1))
+    reporter.heartbeat()
+    assert protocol.HEARTBEAT not in reporter.sent
+
+
+def test_task_cancelled_waits_for_the_heartbeat_in_flight(tmp_path: Path) -> None:
+    """SIGTERM while a heartbeat is being POSTed: the heartbeat lands first, then task_cancelled."""
+    reporter = RecordingReporter(tmp_path)
+    canceller = threading.Thread(target=reporter.cancelled, args=("SIGTERM",))
+
+    def cancel_meanwhile() -> None:
+        reporter.on_heartbeat = lambda: None
+        canceller.start()
+        canceller.join(timeout=1.0)  # unordered, it would have posted by now; ordered, it waits for us
+
+    reporter.on_heartbeat = cancel_meanwhile
+    reporter.heartbeat()
+    canceller.join()
+    assert reporter.sent == [protocol.HEARTBEAT, protocol.TASK_CANCELLED]
 
 
 def test_lost_callback_still_leaves_the_result_file(tmp_path: Path) -> None:

@@ -416,3 +416,15 @@ def test_a_failure_no_retry_can_fix_is_failed_even_when_it_stops_the_run():
     assert result.units["doomed"].state is State.FAILED and result.units["doomed"].attempts == 1
     assert result.units["other"].state is State.CANCELLED
     assert result.stop_reason == "the allocation was cancelled"
+
+
+def test_an_attempt_being_stopped_is_announced_as_stopping_before_it_ends():
+    slow = unit("slow", plan=[dict(duration=600)])
+    _, events = run([unit("bad", plan=[dict(duration=0.01, ok=False)]), slow], grace=7)
+    seen = [(e.state, e.message) for e in events if e.unit == "slow"]
+    assert seen == [(State.RUNNING, ""), (State.STOPPING, "grace 7s"), (State.CANCELLED, "")]
+
+
+def test_a_timed_out_attempt_is_stopping_then_failed():
+    _, events = run([unit("slow", plan=[dict(duration=10)], timeout=0.1)])
+    assert [e.state for e in events] == [State.RUNNING, State.STOPPING, State.FAILED]

@@ -8,7 +8,7 @@ import signal
 from pathlib import Path
 
 from sflow.proc.attempt import ProcessAttempt
-from sflow.proc.groups import group_has_live
+from sflow.proc.groups import group_has_live, processes
 from sflow.proc.spawn import LaunchSpec
 
 SLOW_CLEANUP = (
@@ -61,6 +61,12 @@ def test_a_shorter_second_stop_kills_at_once(tmp_path: Path) -> None:
     assert "clean done" not in (tmp_path / "x.log").read_text()
 
 
+def group_frozen(pgid: int) -> bool:
+    """Every live process of the group is stopped (state T), its leader among them."""
+    states = {pid: fields[0] for pid, fields in processes() if int(fields[2]) == pgid}
+    return states.get(pgid) == b"T" and all(state in (b"T", b"Z") for state in states.values())
+
+
 def test_a_stopped_group_gets_its_term_at_once(tmp_path: Path) -> None:
     """A frozen (SIGSTOP) task is woken by the stop, so its TERM handler runs within the grace."""
 
@@ -71,6 +77,10 @@ def test_a_stopped_group_gets_its_term_at_once(tmp_path: Path) -> None:
         while "up" not in (tmp_path / "y.log").read_text():
             await asyncio.sleep(0.01)
         os.killpg(attempt.proc.pid, signal.SIGSTOP)
+        # the freeze takes hold as each process is next scheduled; a child bash was forking as it
+        # came gets it later still: stop only a group that is frozen
+        while not group_frozen(attempt.proc.pid):
+            await asyncio.sleep(0.01)
         await asyncio.wait_for(attempt.stop(grace=600), LIMIT)
 
     asyncio.run(main())
