@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -408,12 +409,21 @@ static void remove_container(const char *id, const char *log)
 /* Removes this step's container and overlay; an unnamed one's upper dir goes with it. */
 static void teardown(void)
 {
-    char rootfs[PATH_MAX];
+    char rootfs[PATH_MAX], state[2 * PATH_MAX];
     runtime_cmd(NULL, "kill", ctr.id, "KILL", NULL, NULL, NULL, NULL);
     if (ctr.runtime_pid > 0) /* it reaps the container's process and deletes the container */
         wait_for(ctr.runtime_pid);
     ctr.runtime_pid = 0;
-    remove_container(ctr.id, NULL);
+    /* slurmstepd may have killed runc first: its orphaned process is ours (subreaper) to reap */
+    snprintf(state, sizeof state, "%s/runc/%s", state_dir, ctr.id);
+    for (int i = 0; i < 200; i++) { /* up to 10 s */
+        while (waitpid(-1, NULL, WNOHANG) > 0)
+            ;
+        remove_container(ctr.id, NULL);
+        if (access(state, F_OK) < 0)
+            break;
+        usleep(50000);
+    }
     snprintf(rootfs, sizeof rootfs, "%s/rootfs", ctr.step_dir);
     if (is_mounted(rootfs))
         umount2(rootfs, MNT_DETACH);
@@ -525,6 +535,8 @@ int slurm_spank_user_init(spank_t sp, int ac, char **av)
     if (!image && !name)
         return 0;
     parse_args(ac, av);
+    /* orphans of the container's runtime come to slurmstepd, which reaps them (not PID 1) */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
     uid_t euid = geteuid();
     gid_t egid = getegid();
     if ((euid != 0 && seteuid(0) < 0) || (egid != 0 && setegid(0) < 0))
