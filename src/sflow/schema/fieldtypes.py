@@ -18,6 +18,24 @@ EXPR = "${{"
 _INT_TEXT = re.compile(r"[-+]?[0-9]+")
 
 
+_REGEX_PREFIXES = ("re:", "regex:")
+
+
+def unmarked(text: str) -> tuple[str, bool]:
+    """`text` without a leading `re:`/`regex:` (nv-sflow's mark of a regex), and whether it had one."""
+    if text.startswith(_REGEX_PREFIXES):
+        return text.split(":", 1)[1], True
+    return text, False
+
+
+def compile_regex(pattern: str) -> re.Pattern[str]:
+    """`pattern` compiled, or the ValueError a field's validator reports."""
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+
+
 def is_expression(value: Any) -> bool:
     return isinstance(value, str) and EXPR in value
 

@@ -7,12 +7,12 @@ milliseconds and, as there, plain integers (not `${{ }}` expressions).
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from sflow.schema.base import SpecModel
+from sflow.schema.fieldtypes import compile_regex, unmarked
 from sflow.schema.resources import GpuResources, NodeResources
 
 DEFAULT_INTERVAL_MS = 5000
@@ -104,14 +104,11 @@ class Boundary(SpecModel):
     @classmethod
     def _usable(cls, value: str | list[str]) -> str | list[str]:
         for pattern in [value] if isinstance(value, str) else value or [""]:
-            body = re.sub(r"^(regex|re):", "", pattern)
+            body, marked = unmarked(pattern)
             if not body.strip():
                 raise ValueError("a window pattern must not be empty (it would match every line)")
-            if body != pattern:
-                try:
-                    re.compile(body)
-                except re.error as exc:
-                    raise ValueError(f"invalid regular expression {body!r}: {exc}") from None
+            if marked:
+                compile_regex(body)
         return value
 
 

@@ -7,12 +7,12 @@ an aggregate, a unit and `required`, or `file: <name>.json`. The run writes the 
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from sflow.schema.base import SpecModel
+from sflow.schema.fieldtypes import compile_regex
 
 Aggregate = Literal["first", "last", "list", "count", "min", "max", "avg", "sum"]
 ResultType = Literal["auto", "string", "int", "float", "bool", "json"]
@@ -33,10 +33,7 @@ class ResultPattern(SpecModel):
     @field_validator("regex")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+        compile_regex(value)
         return value
 
 

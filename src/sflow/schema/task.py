@@ -19,8 +19,10 @@ from sflow.schema.fieldtypes import (
     RetryCount,
     Timeout,
     canonical_type,
+    compile_regex,
     describe,
     is_expression,
+    unmarked,
 )
 from sflow.schema.monitor import Monitor
 from sflow.schema.resources import ReleaseAfter, Resources
@@ -143,9 +145,6 @@ class HttpPostProbe(SpecModel):
     body: str | None = None
 
 
-REGEX_PREFIXES = ("re:", "regex:")
-
-
 def log_watch_regex(regex_pattern: str | None, match_pattern: str | None) -> str:
     """The regex a log_watch probe looks for: `regex_pattern` is a regex, `match_pattern` a
     literal text; either is a regex when it starts with `re:` or `regex:` (nv-sflow's spelling)."""
@@ -153,9 +152,8 @@ def log_watch_regex(regex_pattern: str | None, match_pattern: str | None) -> str
         text, literal = regex_pattern, False
     else:
         text, literal = str(match_pattern), True
-    if text.startswith(REGEX_PREFIXES):
-        return text.split(":", 1)[1]
-    return re.escape(text) if literal else text
+    body, marked = unmarked(text)
+    return re.escape(body) if literal and not marked else body
 
 
 class LogWatchProbe(SpecModel):
@@ -171,7 +169,7 @@ class LogWatchProbe(SpecModel):
     def _one_pattern(self) -> LogWatchProbe:
         if (self.regex_pattern is None) == (self.match_pattern is None):
             raise ValueError("set exactly one of 'regex_pattern' or 'match_pattern'")
-        _check_regex(self.pattern)
+        compile_regex(self.pattern)
         return self
 
     @property
@@ -233,7 +231,7 @@ class Output(SpecModel):
     def _one_group(cls, pattern: str) -> str:
         if is_expression(pattern):
             return pattern
-        compiled = _check_regex(pattern)
+        compiled = compile_regex(pattern)
         if compiled.groups != 1 and not compiled.groupindex:
             raise ValueError(f"pattern needs exactly one group or a named group, found {compiled.groups}")
         return pattern
@@ -280,13 +278,6 @@ class Upload(SpecModel):
                 f"'from' is a glob ({self.source!r}): 'to' must end with '/' (a folder) or be omitted"
             )
         return self
-
-
-def _check_regex(pattern: str) -> re.Pattern[str]:
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
 
 
 class Task(SpecModel):
