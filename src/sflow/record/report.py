@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sflow.record.report_svg import Bar, Plot, collapse, layered, line_plot, timeline
-from sflow.record.status import RunStatus, TaskStatus, clock, read_json, read_status, span
+from sflow.record.status import RunStatus, TaskStatus, clock, read_json, read_status, recorded_events, span
 from sflow.record.tail import last_lines, printable
 
 TAIL_LINES = 30
@@ -165,7 +165,7 @@ def _attempts(status: RunStatus) -> list[tuple[Bar, list[str]]]:
     timeline lanes it occupies: `node gpu N` for each GPU it held, else the node."""
     open_: dict[str, tuple[Bar, list[str]]] = {}
     done: list[tuple[Bar, list[str]]] = []
-    for event in _events(status.run_dir / "events.jsonl"):
+    for event in recorded_events(status.run_dir / "events.jsonl"):
         task, state, at = event["task"], str(event["state"]), float(event.get("time") or 0)
         if state == "running":
             held = _node_gpus(event.get("nodes") or ["local"], event.get("gpus") or [])
@@ -182,22 +182,6 @@ def _attempts(status: RunStatus) -> list[tuple[Bar, list[str]]]:
     for bar, _ in done:
         bar.title = f"{bar.task} attempt {bar.attempt}: {bar.state}, {span(bar.end - bar.start)}"
     return done
-
-
-def _events(path: Path) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return out
-    for line in lines:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue  # cut short by a kill
-        if isinstance(event, dict) and "task" in event and "state" in event:
-            out.append(event)
-    return out
 
 
 def _sweeps(run_dir: Path, summary: dict[str, Any]) -> dict[str, tuple[list[str], list[list[str]]]]:

@@ -144,19 +144,28 @@ def _from_summary(name: str, entry: dict[str, Any]) -> TaskStatus:
 def _replay(events: Path, tasks: dict[str, TaskStatus]) -> float | None:
     """Apply every recorded event to `tasks`; the time of the last one."""
     last = None
+    for event in recorded_events(events):
+        task = tasks.setdefault(event["task"], TaskStatus(event["task"]))
+        apply_event(task, event)
+        last = event.get("time", last)
+    return last
+
+
+def recorded_events(events: Path) -> list[dict[str, Any]]:
+    """The task events of `events.jsonl` in order (task, state, time, ...); none when it is missing."""
     try:
         lines = events.read_text(encoding="utf-8").splitlines()
     except OSError:
-        return None
+        return []
+    out: list[dict[str, Any]] = []
     for line in lines:
         try:
             event = json.loads(line)
         except ValueError:
             continue  # a line cut short by a kill
-        task = tasks.setdefault(event["task"], TaskStatus(event["task"]))
-        apply_event(task, event)
-        last = event.get("time", last)
-    return last
+        if isinstance(event, dict) and "task" in event and "state" in event:
+            out.append(event)
+    return out
 
 
 def apply_event(task: TaskStatus, event: dict[str, Any]) -> None:
