@@ -166,6 +166,8 @@ def _attempts(status: RunStatus) -> list[tuple[Bar, list[str]]]:
     open_: dict[str, tuple[Bar, list[str]]] = {}
     done: list[tuple[Bar, list[str]]] = []
     for event in recorded_events(status.run_dir / "events.jsonl"):
+        if "item" in event:  # one item of a map: its task's attempt goes on
+            continue
         task, state, at = event["task"], str(event["state"]), float(event.get("time") or 0)
         if state == "running":
             held = _node_gpus(event.get("nodes") or ["local"], event.get("gpus") or [])

@@ -134,3 +134,16 @@ def test_monitor_csv_files_become_one_plot_per_numeric_column(tmp_path):
 def test_no_monitor_section_without_monitor_data(tmp_path):
     run = _run_dir(tmp_path, {"a": {"state": "succeeded", "attempts": 1}}, [])
     assert "<h2>Monitor</h2>" not in render_report(run)
+
+
+def test_a_map_items_retry_does_not_end_its_tasks_bar_on_the_timeline(tmp_path):
+    events = [
+        {"time": 101.0, "task": "m", "state": "running", "attempt": 1, "nodes": ["n1"], "gpus": []},
+        {"time": 102.0, "task": "m", "item": 7, "attempt": 1, "state": "retrying", "reason": "boom"},
+        {"time": 103.0, "task": "m", "item": 7, "attempt": 2, "state": "succeeded"},
+        {"time": 109.0, "task": "m", "state": "succeeded", "attempt": 1},
+    ]
+    run = _run_dir(tmp_path, {"m": {"state": "succeeded", "attempts": 1, "nodes": ["n1"]}}, events)
+    page = render_report(run)
+    assert page.count('data-task="m" data-attempt="1"') == 1
+    assert 'class="bar st-succeeded" data-task="m" data-attempt="1"' in page
