@@ -79,3 +79,30 @@ def test_fail_fast_stops_a_shell_script_at_its_first_failing_command(sflow):
     assert (run / "lenient" / "lenient.log").read_text() == "after\n"
     assert (run / "strict" / "strict.log").read_text() == "before\n"
     assert (run / "python_too" / "python_too.log").read_text() == "python ignores fail_fast\n"
+
+
+def test_a_tasks_first_port_is_its_service_in_expressions(sflow):
+    """nv-sflow's `ports`: `task.<name>.service.{host, port, url}` from the first port and node."""
+    wf = sflow.write(
+        "ports.yaml",
+        """
+        version: "0.1"
+        variables:
+          PORT: {value: 8123}
+        workflow:
+          name: ports
+          tasks:
+            - name: server
+              ports:
+                - {port: "${{ variables.PORT }}", name: http}
+              script: ["echo ${{ task.server.service.port }}"]
+            - name: client
+              depends_on: [server]
+              script: ["echo ${{ task.server.service.url }} [${{ task.client.service.url }}]"]
+        """,
+    )
+    done = sflow("run", "-f", str(wf), "-s", "PORT=9001")
+    assert done.code == 0, done.err
+    run = done.run_dir()
+    assert (run / "server" / "server.log").read_text() == "9001\n"
+    assert (run / "client" / "client.log").read_text() == "http://127.0.0.1:9001 []\n"

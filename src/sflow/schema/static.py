@@ -19,7 +19,7 @@ from sflow.schema.expressions import ExpressionError, render_value
 from sflow.schema.fieldtypes import as_int, is_expression, retry_count, seconds, timeout_seconds
 from sflow.schema.problems import Problems
 from sflow.schema.sections import OperatorBase, Variable
-from sflow.schema.task import OperatorRef, Retries, check_retry_waits
+from sflow.schema.task import OperatorRef, Retries, check_retry_waits, port_number
 from sflow.schema.variable_order import ordered
 from sflow.schema.workflow import WorkflowSpec
 
@@ -41,7 +41,13 @@ def render_static_fields(spec: WorkflowSpec, problems: Problems) -> None:
     for task in spec.workflow.tasks:
         overrides = task.operator is not None and task.operator.overrides
         if not (
-            task.variables or task.timeout or task.retries or task.replicas or task.resources or overrides
+            task.variables
+            or task.timeout
+            or task.retries
+            or task.replicas
+            or task.resources
+            or task.ports
+            or overrides
         ):
             continue  # nothing to render (most tasks of a big workflow)
         context = base
@@ -51,6 +57,8 @@ def render_static_fields(spec: WorkflowSpec, problems: Problems) -> None:
         if task.operator is not None and task.operator.overrides:
             _render_overrides(task.operator, context, problems)
         render(task, "timeout", timeout_seconds, context)
+        for port in task.ports:
+            render(port, "port", port_number, context)
         if task.retries is not None:
             _render_retries(task.retries, context, problems)
         if task.replicas is not None:

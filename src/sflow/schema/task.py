@@ -18,6 +18,7 @@ from sflow.schema.fieldtypes import (
     PositiveOrExpr,
     RetryCount,
     Timeout,
+    as_int,
     canonical_type,
     compile_regex,
     describe,
@@ -109,6 +110,26 @@ def check_retry_waits(count: int, interval: float, backoff: float) -> None:
         )
 
 
+def port_number(value: Any) -> int:
+    """A TCP port: an integer from 1 to 65535."""
+    port = as_int(value)
+    if not 0 < port < 65536:
+        raise ValueError(f"port must be between 1 and 65535, got {port}")
+    return port
+
+
+class TaskPort(SpecModel):
+    """A service port the task exposes: `task.<name>.service.{host, port, url}` (the first one)."""
+
+    port: IntOrExpr
+    name: str | None = None
+
+    @field_validator("port")
+    @classmethod
+    def _valid_port(cls, port: int | str) -> int | str:
+        return port_number(port) if isinstance(port, int) else port
+
+
 class TcpPortProbe(SpecModel):
     """`on_node`: the port must be open on the task's first node (`first`) or on each of them."""
 
@@ -119,9 +140,7 @@ class TcpPortProbe(SpecModel):
     @field_validator("port")
     @classmethod
     def _valid_port(cls, port: int | str) -> int | str:
-        if isinstance(port, int) and not 0 < port < 65536:
-            raise ValueError(f"port must be between 1 and 65535, got {port}")
-        return port
+        return port_number(port) if isinstance(port, int) else port
 
 
 def _http_url(url: str) -> str:
@@ -296,6 +315,7 @@ class Task(SpecModel):
     probes: Probes | None = None
     outputs: list[Output] = Field(default_factory=list)
     uploads: list[Upload] = Field(default_factory=list)
+    ports: list[TaskPort] = Field(default_factory=list)  # what it serves on, for expressions
     timeout: Timeout | None = None
     monitor: Monitor | None = None  # sampled while the task runs
     result: Result | None = None  # metrics parsed once it succeeds

@@ -205,7 +205,7 @@ class _NodeRef(str):
 
 
 def _add_task(context: dict[str, Any], inst: TaskInstance, placement: Placement) -> None:
-    """`task.<name>.{nodes, ip_addresses, gpus, replica_index, backend, operator}`, for this task
+    """`task.<name>.{nodes, ip_addresses, gpus, replica_index, backend, operator, service}`, for this task
     and those after it; a replica is also `task.<task>[i]`."""
     entry = {
         "nodes": [_NodeRef(n) for n in placement.nodes],
@@ -214,6 +214,7 @@ def _add_task(context: dict[str, Any], inst: TaskInstance, placement: Placement)
         "replica_index": inst.replica_index,
         "backend": inst.backend,
         "operator": inst.operator.name,
+        "service": _service(inst, placement),
     }
     tasks = context["task"]
     tasks[inst.name] = entry
@@ -221,6 +222,13 @@ def _add_task(context: dict[str, Any], inst: TaskInstance, placement: Placement)
         replicas = tasks.setdefault(inst.task.name, [])
         replicas.extend([None] * (inst.replica_index + 1 - len(replicas)))
         replicas[inst.replica_index] = entry
+
+
+def _service(inst: TaskInstance, placement: Placement) -> dict[str, Any]:
+    """`host` (the first node's address), `port` (the first of `ports`) and `url` (http://host:port)."""
+    host = placement.nodes[0].ip_address if placement.nodes else ""
+    port = inst.task.ports[0].port if inst.task.ports else ""
+    return {"host": host, "port": port, "url": f"http://{host}:{port}" if host and port != "" else ""}
 
 
 def _scope(context: dict[str, Any], inst: TaskInstance) -> dict[str, Any]:

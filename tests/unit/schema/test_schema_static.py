@@ -110,3 +110,36 @@ def test_an_operator_field_that_cannot_be_known_before_nodes_is_an_error_at_its_
         load(text)
     assert "wf.yaml:12: operators.w.container_image" in str(err.value)
     assert "variables.* and workflow.name" in str(err.value)
+
+
+PORTS = """
+version: "0.1"
+variables:
+  PORT: {value: 8123}
+workflow:
+  name: wf
+  tasks:
+    - name: server
+      ports:
+        - {port: "${{ variables.PORT }}", name: http}
+        - {port: 9000}
+      script: ["true"]
+"""
+
+
+def test_a_tasks_ports_are_rendered_from_variables(load):
+    ports = load(PORTS).workflow.tasks[0].ports
+    assert [(p.port, p.name) for p in ports] == [(8123, "http"), (9000, None)]
+
+
+@pytest.mark.parametrize("value", ["99999", "0"])
+def test_a_port_outside_1_to_65535_is_refused_at_its_line(load, value):
+    with pytest.raises(
+        SpecError, match=r"wf.yaml:9: workflow.tasks\[0\].ports\[0\].port: port must be between"
+    ):
+        load(PORTS, sets=[f"PORT={value}"])
+
+
+def test_a_literal_port_is_checked_at_load(load):
+    with pytest.raises(SpecError, match=r"ports\[1\]\.port: port must be between 1 and 65535, got 70000"):
+        load(PORTS.replace("port: 9000", "port: 70000"))

@@ -274,6 +274,7 @@ def test_task_entries_are_listed_only_when_something_may_read_them(load: Any, tm
         "replica_index": None,
         "backend": "local",
         "operator": "bash",
+        "service": {"host": "127.0.0.1", "port": "", "url": ""},  # no `ports`: no port, no URL
     }
 
 
