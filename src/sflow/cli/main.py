@@ -407,6 +407,7 @@ def visualize(
     output: str | None,
 ) -> None:
     """Print the task graph as Mermaid or Graphviz dot, or draw it as an image."""
+    from sflow.cli.output_file import ready_for, write_output
     from sflow.errors import SflowError, UserError
     from sflow.record.run_dir import safe_name
     from sflow.workflow.plan import expand
@@ -417,11 +418,11 @@ def visualize(
     if fmt not in IMAGE_FORMATS:
         text = render_graph(instances, fmt, title=spec.workflow.name)
         if output:
-            Path(output).write_text(text + "\n", encoding="utf-8")
+            write_output(Path(output), text + "\n")
         else:
             click.echo(text)
         return
-    path = Path(output or f"{safe_name(spec.workflow.name)}.{fmt}")
+    path = ready_for(Path(output or f"{safe_name(spec.workflow.name)}.{fmt}"))
     try:
         draw(render_graph(instances, "dot", title=spec.workflow.name), fmt, path)
     except UserError:
@@ -456,6 +457,7 @@ def compose(
 ) -> None:
     """Merge several workflow files into one (later files override by name); with --bulk-input,
     one merged file per row of the CSV."""
+    from sflow.cli.output_file import write_output
     from sflow.schema.compose import ComposeWarning, compose_documents
 
     if bulk_input is not None:
@@ -475,7 +477,7 @@ def compose(
         merged = compose_documents(all_files, sets, artifacts, missable_tasks)
     text = _dump_yaml(merged)
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        write_output(Path(output), text)
         click.echo(f"wrote {output}", err=True)
     else:
         click.echo(text, nl=False)
@@ -506,7 +508,13 @@ def _block_dumper() -> Any:
 
 @main.command()
 @click.argument("name", required=False)
-@click.option("-o", "--output", type=click.Path(), default=None, help="Where to write it (a file or folder).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(),
+    default=None,
+    help="Where to write it: a file, or a folder (one that exists, or ending in /).",
+)
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing file.")
 @click.option("-l", "--list", "list_only", is_flag=True, help="List the samples (also without NAME).")
 def sample(name: str | None, output: str | None, force: bool, list_only: bool) -> None:
@@ -517,7 +525,7 @@ def sample(name: str | None, output: str | None, force: bool, list_only: bool) -
     if list_only or name is None:
         click.echo(listing(samples))
         return
-    path = copy_sample(find(name, samples), Path(output) if output else None, force)
+    path = copy_sample(find(name, samples), output, force)
     click.echo(f"wrote {path}")
 
 
@@ -608,10 +616,12 @@ def clean(output_dir: str, older_than: str | None, keep: int | None, workflow: s
 )
 def report(run_ref: str, output_dir: str, output: str | None) -> None:
     """Write RUN's report: one HTML file (graph, timeline, tasks, logs, sweeps) that opens offline."""
-    from sflow.record.report import write_report
+    from sflow.cli.output_file import write_output
+    from sflow.record.report import render_report
     from sflow.record.runs import find_run
 
-    path = write_report(find_run(Path(output_dir), run_ref), Path(output) if output else None)
+    run_dir = find_run(Path(output_dir), run_ref)
+    path = write_output(Path(output) if output else run_dir / "report.html", render_report(run_dir))
     click.echo(f"wrote {path}")
 
 
