@@ -530,12 +530,13 @@ def sample(name: str | None, output: str | None, force: bool, list_only: bool) -
 
 
 @main.command()
-@click.argument("run_ref", metavar="RUN", default="latest")
+@click.argument("run_ref", metavar="[RUN]", default="latest")
 @click.argument("task", required=False)
 @click.option("--output-dir", type=click.Path(file_okay=False), default="sflow_output", show_default=True)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing as the log grows, until the run ends.")
 def logs(run_ref: str, task: str | None, output_dir: str, follow: bool) -> None:
-    """Print a task's log (or the run's sflow.log) of RUN (a run id, a run directory, or 'latest')."""
+    """Print a task's log (or the run's sflow.log) of RUN (a run id, a run directory, or 'latest',
+    the default)."""
     from sflow.cli.logs import print_log
     from sflow.record.runs import find_run
 
@@ -578,10 +579,11 @@ def runs(output_dir: str, workflow: str | None, state: str | None, since: str | 
 
 
 @main.command()
-@click.argument("run_ref", metavar="RUN", default="latest")
+@click.argument("run_ref", metavar="[RUN]", default="latest")
 @_OUTPUT_DIR
 def status(run_ref: str, output_dir: str) -> None:
-    """Each task of RUN (a run id, a run directory or 'latest'), while it runs or after it ended."""
+    """Each task of RUN (a run id, a run directory or 'latest', the default), while it runs or
+    after it ended."""
     from sflow.cli.runs import show_status
     from sflow.record.runs import find_run
 
@@ -609,13 +611,15 @@ def clean(output_dir: str, older_than: str | None, keep: int | None, workflow: s
 
 
 @main.command()
-@click.argument("run_ref", metavar="RUN", default="latest")
+@click.argument("run_ref", metavar="[RUN]", default="latest")
 @_OUTPUT_DIR
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False), default=None, help="Where (default: RUN/report.html)."
 )
 def report(run_ref: str, output_dir: str, output: str | None) -> None:
-    """Write RUN's report: one HTML file (graph, timeline, tasks, logs, sweeps) that opens offline."""
+    """Write RUN's report: one HTML file (graph, timeline, tasks, logs, sweeps) that opens offline.
+
+    RUN is a run id, a run directory or 'latest' (the default)."""
     from sflow.cli.output_file import write_output
     from sflow.record.report import render_report
     from sflow.record.runs import find_run
@@ -626,10 +630,12 @@ def report(run_ref: str, output_dir: str, output: str | None) -> None:
 
 
 @main.command()
-@click.argument("run_ref", metavar="RUN", default="latest")
+@click.argument("run_ref", metavar="[RUN]", default="latest")
 @click.option("--output-dir", type=click.Path(file_okay=False), default="sflow_output", show_default=True)
 def cancel(run_ref: str, output_dir: str) -> None:
-    """Stop RUN and cancel the Slurm allocations, steps and jobs it holds (also after sflow died)."""
+    """Stop RUN and cancel the Slurm allocations, steps and jobs it holds (also after sflow died).
+
+    RUN is a run id, a run directory or 'latest' (the default)."""
     from sflow.cli.cancel import cancel_run
     from sflow.record.runs import find_run
 
