@@ -535,8 +535,9 @@ def sample(name: str | None, output: str | None, force: bool, list_only: bool) -
 @click.option("--output-dir", type=click.Path(file_okay=False), default="sflow_output", show_default=True)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing as the log grows, until the run ends.")
 def logs(run_ref: str, task: str | None, output_dir: str, follow: bool) -> None:
-    """Print a task's log (or the run's sflow.log) of RUN (a run id, a run directory, or 'latest',
-    the default)."""
+    """Print a task's log (or the run's sflow.log) of RUN (a run id, a run directory, or 'latest').
+
+    RUN is 'latest' when left out."""
     from sflow.cli.logs import print_log
     from sflow.record.runs import find_run
 
@@ -582,8 +583,9 @@ def runs(output_dir: str, workflow: str | None, state: str | None, since: str | 
 @click.argument("run_ref", metavar="[RUN]", default="latest")
 @_OUTPUT_DIR
 def status(run_ref: str, output_dir: str) -> None:
-    """Each task of RUN (a run id, a run directory or 'latest', the default), while it runs or
-    after it ended."""
+    """Each task of RUN (a run id, a run directory or 'latest'), while it runs or after it ended.
+
+    RUN is 'latest' when left out."""
     from sflow.cli.runs import show_status
     from sflow.record.runs import find_run
 
@@ -619,7 +621,7 @@ def clean(output_dir: str, older_than: str | None, keep: int | None, workflow: s
 def report(run_ref: str, output_dir: str, output: str | None) -> None:
     """Write RUN's report: one HTML file (graph, timeline, tasks, logs, sweeps) that opens offline.
 
-    RUN is a run id, a run directory or 'latest' (the default)."""
+    RUN is a run id, a run directory or 'latest' (when left out)."""
     from sflow.cli.output_file import write_output
     from sflow.record.report import render_report
     from sflow.record.runs import find_run
@@ -635,7 +637,7 @@ def report(run_ref: str, output_dir: str, output: str | None) -> None:
 def cancel(run_ref: str, output_dir: str) -> None:
     """Stop RUN and cancel the Slurm allocations, steps and jobs it holds (also after sflow died).
 
-    RUN is a run id, a run directory or 'latest' (the default)."""
+    RUN is a run id, a run directory or 'latest' (when left out)."""
     from sflow.cli.cancel import cancel_run
     from sflow.record.runs import find_run
 
