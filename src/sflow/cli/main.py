@@ -538,11 +538,9 @@ def logs(run_ref: str, task: str | None, output_dir: str, follow: bool) -> None:
     """Print a task's log (or the run's sflow.log) of RUN (a run id, a run directory, or 'latest').
 
     RUN is 'latest' when left out."""
-    from sflow.cli.logs import print_log
-    from sflow.record.runs import find_run
+    from sflow.cli.logs import log_run, print_log
 
-    run_dir = find_run(Path(output_dir), run_ref)
-    print_log(run_dir, task, follow=follow)
+    print_log(log_run(Path(output_dir), run_ref, task), task, follow=follow)
 
 
 _OUTPUT_DIR = click.option(
