@@ -190,3 +190,17 @@ def test_a_template_invalid_once_rendered_is_a_warning(bench_log: Path) -> None:
     assert warnings == [
         "outputs: invalid output template 'TTFT: {ttft:zz} ms': format spec 'zz' not recognised"
     ]
+
+
+def test_a_named_output_reads_a_file_the_task_wrote_too(tmp_path: Path, log: Path) -> None:
+    (tmp_path / "final.txt").write_text("loss=0.05\n")
+    values, warnings = extract_outputs(
+        log,
+        [
+            NS(name="loss", pattern=r"loss=([\d.]+)", type="float", source="final.txt"),
+            NS(name="gone", pattern=r"x=(\d)", type=None, source="absent.txt"),
+        ],
+        task_dir=tmp_path,
+    )
+    assert values == {"loss": 0.05, "gone": None}
+    assert warnings == [f"outputs: no file at {tmp_path / 'absent.txt'}; gone not set"]
