@@ -30,6 +30,7 @@ from typing import Any
 
 from sflow.backends.docker import DAEMONS, backend_config
 from sflow.backends.gpu_locks import GpuClaim, GpuLocks, reserve
+from sflow.engine.once import Once
 from sflow.engine.unit import Attempt, Outcome
 from sflow.launchers.base import RUN_ID_PLACEHOLDER, LaunchContext, Launcher, register_launcher
 from sflow.proc.attempt import ProcessAttempt, describe_exit
@@ -277,12 +278,10 @@ class ContainerGroup(Attempt):
         self.gpu_locks = gpu_locks  # released when every container is gone
         self.log_path = attempts[0].log_path
         self.info = dict(attempts[0].info, containers=[a.name for a in attempts])
-        self._outcome: asyncio.Future[Outcome] | None = None
+        self._outcome = Once(self._wait_once)
 
     async def wait(self) -> Outcome:
-        if self._outcome is None:
-            self._outcome = asyncio.ensure_future(self._wait_once())
-        return await asyncio.shield(self._outcome)
+        return await self._outcome()
 
     async def _wait_once(self) -> Outcome:
         try:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sflow.backends.base import Allocation, Backend, create_backend
 from sflow.backends.placement import Placement, Placer
 from sflow.engine import Attempt, Engine, Event, Outcome, RetryPolicy, RunResult, Unit
+from sflow.engine.once import Once
 from sflow.errors import BackendError, PlanError
 from sflow.launchers.base import LaunchContext, get_launcher
 from sflow.lifecycle.scope import NotStarted, RunScope
@@ -498,14 +499,12 @@ class HeldAttempt(Attempt):
         self.log_path = inner.log_path
         self.info = inner.info
         self._on_end = on_end
-        self._ended: asyncio.Future[Outcome] | None = None
+        self._ended = Once(self._wait_once)
         self._was_ready = False
         self._stop_requested = False
 
     async def wait(self) -> Outcome:
-        if self._ended is None:
-            self._ended = asyncio.ensure_future(self._wait_once())
-        return await asyncio.shield(self._ended)
+        return await self._ended()
 
     async def _wait_once(self) -> Outcome:
         outcome = await self.inner.wait()
