@@ -322,8 +322,7 @@ def run(
     except KeyError as exc:
         raise click.UsageError(f"--enable-task-monitor: {exc.args[0]}") from None
     workspace = Path(workspace_dir or Path.cwd()).resolve()
-    for warning in check_artifacts(spec, workspace, strict=not (dry_run or skip_artifact_check)):
-        click.echo(f"sflow: warning: {warning}", err=True)
+    check_artifacts(spec, workspace, strict=not (dry_run or skip_artifact_check))
     settings = RunSettings(
         workspace_dir=workspace,
         output_dir=Path(output_dir).resolve() if output_dir else workspace / "sflow_output",
