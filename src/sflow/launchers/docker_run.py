@@ -197,7 +197,6 @@ class ContainerAttempt(ProcessAttempt):
         self.name = str(spec.info["container"])
         self.daemon = Daemon(spec.info.get("docker_host"), spec.info.get("docker_context"))
         self._stopping = False
-        self.gpu_locks = GpuLocks()  # released when the container is gone
         self._grace = math.inf  # the shortest grace a stop was given
         self._client_stop = Stopper(
             self.proc.wait,
@@ -206,12 +205,6 @@ class ContainerAttempt(ProcessAttempt):
         )
 
     async def _wait_once(self) -> Outcome:
-        try:
-            return await self._container_end()
-        finally:
-            self.gpu_locks.release()
-
-    async def _container_end(self) -> Outcome:
         code = await self.proc.wait()
         await self._reap_group()
         if code < 0 or self._stopping:  # the client died first: the container may still be there
@@ -264,14 +257,12 @@ class DockerRunLauncher(Launcher):
             await asyncio.gather(*(a.stop(0) for a in attempts))
             gpu_locks.release()
             raise
-        if count == 1:
-            attempts[0].gpu_locks = gpu_locks
-            return attempts[0]
         return ContainerGroup(attempts, gpu_locks)
 
 
 class ContainerGroup(Attempt):
-    """One container per node: the attempt fails as soon as one fails, and then stops the others."""
+    """One container per node (one or more): the attempt fails as soon as one fails, and then stops
+    the others; the task's GPU locks are released once every container is gone."""
 
     def __init__(self, attempts: Sequence[ContainerAttempt], gpu_locks: GpuLocks) -> None:
         self.attempts = list(attempts)
@@ -298,7 +289,8 @@ class ContainerGroup(Attempt):
                 attempt = pending.pop(fut)
                 if not fut.result().ok and failed is None:
                     failed = fut.result()
-                    failed.reason += f" (container {attempt.name})"
+                    if len(self.attempts) > 1:
+                        failed.reason += f" (container {attempt.name})"
         if failed is not None:
             await asyncio.gather(*(a.stop(0) for a in pending.values()))
             return failed
