@@ -398,13 +398,7 @@ class WorkflowRun:
         failed = self._report_uploads(results)
         if not failed:
             return outcome
-        return Outcome(
-            ok=False,
-            reason=f"upload failed: {failed[0].destination}: {failed[0].error}",
-            exit_code=outcome.exit_code,
-            info=outcome.info,
-            retryable=False,
-        )
+        return outcome.failed(f"upload failed: {failed[0].destination}: {failed[0].error}", retryable=False)
 
     async def _upload_all(self) -> None:
         """`workflow.upload_all` once every task has ended; `on_error: fail` fails the run."""
