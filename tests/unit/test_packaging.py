@@ -64,7 +64,9 @@ def test_cli_help_loads_no_heavy_module():
 
 
 @pytest.mark.parametrize("script, jinja", [("echo plain", False), ("echo ${{ workflow.name }}", True)])
-def test_jinja_is_imported_only_for_a_file_with_an_expression(tmp_path: Path, script: str, jinja: bool):
+def test_a_run_imports_jinja_only_for_a_file_with_an_expression_and_never_pydantic(
+    tmp_path: Path, script: str, jinja: bool
+):
     workflow = tmp_path / "wf.yaml"
     workflow.write_text(
         f'version: "0.1"\nworkflow:\n  name: one\n  tasks:\n    - name: t\n      script: ["{script}"]\n'
@@ -74,4 +76,6 @@ def test_jinja_is_imported_only_for_a_file_with_an_expression(tmp_path: Path, sc
         f"    main(['run', '-q', '-f', {str(workflow)!r}, '--output-dir', {str(tmp_path / 'runs')!r}])\n"
         "except SystemExit as exit:\n    assert exit.code == 0"
     )
-    assert ("jinja2" in _modules_after(run)) is jinja
+    loaded = _modules_after(run)
+    assert ("jinja2" in loaded) is jinja
+    assert "pydantic" not in loaded  # the models are msgspec Structs: no schema to build at start

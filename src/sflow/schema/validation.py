@@ -72,9 +72,11 @@ def reshape(data: Any) -> None:
         operator = task.get("operator")
         if isinstance(operator, str):
             task["operator"] = {"name": operator}
-        elif isinstance(operator, dict) and set(operator) - {"name", "overrides"}:
-            given = dict(operator)
-            task["operator"] = {"overrides": given} | ({"name": given.pop("name")} if "name" in given else {})
+        elif isinstance(operator, dict) and "overrides" not in operator:  # not reshaped yet
+            reshaped = {"overrides": {key: value for key, value in operator.items() if key != "name"}}
+            if "name" in operator:
+                reshaped["name"] = operator["name"]
+            task["operator"] = reshaped
         if "result" in task:
             task["result"] = Result.before(task["result"])
         _reshape_monitor(task.get("monitor"))
@@ -261,10 +263,7 @@ class _Field:
 @functools.cache
 def _fields(model: type[SpecModel]) -> dict[str, _Field]:
     """A model's fields by the name YAML uses."""
-    return {
-        f.encode_name: _Field(f.name, f.required)
-        for f in msgspec.inspect.type_info(model).fields  # type: ignore[attr-defined]
-    }
+    return {f.encode_name: _Field(f.name, f.required) for f in msgspec.structs.fields(model)}
 
 
 @functools.cache
