@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from sflow.dispatch.in_process import is_coroutine_function
 from sflow.engine import RetryPolicy
 from sflow.errors import suggest
 from sflow.flow.errors import FlowDefinitionError
@@ -125,12 +126,6 @@ def make_spec(fn: Callable[..., Any], name: str | None, options: Mapping[str, An
         if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
     )
     return TaskSpec(task_name, fn, is_coroutine_function(fn), params, checked, def_file, def_line)
-
-
-def is_coroutine_function(fn: Callable[..., Any]) -> bool:
-    """`async def` functions, also behind `functools.partial` or an async `__call__`."""
-    inner = getattr(fn, "func", fn)  # functools.partial
-    return inspect.iscoroutinefunction(inner) or inspect.iscoroutinefunction(type(inner).__call__)
 
 
 def make_options(

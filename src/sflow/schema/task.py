@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from sflow.schema.base import SpecModel, check
+from sflow.schema.base import FieldError, SpecModel, check
 from sflow.schema.fieldtypes import (
     MAX_DURATION,
     OUTPUT_TYPES,
@@ -227,32 +227,50 @@ class Probes(SpecModel):
     failure: list[Probe] = []
 
 
-def _one_group(pattern: Any) -> str:
-    pattern = text(pattern)
+class Output(SpecModel):
+    """Values picked out of the task's log, or of a file it wrote (`source`). Two forms, told apart
+    by `name`: with it, `pattern` is a regex with one group (or a group named like the output),
+    its last match converted to `type`; without it, `pattern` is a format-style template matched
+    against whole lines (nv-sflow's form, `TTFT: {ttft:f} ms`), each named field an output."""
+
+    name: str | None = None
+    pattern: str
+    type: str | None = None  # the regex form's; the template form types its fields itself
+    source: Annotated[str, msgspec.Meta(min_length=1)] = "stdout"  # stdout, stderr, log: the task's log
+
+    def validate(self) -> None:
+        try:
+            _check_pattern(self.pattern, regex=self.name is not None)
+        except ValueError as exc:
+            raise FieldError("pattern", str(exc)) from None
+        if self.type is not None:
+            self.type = _output_type(self.type, regex=self.name is not None)
+
+
+def _check_pattern(pattern: str, regex: bool) -> None:
     if is_expression(pattern):
-        return pattern
+        return
+    if not regex:
+        from sflow.schema.templates import compile_template
+
+        compile_template(pattern)
+        return
     compiled = compile_regex(pattern)
     if compiled.groups != 1 and not compiled.groupindex:
         raise ValueError(f"pattern needs exactly one group or a named group, found {compiled.groups}")
-    return pattern
 
 
-def _output_type(value: Any) -> str:
-    value = text(value)
+def _output_type(value: str, regex: bool) -> str:
+    if not regex:
+        raise FieldError("type", "'type' goes with 'name' (a regex); a template types its fields: {name:f}")
     if value == "json":
         return value
     try:
         return canonical_type(value)
     except ValueError:
-        raise ValueError(f"unknown output type {value!r} (one of: {', '.join(OUTPUT_TYPES)})") from None
-
-
-class Output(SpecModel):
-    """A value captured from the task's log by a regex with one group (or a named group)."""
-
-    name: str
-    pattern: Annotated[Any, check(_one_group)]
-    type: Annotated[Any, check(_output_type)] = "string"
+        raise FieldError(
+            "type", f"unknown output type {value!r} (one of: {', '.join(OUTPUT_TYPES)})"
+        ) from None
 
 
 GLOB_CHARACTERS = frozenset("*?[")

@@ -281,6 +281,9 @@ def _check(annotation: Any) -> Check | None:
 
 def _bound_mistake(meta: msgspec.Meta, value: Any) -> str | None:
     if meta.min_length is not None and len(value) < meta.min_length:
+        if isinstance(value, str):
+            plural = "s" if meta.min_length > 1 else ""
+            return f"String should have at least {meta.min_length} character{plural}"
         return "must not be empty"
     for bound, words, broken in (
         (meta.ge, "greater than or equal to", lambda b: value < b),
