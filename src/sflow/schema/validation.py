@@ -22,7 +22,7 @@ import msgspec
 
 from sflow.errors import SpecError
 from sflow.schema.base import Check, FieldError, SpecModel, attach_origins
-from sflow.schema.fieldtypes import describe
+from sflow.schema.fieldtypes import describe, text
 from sflow.schema.locations import LocMap, PathPart, format_path, where_at
 from sflow.schema.monitor import Boundary
 from sflow.schema.problems import Problems
@@ -322,14 +322,6 @@ def _choices(choices: tuple[Any, ...]) -> str:
     return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} or {shown[-1]}"
 
 
-def _string(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)  # `partition: 42`: YAML read a number where text was meant
-    raise ValueError(f"expected a string, got {describe(value)}")
-
-
 _TRUE = frozenset({"true", "yes", "on", "1", "t", "y"})
 _FALSE = frozenset({"false", "no", "off", "0", "f", "n"})
 
@@ -363,7 +355,7 @@ def _float(value: Any) -> float:
         raise ValueError(f"expected a number, got {describe(value)}") from None
 
 
-_SCALARS: dict[Any, Check] = {str: _string, bool: _boolean, int: _integer, float: _float}
+_SCALARS: dict[Any, Check] = {str: text, bool: _boolean, int: _integer, float: _float}
 
 
 def validated(data: Any, model: type[M], locs: LocMap | None, prefix: str) -> M:
