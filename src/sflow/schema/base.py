@@ -126,11 +126,6 @@ def _is_default(info: Any, value: Any) -> bool:
     return False
 
 
-def field_names(cls: type[SpecModel]) -> tuple[str, ...]:
-    """The names a YAML mapping may use for `cls` (a field's `name=` where it has one)."""
-    return tuple(f.encode_name for f in msgspec.structs.fields(cls))
-
-
 _CHECKS: dict[type, tuple[tuple[str, Check, Any], ...]] = {}
 _NESTED: dict[type, frozenset[str]] = {}
 

@@ -22,7 +22,7 @@ import msgspec
 
 from sflow.errors import SpecError
 from sflow.schema.base import Check, FieldError, SpecModel, attach_origins
-from sflow.schema.fieldtypes import describe
+from sflow.schema.fieldtypes import describe, text
 from sflow.schema.locations import LocMap, PathPart, format_path, where_at
 from sflow.schema.monitor import Boundary
 from sflow.schema.problems import Problems
@@ -78,7 +78,7 @@ def reshape(data: Any) -> None:
                 reshaped["name"] = operator["name"]
             task["operator"] = reshaped
         if "result" in task:
-            task["result"] = Result.before(task["result"])
+            task["result"] = _short(task["result"], Result.before)
         _reshape_monitor(task.get("monitor"))
 
 
@@ -87,7 +87,16 @@ def _reshape_monitor(monitor: Any) -> None:
     if isinstance(window, dict):
         for end in ("start", "end"):
             if end in window:
-                window[end] = Boundary.before(window[end])
+                window[end] = _short(window[end], Boundary.before)
+
+
+class ShortForm(dict[str, Any]):
+    """A mapping made from a value's short form: its mistakes are reported where the user wrote it."""
+
+
+def _short(value: Any, expand: Check) -> Any:
+    expanded = expand(value)
+    return value if expanded is value else ShortForm(expanded)
 
 
 class Reader:
@@ -98,16 +107,22 @@ class Reader:
         self.problems = problems
         self.prefix = prefix
         self.count = 0
+        self.short: list[PathPart] | None = None  # inside a `ShortForm`: where the user wrote it
 
     def error(self, path: list[PathPart], text: str, suggested: str | None = None) -> None:
         self.count += 1
         if self.count > _TRANSLATED:
             return
+        if self.short is not None:
+            path, suggested = self.short, None
         error = SpecError(text, where=where_at(self.locs, path), field=self.field(path) or None)
         instead = self.field([*path[:-1], suggested]) if suggested else None
         self.problems.add(error, suggests=instead)
 
     def missing(self, path: list[PathPart]) -> None:
+        if self.short is not None:
+            self.error(path, f"missing required field '{path[-1]}'")
+            return
         self.count += 1
         error = SpecError(
             f"missing required field '{path[-1]}'", where=where_at(self.locs, path), field=self.field(path)
@@ -201,25 +216,30 @@ class Reader:
         return self.model({k: v for k, v in data.items() if k != "type"}, tags[tag], path)
 
     def model(self, data: Any, model: type[M], path: list[PathPart]) -> tuple[bool, M | None]:
+        if isinstance(data, ShortForm) and self.short is None:
+            self.short = path
+            try:
+                return self.model(data, model, path)
+            finally:
+                self.short = None
         if not isinstance(data, dict):
             return self.fail(path, f"expected a mapping, got {describe(data)}")
         fields = _fields(model)
         hints = _hints(model)
         before = self.count
         values: dict[str, Any] = {}
-        for key, item in data.items():
-            info = fields.get(key)
-            if info is None:
+        for key, info in fields.items():  # in declaration order, then the unknown keys
+            if key in data:
+                ok, value = self.value(data[key], hints[info.name], [*path, key])
+                if ok:
+                    values[info.name] = value
+            elif info.required:
+                self.missing([*path, key])
+        for key in data:
+            if key not in fields:
                 names = list(fields)
                 suggested = closest(str(key), names)
                 self.error([*path, key], f"unknown field '{key}'{suggest(str(key), names)}", suggested)
-                continue
-            ok, value = self.value(item, hints[info.name], [*path, key])
-            if ok:
-                values[info.name] = value
-        for name, info in fields.items():
-            if name not in data and info.required:
-                self.missing([*path, name])
         if self.count > before:
             return False, None
         try:
@@ -305,14 +325,6 @@ def _choices(choices: tuple[Any, ...]) -> str:
     return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} or {shown[-1]}"
 
 
-def _string(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)  # `partition: 42`: YAML read a number where text was meant
-    raise ValueError(f"expected a string, got {describe(value)}")
-
-
 _TRUE = frozenset({"true", "yes", "on", "1", "t", "y"})
 _FALSE = frozenset({"false", "no", "off", "0", "f", "n"})
 
@@ -346,7 +358,7 @@ def _float(value: Any) -> float:
         raise ValueError(f"expected a number, got {describe(value)}") from None
 
 
-_SCALARS: dict[Any, Check] = {str: _string, bool: _boolean, int: _integer, float: _float}
+_SCALARS: dict[Any, Check] = {str: text, bool: _boolean, int: _integer, float: _float}
 
 
 def validated(data: Any, model: type[M], locs: LocMap | None, prefix: str) -> M:
