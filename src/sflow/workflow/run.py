@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sflow.backends.base import Allocation, Backend, create_backend
 from sflow.backends.placement import Placement, Placer
 from sflow.engine import Attempt, Engine, Event, Outcome, RetryPolicy, RunResult, Unit
+from sflow.engine.once import Once
 from sflow.errors import BackendError, PlanError
 from sflow.launchers.base import LaunchContext, get_launcher
 from sflow.lifecycle.scope import NotStarted, RunScope
@@ -24,6 +25,7 @@ from sflow.probes import ProbedAttempt, task_probes
 from sflow.record.outputs import read_outputs, write_outputs
 from sflow.record.run_dir import RunRecord
 from sflow.schema import parse_duration
+from sflow.schema.base import as_json
 from sflow.schema.expressions import render_value
 from sflow.slurm.journal import SlurmJournal
 from sflow.workflow.context import (
@@ -399,13 +401,7 @@ class WorkflowRun:
         failed = self._report_uploads(results)
         if not failed:
             return outcome
-        return Outcome(
-            ok=False,
-            reason=f"upload failed: {failed[0].destination}: {failed[0].error}",
-            exit_code=outcome.exit_code,
-            info=outcome.info,
-            retryable=False,
-        )
+        return outcome.failed(f"upload failed: {failed[0].destination}: {failed[0].error}", retryable=False)
 
     async def _upload_all(self) -> None:
         """`workflow.upload_all` once every task has ended; `on_error: fail` fails the run."""
@@ -500,14 +496,12 @@ class HeldAttempt(Attempt):
         self.log_path = inner.log_path
         self.info = inner.info
         self._on_end = on_end
-        self._ended: asyncio.Future[Outcome] | None = None
+        self._ended = Once(self._wait_once)
         self._was_ready = False
         self._stop_requested = False
 
     async def wait(self) -> Outcome:
-        if self._ended is None:
-            self._ended = asyncio.ensure_future(self._wait_once())
-        return await asyncio.shield(self._ended)
+        return await self._ended()
 
     async def _wait_once(self) -> Outcome:
         outcome = await self.inner.wait()
@@ -534,7 +528,7 @@ def _rendered(model: Any, scope: dict[str, Any]) -> Any:
     """A probe or output model as plain data with its `${{ }}` fields rendered for one instance."""
     if model is None:
         return None
-    data = model.model_dump(exclude_none=True)
+    data = as_json(model, drop_none=True)
     return render_value(data, scope, where=model.loc(), field=model.path())
 
 
