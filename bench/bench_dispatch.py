@@ -40,14 +40,16 @@ async def median_of(repeat: int, once: Callable[[], Awaitable[float]]) -> float:
     return statistics.median([await once() for _ in range(repeat)])
 
 
-async def local_round_trips(name: str, config: dict[str, Any], calls: int = 200) -> float:
-    """Microseconds per sequential `await ex.run(add, 1, 2)` on a started executor."""
+async def local_round_trips(name: str, config: dict[str, Any], calls: int = 200) -> tuple[float, float]:
+    """Microseconds per sequential `await ex.run(add, 1, 2)` on a started executor: wall and this
+    process's CPU (every thread; not the CPU of worker processes)."""
     async with get_executor(name, config) as ex:
         await ex.run(add, 1, 2)  # warm up (pool processes, callback server)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         for _ in range(calls):
             await ex.run(add, 1, 2)
-        return (time.perf_counter() - start) / calls * 1e6
+        wall = (time.perf_counter() - start) / calls * 1e6
+        return wall, (time.process_time() - cpu) / calls * 1e6
 
 
 def slurm_env() -> dict[str, str] | None:
@@ -131,7 +133,8 @@ async def main() -> None:
             ("subprocess", {"shared_dir": shared, "listen_host": "127.0.0.1"}),
         ]:
             calls = 200 if name != "subprocess" else 20
-            print(f"  {name:<11} {await local_round_trips(name, config, calls):>10.0f} µs/call")
+            wall, cpu = await local_round_trips(name, config, calls)
+            print(f"  {name:<11} {wall:>10.0f} µs/call (cpu here {cpu:.0f})")
         env = None if args.no_slurm else slurm_env()
         if env is None:
             print("slurm: skipped (cluster not up: scripts/dev-slurm up)")

@@ -13,13 +13,17 @@ Environment:
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
+import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -51,6 +55,60 @@ class SlurmCluster:
     def env(self) -> dict[str, str]:
         """A copy of os.environ with SLURM_CONF pointing at this cluster (for subprocesses)."""
         return {**os.environ, "SLURM_CONF": self.conf}
+
+    def scratch(self, label: str) -> Path:
+        """A new directory under the work dir, where the nodes can write too."""
+        path = Path(self.work_dir) / f"{label}-{uuid.uuid4().hex[:8]}"
+        path.mkdir()
+        return path
+
+    def sflow_run(self, workflow: str, *args: str, label: str = "run", timeout: float = 180.0) -> LabRun:
+        """`sflow run` of `workflow` (YAML text, as wf.yaml) in a new scratch directory, to its end."""
+        work = self.scratch(label)
+        (work / "wf.yaml").write_text(workflow)
+        done = subprocess.run(
+            [sys.executable, "-m", "sflow", "run", "-f", "wf.yaml", "--output-dir", "out", *args],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            env=self.env(),
+        )
+        runs = [p for p in (work / "out").glob("*") if (p / "run.json").is_file()]
+        assert len(runs) == 1, f"no run directory under {work / 'out'}:\n{done.stdout}{done.stderr}"
+        return LabRun(done, runs[0])
+
+    def job_field(self, job: str, key: str) -> str:
+        """One field of `scontrol show job -o` ('' once Slurm has forgotten the job)."""
+        show = subprocess.run(
+            ["scontrol", "show", "job", "-o", job], capture_output=True, text=True, timeout=60, env=self.env()
+        ).stdout
+        match = re.search(rf"\b{key}=(\S+)", show)
+        return match.group(1) if match else ""
+
+    def wait_final(self, job: str, timeout: float = 180.0) -> str:
+        """The job's state once it is final (fails naming the last state after `timeout` s)."""
+        deadline = time.monotonic() + timeout
+        state = ""
+        while time.monotonic() < deadline:
+            state = self.job_field(job, "JobState")
+            if state and state not in {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED"}:
+                return state
+            time.sleep(0.2)
+        raise AssertionError(f"job {job} still {state or '?'} after {timeout:g}s")
+
+
+@dataclass(frozen=True)
+class LabRun:
+    """An `sflow run` that has ended: its process and its run directory."""
+
+    done: subprocess.CompletedProcess[str]
+    run_dir: Path
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return json.loads((self.run_dir / "summary.json").read_text())
 
 
 class SqueueJob(NamedTuple):

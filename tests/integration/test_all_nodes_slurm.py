@@ -3,10 +3,7 @@ it): one srun rank per node of a 2-node allocation; one asking for a GPU stays o
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,20 +38,11 @@ workflow:
 
 
 def test_a_task_without_resources_runs_one_rank_on_each_node(slurm_cluster: SlurmCluster) -> None:
-    tmp = Path(slurm_cluster.work_dir) / f"allnodes-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
     name = f"{PREFIX}{uuid.uuid4().hex[:6]}"
-    (tmp / "wf.yaml").write_text(WORKFLOW.format(partition=slurm_cluster.partition, job_name=name))
-    done = subprocess.run(
-        [sys.executable, "-m", "sflow", "run", "-f", "wf.yaml", "--output-dir", str(tmp / "out"), "-q"],
-        cwd=tmp,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        stdin=subprocess.DEVNULL,
-    )
-    assert done.returncode == 0, done.stderr
-    (run_dir,) = (p for p in (tmp / "out").iterdir() if p.is_dir())
+    workflow = WORKFLOW.format(partition=slurm_cluster.partition, job_name=name)
+    run = slurm_cluster.sflow_run(workflow, "-q", label="allnodes")
+    assert run.done.returncode == 0, run.done.stderr
+    run_dir = run.run_dir
     plain = sorted(ln.split() for ln in (run_dir / "plain" / "plain.log").read_text().splitlines())
     assert [(w[1], w[3]) for w in plain] == [("0", "2"), ("1", "2")], plain  # two ranks ...
     assert len({w[5] for w in plain}) == 2, plain  # ... one on each node

@@ -7,8 +7,6 @@ import os
 import re
 import subprocess
 import sys
-import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +54,7 @@ backend.yaml workflow.yaml,three,gamma,
 
 @pytest.fixture
 def tmp(slurm_cluster: SlurmCluster) -> Path:
-    path = Path(slurm_cluster.work_dir) / f"bulk-{uuid.uuid4().hex[:8]}"
-    path.mkdir()
-    return path
+    return slurm_cluster.scratch("bulk")
 
 
 def sflow(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -70,22 +66,6 @@ def sflow(*args: str, cwd: Path) -> subprocess.CompletedProcess:
         timeout=180,
         stdin=subprocess.DEVNULL,
     )
-
-
-def job_field(job: str, key: str) -> str:
-    show = subprocess.run(["scontrol", "show", "job", "-o", job], capture_output=True, text=True).stdout
-    match = re.search(rf"\b{key}=(\S+)", show)
-    return match.group(1) if match else ""
-
-
-def wait_final(job: str, timeout: float = 180) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = job_field(job, "JobState")
-        if state and state not in {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING"}:
-            return state
-        time.sleep(0.2)
-    raise AssertionError(f"job {job} did not finish in {timeout}s")
 
 
 def submitted_jobs(proc: subprocess.CompletedProcess) -> list[str]:
@@ -104,10 +84,12 @@ def test_bulk_input_submits_one_job_per_row_each_with_its_values(
     )
     assert len(jobs) == 3 and len(set(jobs)) == 3
     for job in jobs:
-        assert wait_final(job) == "COMPLETED", next((tmp / "out").glob(f"sflow-{job}.out")).read_text()
-    names = [job_field(job, "JobName") for job in jobs]
+        assert slurm_cluster.wait_final(job) == "COMPLETED", next(
+            (tmp / "out").glob(f"sflow-{job}.out")
+        ).read_text()
+    names = [slurm_cluster.job_field(job, "JobName") for job in jobs]
     assert names == [f"{PREFIX}one", f"{PREFIX}two", f"{PREFIX}three"]
-    assert [job_field(job, "NumNodes") for job in jobs] == ["1", "2", "1"]
+    assert [slurm_cluster.job_field(job, "NumNodes") for job in jobs] == ["1", "2", "1"]
     seen = {row: tuple((tmp / f"{row}.txt").read_text().split()[:3]) for row in ("one", "two", "three")}
     assert seen == {
         "one": ("alpha", jobs[0], "1"),
@@ -128,6 +110,8 @@ def test_bulk_submit_submits_one_job_per_workflow_file(slurm_cluster: SlurmClust
     )
     assert len(jobs) == 3
     for job in jobs:
-        assert wait_final(job) == "COMPLETED", next((tmp / "out").glob(f"sflow-{job}.out")).read_text()
+        assert slurm_cluster.wait_final(job) == "COMPLETED", next(
+            (tmp / "out").glob(f"sflow-{job}.out")
+        ).read_text()
     got = {name: (tmp / f"{name}.txt").read_text().split()[:2] for name in ("blue", "green", "red")}
     assert got == {"blue": ["b", jobs[0]], "green": ["g", jobs[1]], "red": ["r", jobs[2]]}

@@ -4,9 +4,7 @@ is suspect."""
 from __future__ import annotations
 
 import os
-import re
 import subprocess
-import time
 import uuid
 from typing import Any
 
@@ -34,25 +32,6 @@ def _run(cluster: SlurmCluster, *cmd: str, timeout: float = 60) -> str:
     )
     assert proc.returncode == 0, f"{' '.join(cmd)} -> exit {proc.returncode}\n{proc.stdout}{proc.stderr}"
     return proc.stdout
-
-
-def _job_state(job_id: str) -> str:
-    out = subprocess.run(
-        ["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, timeout=30
-    ).stdout
-    m = re.search(r"\bJobState=(\S+)", out)
-    return m.group(1) if m else ""
-
-
-def _wait_final(job_id: str, timeout: float = 60) -> str:
-    deadline = time.monotonic() + timeout
-    state = ""
-    while time.monotonic() < deadline:
-        state = _job_state(job_id)
-        if state and state not in {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED"}:
-            return state
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} still {state or '?'} after {timeout}s")
 
 
 def test_four_nodes_schedulable(slurm_cluster: SlurmCluster, squeue_ours) -> None:
@@ -123,9 +102,9 @@ def test_sbatch_reaches_completed(slurm_cluster: SlurmCluster) -> None:
     )
     job_id = out.strip().split(";")[0]
     assert job_id.isdigit(), out
-    assert _wait_final(job_id) == "COMPLETED"
+    assert slurm_cluster.wait_final(job_id) == "COMPLETED"
     # MinJobAge keeps finished jobs visible to scontrol (no sacct here).
-    assert _job_state(job_id) == "COMPLETED"
+    assert slurm_cluster.job_field(job_id, "JobState") == "COMPLETED"
 
 
 def test_failing_batch_job_is_failed(slurm_cluster: SlurmCluster) -> None:
@@ -133,7 +112,7 @@ def test_failing_batch_job_is_failed(slurm_cluster: SlurmCluster) -> None:
         slurm_cluster, "sbatch", "--parsable", "-J", _name("fail"), "-o", "/dev/null", "--wrap", "exit 3"
     )
     job_id = out.strip().split(";")[0]
-    assert _wait_final(job_id) == "FAILED"
+    assert slurm_cluster.wait_final(job_id) == "FAILED"
     show = subprocess.run(
         ["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, timeout=30
     ).stdout

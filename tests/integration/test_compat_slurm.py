@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -46,20 +45,11 @@ workflow:
 @pytest.fixture(scope="module")
 def run(slurm_cluster: SlurmCluster) -> tuple[Path, str]:
     """One run of the workflow above: its run directory and its Slurm job id."""
-    tmp = Path(slurm_cluster.work_dir) / f"compat-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
     name = f"sflow-it-compat-{uuid.uuid4().hex[:6]}"
-    (tmp / "wf.yaml").write_text(WORKFLOW.format(partition=slurm_cluster.partition, job_name=name))
-    done = subprocess.run(
-        [sys.executable, "-m", "sflow", "run", "-f", "wf.yaml", "--output-dir", str(tmp / "out"), "-q"],
-        cwd=tmp,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        stdin=subprocess.DEVNULL,
-    )
-    assert done.returncode == 0, done.stderr
-    (run_dir,) = (p for p in (tmp / "out").iterdir() if p.is_dir())  # beside the run index
+    workflow = WORKFLOW.format(partition=slurm_cluster.partition, job_name=name)
+    done = slurm_cluster.sflow_run(workflow, "-q", label="compat")
+    assert done.done.returncode == 0, done.done.stderr
+    run_dir = done.run_dir
     log = (run_dir / "ids" / "ids.log").read_text()
     job = re.search(r"^job (\d+) ", log, re.M)
     assert job, log

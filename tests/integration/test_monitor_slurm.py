@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -57,22 +55,12 @@ def samplers_of(run_dir: Path) -> list[int]:
 
 
 def test_a_two_node_task_is_sampled_on_both_nodes(slurm_cluster: Any, squeue_ours: Any) -> None:
-    tmp = Path(slurm_cluster.work_dir) / f"monitor-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
     job_name = f"{PREFIX}{uuid.uuid4().hex[:6]}"
-    wf = tmp / "wf.yaml"
-    wf.write_text(WORKFLOW.format(partition=slurm_cluster.partition, job_name=job_name))
-    proc = subprocess.run(
-        [sys.executable, "-m", "sflow", "run", "-f", str(wf), "--output-dir", "out"],
-        cwd=tmp,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    (summary_path,) = (tmp / "out").glob("*/summary.json")
-    run_dir = summary_path.parent
+    workflow = WORKFLOW.format(partition=slurm_cluster.partition, job_name=job_name)
+    run = slurm_cluster.sflow_run(workflow, label="monitor", timeout=300)
+    assert run.done.returncode == 0, run.done.stdout + run.done.stderr
+    run_dir = run.run_dir
+    summary_path = run_dir / "summary.json"
     task = json.loads(summary_path.read_text())["tasks"]["spread"]
     nodes = task["nodes"]
     assert len(nodes) == 2

@@ -50,9 +50,7 @@ def _workflow(cluster: SlurmCluster, tmp: Path, job_name: str, tasks: str, nodes
 
 @pytest.fixture
 def tmp(slurm_cluster: SlurmCluster) -> Path:
-    path = Path(slurm_cluster.work_dir) / f"e2e-{uuid.uuid4().hex[:8]}"
-    path.mkdir()
-    return path
+    return slurm_cluster.scratch("e2e")
 
 
 def sflow(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -69,22 +67,6 @@ def sflow(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedPr
 def summary(out: Path) -> dict[str, Any]:
     (path,) = out.glob("*/summary.json")
     return json.loads(path.read_text())
-
-
-def job_field(job: str, key: str) -> str:
-    show = subprocess.run(["scontrol", "show", "job", "-o", job], capture_output=True, text=True).stdout
-    match = re.search(rf"\b{key}=(\S+)", show)
-    return match.group(1) if match else ""
-
-
-def wait_final(job: str, timeout: float = 120) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = job_field(job, "JobState")
-        if state and state not in {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING"}:
-            return state
-        time.sleep(0.2)
-    raise AssertionError(f"job {job} did not finish in {timeout}s")
 
 
 def test_seed_example_runs_through_salloc_and_srun(
@@ -145,7 +127,7 @@ def test_ctrl_c_leaves_no_job_and_no_step(slurm_cluster: SlurmCluster, tmp: Path
     assert squeue_ours(name) == []
     steps = subprocess.run(["squeue", "--noheader", "--steps", "--jobs", job], capture_output=True, text=True)
     assert steps.stdout.strip() == ""
-    assert job_field(job, "JobState") == "CANCELLED"
+    assert slurm_cluster.job_field(job, "JobState") == "CANCELLED"
 
 
 def test_sflow_run_inside_sbatch_reuses_the_allocation(
@@ -162,7 +144,7 @@ def test_sflow_run_inside_sbatch_reuses_the_allocation(
         check=True,
     )
     job = submitted.stdout.strip().split(";")[0]
-    assert wait_final(job) == "COMPLETED", (tmp / "job.out").read_text()
+    assert slurm_cluster.wait_final(job) == "COMPLETED", (tmp / "job.out").read_text()
     backend = summary(tmp / "out")["backends"]["slurm_cluster"]
     assert backend == {"nodes": backend["nodes"], "job_id": job, "reused": True}
     inner = subprocess.run(
@@ -193,9 +175,9 @@ def test_sflow_batch_submit_exit_code_is_the_workflows(
     tasks = f"  - name: t\n    script:\n      - {script}\n"
     wf = _workflow(slurm_cluster, tmp, f"{name}-yaml", tasks)
     job = _batch([str(wf)], name, tmp)
-    assert wait_final(job) == state
-    assert job_field(job, "ExitCode") == code  # sflow run: 0 ok, 1 a task failed
-    assert job_field(job, "JobName") == name
+    assert slurm_cluster.wait_final(job) == state
+    assert slurm_cluster.job_field(job, "ExitCode") == code  # sflow run: 0 ok, 1 a task failed
+    assert slurm_cluster.job_field(job, "JobName") == name
     outputs = list((tmp / "out").glob("sflow-*.out"))
     assert [p.name for p in outputs] == [f"sflow-{job}.out"]
     assert summary(tmp / "out")["backends"]["slurm_cluster"]["reused"] is True
@@ -238,8 +220,8 @@ def test_sflow_batch_set_values_stay_off_command_lines_and_expressions_render(
     match = re.search(r"Submitted batch job (\d+)", proc.stdout)
     assert match, proc.stdout
     job = match.group(1)
-    assert wait_final(job) == "COMPLETED", (tmp / "out" / f"sflow-{job}.out").read_text()
-    assert job_field(job, "Partition") == slurm_cluster.partition
+    assert slurm_cluster.wait_final(job) == "COMPLETED", (tmp / "out" / f"sflow-{job}.out").read_text()
+    assert slurm_cluster.job_field(job, "Partition") == slurm_cluster.partition
     assert (tmp / "got.txt").read_text() == secret
     assert (tmp / "seen.txt").read_text().strip(), "the job's sflow process was not visible"
     assert (tmp / "leaks.txt").read_text() == "", "a command line carried the --set value"

@@ -12,7 +12,9 @@ Why this shape:
   every step in it. salloc runs in a process group of its own, so a Ctrl-C at the terminal
   reaches sflow (which stops tasks with their grace) and not salloc; its messages go to a file
   in the run directory, so salloc never writes to a pipe nobody reads.
-- The job id is written to the run's Slurm journal as soon as salloc prints it, and a watch
+- The job id is written to the run's Slurm journal as soon as salloc prints it (and before
+  salloc runs, the tag it gives the job as `--comment`: `sflow cancel` finds a job whose id a
+  killed sflow never read), and a watch
   (`backends.slurm_watch`) ends the run at once, with Slurm's reason, if the job ends under it.
 - Every Slurm call goes through `sflow.slurm.commands` (asyncio subprocesses, polite retries).
   The parsing of Slurm's output is kept in small pure functions, unit-tested without Slurm.
@@ -38,7 +40,8 @@ from sflow.backends.slurm_watch import SlurmJobWatch, node_health
 from sflow.errors import BackendError
 from sflow.slurm.commands import RETRY_QUERY, SlurmCommandError, run_slurm, scancel
 from sflow.slurm.flags import slurm_time, split_args
-from sflow.slurm.journal import ALLOCATION
+from sflow.slurm.journal import ALLOCATION, SUBMITTING
+from sflow.slurm.submit import new_tag
 from sflow.slurm.watcher import JobStatus, run_watcher
 
 DEFAULT_JOB_NAME = "sflow"
@@ -101,9 +104,18 @@ def salloc_request(config: Any) -> list[str]:
     return ["salloc", *allocation_flags(config)]
 
 
-def salloc_argv(config: Any) -> list[str]:
-    """The salloc command sflow runs: the request, holding the job as long as sflow lives."""
-    return [*salloc_request(config), *HOLDER]
+def salloc_argv(config: Any, tag: str | None = None) -> list[str]:
+    """The salloc command sflow runs: the request, tagged with `--comment=<tag>` (unless the
+    config sets a comment of its own), holding the job as long as sflow lives."""
+    request = salloc_request(config)
+    if tag is not None and salloc_tagged(request):
+        request.insert(1, f"--comment={tag}")
+    return [*request, *HOLDER]
+
+
+def salloc_tagged(request: list[str]) -> bool:
+    """Whether sflow may tag the allocation: the user's flags set no `--comment` of their own."""
+    return not any(word == "--comment" or word.startswith("--comment=") for word in request)
 
 
 def parse_salloc_job_id(text: str) -> str | None:
@@ -312,7 +324,8 @@ class SlurmBackend(Backend):
         """Start salloc; its job id once the allocation is granted (recorded as soon as salloc
         prints it, even while the request is pending)."""
         try:
-            self._holder = holder = SallocHolder.start(salloc_argv(self.config), self._salloc_output())
+            tag = self._tag()
+            self._holder = holder = SallocHolder.start(salloc_argv(self.config, tag), self._salloc_output())
         except OSError as exc:
             raise BackendError(f"backend '{self.name}': cannot run salloc: {exc}") from exc
         delay = 0.01
@@ -322,7 +335,7 @@ class SlurmBackend(Backend):
                 text = holder.output()
                 if not self.job_id and (job := parse_salloc_job_id(text)):
                     self.job_id, self._owned = job, True  # ours from now on: release() cancels it
-                    self.journal.add(ALLOCATION, job, owned=True, backend=self.name)
+                    self.journal.add(ALLOCATION, job, owned=True, backend=self.name, tag=tag)
                 if self.job_id and salloc_granted(text) and code is None:
                     return self.job_id
                 if code is not None:
@@ -332,6 +345,16 @@ class SlurmBackend(Backend):
         except BaseException:
             await asyncio.shield(holder.revoke())
             raise
+
+    def _tag(self) -> str | None:
+        """The allocation's tag, journalled before salloc runs (None when the user set a comment):
+        a run killed before salloc printed the job id still has it found by `sflow cancel`."""
+        if not salloc_tagged(salloc_request(self.config)):
+            return None
+        tag = new_tag(f"sflow:{self.run_id or 'run'}")
+        name = str(config_value(self.config, "job_name", DEFAULT_JOB_NAME))
+        self.journal.add(SUBMITTING, tag, name=name, submits=ALLOCATION)
+        return tag
 
     def _salloc_output(self) -> Path:
         """Where salloc writes: `<run dir>/<backend>.salloc.log`, or a temporary file."""

@@ -1,8 +1,9 @@
 """`sflow cancel RUN`: stop what a run left in Slurm, whether its sflow still runs or died.
 
 A live run on this host is asked to stop first (SIGTERM: the same clean stop as Ctrl-C, its own
-release included). Then every Slurm id the run's journal names that is still alive is cancelled
-(see `sflow.slurm.cancel`), whatever the state of its sflow. Running it again changes nothing.
+release included). Then every Slurm id the run's journal names that is still alive is cancelled,
+and so is every job the run was submitting when it died, found by its tag (see
+`sflow.slurm.cancel`), whatever the state of its sflow. Running it again changes nothing.
 What was done is written to `<run>/cancel.json` and printed, one line per id.
 """
 
@@ -55,6 +56,8 @@ def _live_owner(run_dir: Path) -> int | None:
 def _line(done: Cancelled) -> str:
     entry = done.entry
     what = {"allocation": "allocation", "step": "step"}.get(entry.kind, "job")
+    if dict(entry.info).get("found_by_tag"):  # its id never reached the journal
+        what += " (submitted as sflow died, found by its tag)"
     if done.outcome == "cancelled":
         return f"{what} {entry.slurm_id}: cancelled (was {done.state})"
     return f"{what} {entry.slurm_id}: already ended"

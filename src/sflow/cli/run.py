@@ -49,12 +49,12 @@ def run_workflow(
         _say(f"sflow: {run.run_plan.resume_summary()}")
     if view:
         view.start()
-    loop = OwnLoop(command_line=True)
+    loop = OwnLoop(command_line=True, exit_code=lambda result: exit_code(result, loop.stop_signal))
     try:
         result = loop.run(run.run)
     except asyncio.CancelledError:
         _say("sflow: interrupted before the workflow started")
-        return interrupted_exit_code(loop.stop_signal)
+        return exit_within(run.record.run_dir, interrupted_exit_code(loop.stop_signal))
     finally:
         if view:
             view.stop()
@@ -64,9 +64,23 @@ def run_workflow(
         report(result, run.record.task_info, run.record.run_dir)
     except BrokenPipeError:  # `2>&1 | head`: the exit code still tells
         to_devnull(sys.stderr)
+    return exit_within(run.record.run_dir, exit_code(result, loop.stop_signal))
+
+
+def exit_code(result: RunResult, stop_signal: int | None) -> int:
+    """0 when every task succeeded, 1 when the workflow failed, 128 + the signal when interrupted."""
     if result.interrupted:
-        return interrupted_exit_code(loop.stop_signal)
+        return interrupted_exit_code(stop_signal)
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def exit_within(run_dir: Path, code: int) -> int:
+    """`code`, the process's exit code from now on: all is said, the process ends within a bound
+    (threads still running at exit are named in sflow.log, and do not hold it)."""
+    from sflow.lifecycle.exit_deadline import ExitDeadline
+
+    ExitDeadline(hard_exit=True).arm(None, [run_dir / "sflow.log"], code)
+    return code
 
 
 def _write_report(run_dir: Path) -> None:

@@ -19,6 +19,8 @@ from sflow.record.status import (
     read_status,
     span,
 )
+from sflow.slurm.cancel import unconfirmed
+from sflow.slurm.journal import read_journal
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -58,13 +60,31 @@ def show_runs(
     if not rows:
         return f"no runs under {output_dir}" + (" that match" if workflow or state or since else "")
     shown = rows[-last:] if last > 0 else rows
+    marked = {r.run_id for r in shown if r.state == "killed" and submitting(r.run_dir)}
     table = format_table(
         ("RUN", "WORKFLOW", "STATE", "STARTED", "DURATION", "TASKS"),
-        [(r.run_id, r.workflow, r.state, clock(r.started), span(r.duration), tally(r.counts)) for r in shown],
+        [_run_row(r, r.run_id in marked) for r in shown],
     )
     if len(shown) < len(rows):
         table += f"\n({len(rows) - len(shown)} older run(s) not shown; --last 0 shows all)"
+    if marked:
+        table += f"\n* {SUBMITTING_NOTE}"
     return table
+
+
+def _run_row(row: RunRow, marked: bool) -> tuple[str, ...]:
+    state = row.state + ("*" if marked else "")
+    return (row.run_id, row.workflow, state, clock(row.started), span(row.duration), tally(row.counts))
+
+
+SUBMITTING_NOTE = (
+    "sflow died while submitting Slurm jobs whose ids it never recorded: sflow cancel RUN finds them"
+)
+
+
+def submitting(run_dir: Path) -> int:
+    """How many submissions the run was making when its sflow died (no job id in its journal)."""
+    return len(unconfirmed(read_journal(run_dir)))
 
 
 # -- sflow status -----------------------------------------------------------------------------------
@@ -97,6 +117,9 @@ def _status_head(status: RunStatus) -> str:
             f"\nstarted {clock(status.started)}; {who} is gone without finishing the run: "
             "states are the last it recorded"
         )
+        pending = submitting(status.run_dir)
+        if pending:
+            head += f"\n{pending} submission(s) under way: {SUBMITTING_NOTE}"
     else:
         took = status.ended - status.started if status.ended and status.started else None
         head += f"\nstarted {clock(status.started)}, took {span(took)}"

@@ -26,7 +26,7 @@ import logging
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -60,6 +60,11 @@ class Call:
     in a Slurm queue or for a `max_concurrent` slot does not count. When it expires the work
     is cancelled and the handle raises `DispatchTimeout`. (Remote executors can bound the
     wait before the start separately: their `queue_timeout` option.)
+
+    `key` makes calls that are attempts of one piece of work never run at once. A sync call
+    the `local` executor runs cannot be interrupted: cancelled or timed out, it goes on in
+    its thread, and the next call with the same key waits until it has returned (that wait
+    counts against the new call's timeout). `call_with_retries` gives its attempts one key.
     """
 
     fn: Callable[..., Any]
@@ -68,6 +73,7 @@ class Call:
     name: str | None = None
     resources: Mapping[str, Any] = field(default_factory=dict)
     timeout: float | None = None
+    key: Hashable | None = None
 
     @property
     def display_name(self) -> str:

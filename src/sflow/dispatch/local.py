@@ -1,21 +1,23 @@
-"""The `local` executor: run calls in this process.
+"""The `local` executor: run calls in this process, as handles.
 
-Async callables run as tasks on the running event loop; sync callables run in a thread
-pool so they never block the loop. Useful for tests, laptops and cheap tasks; a thread
-that already runs cannot be interrupted, so cancelling it only stops waiting for it.
+Each call runs through `sflow.dispatch.in_process`, as a flow's in-process tasks do: async
+callables on the running event loop, sync ones in a thread pool (in a copy of the
+submitter's context variables) so they never block the loop. Useful for tests, laptops and
+cheap tasks. A thread that already runs cannot be interrupted, so cancelling (or timing
+out) a sync call only stops waiting for it; the next call with the same `Call.key` waits
+until it has returned.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import functools
-import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sflow.dispatch.executor import Executor, Handle
+from sflow.dispatch.in_process import InProcess
 from sflow.dispatch.options import parse_options
 
 
@@ -23,7 +25,7 @@ from sflow.dispatch.options import parse_options
 class LocalOptions:
     """`executor_config` of the local executor."""
 
-    max_workers: int | None = None  # thread-pool size for sync callables (None: Python's default)
+    max_workers: int | None = None  # thread-pool size for sync callables (None: at least 32)
     max_concurrent: int | None = None  # calls running at once, sync and async together
     timeout: float | None = None  # default per-call timeout in seconds
 
@@ -38,18 +40,13 @@ class LocalExecutor(Executor):
     def __init__(self, config: Mapping[str, Any] | LocalOptions | None = None) -> None:
         self.options = parse_options(LocalOptions, config, "local executor")
         super().__init__(default_timeout=self.options.timeout)
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        self.in_process = InProcess(self.options.max_workers)
         self._slots = asyncio.Semaphore(self.options.max_concurrent) if self.options.max_concurrent else None
         self._running: dict[str, asyncio.Task[Any]] = {}
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> None:
         parse_options(LocalOptions, config, "local executor")
-
-    async def _start(self) -> None:
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=self.options.max_workers, thread_name_prefix="sflow-local"
-        )
 
     async def _launch(self, handles: list[Handle]) -> None:
         for handle in handles:
@@ -72,13 +69,7 @@ class LocalExecutor(Executor):
         handle.host = "localhost"
         handle.mark_started()
         try:
-            if inspect.iscoroutinefunction(call.fn):
-                value = await call.fn(*call.args, **call.kwargs)
-            else:
-                bound = functools.partial(call.fn, *call.args, **call.kwargs)
-                value = await asyncio.get_running_loop().run_in_executor(self._pool, bound)
-                if inspect.isawaitable(value):  # a sync wrapper returning a coroutine
-                    value = await value
+            value = await self.in_process.call(call.fn, call.args, call.kwargs, key=call.key)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # the callable's own failure, whatever it is
@@ -93,5 +84,4 @@ class LocalExecutor(Executor):
                 task.cancel()
 
     async def _close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        self.in_process.close()

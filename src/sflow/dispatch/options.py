@@ -18,6 +18,7 @@ from sflow.dispatch.errors import DispatchConfigError
 from sflow.errors import suggest
 
 T = TypeVar("T")
+_HINTS: dict[type, dict[str, Any]] = {}
 
 
 def parse_options(cls: type[T], config: Mapping[str, Any] | T | None, where: str) -> T:
@@ -34,13 +35,21 @@ def parse_options(cls: type[T], config: Mapping[str, Any] | T | None, where: str
             raise DispatchConfigError(
                 f"{where}: unknown key {key!r}{suggest(str(key), fields)} (valid keys: {', '.join(sorted(fields))})"
             )
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     for key, value in config.items():
         _check_type(where, key, value, hints.get(key))
     try:
         return cls(**config)
     except (TypeError, ValueError) as exc:
         raise DispatchConfigError(f"{where}: {exc}") from exc
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    """An options class's annotations, resolved once: an executor is built for every flow run."""
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    return hints
 
 
 def _check_type(where: str, key: str, value: Any, hint: Any) -> None:

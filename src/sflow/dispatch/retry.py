@@ -25,10 +25,17 @@ log = logging.getLogger(__name__)
 async def call_with_retries(executor: Executor, call: Call, policy: RetryPolicy) -> Any:
     """Run `call` on `executor`, resubmitting on failure up to `policy.count` times.
 
-    A cancelled call is not retried; the last failure is raised as is.
+    A cancelled call is not retried; the last failure is raised as is. The attempts share
+    one `Call.key` (their own, unless the call has one), so in process a retry never runs
+    beside an attempt that timed out and still runs in its thread.
     """
     import asyncio  # this module is imported by the worker, which must start fast
+    import dataclasses
 
+    from sflow.dispatch.executor import new_id
+
+    if call.key is None:
+        call = dataclasses.replace(call, key=new_id())
     attempt = 1
     while True:
         handle = await executor.submit(call)

@@ -42,7 +42,7 @@ from sflow.flow.errors import (
 )
 from sflow.flow.resolve import ResolvedTask, resolve
 from sflow.flow.run import FlowRun, first_failure
-from sflow.flow.task import MapSpec, RetriesSpec, TaskSpec, make_spec
+from sflow.flow.task import MapSpec, ReadsSpec, RetriesSpec, TaskSpec, make_spec
 from sflow.lifecycle.host import OwnLoop
 from sflow.lifecycle.settings import RunSettings
 
@@ -144,6 +144,7 @@ class Flow:
         max_concurrent: int | None = None,
         resources: Mapping[str, Any] | None = None,
         map_timeout: float | None = None,
+        reads: ReadsSpec = None,
     ) -> Callable[[F], F]: ...
 
     def task(
@@ -157,7 +158,8 @@ class Flow:
         `map`: an iterable, or the name of a task or input to iterate over; `map_param`: the
         parameter receiving each item (needed when that is ambiguous); `max_concurrent`: items
         of a map running at once; `resources`: executor resources (Slurm: partition, time, mem, gpus,
-        ...). Unset options take the environment's defaults. A mistake in an option is a
+        ...); `reads`: files and folders the function reads, whose content becomes part of its
+        fingerprint (`resume=`). Unset options take the environment's defaults. A mistake in an option is a
         `FlowDefinitionError` naming the task and the line of its `def`.
         """
 

@@ -2,11 +2,15 @@
 called again; their stored results are loaded instead.
 
 A function's fingerprint covers its code (its source text, or its bytecode where there is no
-source), the flow inputs it takes (a digest of their pickles), the options that decide its
-result (map, map_param, environment, resources; not retries, timeouts or concurrency) and the
-fingerprints of the tasks whose results it takes, so an edit reaches everything downstream.
-What the code reads from elsewhere (globals, files) is not covered. Results are stored as
-`<run>/<task>/result.pkl` with sflow's pickling (cloudpickle), written once the task succeeded.
+source), the flow inputs it takes (a digest of their pickles), the content of the files and
+folders it declares with `reads=`, the options that decide its result (map, map_param,
+environment, resources; not retries, timeouts or concurrency) and the fingerprints of the
+tasks whose results it takes, so an edit reaches everything downstream. What the code reads
+from elsewhere without declaring it (globals, closure variables, the functions it calls,
+other files) is not covered: Python cannot tell those apart from what does not matter, so a
+task says what else it depends on (a flow input for a value, `reads=` for a file). Results
+are stored as `<run>/<task>/result.pkl` with sflow's pickling (cloudpickle), written once
+the task succeeded.
 """
 
 from __future__ import annotations
@@ -31,6 +35,12 @@ from sflow.record.runs import find_run
 from sflow.record.status import run_alive
 
 RESULT_FILE = "result.pkl"
+COMPARED = (
+    "resume: a task is kept when it succeeded and its code, the flow inputs it takes, the files "
+    "its reads= names, its map, map_param, environment and resources, and the tasks it takes "
+    "results from are unchanged; globals, closure variables, functions it calls and files not "
+    "in reads= are not compared"
+)
 
 
 def fingerprints(tasks: Sequence[ResolvedTask], inputs: Mapping[str, Any]) -> dict[str, str]:
@@ -62,7 +72,7 @@ class Resumed:
         """For sflow.log: `resume: keep prepare (succeeded, unchanged)`, one per task."""
         head = f"resuming run {self.earlier.run_id} ({self.earlier.run_dir})"
         rows = [f"resume: {'keep' if d.keep else 'run'} {n} ({d.reason})" for n, d in self.decisions.items()]
-        return [head, *rows]
+        return [head, COMPARED, *rows]
 
 
 def plan_resume(
@@ -116,7 +126,7 @@ def load_result(task_dir: Path) -> Any:
 def _definition(task: ResolvedTask, inputs: Mapping[str, str]) -> dict[str, Any]:
     options = task.spec.options
     source = options.map if isinstance(options.map, str) or options.map is None else _value(options.map)
-    return {
+    definition = {
         "code": _code(task.spec.fn),
         "inputs": {n: inputs[n] for n in task.feeds if n in inputs and n not in task.deps},
         "map": source,
@@ -124,6 +134,34 @@ def _definition(task: ResolvedTask, inputs: Mapping[str, str]) -> dict[str, Any]
         "environment": task.environment.name,
         "resources": dict(options.resources),
     }
+    if options.reads:  # only then: the fingerprints of tasks without reads= stay as they were
+        definition["reads"] = {path: _content(Path(path)) for path in options.reads}
+    return definition
+
+
+def _content(path: Path) -> str:
+    """A digest of a file's bytes, or of a folder's files (their paths inside it and bytes).
+
+    A missing path is "missing" (it may be optional: a task that ran without it is kept while
+    it stays missing); one that cannot be read never matches, so the task runs again.
+    """
+    try:
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file())
+            return digest([[p.relative_to(path).as_posix(), _file_digest(p)] for p in files])
+        return _file_digest(path)
+    except FileNotFoundError:
+        return "missing"
+    except OSError:
+        return "unreadable-" + secrets.token_hex(8)
+
+
+def _file_digest(path: Path) -> str:
+    sha = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
 
 
 def _code(fn: Any) -> str:

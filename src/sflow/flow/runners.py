@@ -1,35 +1,29 @@
 """Where a task's function runs: in this process, or through a `sflow.dispatch` executor.
 
 A runner has two verbs: `call` (one invocation) and `map` (one invocation per item, filling
-`out[i]`, each item with its own retries and timeout). The `local` environment runs in process: async functions directly on the loop,
-sync functions in threads. Every other environment goes through its dispatch executor,
-one `submit` per call and one `submit_many` per map (a Slurm job array).
+`out[i]`, each item with its own retries and timeout). The `local` environment runs in
+process through its executor's `InProcess` (async functions on the loop, sync ones in
+threads), called directly: a handle per call or per item would cost more than a trivial
+item. Every other environment goes through its dispatch executor, one `submit` per call
+and one `submit_many` per map (a Slurm job array).
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import contextvars
+import contextlib
 import dataclasses
 import functools
-import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from sflow.dispatch.config import Environment
 from sflow.dispatch.errors import DispatchCancelled, DispatchTimeout
 from sflow.dispatch.executor import Call, Executor, Handle
+from sflow.dispatch.in_process import OwnThreads
+from sflow.dispatch.local import LocalExecutor
 from sflow.flow.errors import TaskTimeout
-from sflow.flow.fanout import (
-    ItemRetry,
-    default_threads,
-    map_async,
-    map_items,
-    map_threads,
-    note_item,
-    own_thread,
-)
+from sflow.flow.fanout import ItemRetry, map_items, note_item
 from sflow.flow.resolve import ResolvedTask
 from sflow.slurm.journal import SlurmJournal
 
@@ -53,49 +47,26 @@ class Runner(Protocol):
     async def aclose(self) -> None: ...
 
 
-CallKey = str | tuple[str, int]  # a task, or one item of a mapped task
+class InProcessRunner:
+    """The `local` environment: its executor's in-process runner, called directly (no handles).
 
-
-class LocalRunner:
-    """In process: async functions on the running loop, sync ones in threads.
-
-    A sync function cannot be interrupted: after a timeout its call goes on in its thread.
-    The next attempt of the same task (or map item) waits until it has returned, so two
-    attempts of one never run at once; that wait counts against the new attempt's own
-    timeout. A map item with a timeout runs each attempt in a thread of its own, so a call
-    that timed out holds up no other item.
+    A task's call and each attempt of a map item are keyed by the task (and item), so a
+    sync call that timed out and still runs in its thread never overlaps the next attempt
+    (`sflow.dispatch.in_process`); that wait counts against the new attempt's own timeout.
+    A map item with a timeout runs each attempt in a thread of its own, so a call that
+    timed out holds up no other item. A map without per-item rules takes the fast path.
     """
 
-    def __init__(self, max_workers: int | None = None) -> None:
-        self.max_workers = max_workers
-        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
-        self._threads: dict[CallKey, concurrent.futures.Future[Any]] = {}  # its last call's thread
+    def __init__(self, executor: LocalExecutor) -> None:
+        self.executor = executor
+        self.in_process = executor.in_process
 
     async def call(self, task: ResolvedTask, values: Mapping[str, Any], info: dict[str, Any]) -> Any:
-        fn = task.spec.fn
+        spec = task.spec
         kwargs = task.kwargs(values)
-        if task.spec.is_async:
-            return await fn(**kwargs)
-        if self._pool is None:
-            self._pool = concurrent.futures.ThreadPoolExecutor(
-                self.max_workers or max(32, default_threads()), thread_name_prefix="sflow-task"
-            )
-        bound = functools.partial(contextvars.copy_context().run, fn, **kwargs)
-        pool = self._pool
-        return await self._in_thread(task.name, lambda: pool.submit(bound), info)
-
-    async def _in_thread(
-        self, key: CallKey, start: Callable[[], concurrent.futures.Future[Any]], info: dict[str, Any]
-    ) -> Any:
-        """Start a sync call once the key's earlier call has returned; await its value."""
-        earlier = self._threads.get(key)
-        if earlier is not None and not earlier.done():
-            info["waiting"] = "for an earlier attempt's call, still running in its thread"
-            await asyncio.wait({_watched(earlier)})
-            del info["waiting"]
-        running = self._threads[key] = start()
-        value = await asyncio.wrap_future(running)  # a timeout stops the wait, not the thread
-        return await value if inspect.isawaitable(value) else value
+        return await self.in_process.call(
+            spec.fn, (), kwargs, is_async=spec.is_async, key=task.name, info=info
+        )
 
     async def map(
         self,
@@ -108,48 +79,44 @@ class LocalRunner:
         rule: ItemRetry,
     ) -> None:
         call = task.item_caller(values)
-        threads = task.max_concurrent or self.max_workers or default_threads()
+        is_async = task.spec.is_async
+        name = f"sflow-{task.name}"
         if not rule.needed:
-            if task.spec.is_async:
-                await map_async(task.name, call, items, indices, out, task.max_concurrent)
-            else:
-                await map_threads(task.name, call, items, indices, out, threads)
+
+            def failed(exc: BaseException, index: int) -> None:
+                note_item(exc, task.name, index, len(items))
+
+            await self.in_process.map(
+                call,
+                items,
+                indices,
+                out,
+                is_async=is_async,
+                limit=task.max_concurrent,
+                name=name,
+                failed=failed,
+            )
             return
+        threads = self.in_process.thread_count(task.max_concurrent)
+        with contextlib.ExitStack() as stack:
+            # with a timeout, a call that timed out runs on: each attempt gets a thread of its own,
+            # so it holds up no other item; without one, every attempt has returned before the next
+            pool = None
+            if not is_async and rule.timeout is None:
+                pool = stack.enter_context(self.in_process.threads(threads, name))
 
-        # with a timeout, a call that timed out runs on: each attempt gets a thread of its own, so
-        # it holds up no other item; without one, every attempt has returned before the next
-        pool = None
-        if not task.spec.is_async and rule.timeout is None:
-            pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix=f"sflow-{task.name}")
+            def attempt(index: int) -> Callable[[dict[str, Any]], Awaitable[Any]]:
+                item, key = items[index], (task.name, index)
+                runs_on = pool if pool is not None or is_async else OwnThreads(f"{name}-{index}")
+                return lambda info: self.in_process.call(
+                    call, (item,), is_async=is_async, key=key, info=info, threads=runs_on
+                )
 
-        def attempt(index: int) -> Callable[[dict[str, Any]], Awaitable[Any]]:
-            item = items[index]
-            if task.spec.is_async:
-                return lambda _info: call(item)
-            bound = functools.partial(contextvars.copy_context().run, call, item)
-            name = f"sflow-{task.name}-{index}"
-            start = (lambda: pool.submit(bound)) if pool is not None else (lambda: own_thread(bound, name))
-            return lambda info: self._in_thread((task.name, index), start, info)
-
-        limit = task.max_concurrent if task.spec.is_async else threads
-        try:
+            limit = task.max_concurrent if is_async else threads
             await map_items(task.name, attempt, len(items), indices, out, limit, rule)
-        finally:
-            if pool is not None:
-                pool.shutdown(wait=False, cancel_futures=True)
-            for index in indices:
-                self._threads.pop((task.name, index), None)
 
     async def aclose(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _watched(thread: concurrent.futures.Future[Any]) -> asyncio.Future[Any]:
-    """An asyncio future following `thread`; its outcome (an earlier attempt's) is not reported again."""
-    future = asyncio.wrap_future(thread)
-    future.add_done_callback(lambda f: f.cancelled() or f.exception())
-    return future
+        await self.executor.aclose()
 
 
 class ExecutorRunner:
@@ -317,11 +284,10 @@ class Runners:
 
 
 async def _open(env: Environment, journal: SlurmJournal | None) -> Runner:
-    if env.executor == "local":
-        max_workers = env.executor_config.get("max_workers")
-        return LocalRunner(max_workers if isinstance(max_workers, int) else None)
     executor = env.create_executor()
     if hasattr(executor, "journal"):  # it submits Slurm jobs
         executor.journal = journal
     await executor.start()
+    if isinstance(executor, LocalExecutor):
+        return InProcessRunner(executor)
     return ExecutorRunner(executor)

@@ -10,17 +10,20 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import linecache
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from sflow.dispatch.in_process import is_coroutine_function
 from sflow.engine import RetryPolicy
 from sflow.errors import suggest
 from sflow.flow.errors import FlowDefinitionError
 
 RetriesSpec = int | Mapping[str, Any] | RetryPolicy | None
 MapSpec = str | Iterable[Any] | None
+ReadsSpec = str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | None
 
 _FEEDABLE = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
@@ -55,6 +58,7 @@ class TaskOptions:
     max_concurrent: int | None = None
     map_timeout: float | None = None
     resources: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    reads: tuple[str, ...] = ()  # files and folders whose content is part of the fingerprint
 
     @property
     def mapped(self) -> bool:
@@ -127,12 +131,6 @@ def make_spec(fn: Callable[..., Any], name: str | None, options: Mapping[str, An
     return TaskSpec(task_name, fn, is_coroutine_function(fn), params, checked, def_file, def_line)
 
 
-def is_coroutine_function(fn: Callable[..., Any]) -> bool:
-    """`async def` functions, also behind `functools.partial` or an async `__call__`."""
-    inner = getattr(fn, "func", fn)  # functools.partial
-    return inspect.iscoroutinefunction(inner) or inspect.iscoroutinefunction(type(inner).__call__)
-
-
 def make_options(
     *,
     retries: RetriesSpec = None,
@@ -143,6 +141,7 @@ def make_options(
     max_concurrent: int | None = None,
     resources: Mapping[str, Any] | None = None,
     map_timeout: float | None = None,
+    reads: ReadsSpec = None,
 ) -> TaskOptions:
     """Validate decorator options (types and ranges) into a `TaskOptions`."""
     for key, seconds in (("timeout", timeout), ("map_timeout", map_timeout)):
@@ -182,7 +181,23 @@ def make_options(
         max_concurrent=max_concurrent,
         resources=MappingProxyType(dict(resources or {})),
         map_timeout=None if map_timeout is None else float(map_timeout),
+        reads=_paths(reads),
     )
+
+
+def _paths(reads: ReadsSpec) -> tuple[str, ...]:
+    """`reads=`: one path or a list of them (str or `os.PathLike`), as strings."""
+    if reads is None:
+        return ()
+    if isinstance(reads, (str, os.PathLike)):
+        reads = [reads]
+    elif isinstance(reads, bytes) or not isinstance(reads, Iterable):
+        raise FlowDefinitionError(f"reads must be a path or a list of paths, got {type(reads).__name__}")
+    paths = list(reads)
+    for path in paths:
+        if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+            raise FlowDefinitionError(f"reads must list paths (str or os.PathLike), got {path!r}")
+    return tuple(dict.fromkeys(os.fspath(p) for p in paths))
 
 
 def parse_retries(value: Any, where: str = "") -> RetryPolicy | None:

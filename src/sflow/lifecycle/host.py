@@ -13,6 +13,8 @@
 - A library call, once everything is stopped and recorded, ends as the process would have
   without sflow: a SIGINT raises `KeyboardInterrupt`, a SIGTERM `SystemExit(143)`. The
   command line reports the interrupted run and exits with its own code instead.
+- Once the run is recorded, what the loop's shutdown still waits for is said and bounded
+  (`sflow.lifecycle.exit_deadline`); a command-line run exits with its code at the bound.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ import warnings
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
-from sflow.lifecycle.scope import active_scopes
+from sflow.lifecycle.exit_deadline import ExitDeadline
+from sflow.lifecycle.scope import active_scopes, run_logs
 from sflow.proc.orphans import adopt_orphans as become_subreaper
 
 T = TypeVar("T")
@@ -41,11 +44,13 @@ class OwnLoop:
     before the loop runs, or as it ends, is never lost, and the run still ends as it says.
     """
 
-    def __init__(self, *, command_line: bool = False) -> None:
+    def __init__(self, *, command_line: bool = False, exit_code: Callable[[Any], int] | None = None) -> None:
         self.command_line = command_line
         self.stop_signal: signal.Signals | None = None
+        self._exit_code = exit_code  # the process's exit code for main's result (command line)
         self._hits = 0  # signals received
         self._acted = 0  # signals the loop has acted on
+        self._deadline: ExitDeadline | None = None  # armed once the run is recorded
 
     def run(self, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
         """`main()` to completion; see the module doc for what signals do."""
@@ -55,11 +60,17 @@ class OwnLoop:
         handled = [sig for sig in STOP_SIGNALS if self.command_line or _ours_to_handle(sig)]
         previous = {sig: signal.getsignal(sig) for sig in handled}
 
+        deadline = self._deadline = ExitDeadline(hard_exit=self.command_line)
+
         async def body() -> T:
             _use_pidfd_watcher()
             task = asyncio.ensure_future(main())
-            with self._stop_on_signals(task, handled):
-                return await task
+            try:
+                with self._stop_on_signals(task, handled):
+                    return await task
+            finally:  # the run is recorded: the shutdown of the loop that follows is bounded
+                loop = asyncio.get_running_loop()
+                deadline.arm(loop, run_logs(loop), self._code(task))
 
         try:
             for sig in handled:
@@ -70,16 +81,25 @@ class OwnLoop:
                 raise _as_signal_exit(self.stop_signal) from exc
             raise
         finally:
+            deadline.disarm()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         if self.stop_signal is not None and not self.command_line:
             raise _as_signal_exit(self.stop_signal)
         return result
 
+    def _code(self, main: asyncio.Future[Any]) -> int:
+        """The exit code a command-line run ends with, should its shutdown not end by itself."""
+        if main.done() and not main.cancelled() and main.exception() is None and self._exit_code:
+            return self._exit_code(main.result())
+        return 128 + int(self.stop_signal) if self.stop_signal else 1
+
     def _received(self, signum: int, frame: Any) -> None:
         """The Python-level handler: count the signal at once (the loop acts on it when it wakes)."""
         self._hits += 1
         self.stop_signal = self.stop_signal or signal.Signals(signum)
+        if self._deadline is not None and self._deadline.armed:  # the run is over: say what holds it
+            self._deadline.hurry()
 
     @contextlib.contextmanager
     def _stop_on_signals(self, main: asyncio.Future[Any], handled: list[signal.Signals]) -> Iterator[None]:

@@ -9,7 +9,9 @@ the run directory and its listeners, the engine, the teardown that runs whatever
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from sflow.engine import Engine, Event, Outcome, RunResult, State, Unit, UnitResult
@@ -20,6 +22,7 @@ from sflow.record.run_dir import RunRecord
 Listener = Callable[[Event], None]
 
 _ACTIVE: set[RunScope] = set()  # runs whose engine a signal should stop (see sflow.lifecycle.host)
+_RAN: weakref.WeakSet[RunScope] = weakref.WeakSet()  # every run that started, while it is referenced
 
 
 class NotStarted(Exception):
@@ -64,6 +67,7 @@ class RunScope:
         why_not_started = "interrupted before any task started"
         self.loop = asyncio.get_running_loop()
         _ACTIVE.add(self)
+        _RAN.add(self)
         try:
             try:
                 units = await prepare()
@@ -120,6 +124,11 @@ class RunScope:
 def active_scopes(loop: asyncio.AbstractEventLoop) -> list[RunScope]:
     """The runs in progress on `loop`."""
     return [scope for scope in _ACTIVE if scope.loop is loop]
+
+
+def run_logs(loop: asyncio.AbstractEventLoop) -> list[Path]:
+    """sflow.log of each recorded run that ran on `loop`."""
+    return [scope.record.run_dir / "sflow.log" for scope in list(_RAN) if scope.loop is loop and scope.record]
 
 
 def _not_started(order: Sequence[str], reason: str) -> RunResult:

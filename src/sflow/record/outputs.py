@@ -1,5 +1,7 @@
 """A task's outputs in the run directory: `<task>/outputs.json`, and one CSV table per sweep.
 
+`outputs.json` is the values by name; for a task whose outputs are templates (nv-sflow's form) it
+is nv-sflow's layout, which scripts written for nv-sflow read: `{"task", "specs", "outputs"}`.
 A sweep's table has one row per replica: its index, its sweep values, its outputs.
 """
 
@@ -12,12 +14,23 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+_NV_LAYOUT = frozenset({"task", "specs", "outputs"})
 
-def write_outputs(task_dir: Path, values: Mapping[str, Any]) -> Path:
-    """`<task_dir>/outputs.json`, replaced atomically so a reader never sees half a file."""
+
+def write_outputs(
+    task_dir: Path,
+    values: Mapping[str, Any],
+    nv_layout: tuple[str, list[dict[str, str]]] | None = None,
+) -> Path:
+    """`<task_dir>/outputs.json`, replaced atomically so a reader never sees half a file;
+    `nv_layout` (the task's name and its templates' specs) wraps the values as nv-sflow does."""
     path = task_dir / "outputs.json"
+    data: dict[str, Any] = dict(values)
+    if nv_layout is not None:
+        data = {"task": nv_layout[0], "specs": nv_layout[1], "outputs": data}
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(dict(values), indent=2, default=str) + "\n", encoding="utf-8")
+    text = json.dumps(data, indent=2, default=str, sort_keys=nv_layout is not None)  # as nv-sflow writes it
+    tmp.write_text(text + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return path
 
@@ -28,6 +41,8 @@ def read_outputs(task_dir: Path) -> dict[str, Any]:
         values = json.loads((task_dir / "outputs.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
+    if isinstance(values, dict) and set(values) == _NV_LAYOUT:
+        values = values["outputs"]
     return values if isinstance(values, dict) else {}
 
 

@@ -6,7 +6,15 @@ import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, ConfigDict, Field, PlainValidator, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from sflow.schema.base import SpecModel
 from sflow.schema.fieldtypes import (
@@ -239,16 +247,25 @@ class Probes(SpecModel):
 
 
 class Output(SpecModel):
-    """A value captured from the task's log by a regex with one group (or a named group)."""
+    """Values picked out of the task's log, or of a file it wrote (`source`). Two forms, told apart
+    by `name`: with it, `pattern` is a regex with one group (or a group named like the output),
+    its last match converted to `type`; without it, `pattern` is a format-style template matched
+    against whole lines (nv-sflow's form, `TTFT: {ttft:f} ms`), each named field an output."""
 
-    name: str
+    name: str | None = None
     pattern: str
-    type: str = "string"
+    type: str | None = None  # the regex form's; the template form types its fields itself
+    source: str = Field(default="stdout", min_length=1)  # stdout, stderr, log: the task's log
 
     @field_validator("pattern")
     @classmethod
-    def _one_group(cls, pattern: str) -> str:
+    def _valid_pattern(cls, pattern: str, info: ValidationInfo) -> str:
         if is_expression(pattern):
+            return pattern
+        if info.data.get("name") is None:
+            from sflow.schema.templates import compile_template
+
+            compile_template(pattern)
             return pattern
         compiled = compile_regex(pattern)
         if compiled.groups != 1 and not compiled.groupindex:
@@ -257,7 +274,11 @@ class Output(SpecModel):
 
     @field_validator("type")
     @classmethod
-    def _known_type(cls, value: str) -> str:
+    def _known_type(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return value
+        if info.data.get("name") is None:
+            raise ValueError("'type' goes with 'name' (a regex); a template types its fields: {name:f}")
         if value == "json":
             return value
         try:

@@ -4,6 +4,10 @@ A run killed outright (SIGKILL, the OOM killer, a lost login node) cannot clean 
 this file is how `sflow cancel RUN` finds what it left: the allocations sflow made (`owned`), the
 one it ran inside (not owned: never cancelled), the steps it started, the jobs a Python flow
 dispatched. One JSON object a line, flushed as it is written, so a crash loses nothing.
+
+A submission is journalled twice: its tag (the job's unique `--comment`) before sbatch or salloc
+runs, its job id once they print it. A run killed in between left a job whose id it never
+learned; `sflow cancel` finds it in Slurm by that tag.
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ from typing import IO, Any
 JOURNAL_NAME = "slurm.jsonl"
 
 ALLOCATION, STEP, JOB = "allocation", "step", "job"  # what an entry names
+SUBMITTING = "submitting"  # a submission under way: its id is the tag its job carries in Slurm
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One Slurm id a run held: an allocation (`owned` when sflow made it), a step, a dispatched job."""
+    """One Slurm id a run held: an allocation (`owned` when sflow made it), a step, a dispatched job;
+    or the tag of a submission under way (`SUBMITTING`)."""
 
     kind: str
     slurm_id: str
@@ -33,6 +39,13 @@ class Entry:
     def job_id(self) -> str:
         """The job the id belongs to (`123` for step `123.4` or array element `123_4`)."""
         return self.slurm_id.split(".", 1)[0].split("_", 1)[0]
+
+    @property
+    def tag(self) -> str | None:
+        """The tag its job carries in Slurm (`--comment`), when it was submitted tagged."""
+        if self.kind == SUBMITTING:
+            return self.slurm_id
+        return next((str(value) for key, value in self.info if key == "tag"), None)
 
 
 class SlurmJournal:
@@ -45,7 +58,8 @@ class SlurmJournal:
         self._lock = threading.Lock()  # dispatch executors may add from worker threads
 
     def add(self, kind: str, slurm_id: str, *, owned: bool = True, **info: Any) -> None:
-        """Record `slurm_id` now (idempotent per kind and id)."""
+        """Record `slurm_id` now (idempotent per kind and id); `info` values that are None are left out."""
+        info = {key: value for key, value in info.items() if value is not None}
         entry = Entry(kind, str(slurm_id), owned, tuple(sorted(info.items())))
         with self._lock:
             if any(e.kind == kind and e.slurm_id == entry.slurm_id for e in self.entries):

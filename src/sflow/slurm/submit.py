@@ -7,6 +7,9 @@ knows its id. With a unique comment it can be found again:
 - a cancelled submission: the job is looked up for a short while (the controller may still
   be working on the request) and scancelled.
 
+With a journal, the tag is written to the run's `slurm.jsonl` before sbatch runs: a run killed
+before sbatch printed the id leaves a job `sflow cancel` still finds (`tagged_jobs`).
+
 Both the dispatch Slurm executor and `sflow batch --submit` submit this way.
 """
 
@@ -17,7 +20,7 @@ import getpass
 import logging
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from sflow.slurm.commands import (
@@ -25,9 +28,11 @@ from sflow.slurm.commands import (
     RETRY_SUBMIT,
     SlurmCommandError,
     SlurmResult,
+    normalize_state,
     run_once,
     run_slurm,
 )
+from sflow.slurm.journal import SUBMITTING, SlurmJournal
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +42,37 @@ CLEANUP_WINDOW = 2.0  # seconds to look for the job of a cancelled sbatch
 def new_tag(prefix: str = "sflow") -> str:
     """A comment no other job has: `<prefix>:<random>`."""
     return f"{prefix}:{secrets.token_hex(8)}"
+
+
+@dataclass(frozen=True)
+class TaggedJob:
+    """A job of ours found by its tag: its id (an array's: the array id) and state."""
+
+    job_id: str
+    state: str
+
+
+async def tagged_jobs(
+    names: Collection[str],
+    tags: Collection[str],
+    *,
+    squeue: Sequence[str] = ("squeue",),
+    timeout: float = 60.0,
+    error_type: type[SlurmCommandError] = SlurmCommandError,
+) -> dict[str, TaggedJob]:
+    """{tag: job} of this user's jobs named one of `names` whose comment is one of `tags`, in any
+    state Slurm still lists. Only this user's jobs: another's may carry the same comment."""
+    if not names or not tags:
+        return {}
+    argv = [*squeue, "-h", "-t", "all", "-u", getpass.getuser(), "-n", ",".join(sorted(names))]
+    result = await run_once([*argv, "-o", "%i|%k|%T"], timeout=timeout, error_type=error_type)
+    found: dict[str, TaggedJob] = {}
+    for line in result.stdout.splitlines():
+        job, comment, state = [*line.split("|", 2), ""][:3]
+        if comment.strip() in tags:
+            job_id = job.strip().split("_", 1)[0]
+            found.setdefault(comment.strip(), TaggedJob(job_id, normalize_state(state)))
+    return found
 
 
 @dataclass
@@ -52,9 +88,12 @@ class TaggedSubmission:
     error_type: type[SlurmCommandError] = SlurmCommandError
     cleanup_window: float = CLEANUP_WINDOW
     cancelled_job: str | None = None  # the job a cancelled submission had created (scancelled)
+    journal: SlurmJournal | None = None  # where the tag goes before sbatch runs
 
     async def submit(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> SlurmResult:
         """Run sbatch (retrying transient errors, adopting a job whose answer was lost)."""
+        if self.journal is not None:
+            self.journal.add(SUBMITTING, self.tag, name=self.job_name)
 
         async def adopt() -> SlurmResult | None:
             found = await self.find()
@@ -78,16 +117,17 @@ class TaggedSubmission:
 
     async def find(self) -> str | None:
         """The id of our job with this comment (an array: its id), in any state; None if none."""
-        argv = [*self.squeue, "-h", "-t", "all", "-u", getpass.getuser(), "-n", self.job_name, "-o", "%i|%k"]
         try:
-            result = await run_once(argv, timeout=self.timeout, error_type=self.error_type)
+            found = await tagged_jobs(
+                [self.job_name],
+                [self.tag],
+                squeue=self.squeue,
+                timeout=self.timeout,
+                error_type=self.error_type,
+            )
         except SlurmCommandError:
             return None
-        for line in result.stdout.splitlines():
-            job, _, comment = line.partition("|")
-            if comment.strip() == self.tag:
-                return job.strip().split("_", 1)[0]
-        return None
+        return found[self.tag].job_id if self.tag in found else None
 
     async def cancel_unanswered(self) -> str | None:
         """scancel the job a cancelled sbatch may have created; its id, or None when none showed up.

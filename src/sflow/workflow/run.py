@@ -36,7 +36,7 @@ from sflow.workflow.context import (
     task_scope,
 )
 from sflow.workflow.monitors import Monitors, Placed, RunningMonitor, task_targets, workflow_targets
-from sflow.workflow.outputs import extract_outputs
+from sflow.workflow.outputs import extract_outputs, is_template
 from sflow.workflow.plan import TaskInstance, at_request
 from sflow.workflow.results import task_result, write_results
 from sflow.workflow.run_plan import RunPlan, plan_run
@@ -378,10 +378,12 @@ class WorkflowRun:
 
     async def _collect_outputs(self, inst: TaskInstance, attempt: Attempt, outputs: list[Any]) -> None:
         """Values parsed from the log into `<task>/outputs.json` and the run summary."""
-        values, warnings = await asyncio.to_thread(extract_outputs, attempt.log_path, outputs)
+        task_dir = self.record.task_dir(inst.name)
+        values, warnings = await asyncio.to_thread(extract_outputs, attempt.log_path, outputs, task_dir)
         for warning in warnings:
             self.record.note(f"{inst.name}: {warning}")
-        write_outputs(self.record.task_dir(inst.name), values)
+        specs = [{"pattern": o["pattern"], "source": o["source"]} for o in outputs if is_template(o)]
+        write_outputs(task_dir, values, (inst.name, specs) if specs else None)
         replica_of = inst.task.name if inst.replica_index is not None else None
         self.record.set_outputs(inst.name, values, replica_of, inst.replica_index, inst.sweep)
         if replica_of is not None:

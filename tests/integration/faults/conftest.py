@@ -71,7 +71,14 @@ class SflowRun:
     stderr_path: Path
 
     def wait(self, timeout: float = 300.0) -> int:
-        return self.proc.wait(timeout=timeout)
+        """sflow's exit code; a process that outlived its run record (it says so) fails the test
+        with what held it, from sflow.log."""
+        code = self.proc.wait(timeout=timeout)
+        if "the run is recorded; its process still waits for" in self.stderr:
+            run_dir = self.run_dir()
+            log = (run_dir / "sflow.log").read_text() if run_dir else ""
+            pytest.fail(f"sflow did not exit once its run was recorded:\n{self.stderr}\n{log[-20000:]}")
+        return code
 
     @property
     def stderr(self) -> str:

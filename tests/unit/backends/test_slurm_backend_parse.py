@@ -251,3 +251,9 @@ def test_backend_time_with_a_unit_is_converted_in_salloc_argv() -> None:
     assert salloc_request(config)[-4:] == ["-t", "0:45:00", "-N", "1"]
     with pytest.raises(ValueError, match="invalid Slurm time"):
         SlurmBackendModel(name="slurm", time="soon")
+
+
+def test_salloc_is_tagged_unless_the_user_comments_the_job() -> None:
+    assert salloc_argv({"nodes": 1}, "sflow:run-1:ab")[:2] == ["salloc", "--comment=sflow:run-1:ab"]
+    own = {"nodes": 1, "extra_args": ["--comment=mine"]}
+    assert not [w for w in salloc_argv(own, "sflow:run-1:ab") if "sflow:run-1" in w]  # theirs is kept

@@ -161,6 +161,9 @@ def test_input_and_task_with_same_name() -> None:
         ({"map": 5}, "map"),
         ({"resources": ["mem"]}, "resources"),
         ({"environment": ""}, "environment"),
+        ({"reads": 5}, "reads must be a path or a list of paths, got int"),
+        ({"reads": ["a.csv", 5]}, "reads must list paths"),
+        ({"reads": b"a.csv"}, "reads must be a path"),
     ],
 )
 def test_bad_options_fail_at_decoration_naming_the_task_and_its_line(options: dict, message: str) -> None:

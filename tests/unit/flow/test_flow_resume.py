@@ -82,6 +82,7 @@ def test_a_fixed_step_resumes_after_the_steps_that_succeeded():
     assert (fixed.run_dir / "one" / "result.pkl").is_file()  # linked to the run that made it
     log = (fixed.run_dir / "sflow.log").read_text()
     assert f"resuming run {failed.run_dir.name}" in log and "resume: keep two (succeeded, unchanged)" in log
+    assert "globals, closure variables, functions it calls and files not in reads= are not compared" in log
 
 
 def test_an_edited_first_step_runs_everything_again():
@@ -142,3 +143,48 @@ def test_resume_names_a_run_of_this_flow():
 def test_resume_needs_the_run_record():
     with pytest.raises(sflow.flow.FlowDefinitionError, match="resume needs the run record"):
         sflow.flow("x", record=False, resume="latest")
+
+
+def _counting(resume: str | None = None) -> sflow.flow.Flow:
+    """`count` reads data.csv and the folder conf/ (declared); `total` takes its result."""
+    CALLS.clear()
+    with sflow.flow("files", resume=resume) as f:
+
+        @f.task(reads=["data.csv", Path("conf")])
+        def count():
+            CALLS.append("count")
+            return len(Path("data.csv").read_text().splitlines())
+
+        @f.task
+        def total(count):
+            CALLS.append("total")
+            return count
+
+    return f
+
+
+def test_a_file_declared_in_reads_runs_the_task_again_when_its_content_changes():
+    Path("data.csv").write_text("1\n2\n")
+    Path("conf").mkdir()
+    (Path("conf") / "a.toml").write_text("x = 1\n")
+    _counting()
+    _counting(resume="latest")
+    assert CALLS == []  # same content: kept
+    Path("data.csv").write_text("1\n2\n")  # written again, same bytes: still kept
+    _counting(resume="latest")
+    assert CALLS == []
+    Path("data.csv").write_text("1\n2\n3\n")
+    changed = _counting(resume="latest")
+    assert CALLS == ["count", "total"] and changed.result.total == 3
+    assert changed.run_dir is not None and _plan(changed.run_dir)["count"]["resume"] == "run: changed"
+
+
+def test_a_file_added_to_a_folder_in_reads_runs_the_task_again():
+    Path("data.csv").write_text("1\n")
+    Path("conf").mkdir()
+    _counting()
+    (Path("conf") / "b.toml").write_text("y = 2\n")
+    _counting(resume="latest")
+    assert CALLS == ["count", "total"]
+    _counting(resume="latest")
+    assert CALLS == []

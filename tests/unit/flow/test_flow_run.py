@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 
 import pytest
@@ -157,3 +158,31 @@ def test_flow_timeout() -> None:
             await asyncio.sleep(30)
 
     assert f.states["forever"] is State.CANCELLED
+
+
+REQUEST = contextvars.ContextVar("REQUEST", default="unset")
+
+
+def test_every_in_process_call_sees_the_callers_context_variables_and_keeps_its_own() -> None:
+    """Sync tasks and map items run in threads, each in a copy of the context that started the flow."""
+
+    def read_then_set(item: int = 0) -> str:
+        seen = REQUEST.get()
+        REQUEST.set("set by a task")  # stays in this call
+        return seen
+
+    async def read_async() -> str:
+        return REQUEST.get()
+
+    REQUEST.set("set by the caller")
+    with sflow.flow("ctx", record=False) as f:
+        f.task(read_then_set, name="single")
+        f.task(read_async, name="single_async")
+        f.task(read_then_set, name="after", map=[1, 2])  # the plain path: threads pulling items
+        f.task(read_then_set, name="retried", map=[1, 2], retries=1)  # each attempt on its own
+        f.task(read_then_set, name="timed", map=[1, 2], timeout=30)  # each attempt in a thread of its own
+
+    assert f.result.single == f.result.single_async == "set by the caller"
+    for name in ("after", "retried", "timed"):
+        assert f.result[name] == ["set by the caller"] * 2, name
+    assert REQUEST.get() == "set by the caller"

@@ -6,7 +6,7 @@ import csv
 import json
 from pathlib import Path
 
-from sflow.record.outputs import outputs_table, table_row, write_outputs, write_table_csv
+from sflow.record.outputs import outputs_table, read_outputs, table_row, write_outputs, write_table_csv
 
 
 def test_write_outputs(tmp_path: Path) -> None:
@@ -30,3 +30,16 @@ def test_sweep_table(tmp_path: Path) -> None:
     assert table[0] == columns
     assert table[1] == ["0", "0.1", "32", "0.5", "true", "", ""]
     assert table[2] == ["1", "0.01", "32", "", "", '{"n": 1}', "9"]
+
+
+def test_outputs_of_templates_are_written_in_nv_sflows_layout(tmp_path: Path) -> None:
+    specs = [{"pattern": "TTFT: {ttft:f} ms", "source": "stdout"}]
+    path = write_outputs(tmp_path, {"ttft": [12.5, 13.0]}, nv_layout=("bench", specs))
+    assert json.loads(path.read_text()) == {
+        "task": "bench",
+        "specs": specs,
+        "outputs": {"ttft": [12.5, 13.0]},
+    }
+    assert read_outputs(tmp_path) == {"ttft": [12.5, 13.0]}
+    write_outputs(tmp_path, {"task": "t", "specs": [], "outputs": 1, "more": 2})  # flat, whatever its names
+    assert read_outputs(tmp_path) == {"task": "t", "specs": [], "outputs": 1, "more": 2}

@@ -115,3 +115,92 @@ def test_a_huge_log_is_read_from_its_tail(tmp_path: Path) -> None:
 )
 def test_which_group_is_the_value(name: str, pattern: str, expected: str) -> None:
     assert extract_one("loss=0.25 at step 12\n", name, pattern, "string") == expected
+
+
+def template(pattern: str, source: str | None = None) -> NS:
+    """An output in nv-sflow's form: no name, the pattern's fields name the values."""
+    return NS(name=None, pattern=pattern, source=source)
+
+
+@pytest.fixture
+def bench_log(tmp_path: Path) -> Path:
+    """A benchmark's log written by a real process: stdout and stderr, one CRLF line."""
+    path = tmp_path / "bench.log"
+    script = (
+        "echo 'TTFT: 12.5 ms'; echo 'TTFT: 13.0 ms'; echo 'request 3 TTFT: 99.0 ms'; "
+        "echo 'model=llama tokens=128' >&2; printf 'status: ok\\r\\n'; echo 'tok/s: 1e3'"
+    )
+    with open(path, "wb") as f:
+        subprocess.run(["bash", "-c", script], stdout=f, stderr=subprocess.STDOUT, check=True)
+    return path
+
+
+def test_a_template_takes_every_whole_line_it_matches(bench_log: Path) -> None:
+    values, warnings = extract_outputs(
+        bench_log,
+        [
+            template("TTFT: {ttft:f} ms"),  # twice: a list; the 'request 3' line is no whole match
+            template("model={model} tokens={tokens:d}", source="stderr"),
+            template("status: {status:w}"),
+            template("tok/s: {tps:g}"),
+        ],
+    )
+    assert warnings == []
+    assert values == {"ttft": [12.5, 13.0], "model": "llama", "tokens": 128, "status": "ok", "tps": 1000.0}
+
+
+def test_the_first_template_to_match_a_line_takes_it(bench_log: Path) -> None:
+    values, _ = extract_outputs(bench_log, [template("TTFT: {first} ms"), template("TTFT: {second:f} ms")])
+    assert values == {"first": ["12.5", "13.0"]}
+
+
+def test_a_template_that_matches_nothing_sets_nothing_and_says_so(bench_log: Path) -> None:
+    values, warnings = extract_outputs(
+        bench_log, [template("accuracy: {accuracy:f}"), out("steps", r"steps=(\d+)", "integer")]
+    )
+    assert values == {"steps": None}
+    assert warnings == [
+        r"output 'steps': pattern 'steps=(\\d+)' did not match the log",
+        f"output template 'accuracy: {{accuracy:f}}' matched no line of {bench_log}",
+    ]
+
+
+def test_a_template_reads_a_file_the_task_wrote(tmp_path: Path, bench_log: Path) -> None:
+    (tmp_path / "metrics.txt").write_text("accuracy: 0.91\naccuracy: 0.93\n")
+    values, warnings = extract_outputs(
+        bench_log,
+        [template("accuracy: {accuracy:f}", source="metrics.txt"), template("TTFT: {ttft:f} ms", "log")],
+        task_dir=tmp_path,
+    )
+    assert warnings == []
+    assert values == {"accuracy": [0.91, 0.93], "ttft": [12.5, 13.0]}
+
+
+def test_a_missing_source_file_is_a_warning(tmp_path: Path, bench_log: Path) -> None:
+    values, warnings = extract_outputs(
+        bench_log, [template("a={a:d}", source="absent.txt")], task_dir=tmp_path
+    )
+    assert values == {}
+    assert warnings == [f"outputs: no file at {tmp_path / 'absent.txt'}; its templates matched nothing"]
+
+
+def test_a_template_invalid_once_rendered_is_a_warning(bench_log: Path) -> None:
+    values, warnings = extract_outputs(bench_log, [template("TTFT: {ttft:zz} ms")])
+    assert values == {}
+    assert warnings == [
+        "outputs: invalid output template 'TTFT: {ttft:zz} ms': format spec 'zz' not recognised"
+    ]
+
+
+def test_a_named_output_reads_a_file_the_task_wrote_too(tmp_path: Path, log: Path) -> None:
+    (tmp_path / "final.txt").write_text("loss=0.05\n")
+    values, warnings = extract_outputs(
+        log,
+        [
+            NS(name="loss", pattern=r"loss=([\d.]+)", type="float", source="final.txt"),
+            NS(name="gone", pattern=r"x=(\d)", type=None, source="absent.txt"),
+        ],
+        task_dir=tmp_path,
+    )
+    assert values == {"loss": 0.05, "gone": None}
+    assert warnings == [f"outputs: no file at {tmp_path / 'absent.txt'}; gone not set"]

@@ -13,7 +13,9 @@ naming the job, its state and its log. `cancel`/`aclose` scancel in one batched 
 
 Each sbatch carries a unique `--comment` (`sflow.slurm.submit`): a job whose answer was
 lost is adopted, and one created by an sbatch cancelled meanwhile (Ctrl-C during
-`submit_many`, `aclose` while a submission waits for its answer) is scancelled.
+`submit_many`, `aclose` while a submission waits for its answer) is scancelled. The comment
+is in the flow's journal before sbatch runs: `sflow cancel` finds the job of a flow killed
+while sbatch ran.
 """
 
 from __future__ import annotations
@@ -243,14 +245,14 @@ class SlurmExecutor(RemoteExecutor):
         async with self._submit_slots:
             result = await submission.submit(argv, env={**os.environ, **env})
         job_id = slurm_argv.parse_job_id(result.stdout)
-        self._submitted(job_id, name)
+        self._submitted(job_id, name, tag)
         return job_id
 
-    def _submitted(self, job_id: str, name: str) -> None:
+    def _submitted(self, job_id: str, name: str, tag: str | None = None) -> None:
         """A job exists: remember it, and journal it before anything else can happen to this run."""
         self.submitted.append(job_id)
         if self.journal is not None:
-            self.journal.add(JOB, job_id, name=name, executor_run=self.run_id)
+            self.journal.add(JOB, job_id, name=name, executor_run=self.run_id, tag=tag)
 
     def tagged(self, name: str, tag: str) -> TaggedSubmission:
         """How this executor's sbatch finds a job again by its comment (see `sflow.slurm.submit`)."""
@@ -262,6 +264,7 @@ class SlurmExecutor(RemoteExecutor):
             timeout=self.options.command_timeout,
             attempts=self.options.submit_attempts,
             error_type=DispatchSlurmError,
+            journal=self.journal,
         )
 
     async def _submit_custom(self, handle: Handle) -> None:
