@@ -1,7 +1,7 @@
 """sflow: describe a DAG of tasks once, run it on a laptop or on a Slurm cluster.
 
 The import is kept light on purpose: the CLI and the YAML front door load their
-heavier pieces (pydantic models, Jinja, rich) only when they are used, and the
+heavier pieces (the models, Jinja, rich) only when they are used, and the
 Python front door (`sflow.flow(...)`, `sflow.config(...)`) is imported on first use.
 """
 

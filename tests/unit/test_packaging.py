@@ -61,3 +61,21 @@ def test_import_sflow_is_light():
 def test_cli_help_loads_no_heavy_module():
     loaded = _modules_after("from sflow.cli import main")
     assert not {"pydantic", "jinja2", "rich", "aiohttp", "cloudpickle", "sflow.record.report"} & loaded
+
+
+@pytest.mark.parametrize("script, jinja", [("echo plain", False), ("echo ${{ workflow.name }}", True)])
+def test_a_run_imports_jinja_only_for_a_file_with_an_expression_and_never_pydantic(
+    tmp_path: Path, script: str, jinja: bool
+):
+    workflow = tmp_path / "wf.yaml"
+    workflow.write_text(
+        f'version: "0.1"\nworkflow:\n  name: one\n  tasks:\n    - name: t\n      script: ["{script}"]\n'
+    )
+    run = (
+        "from sflow.cli.main import main\ntry:\n"
+        f"    main(['run', '-q', '-f', {str(workflow)!r}, '--output-dir', {str(tmp_path / 'runs')!r}])\n"
+        "except SystemExit as exit:\n    assert exit.code == 0"
+    )
+    loaded = _modules_after(run)
+    assert ("jinja2" in loaded) is jinja
+    assert "pydantic" not in loaded  # the models are msgspec Structs: no schema to build at start

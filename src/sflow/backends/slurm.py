@@ -54,7 +54,7 @@ RELEASE_NOTICE = 5.0  # seconds of waiting for a cancelled job to end before the
 
 
 def config_value(config: Any, name: str, default: Any = None) -> Any:
-    """A backend field from a pydantic model or a dict; `default` when absent or None.
+    """A backend field from a schema model or a dict; `default` when absent or None.
 
     A `${{ }}` expression left unrendered would reach Slurm as garbage: it is an error here.
     """

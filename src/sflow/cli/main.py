@@ -1,6 +1,6 @@
 """The `sflow` command: a thin face over the library.
 
-Heavy modules (pydantic models, Jinja, rich, asyncio machinery) are imported inside the
+Heavy modules (the workflow models, Jinja, rich, asyncio machinery) are imported inside the
 commands, so `sflow --help` stays fast. Every user mistake becomes one line on stderr
 and exit code 2; a failed workflow exits 1; Ctrl-C exits 130 and SIGTERM 143.
 """

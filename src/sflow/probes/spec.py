@@ -1,6 +1,6 @@
 """Probe settings as plain values, read from whatever model the YAML front door produced.
 
-`ProbeSpec` is independent of the pydantic models on purpose: the engine-side code (checks,
+`ProbeSpec` is independent of the schema models on purpose: the engine-side code (checks,
 loops, the attempt wrapper) can be tested and reused without YAML, and the model side only
 has to expose attributes with the names in REFERENCE.md (read with `getattr`, so any object
 or plain dict with those names works).
@@ -128,7 +128,7 @@ def _optional_seconds(model: Any, body: Any, name: str) -> float | None:
 
 def _duration(value: Any) -> float:
     """Seconds in a timing field ("500ms", "5s", "1h30m", ...), read like every duration in sflow."""
-    # Imported on use: importing sflow.schema runs its package, which loads pydantic.
+    # Imported on use: importing sflow.schema runs its package, which defines every model.
     from sflow.schema.durations import parse_duration
 
     return parse_duration(value)

@@ -10,8 +10,6 @@ import itertools
 import warnings
 from collections.abc import Sequence
 
-from pydantic import ValidationError
-
 from sflow.errors import SpecError
 from sflow.schema.compose import ComposeWarning, is_missable
 from sflow.schema.problems import Problems
@@ -102,7 +100,7 @@ def _unique_tasks(spec: WorkflowSpec, problems: Problems) -> dict[str, Task]:
                         field=task.path("name"),
                     )
                 )
-    spec._tasks = index
+    spec.__dict__["_tasks"] = index  # `task_by_name`'s index, made here once
     return index
 
 
@@ -222,13 +220,10 @@ def _operator_ref(spec: WorkflowSpec, task: Task, known: set[str], problems: Pro
             )
         )
         return
-    try:
-        spec.operator_for(task)
-    except ValidationError as exc:
-        from sflow.schema.validation import report
+    from sflow.schema.validation import read
 
-        base = spec.named_operator(ref.name)
-        report(exc, overrides, ref.locations(), OPERATOR_TYPES[base.type], problems, prefix=ref.path())
+    base = spec.named_operator(ref.name)
+    read(spec.operator_data(task), OPERATOR_TYPES[base.type], ref.locations(), problems, prefix=ref.path())
 
 
 def _replica_sweeps(spec: WorkflowSpec, problems: Problems) -> None:

@@ -1,7 +1,8 @@
 """Field types shared by the models: numbers that may still be `${{ }}` expressions, durations, names.
 
-Each type is one plain validator (one error message per field, no union noise): an expression string
-is kept as written for the plan module to render later; anything else must already have the type.
+Each type is one check (one error message per field, no union noise) in the field's annotation
+(`sflow.schema.base.check`): an expression string is kept as written for the plan module to render
+later; anything else must already have the type.
 """
 
 from __future__ import annotations
@@ -10,8 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, PlainValidator, StringConstraints
-
+from sflow.schema.base import check
 from sflow.schema.durations import SLURM_TIME_RE, parse_duration, slurm_time
 
 EXPR = "${{"
@@ -80,14 +80,14 @@ def _int_or_expr(minimum: int | None) -> Any:
             return value
         return as_int(value, minimum)
 
-    return PlainValidator(validate, json_schema_input_type=int | str)
+    return check(validate)
 
 
-IntOrExpr = Annotated[int | str, _int_or_expr(None)]
+IntOrExpr = Annotated[Any, _int_or_expr(None)]
 """An integer, or a `${{ }}` string rendered later."""
-CountOrExpr = Annotated[int | str, _int_or_expr(0)]
+CountOrExpr = Annotated[Any, _int_or_expr(0)]
 """A count >= 0, or an expression."""
-PositiveOrExpr = Annotated[int | str, _int_or_expr(1)]
+PositiveOrExpr = Annotated[Any, _int_or_expr(1)]
 """A count >= 1, or an expression."""
 
 
@@ -102,7 +102,7 @@ def _index_list(value: Any) -> list[int | str] | str:
     return [v if is_expression(v) else as_int(v) for v in value]
 
 
-IndexList = Annotated[list[int | str] | str, PlainValidator(_index_list)]
+IndexList = Annotated[Any, check(_index_list)]
 """Node or GPU indices: `[0, -1]`, a single index, or an expression."""
 
 
@@ -153,11 +153,9 @@ def _memoized(check: Callable[[Any], float]) -> Callable[[Any], float | str]:
     return validate
 
 
-Duration = Annotated[float | str, PlainValidator(_memoized(seconds), json_schema_input_type=float | str)]
+Duration = Annotated[Any, check(_memoized(seconds))]
 """Seconds as a float (parsed from `90`, `"5m"`, `"1:30:00"`...) up to a year, or an expression."""
-Timeout = Annotated[
-    float | str, PlainValidator(_memoized(timeout_seconds), json_schema_input_type=float | str)
-]
+Timeout = Annotated[Any, check(_memoized(timeout_seconds))]
 """A `Duration` that must be more than 0."""
 
 
@@ -165,7 +163,7 @@ def _retry_count(value: Any) -> int | str:
     return value if is_expression(value) else retry_count(value)
 
 
-RetryCount = Annotated[int | str, PlainValidator(_retry_count, json_schema_input_type=int | str)]
+RetryCount = Annotated[Any, check(_retry_count)]
 """0 to `MAX_RETRIES`, or an expression."""
 
 
@@ -179,7 +177,7 @@ def _slurm_time(value: Any) -> str:
     return text
 
 
-SlurmTime = Annotated[str, PlainValidator(_slurm_time, json_schema_input_type=str | int)]
+SlurmTime = Annotated[Any, check(_slurm_time)]
 """A Slurm `--time` value kept as text (`1:30:00` is never read as a number); a bare number is minutes.
 
 `sflow.schema.durations.slurm_time` turns it into the flag's value (`"5m"` → `0:05:00`)."""
@@ -218,21 +216,45 @@ def _workflow_name(value: Any) -> str:
     return value
 
 
-Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=MAX_NAME_LENGTH)]
+def _named(pattern: str, hint: str) -> Callable[[Any], str]:
+    compiled = re.compile(pattern)
+
+    def validate(value: Any) -> str:
+        value = text(value)
+        if not value:
+            raise ValueError("must not be empty")
+        if len(value) > MAX_NAME_LENGTH:
+            raise ValueError(f"is {len(value)} characters long, at most {MAX_NAME_LENGTH}")
+        if not compiled.match(value):
+            raise ValueError(f"invalid name {value!r}: {hint}")
+        return value
+
+    return validate
+
+
+def text(value: Any) -> str:
+    """A text field's value: a string, or a number read as its text (as YAML's `v: 1.0`)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError(f"expected a string, got {describe(value)}")
+
+
+_name = _named(NAME_PATTERN, "use letters, digits, '_', '-' and '.', starting with a letter, digit or '_'")
+_identifier = _named(
+    IDENTIFIER_PATTERN,
+    "it is exported as an environment variable: use letters, digits and '_', not starting with a digit",
+)
+
+Name = Annotated[Any, check(_name)]
 """Task, backend and operator names: they become directory names and expression keys."""
-Identifier = Annotated[
-    str,
-    StringConstraints(pattern=IDENTIFIER_PATTERN, max_length=MAX_NAME_LENGTH),
-    AfterValidator(_not_reserved),
-]
+Identifier = Annotated[Any, check(lambda value: _not_reserved(_identifier(value)))]
 """Variable and artifact names: they are exported as environment variables (not `PATH`, `SFLOW_*`)."""
-WorkflowName = Annotated[str, PlainValidator(_workflow_name, json_schema_input_type=str)]
+Text = Annotated[Any, check(text)]
+"""A string; a number is taken as its text (`version: 0.1`, `partition: 42`)."""
+WorkflowName = Annotated[Any, check(_workflow_name)]
 """Free text (it names the run directory through `record.safe_name`), not empty, at most 128 characters."""
-PATTERN_HINTS = {
-    NAME_PATTERN: "use letters, digits, '_', '-' and '.', starting with a letter, digit or '_'",
-    IDENTIFIER_PATTERN: "it is exported as an environment variable: use letters, digits and '_', "
-    "not starting with a digit",
-}
 
 
 VARIABLE_TYPES = ("string", "integer", "float", "boolean", "list", "dict")

@@ -44,7 +44,7 @@ def load_workflow(
         check_spec(spec, problems, missable_tasks)
         render_static_fields(spec, problems)
         problems.raise_if_any()
-    spec._sources = tuple(str(f) for f in files)
+    spec.sources = tuple(str(f) for f in files)
     return spec
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+import msgspec
 
-from sflow.schema.base import SpecModel
+from sflow.schema.base import FieldError, SpecModel
 from sflow.schema.fieldtypes import compile_regex, unmarked
 from sflow.schema.resources import GpuResources, NodeResources
 
@@ -26,7 +26,7 @@ DEFAULT_GPU_FIELDS = (
 
 ReportFormat = Literal["csv", "svg", "png"]
 DEFAULT_REPORT_FORMATS: tuple[ReportFormat, ...] = ("csv", "svg")
-IntervalMs = Annotated[int, Field(ge=MIN_INTERVAL_MS)]
+IntervalMs = Annotated[int, msgspec.Meta(ge=MIN_INTERVAL_MS)]
 
 
 class Scope(SpecModel):
@@ -41,23 +41,21 @@ class GpuScope(Scope):
 
     fields: str | None = None
 
-    @field_validator("fields")
-    @classmethod
-    def _index_first(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        names = [f.strip() for f in value.split(",") if f.strip()]
+    def validate(self) -> None:
+        if self.fields is None:
+            return
+        names = [f.strip() for f in self.fields.split(",") if f.strip()]
         if not names:
-            raise ValueError("fields must name at least one nvidia-smi field")
+            raise FieldError("fields", "fields must name at least one nvidia-smi field")
         if names[0] != "index":
-            raise ValueError(f"fields must start with 'index' (each row's GPU), not {names[0]!r}")
-        return ",".join(names)
+            raise FieldError("fields", f"fields must start with 'index' (each row's GPU), not {names[0]!r}")
+        self.fields = ",".join(names)
 
 
 class CustomScope(SpecModel):
     """Commands of the user run on each monitored node at every sample."""
 
-    script: list[str] = Field(min_length=1)
+    script: Annotated[list[str], msgspec.Meta(min_length=1)]
 
 
 class Scopes(SpecModel):
@@ -87,11 +85,7 @@ class Report(SpecModel):
     """The detailed report `sflow report` writes from the samples (on unless `enabled: false`)."""
 
     enabled: bool = True
-    format: list[ReportFormat] = Field(default_factory=lambda: list(DEFAULT_REPORT_FORMATS))
-
-
-def _as_boundary(value: Any) -> Any:
-    return {"pattern": value} if isinstance(value, str) else value
+    format: list[ReportFormat] = msgspec.field(default_factory=lambda: list(DEFAULT_REPORT_FORMATS))
 
 
 class Boundary(SpecModel):
@@ -100,23 +94,29 @@ class Boundary(SpecModel):
     pattern: str | list[str]
     select: Literal["first", "last"] | None = None
 
-    @field_validator("pattern")
-    @classmethod
-    def _usable(cls, value: str | list[str]) -> str | list[str]:
+    @staticmethod
+    def before(data: Any) -> Any:
+        """A bare string is the pattern."""
+        return {"pattern": data} if isinstance(data, str) else data
+
+    def validate(self) -> None:
+        value = self.pattern
         for pattern in [value] if isinstance(value, str) else value or [""]:
             body, marked = unmarked(pattern)
-            if not body.strip():
-                raise ValueError("a window pattern must not be empty (it would match every line)")
-            if marked:
-                compile_regex(body)
-        return value
+            try:
+                if not body.strip():
+                    raise ValueError("a window pattern must not be empty (it would match every line)")
+                if marked:
+                    compile_regex(body)
+            except ValueError as exc:
+                raise FieldError("pattern", str(exc)) from None
 
 
 class Window(SpecModel):
     """The part of a task monitor's samples its report covers, between two log markers."""
 
-    start: Annotated[Boundary, BeforeValidator(_as_boundary)]
-    end: Annotated[Boundary, BeforeValidator(_as_boundary)]
+    start: Boundary
+    end: Boundary
 
 
 class Monitor(SpecModel):
@@ -126,15 +126,13 @@ class Monitor(SpecModel):
     scopes: Scopes | None = None
     resources: MonitorResources | None = None
     window: Window | None = None
-    report: Report = Field(default_factory=Report)
+    report: Report = msgspec.field(default_factory=Report)
 
-    @model_validator(mode="after")
-    def _consistent(self) -> Monitor:
+    def validate(self) -> None:
         if self.scopes is not None and not self.scopes.active() and self.scopes.custom is None:
             raise ValueError(f"scopes enables none; enable one of {', '.join(BUILTIN_SCOPES)} or add custom")
         if self.window is not None and not self.report.enabled:
             raise ValueError("window needs report.enabled: true (a window only clips the report)")
-        return self
 
     def scope_intervals(self) -> dict[str, int]:
         """Each sampled built-in scope and its interval in milliseconds."""

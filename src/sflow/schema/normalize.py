@@ -3,7 +3,7 @@
 Named sections given as a list become `{name: entry}`; a plain variable value becomes `{value: ...}`;
 `script`/`depends_on` given as one string become lists; `operator: srun` becomes `{name: srun}`;
 `retries: 3` becomes `{count: 3}`; a single probe becomes a list of one. Doing this on the raw data
-(rather than in pydantic validators) keeps validation in pydantic's compiled core and lets the
+(rather than in the models) keeps validation in `msgspec.convert`'s single pass and lets the
 location tree follow every change of shape. A mistake found here goes to the load's `Problems`
 and normalization goes on without the faulty part, so one report names every mistake.
 """

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
-
-from sflow.schema.base import SpecModel
+from sflow.schema.base import FieldError, SpecModel
 from sflow.schema.fieldtypes import compile_regex
 
 Aggregate = Literal["first", "last", "list", "count", "min", "max", "avg", "sum"]
@@ -30,34 +28,31 @@ class ResultPattern(SpecModel):
     required: bool = False
     group: int | str | None = None
 
-    @field_validator("regex")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        compile_regex(value)
-        return value
+    def validate(self) -> None:
+        try:
+            compile_regex(self.regex)
+        except ValueError as exc:
+            raise FieldError("regex", str(exc)) from None
 
 
 class Result(SpecModel):
     """`patterns` (from the task's log) or `file` (a JSON the task wrote), not both."""
 
     source: Literal["log"] = "log"
-    patterns: list[ResultPattern] = Field(default_factory=list)
+    patterns: list[ResultPattern] = []
     file: str | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _simple_map(cls, data: Any) -> Any:
+    @staticmethod
+    def before(data: Any) -> Any:
         """`{name: regex, ...}` is `patterns` with every default."""
         if isinstance(data, dict) and data and not set(data) & _SHAPE_KEYS:
             return {"patterns": [{"name": k, "regex": v} for k, v in data.items()]}
         return data
 
-    @model_validator(mode="after")
-    def _one_shape(self) -> Result:
+    def validate(self) -> None:
         if self.file is not None and self.patterns:
             raise ValueError("give 'patterns' or 'file', not both")
         if self.file is None and not self.patterns:
             raise ValueError("give 'patterns', 'file', or a map of names to regular expressions")
         if self.file is not None and not self.file.endswith(".json") and "${{" not in self.file:
             raise ValueError(f"file must be a .json file, got {self.file!r}")
-        return self

@@ -5,9 +5,9 @@ from __future__ import annotations
 import posixpath
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+import msgspec
 
-from sflow.schema.base import SpecModel
+from sflow.schema.base import FieldError, SpecModel
 from sflow.schema.fieldtypes import (
     CountOrExpr,
     Identifier,
@@ -26,8 +26,8 @@ ARTIFACT_SCHEMES = ("fs", "file", "http", "https")
 class Variable(SpecModel):
     """A named value exported to tasks; a `domain` makes it a sweep axis.
 
-    `type` and `domain` are declared before `value` so the value's validator can use them, and a
-    bad value is reported at the value's own line.
+    `validate` types the domain and the value by `type` once all three are read; a bad one is
+    reported at its own line (`FieldError`).
     """
 
     name: Identifier = ""
@@ -36,32 +36,43 @@ class Variable(SpecModel):
     domain: list[Any] | None = None
     value: Any
 
-    @field_validator("type")
-    @classmethod
-    def _known_type(cls, value: str | None) -> str | None:
-        return None if value is None else canonical_type(value)
-
-    @field_validator("domain")
-    @classmethod
-    def _typed_domain(cls, domain: list[Any] | None, info: ValidationInfo) -> list[Any] | None:
-        if domain is None:
-            return None
-        if not domain:
-            raise ValueError("domain must list at least one value")
-        return [coerce(item, info.data.get("type")) for item in domain]
-
-    @field_validator("value")
-    @classmethod
-    def _typed_value_in_domain(cls, value: Any, info: ValidationInfo) -> Any:
-        value = coerce(value, info.data.get("type"))
-        domain = info.data.get("domain")
-        if domain is not None and not is_expression(value) and value not in domain:
-            raise ValueError(f"value {value!r} is not in its domain {domain!r}")
-        return value
+    def validate(self) -> None:
+        if self.type is not None:
+            try:
+                self.type = canonical_type(self.type)
+            except ValueError as exc:
+                raise FieldError("type", str(exc)) from None
+        if self.domain is not None:
+            if not self.domain:
+                raise FieldError("domain", "domain must list at least one value")
+            try:
+                self.domain = [coerce(item, self.type) for item in self.domain]
+            except ValueError as exc:
+                raise FieldError("domain", str(exc)) from None
+        try:
+            self.value = coerce(self.value, self.type)
+        except ValueError as exc:
+            raise FieldError("value", str(exc)) from None
+        if self.domain is not None and not is_expression(self.value) and self.value not in self.domain:
+            raise FieldError("value", f"value {self.value!r} is not in its domain {self.domain!r}")
 
     def coerce(self, value: Any) -> Any:
         """`value` (e.g. a rendered expression) converted to this variable's type."""
         return coerce(value, self.type)
+
+
+def _check_uri(uri: str) -> None:
+    if is_expression(uri):
+        return
+    scheme, sep, rest = uri.partition("://")
+    if not sep or scheme not in ARTIFACT_SCHEMES or not rest:
+        raise FieldError("uri", f"invalid artifact uri {uri!r} (use fs://, file://, http:// or https://)")
+    if scheme == "file" and not rest.startswith("/") and posixpath.normpath(rest).split("/")[0] == "..":
+        raise FieldError(
+            "uri",
+            f"artifact uri {uri!r} leaves its directory: a relative file:// path stays inside the "
+            "run (or workspace); write an absolute path (file:///...) to mean a file elsewhere",
+        )
 
 
 class Artifact(SpecModel):
@@ -72,26 +83,10 @@ class Artifact(SpecModel):
     description: str | None = None
     content: str | None = None
 
-    @field_validator("uri")
-    @classmethod
-    def _known_scheme(cls, uri: str) -> str:
-        if is_expression(uri):
-            return uri
-        scheme, sep, rest = uri.partition("://")
-        if not sep or scheme not in ARTIFACT_SCHEMES or not rest:
-            raise ValueError(f"invalid artifact uri {uri!r} (use fs://, file://, http:// or https://)")
-        if scheme == "file" and not rest.startswith("/") and posixpath.normpath(rest).split("/")[0] == "..":
-            raise ValueError(
-                f"artifact uri {uri!r} leaves its directory: a relative file:// path stays inside the "
-                "run (or workspace); write an absolute path (file:///...) to mean a file elsewhere"
-            )
-        return uri
-
-    @model_validator(mode="after")
-    def _content_needs_file(self) -> Artifact:
+    def validate(self) -> None:
+        _check_uri(self.uri)
         if self.content is not None and not (self.uri.startswith("file://") or is_expression(self.uri)):
             raise ValueError("'content' is only allowed with a file:// uri")
-        return self
 
     @property
     def scheme(self) -> str:
@@ -103,24 +98,26 @@ class Artifact(SpecModel):
         return self.uri.partition("://")[2]
 
 
-class BackendBase(SpecModel):
+class BackendBase(SpecModel, tag_field="type"):
     """What every backend has. `include_nodes`/`exclude_nodes` narrow its node pool by host name
     (Slurm: salloc's `--nodelist`/`--exclude`; docker: its `hosts`); a local backend's nodes are
     this machine, so there they change nothing."""
 
     name: Name = ""
-    type: str
     default: bool = False
     max_concurrent: PositiveOrExpr | None = None  # tasks running at once (None: the backend's default)
-    include_nodes: list[str] = Field(default_factory=list)
-    exclude_nodes: list[str] = Field(default_factory=list)
+    include_nodes: list[str] = []
+    exclude_nodes: list[str] = []
 
-    @model_validator(mode="after")
-    def _not_both_included_and_excluded(self) -> BackendBase:
+    def validate(self) -> None:
         both = [host for host in self.include_nodes if host in self.exclude_nodes]
         if both:
             raise ValueError(f"{', '.join(both)} in both include_nodes and exclude_nodes")
-        return self
+
+    @property
+    def type(self) -> str:
+        """`local`, `slurm` or `docker`: the `type:` of the YAML mapping."""
+        return str(self.__struct_config__.tag)
 
     @property
     def default_operator(self) -> str:
@@ -128,24 +125,22 @@ class BackendBase(SpecModel):
         return {"slurm": "srun", "docker": "docker_run"}.get(self.type, "bash")
 
 
-class LocalBackend(BackendBase):
+class LocalBackend(BackendBase, tag="local"):
     """Synthetic nodes on this machine: `localhost`, `localhost-1`, ... (address 127.0.0.1)."""
 
-    type: Literal["local"] = "local"
     nodes: PositiveOrExpr = 1
     gpus_per_node: CountOrExpr = 0
 
 
-class SlurmBackend(BackendBase):
+class SlurmBackend(BackendBase, tag="slurm"):
     """An allocation from `salloc` (or the one we are already running in)."""
 
-    type: Literal["slurm"] = "slurm"
     account: str | None = None
     partition: str | None = None
     time: SlurmTime | None = None
     nodes: PositiveOrExpr = 1
     gpus_per_node: CountOrExpr | None = None
-    extra_args: list[str] = Field(default_factory=list)
+    extra_args: list[str] = []
     job_name: str | None = None
 
 
@@ -158,14 +153,12 @@ class DockerHost(SpecModel):
     ip_address: str = "127.0.0.1"
     gpus_per_node: CountOrExpr = 0
 
-    @model_validator(mode="after")
-    def _one_way_in(self) -> DockerHost:
+    def validate(self) -> None:
         if bool(self.docker_host) == bool(self.context):
             raise ValueError("set one of 'docker_host' (e.g. ssh://host) or 'context' (a docker context)")
-        return self
 
 
-class DockerBackend(BackendBase):
+class DockerBackend(BackendBase, tag="docker"):
     """Containers through `docker run`: synthetic local nodes, or the machines listed in `hosts`.
 
     `image`, `mounts`, `workdir` and `extra_args` are what every `docker_run` task gets unless its
@@ -173,18 +166,17 @@ class DockerBackend(BackendBase):
     host (other sflow runs hold them), 0 waits for ever, N waits up to N seconds.
     """
 
-    type: Literal["docker"] = "docker"
     image: str
     nodes: PositiveOrExpr = 1
     gpus_per_node: CountOrExpr = 0
-    mounts: list[str] = Field(default_factory=list)
+    mounts: list[str] = []
     workdir: str | None = None
-    extra_args: list[str] = Field(default_factory=list)
+    extra_args: list[str] = []
     wait_for_gpus: CountOrExpr | None = None
-    hosts: list[DockerHost] = Field(default_factory=list)
+    hosts: list[DockerHost] = []
 
 
-Backend = Annotated[LocalBackend | SlurmBackend | DockerBackend, Field(discriminator="type")]
+Backend = LocalBackend | SlurmBackend | DockerBackend
 BACKEND_TYPES: dict[str, type[BackendBase]] = {
     "local": LocalBackend,
     "slurm": SlurmBackend,
@@ -192,23 +184,24 @@ BACKEND_TYPES: dict[str, type[BackendBase]] = {
 }
 
 
-class OperatorBase(SpecModel):
+class OperatorBase(SpecModel, tag_field="type"):
     name: Name = ""
-    type: str
+
+    @property
+    def type(self) -> str:
+        """`bash`, `srun`, ...: the `type:` of the YAML mapping."""
+        return str(self.__struct_config__.tag)
 
 
-class BashOperator(OperatorBase):
+class BashOperator(OperatorBase, tag="bash"):
     """Runs the script with `bash -c` on the task's first node."""
 
-    type: Literal["bash"] = "bash"
 
-
-class SrunOperator(OperatorBase):
+class SrunOperator(OperatorBase, tag="srun"):
     """Runs the script as a Slurm job step (`srun ... bash -c`); None means "the launcher's default"."""
 
-    type: Literal["srun"] = "srun"
     nodes: PositiveOrExpr | None = None
-    nodelist: list[str] = Field(default_factory=list)  # instead of the nodes placement chose
+    nodelist: list[str] = []  # instead of the nodes placement chose
     ntasks: PositiveOrExpr | None = None
     ntasks_per_node: PositiveOrExpr | None = None
     cpus_per_task: PositiveOrExpr | None = None
@@ -236,20 +229,18 @@ class SrunOperator(OperatorBase):
     mpi: str | None = None
     container_image: str | None = None
     container_name: str | None = None
-    container_mounts: list[str] = Field(default_factory=list)
+    container_mounts: list[str] = []
     container_mount_home: bool | None = None
     container_workdir: str | None = None
     container_writable: bool | None = None
     container_remap_root: bool | None = None
-    extra_args: list[str] = Field(default_factory=list)
+    extra_args: list[str] = []
 
-    @model_validator(mode="after")
-    def _one_container_source(self) -> SrunOperator:
+    def validate(self) -> None:
         if self.container_image and self.container_name:
             raise ValueError(
                 "set one of 'container_image' (a new container) or 'container_name' (a named one)"
             )
-        return self
 
     def uses_container(self) -> bool:
         """A pyxis container: an image, a named container, or `--container-image`/`-name` in extra_args."""
@@ -259,26 +250,24 @@ class SrunOperator(OperatorBase):
         )
 
 
-class SshOperator(OperatorBase):
+class SshOperator(OperatorBase, tag="ssh"):
     """Runs the script on another host over ssh."""
 
-    type: Literal["ssh"] = "ssh"
     host: str
     user: str | None = None
     port: IntOrExpr | None = None
     identity_file: str | None = None
-    extra_args: list[str] = Field(default_factory=list)
+    extra_args: list[str] = []
 
 
-class PythonOperator(OperatorBase):
+class PythonOperator(OperatorBase, tag="python"):
     """Runs the script as Python code: `python_exec [extra_args] <script file>`."""
 
-    type: Literal["python"] = "python"
     python_exec: str = "python3"
-    extra_args: list[str] = Field(default_factory=list)
+    extra_args: list[str] = []
 
 
-class DockerRunOperator(OperatorBase):
+class DockerRunOperator(OperatorBase, tag="docker_run"):
     """Runs the script in a container: `docker run ... IMAGE bash -lc <script>` on the task's node.
 
     Unset fields take the docker backend's (`image`, `workdir`); `mounts` and `extra_args` add to
@@ -286,23 +275,19 @@ class DockerRunOperator(OperatorBase):
     `pass_envs` hands the task's variables and sflow's values to the container.
     """
 
-    type: Literal["docker_run"] = "docker_run"
     image: str | None = None
     workdir: str | None = None
-    mounts: list[str] = Field(default_factory=list)
+    mounts: list[str] = []
     gpus: str | None = None
     pass_envs: bool = True
-    extra_args: list[str] = Field(default_factory=list)
+    extra_args: list[str] = []
 
     def uses_container(self) -> bool:
         """Always: the task's shared paths are mounted into its container."""
         return True
 
 
-Operator = Annotated[
-    BashOperator | SrunOperator | SshOperator | PythonOperator | DockerRunOperator,
-    Field(discriminator="type"),
-]
+Operator = BashOperator | SrunOperator | SshOperator | PythonOperator | DockerRunOperator
 OPERATOR_TYPES: dict[str, type[OperatorBase]] = {
     "bash": BashOperator,
     "srun": SrunOperator,
@@ -321,7 +306,7 @@ class StorageTarget(SpecModel):
 
     name: Name = ""
     type: Literal["s3"]
-    bucket: str = Field(min_length=1)
+    bucket: Annotated[str, msgspec.Meta(min_length=1)]
     region: str | None = None
     prefix: str = ""
     endpoint_url: str | None = None

@@ -14,12 +14,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from sflow.errors import SpecError
-from sflow.schema.base import SpecModel, attach_origins
+from sflow.schema.base import SpecModel, attach_origins, dump
 from sflow.schema.expressions import ExpressionError, render_value
 from sflow.schema.fieldtypes import as_int, is_expression, retry_count, seconds, timeout_seconds
 from sflow.schema.problems import Problems
 from sflow.schema.sections import OperatorBase, Variable
 from sflow.schema.task import OperatorRef, Retries, check_retry_waits, port_number
+from sflow.schema.validation import read
 from sflow.schema.variable_order import ordered
 from sflow.schema.workflow import WorkflowSpec
 
@@ -90,7 +91,7 @@ def _render_retries(retries: Retries, context: dict[str, Any], problems: Problem
 def _rendered_operator(operator: OperatorBase, context: dict[str, Any], problems: Problems) -> OperatorBase:
     """The operator with its expressions rendered and its fields checked again (so a number field
     holds a number); the operator as it was when something cannot be rendered (reported)."""
-    data = operator.model_dump(exclude_unset=True)
+    data = dump(operator)
     if not _has_expression(data):
         return operator
     for key, value in data.items():
@@ -100,10 +101,8 @@ def _rendered_operator(operator: OperatorBase, context: dict[str, Any], problems
             except ExpressionError as exc:
                 problems.add(SpecError(f"{exc.message}; {_HINT}", where=exc.where, field=exc.field))
                 return operator
-    try:
-        fresh = type(operator).model_validate(data)
-    except ValueError as exc:
-        problems.add(SpecError(f"after rendering: {exc}", where=operator.loc(), field=operator.path()))
+    fresh = read(data, type(operator), operator.locations(), problems, prefix=operator.path())
+    if fresh is None:
         return operator
     attach_origins(fresh, operator.locations(), operator.path())
     return fresh
@@ -111,7 +110,7 @@ def _rendered_operator(operator: OperatorBase, context: dict[str, Any], problems
 
 def _render_overrides(ref: OperatorRef, context: dict[str, Any], problems: Problems) -> None:
     """A task's operator overrides (`operator: {name: srun, ntasks: ${{ variables.N }}}`), in place."""
-    extra = ref.model_extra or {}
+    extra = ref.overrides
     for key, value in list(extra.items()):
         if not _has_expression(value):
             continue

@@ -6,22 +6,13 @@ import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    ConfigDict,
-    Field,
-    PlainValidator,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+import msgspec
 
-from sflow.schema.base import SpecModel
+from sflow.schema.base import FieldError, SpecModel, check
 from sflow.schema.fieldtypes import (
     MAX_DURATION,
     OUTPUT_TYPES,
     Duration,
-    IntOrExpr,
     Name,
     PositiveOrExpr,
     RetryCount,
@@ -31,6 +22,7 @@ from sflow.schema.fieldtypes import (
     compile_regex,
     describe,
     is_expression,
+    text,
     unmarked,
 )
 from sflow.schema.monitor import Monitor
@@ -41,15 +33,12 @@ from sflow.schema.urls import split_http_url
 
 
 class OperatorRef(SpecModel):
-    """`operator: srun` or `operator: {name: srun, <field overrides>}`; overrides are checked at load."""
+    """`operator: srun` or `operator: {name: srun, <field overrides>}`; overrides are checked at load.
 
-    model_config = ConfigDict(extra="allow")
+    The YAML mapping is read as `name` and `overrides` (every other key) before validation."""
 
     name: str
-
-    @property
-    def overrides(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
+    overrides: dict[str, Any] = {}
 
 
 def _policy(value: Any) -> str:
@@ -62,8 +51,8 @@ class Replicas(SpecModel):
     """Several instances of one task; `variables` names domains swept as a Cartesian product."""
 
     count: PositiveOrExpr | None = None
-    policy: Annotated[str, PlainValidator(_policy)] = "parallel"
-    variables: list[str] = Field(default_factory=list)
+    policy: Annotated[Any, check(_policy)] = "parallel"
+    variables: list[str] = []
 
 
 MAX_BACKOFF = 10.0
@@ -96,13 +85,11 @@ class Retries(SpecModel):
 
     count: RetryCount
     interval: Duration = 0.0
-    backoff: float = Field(default=1.0, ge=1.0, le=MAX_BACKOFF)
+    backoff: Annotated[float, msgspec.Meta(ge=1.0, le=MAX_BACKOFF)] = 1.0
 
-    @model_validator(mode="after")
-    def _bounded_waits(self) -> Retries:
+    def validate(self) -> None:
         if not (is_expression(self.count) or is_expression(self.interval)):
             check_retry_waits(int(self.count), float(self.interval), self.backoff)
-        return self
 
 
 def check_retry_waits(count: int, interval: float, backoff: float) -> None:
@@ -126,29 +113,27 @@ def port_number(value: Any) -> int:
     return port
 
 
+def _port(value: Any) -> int | str:
+    return value if is_expression(value) else port_number(value)
+
+
+Port = Annotated[Any, check(_port)]
+"""A TCP port (1 to 65535) or an expression."""
+
+
 class TaskPort(SpecModel):
     """A service port the task exposes: `task.<name>.service.{host, port, url}` (the first one)."""
 
-    port: IntOrExpr
+    port: Port
     name: str | None = None
-
-    @field_validator("port")
-    @classmethod
-    def _valid_port(cls, port: int | str) -> int | str:
-        return port_number(port) if isinstance(port, int) else port
 
 
 class TcpPortProbe(SpecModel):
     """`on_node`: the port must be open on the task's first node (`first`) or on each of them."""
 
-    port: IntOrExpr
+    port: Port
     host: str | None = None
     on_node: Literal["first", "each"] = "first"
-
-    @field_validator("port")
-    @classmethod
-    def _valid_port(cls, port: int | str) -> int | str:
-        return port_number(port) if isinstance(port, int) else port
 
 
 def _http_url(url: str) -> str:
@@ -158,17 +143,17 @@ def _http_url(url: str) -> str:
     return url
 
 
-HttpUrl = Annotated[str, AfterValidator(_http_url)]
+HttpUrl = Annotated[Any, check(lambda url: _http_url(text(url)))]
 
 
 class HttpGetProbe(SpecModel):
     url: HttpUrl
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = {}
 
 
 class HttpPostProbe(SpecModel):
     url: HttpUrl
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = {}
     body: str | None = None
 
 
@@ -192,12 +177,10 @@ class LogWatchProbe(SpecModel):
     match_count: PositiveOrExpr = 1
     logger: str | None = None
 
-    @model_validator(mode="after")
-    def _one_pattern(self) -> LogWatchProbe:
+    def validate(self) -> None:
         if (self.regex_pattern is None) == (self.match_pattern is None):
             raise ValueError("set exactly one of 'regex_pattern' or 'match_pattern'")
         compile_regex(self.pattern)
-        return self
 
     @property
     def pattern(self) -> str:
@@ -221,13 +204,11 @@ class Probe(SpecModel):
     success_threshold: PositiveOrExpr = 1
     failure_threshold: PositiveOrExpr = 3
 
-    @model_validator(mode="after")
-    def _exactly_one_kind(self) -> Probe:
+    def validate(self) -> None:
         given = [kind for kind in PROBE_KINDS if getattr(self, kind) is not None]
         if len(given) != 1:
             found = ", ".join(given) if given else "none"
             raise ValueError(f"a probe needs exactly one of {', '.join(PROBE_KINDS)} (found: {found})")
-        return self
 
     @property
     def kind(self) -> str:
@@ -242,8 +223,8 @@ class Probe(SpecModel):
 class Probes(SpecModel):
     """`readiness`: the task counts as started for its dependents; `failure`: the task has failed."""
 
-    readiness: list[Probe] = Field(default_factory=list)
-    failure: list[Probe] = Field(default_factory=list)
+    readiness: list[Probe] = []
+    failure: list[Probe] = []
 
 
 class Output(SpecModel):
@@ -255,36 +236,41 @@ class Output(SpecModel):
     name: str | None = None
     pattern: str
     type: str | None = None  # the regex form's; the template form types its fields itself
-    source: str = Field(default="stdout", min_length=1)  # stdout, stderr, log: the task's log
+    source: Annotated[str, msgspec.Meta(min_length=1)] = "stdout"  # stdout, stderr, log: the task's log
 
-    @field_validator("pattern")
-    @classmethod
-    def _valid_pattern(cls, pattern: str, info: ValidationInfo) -> str:
-        if is_expression(pattern):
-            return pattern
-        if info.data.get("name") is None:
-            from sflow.schema.templates import compile_template
-
-            compile_template(pattern)
-            return pattern
-        compiled = compile_regex(pattern)
-        if compiled.groups != 1 and not compiled.groupindex:
-            raise ValueError(f"pattern needs exactly one group or a named group, found {compiled.groups}")
-        return pattern
-
-    @field_validator("type")
-    @classmethod
-    def _known_type(cls, value: str | None, info: ValidationInfo) -> str | None:
-        if value is None:
-            return value
-        if info.data.get("name") is None:
-            raise ValueError("'type' goes with 'name' (a regex); a template types its fields: {name:f}")
-        if value == "json":
-            return value
+    def validate(self) -> None:
         try:
-            return canonical_type(value)
-        except ValueError:
-            raise ValueError(f"unknown output type {value!r} (one of: {', '.join(OUTPUT_TYPES)})") from None
+            _check_pattern(self.pattern, regex=self.name is not None)
+        except ValueError as exc:
+            raise FieldError("pattern", str(exc)) from None
+        if self.type is not None:
+            self.type = _output_type(self.type, regex=self.name is not None)
+
+
+def _check_pattern(pattern: str, regex: bool) -> None:
+    if is_expression(pattern):
+        return
+    if not regex:
+        from sflow.schema.templates import compile_template
+
+        compile_template(pattern)
+        return
+    compiled = compile_regex(pattern)
+    if compiled.groups != 1 and not compiled.groupindex:
+        raise ValueError(f"pattern needs exactly one group or a named group, found {compiled.groups}")
+
+
+def _output_type(value: str, regex: bool) -> str:
+    if not regex:
+        raise FieldError("type", "'type' goes with 'name' (a regex); a template types its fields: {name:f}")
+    if value == "json":
+        return value
+    try:
+        return canonical_type(value)
+    except ValueError:
+        raise FieldError(
+            "type", f"unknown output type {value!r} (one of: {', '.join(OUTPUT_TYPES)})"
+        ) from None
 
 
 GLOB_CHARACTERS = frozenset("*?[")
@@ -302,41 +288,37 @@ class Upload(SpecModel):
     `prefix` (a folder when it ends with `/`; the file's own name when omitted).
     """
 
-    model_config = ConfigDict(populate_by_name=True)
-
     target: str
-    source: str = Field(alias="from", min_length=1)
+    source: Annotated[str, msgspec.Meta(min_length=1)] = msgspec.field(name="from")
     to: str | None = None
     on_error: Literal["warn", "fail"] = "warn"
 
-    @model_validator(mode="after")
-    def _key_fits_source(self) -> Upload:
+    def validate(self) -> None:
         if self.to is not None and ".." in self.to.split("/"):
             raise ValueError(f"'to' must stay under the target's prefix, got {self.to!r}")
         if is_glob(self.source) and self.to is not None and not self.to.endswith("/"):
             raise ValueError(
                 f"'from' is a glob ({self.source!r}): 'to' must end with '/' (a folder) or be omitted"
             )
-        return self
 
 
 class Task(SpecModel):
     """One step of the workflow."""
 
     name: Name
-    script: list[str] = Field(min_length=1)
+    script: Annotated[list[str], msgspec.Meta(min_length=1)]
     operator: OperatorRef | None = None
     backend: str | None = None
-    depends_on: list[str] = Field(default_factory=list)
-    required_by: list[str] = Field(default_factory=list)  # the reverse: these depend on this one
-    variables: dict[str, Variable] = Field(default_factory=dict)
+    depends_on: list[str] = []
+    required_by: list[str] = []  # the reverse: these depend on this one
+    variables: dict[str, Variable] = {}
     resources: Resources | None = None
     replicas: Replicas | None = None
     retries: Retries | None = None
     probes: Probes | None = None
-    outputs: list[Output] = Field(default_factory=list)
-    uploads: list[Upload] = Field(default_factory=list)
-    ports: list[TaskPort] = Field(default_factory=list)  # what it serves on, for expressions
+    outputs: list[Output] = []
+    uploads: list[Upload] = []
+    ports: list[TaskPort] = []  # what it serves on, for expressions
     timeout: Timeout | None = None
     monitor: Monitor | None = None  # sampled while the task runs
     result: Result | None = None  # metrics parsed once it succeeds

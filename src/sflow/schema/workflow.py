@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, PrivateAttr, field_validator
+import msgspec
 
 from sflow.errors import SpecError
-from sflow.schema.base import SpecModel, attach_origins
+from sflow.schema.base import SpecModel, attach_origins, check, dump
 from sflow.schema.fieldtypes import Timeout, WorkflowName
 from sflow.schema.monitor import Monitor
 from sflow.schema.sections import (
@@ -47,34 +47,30 @@ class UploadAll(SpecModel):
 
 class Workflow(SpecModel):
     name: WorkflowName
-    tasks: list[Task] = Field(min_length=1)
-    variables: dict[str, Variable] = Field(default_factory=dict)
+    tasks: Annotated[list[Task], msgspec.Meta(min_length=1)]
+    variables: dict[str, Variable] = {}
     timeout: Timeout | None = None
     monitor: Monitor | None = None  # sampled for the whole run
     upload_all: UploadAll | None = None
 
 
+def _supported_version(value: Any) -> str:
+    text = str(value) if isinstance(value, (str, float, int)) and not isinstance(value, bool) else None
+    if text not in SUPPORTED_VERSIONS:
+        raise ValueError(f"unsupported version {value!r} (supported: {', '.join(SUPPORTED_VERSIONS)})")
+    return text
+
+
 class WorkflowSpec(SpecModel):
     """A validated workflow: what `load_workflow` returns."""
 
-    version: str
-    variables: dict[str, Variable] = Field(default_factory=dict)
-    artifacts: dict[str, Artifact] = Field(default_factory=dict)
-    backends: dict[str, Backend] = Field(default_factory=dict)
-    operators: dict[str, Operator] = Field(default_factory=dict)
-    storage: dict[str, StorageTarget] = Field(default_factory=dict)
+    version: Annotated[Any, check(_supported_version)]
+    variables: dict[str, Variable] = {}
+    artifacts: dict[str, Artifact] = {}
+    backends: dict[str, Backend] = {}
+    operators: dict[str, Operator] = {}
+    storage: dict[str, StorageTarget] = {}
     workflow: Workflow
-
-    _tasks: dict[str, Task] | None = PrivateAttr(default=None)
-    _sources: tuple[str, ...] = PrivateAttr(default=())
-
-    @field_validator("version", mode="before")
-    @classmethod
-    def _supported_version(cls, value: Any) -> str:
-        text = str(value) if isinstance(value, (str, float, int)) and not isinstance(value, bool) else None
-        if text not in SUPPORTED_VERSIONS:
-            raise ValueError(f"unsupported version {value!r} (supported: {', '.join(SUPPORTED_VERSIONS)})")
-        return text
 
     @property
     def tasks(self) -> list[Task]:
@@ -83,13 +79,19 @@ class WorkflowSpec(SpecModel):
     @property
     def sources(self) -> tuple[str, ...]:
         """The YAML files this spec was loaded from, in merge order."""
-        return self._sources
+        sources: tuple[str, ...] = self.__dict__.get("_sources", ())
+        return sources
+
+    @sources.setter
+    def sources(self, files: tuple[str, ...]) -> None:
+        self.__dict__["_sources"] = files
 
     def task_by_name(self, name: str) -> Task:
         """The task called `name` (KeyError when there is none)."""
-        if self._tasks is None:
-            self._tasks = {task.name: task for task in self.workflow.tasks}
-        return self._tasks[name]
+        tasks = self.__dict__.get("_tasks")
+        if tasks is None:
+            tasks = self.__dict__["_tasks"] = {task.name: task for task in self.workflow.tasks}
+        return tasks[name]
 
     def default_backend_name(self) -> str:
         """The backend of tasks that name none: the `default: true` one, the only one, or `local`."""
@@ -147,15 +149,20 @@ class WorkflowSpec(SpecModel):
         """The operator a task uses, with the task's overrides applied (validated at load time)."""
         task = self.task_by_name(task) if isinstance(task, str) else task
         base = self.named_operator(self.operator_name_for(task))
-        overrides = task.operator.overrides if task.operator is not None else {}
-        if not overrides:
+        if task.operator is None or not task.operator.overrides:
             return base
-        data = {**base.model_dump(exclude_unset=True), **overrides, "type": base.type, "name": base.name}
+        operator = msgspec.convert(self.operator_data(task), OPERATOR_TYPES[base.type], strict=False)
+        attach_origins(operator, task.operator.locations(), task.path("operator"))
+        return operator
+
+    def operator_data(self, task: Task) -> dict[str, Any]:
+        """The data of a task's operator: its named operator's with the task's overrides."""
+        base = self.named_operator(self.operator_name_for(task))
+        overrides = task.operator.overrides if task.operator is not None else {}
+        data = {**dump(base), **overrides, "name": base.name}
         if "extra_args" in overrides:  # a task's extra_args are added to its operator's
             data["extra_args"] = [*getattr(base, "extra_args", ()), *overrides["extra_args"]]
-        operator = OPERATOR_TYPES[base.type].model_validate(data)
-        attach_origins(operator, task.operator.locations() if task.operator else None, task.path("operator"))
-        return operator
+        return data
 
     def named_operator(self, name: str) -> OperatorBase:
         """A declared operator, or the built-in `bash`/`srun`/`docker_run` (KeyError otherwise)."""

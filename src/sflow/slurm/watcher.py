@@ -270,20 +270,26 @@ class SlurmWatcher:
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self.run())
 
+    def _waiting(self) -> list[_Waiter]:
+        """Callers not answered yet (an answered one leaves the list only once its caller resumes:
+        the poll must not go on for it meanwhile, nor still run when the run ends)."""
+        return [w for w in self._waiters if not w.future.done()]
+
     def _jobs(self) -> list[str]:
         jobs = {j for s in self._subscriptions for j in s.told}
-        jobs.update(j for w in self._waiters for j in w.jobs)
+        jobs.update(j for w in self._waiting() for j in w.jobs)
         return sorted(jobs, key=_numeric)
 
     def _step_jobs(self) -> list[str]:
-        return sorted({j for w in self._waiters for j in w.step_jobs}, key=_numeric)
+        return sorted({j for w in self._waiting() for j in w.step_jobs}, key=_numeric)
 
     def _delay(self, failures: int) -> float:
         """Seconds from one poll to the next: none for a caller that asked now, quick while callers
         wait, the shortest interval subscribers asked for otherwise, doubled per failed poll."""
-        if any(w.fresh for w in self._waiters):
+        waiting = self._waiting()
+        if any(w.fresh for w in waiting):
             return 0.0
-        if self._waiters:
+        if waiting:
             pace = self._urgent
         else:
             asked = [s.interval for s in self._subscriptions if s.told and s.interval is not None]

@@ -11,9 +11,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from sflow.backends.base import JOB_PLACEHOLDER, Allocation
 from sflow.backends.placement import Node
-from sflow.errors import SpecError
+from sflow.schema.base import dump
 from sflow.schema.expressions import (
     START,
     ExpressionError,
@@ -28,6 +30,8 @@ from sflow.schema.expressions import (
     split_expressions,
 )
 from sflow.schema.locations import where_at
+from sflow.schema.models import SlurmBackend
+from sflow.schema.validation import validated
 from sflow.schema.variable_order import ordered
 
 if TYPE_CHECKING:
@@ -150,16 +154,13 @@ def rendered_backend_config(spec: WorkflowSpec, name: str, context: dict[str, An
     A Slurm job is named after the workflow unless the backend names it (`job_name`).
     """
     config = spec.backend_config(name)
-    if "job_name" in type(config).model_fields and getattr(config, "job_name", None) is None:
-        config = config.model_copy(update={"job_name": spec.workflow.name})
-    data = config.model_dump(exclude_unset=True)
+    if isinstance(config, SlurmBackend) and config.job_name is None:
+        config = msgspec.structs.replace(config, job_name=spec.workflow.name)
+    data = dump(config)
     if not _has_any_expression(data):
         return config
     rendered = render_value(data, context, where=config.loc(), field=config.path())
-    try:
-        return type(config).model_validate(rendered)
-    except ValueError as exc:
-        raise SpecError(f"after rendering: {exc}", where=config.loc(), field=config.path()) from None
+    return validated(rendered, type(config), config.locations(), config.path())
 
 
 def _has_any_expression(value: Any) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sflow.record.fingerprint import chain, digest
+from sflow.schema.base import as_json
 
 if TYPE_CHECKING:
     from sflow.schema import WorkflowSpec
@@ -39,7 +40,7 @@ class _OwnDigests:
                 "workflow": spec.workflow.name,
                 "variables": _variables(spec.variables),
                 "workflow_variables": _variables(spec.workflow.variables or {}),
-                "artifacts": {n: a.model_dump(mode="json") for n, a in spec.artifacts.items()},
+                "artifacts": {n: as_json(a) for n, a in spec.artifacts.items()},
             }
         )
         self._tasks: dict[int, str] = {}
@@ -64,7 +65,7 @@ class _OwnDigests:
         key = id(inst.task)
         found = self._tasks.get(key)
         if found is None:
-            data = inst.task.model_dump(mode="json", exclude=_NOT_THE_RESULT)
+            data = as_json(inst.task, exclude=_NOT_THE_RESULT)
             data["variables"] = _variables(inst.task.variables or {})
             found = self._tasks[key] = digest(data)
         return found
@@ -73,21 +74,17 @@ class _OwnDigests:
         key = id(inst.operator)
         found = self._operators.get(key)
         if found is None:
-            found = self._operators[key] = digest(inst.operator.model_dump(mode="json"))
+            found = self._operators[key] = digest(as_json(inst.operator))
         return found
 
     def _backend(self, name: str) -> str:
         found = self._backends.get(name)
         if found is None:
             config = self.spec.backend_config(name)
-            found = self._backends[name] = digest(
-                config.model_dump(mode="json", exclude=_BACKEND_BOOKKEEPING)
-            )
+            found = self._backends[name] = digest(as_json(config, exclude=_BACKEND_BOOKKEEPING))
         return found
 
 
 def _variables(variables: Any) -> dict[str, Any]:
     """Variables as they decide results: value, type and domain (a description changes nothing)."""
-    return {
-        name: var.model_dump(mode="json", exclude={"description", "name"}) for name, var in variables.items()
-    }
+    return {name: as_json(var, exclude=("description", "name")) for name, var in variables.items()}

@@ -26,6 +26,7 @@ from sflow.proc.attempt import ProcessAttempt
 from sflow.proc.groups import signal_group
 from sflow.proc.spawn import Child, LaunchSpec
 from sflow.proc.stop import Step, Stopper, poll_until
+from sflow.schema.base import as_json
 from sflow.schema.monitor import Monitor
 from sflow.schema.resources import NodeResources
 from sflow.slurm.commands import SlurmCommandError, run_slurm, scancel
@@ -251,8 +252,8 @@ def _write_description(out: Path, monitor: Monitor, task: str | None, targets: l
         "interval_ms": monitor.interval,
         "scopes": monitor.scope_intervals(),
         "targets": [{"backend": t.backend, "nodes": t.nodes, "gpus": t.gpus} for t in targets],
-        "window": monitor.window.model_dump(mode="json") if monitor.window is not None else None,
-        "report": monitor.report.model_dump(mode="json"),
+        "window": as_json(monitor.window) if monitor.window is not None else None,
+        "report": as_json(monitor.report),
     }
     if monitor.resources is not None and monitor.resources.used_by_tasks:
         data["used_by_tasks"] = monitor.resources.used_by_tasks

@@ -259,7 +259,7 @@ def _split(task: Any, total: int, parts: int, what: str) -> int:
 
 def _operator_nodes(operator: Any) -> int | None:
     """The node count an operator asks for (`srun` `nodes: 2`), if it is a plain number."""
-    if "nodes" not in getattr(type(operator), "model_fields", {}):
+    if "nodes" not in getattr(type(operator), "__struct_fields__", ()):
         return None
     nodes = operator.nodes
     return nodes if isinstance(nodes, int) and not isinstance(nodes, bool) and nodes > 0 else None

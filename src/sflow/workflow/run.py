@@ -24,6 +24,7 @@ from sflow.probes import ProbedAttempt, task_probes
 from sflow.record.outputs import read_outputs, write_outputs
 from sflow.record.run_dir import RunRecord
 from sflow.schema import parse_duration
+from sflow.schema.base import as_json
 from sflow.schema.expressions import render_value
 from sflow.slurm.journal import SlurmJournal
 from sflow.workflow.context import (
@@ -534,7 +535,7 @@ def _rendered(model: Any, scope: dict[str, Any]) -> Any:
     """A probe or output model as plain data with its `${{ }}` fields rendered for one instance."""
     if model is None:
         return None
-    data = model.model_dump(exclude_none=True)
+    data = as_json(model, drop_none=True)
     return render_value(data, scope, where=model.loc(), field=model.path())
 
 

@@ -4,7 +4,7 @@
     result.states["train"]        # State.SUCCEEDED
     result.run_dir                # out/<run-id>/ with summary.json and per-task logs
 
-The spec, Jinja and pydantic are imported only when this is called (light `import sflow`).
+The spec models and Jinja are imported only when this is called (light `import sflow`).
 """
 
 from __future__ import annotations

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sflow.errors import SpecError
+from sflow.schema.base import dump
 from sflow.schema.expressions import render_value
+from sflow.schema.validation import validated
 
 if TYPE_CHECKING:
     from sflow.schema import WorkflowSpec
@@ -67,12 +68,9 @@ def rendered_targets(spec: WorkflowSpec, context: dict[str, Any]) -> dict[str, S
     """The storage targets with `${{ }}` in their fields rendered (`bucket: ${{ variables.B }}`)."""
     out = {}
     for name, target in spec.storage.items():
-        data = target.model_dump(exclude_unset=True)
+        data = {**dump(target), "type": target.type}
         rendered = render_value(data, context, where=target.loc(), field=target.path())
-        try:
-            out[name] = type(target).model_validate(rendered)
-        except ValueError as exc:
-            raise SpecError(f"after rendering: {exc}", where=target.loc(), field=target.path()) from None
+        out[name] = validated(rendered, type(target), target.locations(), target.path())
     return out
 
 

@@ -4,11 +4,12 @@ its log and the log's tail."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 from fault_helpers import FaultCluster
+
+from sflow.slurm.journal import ALLOCATION, read_journal
 
 WORKFLOW = """
 version: "0.1"
@@ -46,7 +47,7 @@ def test_a_task_over_its_memory_limit_is_reported_out_of_memory(
     stderr = run.stderr
     assert "task 'hog' failed" in stderr, stderr
     assert "Slurm state: OUT_OF_MEMORY" in stderr, stderr
-    job = json.loads((run.run_dir() / "slurm.jsonl").read_text().splitlines()[0])["id"]
+    (job,) = [e.slurm_id for e in read_journal(run.run_dir()) if e.kind == ALLOCATION]
     assert f"Slurm job: {job}" in stderr and f"Slurm step: {job}.0" in stderr, stderr
     assert "task 0: Out Of Memory" in stderr and "allocating 400 MB" in stderr, stderr  # the tail
     assert "survived" not in stderr

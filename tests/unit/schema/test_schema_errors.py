@@ -291,3 +291,45 @@ def test_error_in_a_second_file_names_that_file(write: Callable[..., Path]) -> N
         load_workflow([first, second])
     assert (err.value.where, err.value.field) == (f"{second}:5", "workflow.tasks[1].retries.count")
     assert err.value.message == "must be >= 0, got -1"
+
+
+@pytest.mark.parametrize(
+    "field, value, named, message",
+    [
+        (
+            "result",
+            "{ttft: '([0-9'}",
+            "workflow.tasks[0].result",
+            "invalid regular expression '([0-9': unterminated character set at position 1",
+        ),
+        (
+            "monitor",
+            "{window: {start: '', end: done}}",
+            "workflow.tasks[0].monitor.window.start",
+            "a window pattern must not be empty (it would match every line)",
+        ),
+    ],
+)
+def test_a_mistake_in_a_short_form_names_the_field_as_written(
+    write: Callable[..., Path], field: str, value: str, named: str, message: str
+) -> None:
+    text = (
+        HEAD + f"workflow:\n  name: wf\n  tasks:\n    - name: a\n      script: [x]\n      {field}: {value}\n"
+    )
+    err, path = error_of(write, text)
+    assert (err.where, err.field, err.message) == (f"{path}:7", named, message)
+
+
+def test_mistakes_on_one_line_come_in_the_order_of_the_fields_then_unknown_keys(
+    write: Callable[..., Path],
+) -> None:
+    from sflow.errors import SpecErrors
+
+    path = write(
+        HEAD
+        + "backends:\n  c: {type: slurm, partiton: gpu, nodes: x}\n"
+        + "workflow: {name: wf, tasks: [{name: a, script: [x]}]}\n"
+    )
+    with pytest.raises(SpecErrors) as err:
+        load_workflow([path])
+    assert [e.field for e in err.value.errors] == ["backends.c.nodes", "backends.c.partiton"]

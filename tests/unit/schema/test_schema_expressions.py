@@ -97,10 +97,10 @@ def test_errors_inside_expressions_are_expression_errors() -> None:
     ],
 )
 def test_split_rendering_matches_the_whole_template(text: str) -> None:
-    from sflow.schema.expressions import ENV
+    from sflow.schema.expressions import environment
 
     context = {**CONTEXT, "none": None}
-    assert render(text, context) == ENV.from_string(text).render(context)
+    assert render(text, context) == environment().from_string(text).render(context)
 
 
 def test_many_distinct_texts_sharing_an_expression_compile_it_once() -> None:

@@ -63,7 +63,7 @@ def test_named_sections_as_list_or_mapping_are_the_same(load: Load) -> None:
         assert (
             isinstance(spec.operators["op"], PythonOperator) and spec.operators["op"].python_exec == "python3"
         )
-    assert as_list.model_dump() == as_dict.model_dump()
+    assert as_list == as_dict
 
 
 def test_plain_variable_values_and_task_shorthands(load: Load) -> None:
@@ -134,14 +134,14 @@ def test_tasks_as_a_mapping(load: Load) -> None:
 def test_variable_types_coerce_values(type_name: str, raw: object, expected: object) -> None:
     from sflow.schema.models import Variable
 
-    var = Variable.model_validate({"name": "X", "value": raw, "type": type_name})
+    var = Variable(name="X", value=raw, type=type_name)
     assert var.value == expected and type(var.value) is type(expected)
 
 
 def test_domain_is_coerced_and_checked() -> None:
     from sflow.schema.models import Variable
 
-    var = Variable.model_validate({"name": "X", "value": "2", "type": "integer", "domain": ["1", 2, 4]})
+    var = Variable(name="X", value="2", type="integer", domain=["1", 2, 4])
     assert (var.value, var.domain) == (2, [1, 2, 4])
 
 

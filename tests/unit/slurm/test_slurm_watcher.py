@@ -115,6 +115,21 @@ def test_callers_asking_at_once_share_one_poll(run_async: Callable[..., Any]) ->
     run_async(scenario())
 
 
+def test_the_poll_ends_with_its_last_answer(run_async: Callable[..., Any]) -> None:
+    """Once the last caller has its answer, nothing is polled for it any more: no Slurm command is
+    under way when the run that asked ends a moment later."""
+    fake = FakeSlurm()
+    fake.jobs = {"5": "COMPLETED"}
+
+    async def scenario() -> None:
+        watcher = watcher_for(fake, interval=3600.0)
+        await watcher.wait_for("5", lambda s: s.terminal)
+        assert watcher._task is not None and watcher._task.done()
+        assert len(fake.calls) == 1
+
+    run_async(scenario())
+
+
 def test_an_allocation_steps_and_jobs_ride_in_the_same_poll(run_async: Callable[..., Any]) -> None:
     """The three users: the backend's allocation watch, the srun launcher waiting for its steps to
     go, the dispatch executor's jobs: per poll, one squeue for the jobs, one for the steps."""
