@@ -59,7 +59,7 @@ def test_status_of_a_live_run_from_another_process_then_of_the_finished_run(sflo
         }
         assert rows["first"].split()[1] == "succeeded"
         assert rows["wait"].split()[1] == "running" and "localhost" in rows["wait"]
-        assert rows["last"].split()[1] == "pending" and rows["last"].endswith("waits for wait")
+        assert rows["last"].split()[1] == "pending" and rows["last"].endswith("waits on dependencies: wait")
         listed = sflow("runs", "--output-dir", str(sflow.output_dir))
         assert (
             "gated" in listed.out

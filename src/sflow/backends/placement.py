@@ -55,6 +55,11 @@ class Request:
     every_node: bool = False
     first: int = 0
 
+    @property
+    def asks_gpus(self) -> bool:
+        """Whether the task holds GPUs (and so may wait for them to be free)."""
+        return bool(self.gpus or self.total_gpus or self.gpu_indices)
+
 
 @dataclass(frozen=True)
 class Placement:

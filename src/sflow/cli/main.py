@@ -215,17 +215,22 @@ def main() -> None:
     "--extra-args",
     "extra_args",
     multiple=True,
-    help="Extra flag for every Slurm backend's salloc and every docker backend's `docker run` "
-    "(repeatable; one of each option, the command line's winning).",
+    help="Extra flag for every backend, whatever its type: each Slurm backend's salloc (one of each "
+    "option, the command line's winning) and each docker backend's `docker run` (after the file's). "
+    "Repeatable; --extra-salloc-args and --extra-docker-args reach one type only.",
 )
 @click.option(
-    "--extra-salloc-args", "salloc_args", multiple=True, help="Extra salloc flag (repeatable; wins over -e)."
+    "--extra-salloc-args",
+    "salloc_args",
+    multiple=True,
+    help="Extra salloc flag for the Slurm backends only (repeatable; wins over -e).",
 )
 @click.option(
     "--extra-docker-args",
     "docker_args",
     multiple=True,
-    help="Extra `docker run` flag (repeatable; after -e).",
+    help="Extra `docker run` flag for the docker backends only (repeatable; after the file's and -e's, "
+    "so it wins where docker takes an option's last value).",
 )
 @click.option(
     "--wait-for-gpus",
@@ -322,8 +327,7 @@ def run(
     except KeyError as exc:
         raise click.UsageError(f"--enable-task-monitor: {exc.args[0]}") from None
     workspace = Path(workspace_dir or Path.cwd()).resolve()
-    for warning in check_artifacts(spec, workspace, strict=not (dry_run or skip_artifact_check)):
-        click.echo(f"sflow: warning: {warning}", err=True)
+    check_artifacts(spec, workspace, strict=not (dry_run or skip_artifact_check))
     settings = RunSettings(
         workspace_dir=workspace,
         output_dir=Path(output_dir).resolve() if output_dir else workspace / "sflow_output",

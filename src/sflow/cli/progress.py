@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from sflow.engine import Event, State
+from sflow.record.status import waiting
 from sflow.record.tail import printable, read_end
 
 _STYLE = {
@@ -225,22 +226,14 @@ class LiveProgress:
         for name, plan in self.plan.items():
             if self.states.get(name, State.PENDING) is not State.PENDING:
                 continue
-            unmet = [d for d in plan.deps if not self._serves(d)]
-            services = [d for d in unmet if self.plan.get(d, TaskPlan()).service and self._live(d)]
-            if unmet and len(services) == len(unmet):
-                out[name] = f"on service {services[0]}"  # running, not ready yet
-            elif unmet:
-                out[name] = "on dependencies"
-            else:
-                out[name] = "for GPUs" if plan.gpus else "for a slot (max_concurrent)"
+            out[name] = waiting(plan.deps, self._state_of, self._is_service, plan.gpus).reason
         return out
 
-    def _serves(self, name: str) -> bool:
-        """A dependency that lets its dependents start: succeeded, or a ready service."""
-        return self.states.get(name) in (State.SUCCEEDED, State.READY)
+    def _state_of(self, name: str) -> str:
+        return self.states.get(name, State.PENDING).value
 
-    def _live(self, name: str) -> bool:
-        return self.states.get(name) in (State.RUNNING, State.RETRYING)
+    def _is_service(self, name: str) -> bool:
+        return self.plan.get(name, TaskPlan()).service
 
 
 def _waiting_line(waiting: Mapping[str, str]) -> str:

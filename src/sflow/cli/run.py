@@ -119,7 +119,7 @@ def _progress(mode: str, title: str, instances: Sequence[TaskInstance]) -> Any:
             i.name: TaskPlan(
                 deps=tuple(i.deps),
                 service=is_service(i),
-                gpus=bool(i.request.gpus or i.request.total_gpus or i.request.gpu_indices),
+                gpus=i.request.asks_gpus,
             )
             for i in instances
         }

@@ -18,6 +18,7 @@ from sflow.record.status import (
     read_json,
     read_status,
     span,
+    waiting,
 )
 from sflow.slurm.cancel import unconfirmed
 from sflow.slurm.journal import read_journal
@@ -157,9 +158,20 @@ def _detail(task: TaskStatus, status: RunStatus) -> str:
     if task.state in ("running", "ready", "retrying", "stopping") and status.state in ("killed", "cancelled"):
         return "was running when its sflow died"
     if task.state == "pending":
-        waiting = [d for d in status.deps.get(task.name, ()) if status.tasks[d].state != "succeeded"]
-        return f"waits for {', '.join(waiting[:3])}" + (" ..." if len(waiting) > 3 else "") if waiting else ""
+        return _waits(task.name, status)
     return task.reason if task.state != "succeeded" else ""
+
+
+def _waits(name: str, status: RunStatus) -> str:
+    """`waits on dependencies: a, b, c ...`; placement's reason only while the run goes on."""
+    plan = status.plan.get(name, {})
+    why = waiting(
+        status.deps.get(name, ()),
+        lambda d: status.tasks[d].state if d in status.tasks else "pending",
+        lambda d: bool(status.plan.get(d, {}).get("service")),
+        bool(plan.get("gpus")),
+    )
+    return f"waits {why.naming()}" if why.on or status.state == "running" else ""
 
 
 # -- sflow clean ------------------------------------------------------------------------------------

@@ -99,6 +99,7 @@ class CallbackServer:
         if self._runner is not None:
             return
         web = _deps.aiohttp_web()
+        from_url = not self.host and bool(self._explicit_url)
         self.host = self.listen_address()
         app = web.Application(client_max_size=self.max_body)
         app.router.add_post("/{tail:.*}", self._handle)
@@ -121,15 +122,22 @@ class CallbackServer:
             await site.start()
         except OSError as exc:
             await runner.cleanup()
-            raise DispatchConfigError(
-                f"the callback server cannot listen on {self.host}:{self.port} ({exc.strerror or exc}); "
-                "set listen_host to an address of this host that the workers reach"
-            ) from None
+            raise DispatchConfigError(self._cannot_listen(exc, from_url)) from None
         self._runner = runner
         sockets = getattr(site._server, "sockets", None) or []
         if sockets:
             self.port = sockets[0].getsockname()[1]
         log.debug("callback server listening on %s:%s", self.host, self.port)
+
+    def _cannot_listen(self, exc: OSError, from_url: bool) -> str:
+        where = f"the callback server cannot listen on {self.host}:{self.port} ({exc.strerror or exc})"
+        if from_url:
+            return (
+                f"{where}, the host of callback_url {self._explicit_url}: a URL that reaches this host "
+                "through another (a gateway, a forwarded port) needs listen_host and listen_port, the "
+                "address and port of this host it arrives at"
+            )
+        return f"{where}; set listen_host to an address of this host that the workers reach"
 
     def listen_address(self) -> str:
         """Where to listen: `host`, else the callback URL's host, the advertised host, this host's address."""

@@ -24,7 +24,7 @@ import functools
 import inspect
 import os
 import threading
-from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sflow.dispatch import in_process_map
@@ -80,7 +80,7 @@ class InProcess:
         self._running: dict[Hashable, concurrent.futures.Future[Any]] = {}  # key -> its call's thread
         self._lock = threading.Lock()  # `_running` loses a key in the thread that ends its call
 
-    async def call(
+    def call(
         self,
         fn: Callable[..., Any],
         args: Sequence[Any] = (),
@@ -90,16 +90,28 @@ class InProcess:
         key: Hashable | None = None,
         info: dict[str, Any] | None = None,
         threads: concurrent.futures.Executor | None = None,
-    ) -> Any:
-        """`fn(*args, **kwargs)` in this process; see the module docstring for where and how.
+    ) -> Awaitable[Any]:
+        """`fn(*args, **kwargs)` in this process, to await; see the module docstring for where and how.
 
         `is_async` says whether `fn` is a coroutine function when it cannot be told (a lambda
-        around one). A sync call runs on `threads` (default: the shared pool); with a `key`
-        it first waits for that key's earlier call, with `info["waiting"]` set meanwhile.
+        around one). An async call is `fn`'s own coroutine (nothing wraps it: a map item's
+        attempt costs no more than the call). A sync call runs on `threads` (default: the
+        shared pool); with a `key` it first waits for that key's earlier call, with
+        `info["waiting"]` set meanwhile.
         """
-        kwargs = kwargs or {}
         if is_coroutine_function(fn) if is_async is None else is_async:
-            return await fn(*args, **kwargs)
+            return fn(*args, **(kwargs or {}))
+        return self._in_thread(fn, args, kwargs or {}, key, info, threads)
+
+    async def _in_thread(
+        self,
+        fn: Callable[..., Any],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        key: Hashable | None,
+        info: dict[str, Any] | None,
+        threads: concurrent.futures.Executor | None,
+    ) -> Any:
         if key is not None:
             await self._after_earlier(key, info)
         pool = threads or self._shared_pool()

@@ -289,12 +289,7 @@ class Engine:
         if not waiting:
             return outcome
         detail = outcome.reason or "exited"
-        return Outcome(
-            ok=False,
-            reason=f"service ended: {detail} (still needed by {', '.join(waiting[:3])})",
-            exit_code=outcome.exit_code,
-            info=outcome.info,
-        )
+        return outcome.failed(f"service ended: {detail} (still needed by {', '.join(waiting[:3])})")
 
     # -- final states -----------------------------------------------------------------------------
 

@@ -48,16 +48,16 @@ class Outcome:
     info: dict[str, Any] = field(default_factory=dict)
     retryable: bool = True  # False when another attempt would fail the same way (a mistake in the input)
 
+    def failed(self, reason: str, retryable: bool = True) -> Outcome:
+        """The same end (exit code, info) judged a failure for `reason`: a service still needed,
+        a probe that fired, an upload that failed."""
+        return Outcome(ok=False, reason=reason, exit_code=self.exit_code, info=self.info, retryable=retryable)
+
 
 def ended_before_ready(outcome: Outcome) -> Outcome:
     """The failure of an attempt that ended (as `outcome` says) before it became ready."""
     how = outcome.reason or ("exit code 0" if outcome.ok else "failed")
-    return Outcome(
-        ok=False,
-        reason=f"exited before it became ready ({how})",
-        exit_code=outcome.exit_code,
-        info=outcome.info,
-    )
+    return outcome.failed(f"exited before it became ready ({how})")
 
 
 @dataclass(frozen=True)

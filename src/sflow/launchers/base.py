@@ -71,6 +71,24 @@ class Launcher(abc.ABC):
         return await ProcessAttempt.start(self.build(ctx))
 
 
+class LocalLauncher(Launcher):
+    """A launcher whose attempt is one process group on this machine: its command line is all it
+    decides; the environment, working directory and log are every local task's."""
+
+    @abc.abstractmethod
+    def argv(self, ctx: LaunchContext) -> list[str]:
+        """The command line of the attempt."""
+
+    def build(self, ctx: LaunchContext) -> LaunchSpec:
+        return LaunchSpec(
+            argv=self.argv(ctx),
+            env=task_process_env(ctx),
+            cwd=ctx.cwd,
+            log_path=ctx.log_path,
+            info={"nodes": ctx.placement.node_names},
+        )
+
+
 def task_process_env(ctx: LaunchContext) -> dict[str, str]:
     """The environment a local process sees: ours, the task's variables, its GPUs."""
     env = merged_env(ctx.host_env(), ctx.env)

@@ -30,6 +30,7 @@ from typing import Any
 
 from sflow.backends.docker import DAEMONS, backend_config
 from sflow.backends.gpu_locks import GpuClaim, GpuLocks, reserve
+from sflow.engine.once import Once
 from sflow.engine.unit import Attempt, Outcome
 from sflow.launchers.base import RUN_ID_PLACEHOLDER, LaunchContext, Launcher, register_launcher
 from sflow.proc.attempt import ProcessAttempt, describe_exit
@@ -196,7 +197,6 @@ class ContainerAttempt(ProcessAttempt):
         self.name = str(spec.info["container"])
         self.daemon = Daemon(spec.info.get("docker_host"), spec.info.get("docker_context"))
         self._stopping = False
-        self.gpu_locks = GpuLocks()  # released when the container is gone
         self._grace = math.inf  # the shortest grace a stop was given
         self._client_stop = Stopper(
             self.proc.wait,
@@ -205,12 +205,6 @@ class ContainerAttempt(ProcessAttempt):
         )
 
     async def _wait_once(self) -> Outcome:
-        try:
-            return await self._container_end()
-        finally:
-            self.gpu_locks.release()
-
-    async def _container_end(self) -> Outcome:
         code = await self.proc.wait()
         await self._reap_group()
         if code < 0 or self._stopping:  # the client died first: the container may still be there
@@ -263,26 +257,22 @@ class DockerRunLauncher(Launcher):
             await asyncio.gather(*(a.stop(0) for a in attempts))
             gpu_locks.release()
             raise
-        if count == 1:
-            attempts[0].gpu_locks = gpu_locks
-            return attempts[0]
         return ContainerGroup(attempts, gpu_locks)
 
 
 class ContainerGroup(Attempt):
-    """One container per node: the attempt fails as soon as one fails, and then stops the others."""
+    """One container per node (one or more): the attempt fails as soon as one fails, and then stops
+    the others; the task's GPU locks are released once every container is gone."""
 
     def __init__(self, attempts: Sequence[ContainerAttempt], gpu_locks: GpuLocks) -> None:
         self.attempts = list(attempts)
         self.gpu_locks = gpu_locks  # released when every container is gone
         self.log_path = attempts[0].log_path
         self.info = dict(attempts[0].info, containers=[a.name for a in attempts])
-        self._outcome: asyncio.Future[Outcome] | None = None
+        self._outcome = Once(self._wait_once)
 
     async def wait(self) -> Outcome:
-        if self._outcome is None:
-            self._outcome = asyncio.ensure_future(self._wait_once())
-        return await asyncio.shield(self._outcome)
+        return await self._outcome()
 
     async def _wait_once(self) -> Outcome:
         try:
@@ -299,7 +289,8 @@ class ContainerGroup(Attempt):
                 attempt = pending.pop(fut)
                 if not fut.result().ok and failed is None:
                     failed = fut.result()
-                    failed.reason += f" (container {attempt.name})"
+                    if len(self.attempts) > 1:
+                        failed.reason += f" (container {attempt.name})"
         if failed is not None:
             await asyncio.gather(*(a.stop(0) for a in pending.values()))
             return failed

@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import shlex
 
-from sflow.launchers.base import LaunchContext, Launcher, register_launcher, task_process_env
-from sflow.proc.spawn import LaunchSpec
+from sflow.launchers.base import LaunchContext, LocalLauncher, register_launcher
 
 
 @register_launcher("python")
-class PythonLauncher(Launcher):
+class PythonLauncher(LocalLauncher):
     def argv(self, ctx: LaunchContext) -> list[str]:
         op = ctx.operator
         python = shlex.split(getattr(op, "python_exec", None) or "python3")
         extra = list(getattr(op, "extra_args", None) or [])
         return [*python, *extra, ctx.script_text()]
-
-    def build(self, ctx: LaunchContext) -> LaunchSpec:
-        return LaunchSpec(
-            argv=self.argv(ctx),
-            env=task_process_env(ctx),
-            cwd=ctx.cwd,
-            log_path=ctx.log_path,
-            info={"nodes": ctx.placement.node_names},
-        )

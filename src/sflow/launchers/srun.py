@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from sflow.backends.base import JOB_PLACEHOLDER, AllocationWatch
+from sflow.engine.once import Once
 from sflow.engine.unit import Attempt, Outcome
 from sflow.launchers.base import LaunchContext, Launcher, register_launcher
 from sflow.launchers.srun_verdict import (
@@ -487,14 +488,12 @@ class StepAttempt(Attempt):
         self.current = first
         self.log_path = first.log_path
         self.info = first.info
-        self._outcome: asyncio.Future[Outcome] | None = None
+        self._outcome = Once(self._wait_once)
         self._stop_requested: asyncio.Event | None = None
         self._grace = 0.0
 
     async def wait(self) -> Outcome:
-        if self._outcome is None:
-            self._outcome = asyncio.ensure_future(self._wait_once())
-        return await asyncio.shield(self._outcome)
+        return await self._outcome()
 
     async def _wait_once(self) -> Outcome:
         stop = self._stop_event()

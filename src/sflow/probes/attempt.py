@@ -122,7 +122,7 @@ class ProbedAttempt(Attempt):
                 await self.inner.stop(self.grace)
             outcome = await ended
             if fired is not None:
-                outcome = Outcome(ok=False, reason=fired, exit_code=outcome.exit_code, info=outcome.info)
+                outcome = outcome.failed(fired)
             self._final = outcome
             return outcome
         finally:

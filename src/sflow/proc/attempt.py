@@ -7,10 +7,10 @@ leader's exit is an asyncio event (`sflow.proc.spawn`), not a poll.
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from collections.abc import Mapping
 
+from sflow.engine.once import Once
 from sflow.engine.unit import Attempt, Outcome
 from sflow.proc.groups import group_gone, signal_group
 from sflow.proc.spawn import Child, LaunchSpec, start_child
@@ -38,7 +38,7 @@ class ProcessAttempt(Attempt):
         self.spec = spec
         self.log_path = spec.log_path
         self.info = {"pid": proc.pid, **spec.info}
-        self._outcome: asyncio.Future[Outcome] | None = None
+        self._outcome = Once(self._wait_once)
         self._group_stop = Stopper(
             self._group_ended,
             Step("TERM", self._term_group),
@@ -51,9 +51,7 @@ class ProcessAttempt(Attempt):
         return cls(await start_child(spec, env), spec)
 
     async def wait(self) -> Outcome:
-        if self._outcome is None:
-            self._outcome = asyncio.ensure_future(self._wait_once())
-        return await asyncio.shield(self._outcome)
+        return await self._outcome()
 
     async def _wait_once(self) -> Outcome:
         code = await self.proc.wait()

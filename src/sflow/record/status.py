@@ -11,6 +11,7 @@ import json
 import os
 import socket
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ class RunStatus:
     owner: dict[str, Any] = field(default_factory=dict)
     stop_reason: str = ""
     deps: dict[str, list[str]] = field(default_factory=dict)
+    plan: dict[str, dict[str, Any]] = field(default_factory=dict)  # plan.json's entry of each task
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -70,6 +72,42 @@ class RunStatus:
     def resumed_from(self) -> str | None:
         value = self.owner.get("resumed_from")
         return str(value) if value else None
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Why a pending task has not started: `reason` as the views show it, `on` the tasks it waits for."""
+
+    reason: str  # "on service db", "on dependencies", "for GPUs", "for a slot (max_concurrent)"
+    on: tuple[str, ...] = ()
+
+    def naming(self, limit: int = 3) -> str:
+        """The reason with the dependencies it waits on: `on dependencies: a, b, c ...`."""
+        if self.reason != "on dependencies":
+            return self.reason
+        return f"{self.reason}: {', '.join(self.on[:limit])}" + (" ..." if len(self.on) > limit else "")
+
+
+_LETS_DEPENDENTS_START = ("succeeded", "ready")
+_LIVE = ("running", "retrying")
+
+
+def waiting(
+    deps: Iterable[str], state_of: Callable[[str], str], is_service: Callable[[str], bool], gpus: bool
+) -> Waiting:
+    """Why a pending task waits: the one reading of the live view and `sflow status`.
+
+    A dependency that has not succeeded (nor become a ready service) holds it: a service still
+    starting (running, not ready yet), else its dependencies. With none left, placement holds it:
+    only a task that asks for GPUs can wait for them; any task may wait for a `max_concurrent` slot.
+    """
+    unmet = tuple(d for d in deps if state_of(d) not in _LETS_DEPENDENTS_START)
+    starting = [d for d in unmet if is_service(d) and state_of(d) in _LIVE]
+    if unmet and len(starting) == len(unmet):
+        return Waiting(f"on service {starting[0]}", unmet)
+    if unmet:
+        return Waiting("on dependencies", unmet)
+    return Waiting("for GPUs" if gpus else "for a slot (max_concurrent)")
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -105,12 +143,15 @@ def read_status(run_dir: Path) -> RunStatus:
             owner,
             summary.get("stop_reason", ""),
             deps,
+            plan,
         )
     tasks = {name: TaskStatus(name) for name in plan}
     last = _replay(run_dir / "events.jsonl", tasks)
     state = "running" if owner_alive(owner) else _cancelled(run_dir, "killed")
     ended = last if state != "running" else None
-    return RunStatus(run_id, workflow, run_dir, state, owner.get("started"), ended, tasks, owner, "", deps)
+    return RunStatus(
+        run_id, workflow, run_dir, state, owner.get("started"), ended, tasks, owner, "", deps, plan
+    )
 
 
 CANCEL_FILE = "cancel.json"  # written by `sflow cancel`

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sflow.backends.base import Allocation, Backend, create_backend
 from sflow.backends.placement import Placement, Placer
 from sflow.engine import Attempt, Engine, Event, Outcome, RetryPolicy, RunResult, Unit
+from sflow.engine.once import Once
 from sflow.errors import BackendError, PlanError
 from sflow.launchers.base import LaunchContext, get_launcher
 from sflow.lifecycle.scope import NotStarted, RunScope
@@ -400,13 +401,7 @@ class WorkflowRun:
         failed = self._report_uploads(results)
         if not failed:
             return outcome
-        return Outcome(
-            ok=False,
-            reason=f"upload failed: {failed[0].destination}: {failed[0].error}",
-            exit_code=outcome.exit_code,
-            info=outcome.info,
-            retryable=False,
-        )
+        return outcome.failed(f"upload failed: {failed[0].destination}: {failed[0].error}", retryable=False)
 
     async def _upload_all(self) -> None:
         """`workflow.upload_all` once every task has ended; `on_error: fail` fails the run."""
@@ -501,14 +496,12 @@ class HeldAttempt(Attempt):
         self.log_path = inner.log_path
         self.info = inner.info
         self._on_end = on_end
-        self._ended: asyncio.Future[Outcome] | None = None
+        self._ended = Once(self._wait_once)
         self._was_ready = False
         self._stop_requested = False
 
     async def wait(self) -> Outcome:
-        if self._ended is None:
-            self._ended = asyncio.ensure_future(self._wait_once())
-        return await asyncio.shield(self._ended)
+        return await self._ended()
 
     async def _wait_once(self) -> Outcome:
         outcome = await self.inner.wait()

@@ -39,6 +39,8 @@ class RunPlan:
                 entry["fingerprint"] = self.fingerprints[inst.name]
             if is_service(inst):
                 entry["service"] = True
+            if inst.request.asks_gpus:
+                entry["gpus"] = True
             if inst.name in self.decisions:
                 decision = self.decisions[inst.name]
                 entry["resume"] = ("keep: " if decision.keep else "run: ") + decision.reason

@@ -71,11 +71,13 @@ def run_yaml(
     missable_tasks: Sequence[str] = (),
     check: bool = True,
     listeners: Iterable[Callable[[Event], None]] = (),
+    skip_artifact_check: bool = False,
 ) -> YamlRunResult:
     """Load, validate and run YAML workflow file(s) like `sflow run`; blocks until done.
 
     `sets` are `--set` overrides (`{"name": value}` or `["name=value"]`), `artifacts` are
-    `--artifact` ones. With `check` (the default) a run that did not succeed raises
+    `--artifact` ones. An `fs://` artifact whose path does not exist is a `SpecError` before
+    anything starts, or with `skip_artifact_check` a warning on stderr. With `check` (the default) a run that did not succeed raises
     `WorkflowFailed` naming the failed tasks. Ctrl-C or SIGTERM stops the run's tasks and
     jobs (TERM, `grace`, KILL), records the run, then raises `KeyboardInterrupt` (Ctrl-C) or
     `SystemExit(143)` (SIGTERM). Inside a running event loop use `await run_yaml_async(...)`.
@@ -101,6 +103,7 @@ def run_yaml(
             missable_tasks=missable_tasks,
             check=check,
             listeners=listeners,
+            skip_artifact_check=skip_artifact_check,
         )
     )
 
@@ -118,10 +121,12 @@ async def run_yaml_async(
     missable_tasks: Sequence[str] = (),
     check: bool = True,
     listeners: Iterable[Callable[[Event], None]] = (),
+    skip_artifact_check: bool = False,
 ) -> YamlRunResult:
     """`run_yaml` on the running event loop."""
     from sflow.lifecycle.settings import RunSettings
     from sflow.schema import load_workflow
+    from sflow.workflow.artifact_check import check_artifacts
     from sflow.workflow.run import WorkflowRun
 
     paths = [str(files)] if isinstance(files, (str, Path)) else [str(f) for f in files]
@@ -135,6 +140,7 @@ async def run_yaml_async(
         grace=grace,
         run_id=run_id,
     )
+    check_artifacts(spec, settings.workspace_path(), strict=not skip_artifact_check)
     run = WorkflowRun(spec, settings, listeners=listeners)
     result = await run.run()
     outcome = YamlRunResult(run.record.run_id, run.record.run_dir, result)

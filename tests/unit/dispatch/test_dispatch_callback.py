@@ -363,8 +363,14 @@ def test_it_listens_on_the_callback_urls_host_never_on_every_interface_by_defaul
         finally:
             await derived.aclose()
         elsewhere = CallbackServer(callback_url="http://192.0.2.1:8080/sflow/events")  # not this host
-        with pytest.raises(DispatchConfigError, match=r"cannot listen on 192\.0\.2\.1:0 .* set listen_host"):
+        with pytest.raises(DispatchConfigError) as refused:
             await elsewhere.start()
+        assert str(refused.value).startswith("the callback server cannot listen on 192.0.2.1:0 (")
+        assert "the host of callback_url http://192.0.2.1:8080/sflow/events" in str(refused.value)
+        assert "needs listen_host and listen_port" in str(refused.value)
+        bad_host = CallbackServer("192.0.2.1")  # listen_host itself is not of this host
+        with pytest.raises(DispatchConfigError, match=r"set listen_host to an address of this host"):
+            await bad_host.start()
 
     asyncio.run(scenario())
 

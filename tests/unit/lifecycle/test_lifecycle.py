@@ -52,6 +52,9 @@ def test_a_cancelled_run_records_what_had_run(tmp_path: Path) -> None:
     async def main() -> None:
         run = asyncio.ensure_future(sflow.run_yaml_async(wf, output_dir=out, grace=5))
         while not (marker.exists() and marker.read_text().strip()):
+            if run.done():
+                run.result()  # the run ended before its long task started: say why
+                pytest.fail("the run succeeded without its long task")
             await asyncio.sleep(0.01)
         run.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -78,3 +78,38 @@ def test_run_yaml_async_and_loop_guard(tmp_path: Path) -> None:
 
     result = asyncio.run(main())
     assert result.ok and "second saw yo" in result.log("second").read_text()
+
+
+ARTIFACTS = """\
+version: "0.1"
+artifacts:
+  MODEL: {uri: "fs://models/llama"}
+workflow:
+  name: art
+  tasks:
+    - name: t
+      script: ['echo "model=$MODEL"']
+"""
+
+
+def test_run_yaml_checks_fs_artifacts_before_anything_starts_as_sflow_run_does(tmp_path: Path) -> None:
+    path = _write(tmp_path, ARTIFACTS)
+    with pytest.raises(sflow.errors.SpecError) as info:
+        sflow.run_yaml(path, workspace_dir=tmp_path, output_dir=tmp_path / "out")
+    assert f"{path}:3: artifacts.MODEL.uri: artifact 'MODEL': {tmp_path}/models/llama does not exist" in str(
+        info.value
+    )
+    assert "skip_artifact_check=True" in str(info.value)
+    assert not (tmp_path / "out").exists()  # nothing ran
+
+
+def test_run_yaml_skip_artifact_check_warns_and_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(tmp_path, ARTIFACTS)
+    result = sflow.run_yaml(
+        path, workspace_dir=tmp_path, output_dir=tmp_path / "out", skip_artifact_check=True
+    )
+    assert result.ok
+    assert "sflow: warning:" in capsys.readouterr().err
+    assert not (tmp_path / "models").exists()  # left alone, not created
