@@ -79,3 +79,21 @@ def test_a_run_imports_jinja_only_for_a_file_with_an_expression_and_never_pydant
     loaded = _modules_after(run)
     assert ("jinja2" in loaded) is jinja
     assert "pydantic" not in loaded  # the models are msgspec Structs: no schema to build at start
+
+
+def test_a_local_one_task_run_loads_no_slurm_monitor_or_upload_module(tmp_path: Path):
+    """Their imports sit where they are used, so a local run does not pay for them."""
+    workflow = tmp_path / "wf.yaml"
+    workflow.write_text(
+        'version: "0.1"\nworkflow:\n  name: one\n  tasks:\n    - name: t\n      script: ["true"]\n'
+    )
+    run = (
+        "from sflow.cli.main import main\ntry:\n"
+        f"    main(['run', '-q', '-f', {str(workflow)!r}, '--output-dir', {str(tmp_path / 'runs')!r}])\n"
+        "except SystemExit as exit:\n    assert exit.code == 0"
+    )
+    loaded = _modules_after(run)
+    slurm = {"sflow.launchers.srun", "sflow.slurm.watcher", "sflow.slurm.accounting", "sflow.slurm.commands"}
+    slurm |= {"sflow.slurm.flags", "sflow.backends.slurm", "sflow.backends.salloc"}
+    assert not slurm & loaded
+    assert not {"sflow.monitor.sampler", "zipfile", "tempfile", "csv", "boto3"} & loaded

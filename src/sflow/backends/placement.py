@@ -82,6 +82,11 @@ ANY_ONE_NODE = Request()  # one node, the least loaded
 EVERY_NODE = Request(every_node=True)  # the common request; placement checks for this very object first
 
 
+def holds_gpus(req: Request) -> bool:
+    """True when a request takes GPUs, which other tasks cannot have while it holds them."""
+    return bool(req.gpus or req.gpu_indices or req.total_gpus)
+
+
 def _lowest_run(free: set[int], count: int) -> tuple[int, ...]:
     """The lowest `count` consecutive free GPU indices (() when there is no such run)."""
     if count <= 0:
@@ -122,6 +127,7 @@ class Placer:
         self._nodes = [
             _NodeState(n, free_gpus=set(range(n.num_gpus)), alone=Placement(nodes=(n,))) for n in nodes
         ]
+        self._by_name = {s.node.name: s for s in self._nodes}
         self._everywhere = Placement(nodes=tuple(nodes))  # shared by every EVERY_NODE placement
         self._waiters: list[asyncio.Future[None]] = []
         self._holders: dict[str, int] = {}  # task -> placements it holds
@@ -228,9 +234,8 @@ class Placer:
         else:
             self._holders.pop(task, None)
             self._parked.discard(task)
-        by_name = {s.node.name: s for s in self._nodes}
         for i, node in enumerate(placement.nodes):
-            s = by_name[node.name]
+            s = self._by_name[node.name]
             s.load -= 1
             if placement.gpus:
                 s.free_gpus.update(placement.gpus[i])

@@ -38,17 +38,18 @@ class Graph:
     """Nodes and their dependencies (edges point from a node to what it depends on)."""
 
     def __init__(self, deps: Mapping[str, Iterable[str]]) -> None:
-        self.deps: dict[str, tuple[str, ...]] = {
-            name: d if d.__class__ is tuple and len(d) < 2 else tuple(dict.fromkeys(d))
-            for name, d in deps.items()
-        }
-        dependents: dict[str, list[str]] = {name: [] for name in self.deps}
-        for name, ds in self.deps.items():
+        own: dict[str, tuple[str, ...]] = {}
+        dependents: dict[str, list[str]] = {name: [] for name in deps}
+        for name, ds in deps.items():
+            if ds.__class__ is not tuple or len(ds) > 1:
+                ds = tuple(dict.fromkeys(ds))
+            own[name] = ds
             for dep in ds:
                 children = dependents.get(dep)
                 if children is None:
                     raise PlanError(f"task '{name}' depends on unknown task '{dep}'")
                 children.append(name)
+        self.deps = own
         self.dependents = dependents
 
     def __len__(self) -> int:
@@ -56,16 +57,14 @@ class Graph:
 
     def order(self) -> list[str]:
         """Topological order (dependencies first, stable by insertion); raises CycleError."""
-        indegree = {name: len(ds) for name, ds in self.deps.items()}
-        ready = deque(name for name, n in indegree.items() if n == 0)
-        out: list[str] = []
-        while ready:
-            name = ready.popleft()
-            out.append(name)
-            for child in self.dependents[name]:
-                indegree[child] -= 1
-                if indegree[child] == 0:
-                    ready.append(child)
+        indegree = {name: len(ds) for name, ds in self.deps.items() if ds}
+        out = [name for name, ds in self.deps.items() if not ds]
+        dependents = self.dependents
+        for name in out:  # a first-in first-out queue: the loop reaches what it appends
+            for child in dependents[name]:
+                left = indegree[child] = indegree[child] - 1
+                if not left:
+                    out.append(child)
         if len(out) != len(self.deps):
             raise CycleError(self._find_cycle({n for n, k in indegree.items() if k > 0}))
         return out

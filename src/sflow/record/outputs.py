@@ -7,7 +7,6 @@ A sweep's table has one row per replica: its index, its sweep values, its output
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -65,6 +64,8 @@ def outputs_table(rows: Iterable[Mapping[str, Any]]) -> tuple[list[str], list[li
 
 def write_table_csv(path: Path, rows: Iterable[Mapping[str, Any]]) -> Path:
     """The sweep's table as CSV: empty cells for None, JSON for lists and dicts, true/false."""
+    import csv  # here: only a sweep with outputs writes a table
+
     columns, cells = outputs_table(rows)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as out:

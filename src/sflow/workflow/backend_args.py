@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 from sflow.errors import SpecError
 from sflow.schema.models import DockerBackend, SlurmBackend
-from sflow.slurm.flags import merge_extra_args
 
 if TYPE_CHECKING:
     from sflow.schema import WorkflowSpec
@@ -27,6 +26,8 @@ def add_extra_args(
     """Merge command-line flags into the backends they are for."""
     for backend in spec.backends.values():
         if isinstance(backend, SlurmBackend) and (extra or salloc):
+            from sflow.slurm.flags import merge_extra_args  # here: a local run never loads it
+
             backend.extra_args = merge_extra_args(backend.extra_args, [*extra, *salloc])
         elif isinstance(backend, DockerBackend) and (extra or docker):
             backend.extra_args = [*backend.extra_args, *extra, *docker]

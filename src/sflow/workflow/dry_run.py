@@ -15,7 +15,7 @@ from shlex import quote as _quote
 from typing import TYPE_CHECKING, Any
 
 from sflow.backends.base import Allocation, create_backend
-from sflow.backends.placement import Placement, Placer
+from sflow.backends.placement import ANY_ONE_NODE, EVERY_NODE, Placement, Placer, holds_gpus
 from sflow.errors import PlanError, SpecError
 from sflow.launchers.base import RUN_ID_PLACEHOLDER, LaunchContext, get_launcher
 from sflow.schema.expressions import render_value
@@ -68,30 +68,78 @@ def simulate_placement(
     `release_after: workflow_completion` holds (until the workflow ends). Only a task that still
     does not fit pretends that every earlier task has ended (at run time it waits for them, or
     fails naming the services that keep what it needs).
+
+    Nodes are shared, so a task that takes no GPUs is placed the same whatever else holds, and
+    changes nothing for the others: its request is placed once, and only tasks holding GPUs are
+    held, unless a backend places some request by load (`ANY_ONE_NODE`).
     """
     placers = {name: Placer(a.nodes, name) for name, a in allocations.items()}
+    by_load = {i.backend for i in ordered if i.request is not EVERY_NODE and i.request == ANY_ONE_NODE}
     held: dict[str, dict[str, Placement]] = {name: {} for name in allocations}
     to_the_end: dict[str, dict[str, Placement]] = {name: {} for name in allocations}
-    deps = {inst.name: inst.deps for inst in ordered}
-    backend_of = {inst.name: inst.backend for inst in ordered}
+    walk = _Ancestors(ordered, held, placers)
+    fixed: dict[str, dict[int, Placement]] = {name: {} for name in allocations}  # by id() of a request
     out: dict[str, Placement] = {}
     for inst in ordered:
+        if inst.deps and any(held.values()):  # else nothing to give back: a later walk goes further
+            walk.release(inst.deps)
+        request = inst.request
+        placement = fixed[inst.backend].get(id(request))
+        if placement is not None:
+            out[inst.name] = placement
+            continue
         placer = placers[inst.backend]
-        _release_ancestors(inst.deps, deps, backend_of, held, placers)
-        try:
-            placement = placer.try_place(inst.request, inst.name)
-        except PlanError as exc:
-            raise at_request(exc, inst) from None
+        placement = _place(placer, inst)
+        if inst.backend not in by_load and not holds_gpus(request):
+            assert placement is not None  # a request for no GPUs fits whatever else holds
+            out[inst.name] = fixed[inst.backend][id(request)] = placement
+            continue
         if placement is None:  # pretend earlier tasks have finished
             for holders in (held[inst.backend], to_the_end[inst.backend]):
                 for holder, p in holders.items():
                     placer.release(p, holder)
                 holders.clear()
-            placement = placer.try_place(inst.request, inst.name)
+            placement = placer.try_place(request, inst.name)
             assert placement is not None
         (to_the_end if _held_to_the_end(inst) else held)[inst.backend][inst.name] = placement
         out[inst.name] = placement
     return out
+
+
+def _place(placer: Placer, inst: TaskInstance) -> Placement | None:
+    try:
+        return placer.try_place(inst.request, inst.name)
+    except PlanError as exc:
+        raise at_request(exc, inst) from None
+
+
+class _Ancestors:
+    """Gives back what the ancestors of a task still hold when it starts. Each task is walked once
+    in the whole simulation: a task walked before had all its ancestors walked with it."""
+
+    def __init__(
+        self, ordered: list[TaskInstance], held: dict[str, dict[str, Placement]], placers: dict[str, Placer]
+    ) -> None:
+        self.ordered = ordered
+        self.of: dict[str, TaskInstance] = {}  # by name, made by the first walk
+        self.held = held
+        self.placers = placers
+        self.walked: set[str] = set()
+
+    def release(self, start: tuple[str, ...]) -> None:
+        if not self.of:
+            self.of = {inst.name: inst for inst in self.ordered}
+        stack, walked, of = list(start), self.walked, self.of
+        while stack:
+            name = stack.pop()
+            if name in walked:
+                continue
+            walked.add(name)
+            inst = of[name]
+            placement = self.held[inst.backend].pop(name, None)
+            if placement is not None:
+                self.placers[inst.backend].release(placement, name)
+            stack.extend(inst.deps)
 
 
 def _monitor_line(inst: TaskInstance) -> str:
@@ -105,27 +153,6 @@ def _monitor_line(inst: TaskInstance) -> str:
 
 def _held_to_the_end(inst: TaskInstance) -> bool:
     return inst.task.release_after() == "workflow_completion"
-
-
-def _release_ancestors(
-    start: tuple[str, ...],
-    deps: dict[str, tuple[str, ...]],
-    backend_of: dict[str, str],
-    held: dict[str, dict[str, Placement]],
-    placers: dict[str, Placer],
-) -> None:
-    """Give back what the dependencies of a task, and theirs, still hold. A task released before
-    had its own dependencies released when it was placed, so the walk stops there: each task is
-    released once."""
-    stack = list(start)
-    while stack:
-        name = stack.pop()
-        backend = backend_of.get(name)
-        placement = held[backend].pop(name, None) if backend is not None else None
-        if placement is None:
-            continue
-        placers[backend].release(placement, name)  # type: ignore[index]
-        stack.extend(deps[name])
 
 
 def describe_plan(spec: Any, workspace: Path, output_dir: Path, run_plan: RunPlan | None = None) -> str:
@@ -166,6 +193,7 @@ def _describe_plan(
     if spec.workflow.upload_all is not None:
         out.write(f"\nupload_all: {uploads.upload_all()}")
     write = out.write
+    entries = _Entries()
     problems = Problems()  # every script's mistakes, not only the first one's
     for step, inst in enumerate(ordered, 1):
         placement = placements[inst.name]
@@ -177,12 +205,12 @@ def _describe_plan(
         if renderer.left_cycles:  # ...but a `${% %}` template leaves cycles behind
             resume_gc()
         argv = commands.argv(inst, placement)
-        write("\n")
         note = ""
         if decisions:
             decision = decisions[inst.name]
             note = f"{'keep' if decision.keep else 'run'} ({decision.reason})"
-        write(_describe_task(step, inst, placement, argv, body, note, _monitor_line(inst)))
+        monitor = _monitor_line(inst) if inst.task.monitor is not None else ""
+        write(entries.text(step, inst, placement, argv, body, note, monitor))
         if inst.task.uploads:
             write("".join(f"\n   upload: {line}" for line in uploads.lines(inst, placement)))
     del ordered, placements, renderer, context
@@ -347,19 +375,18 @@ class _Commands:
     def argv(self, inst: TaskInstance, placement: Placement) -> list[str]:
         script = f"{self.run_dir}/{inst.name}/{inst.name}.sh"
         allocation = self.allocations[inst.backend]
-        shared = self._shared(inst) if _runs_container(inst) else ()
         ctx = self._last
         if (
-            not shared
-            and ctx is not None
-            and not ctx.shared_paths
-            and ctx.placement is placement
+            ctx is not None
             and ctx.operator is inst.operator
+            and not ctx.shared_paths  # so the operator runs no container: this task has none either
+            and ctx.placement is placement
             and ctx.allocation is allocation
         ):  # the previous task's context serves this one (launchers keep nothing of it)
             ctx.task = inst.name
             ctx._script = script
             return get_launcher(inst.operator.type).argv(ctx)
+        shared = self._shared(inst) if _runs_container(inst) else ()
         ctx = self._last = _PlannedLaunch(
             script,
             task=inst.name,
@@ -414,30 +441,56 @@ class _PlannedLaunch(LaunchContext):
         pass
 
 
-def _describe_task(
-    step: int,
-    inst: TaskInstance,
-    placement: Placement,
-    argv: list[str],
-    body: str,
-    resume: str = "",
-    monitor: str = "",
-) -> str:
-    """One task's entry; `body` is its rendered script without the `#!` line."""
+class _Entries:
+    """Each task's entry in the plan text. What consecutive tasks share, the line of their backend,
+    operator and nodes, is made once, and so are the quoted words their command lines share."""
+
+    _KEPT_WORDS = 1000  # a command line's fixed words; its script path differs from task to task
+
+    def __init__(self) -> None:
+        self._shared: tuple[Placement, Any, str, str] | None = None  # placement, operator, backend: line
+        self._quoted: dict[str, str] = {}
+
+    def text(
+        self,
+        step: int,
+        inst: TaskInstance,
+        placement: Placement,
+        argv: list[str],
+        body: str,
+        resume: str = "",
+        monitor: str = "",
+    ) -> str:
+        """One task's entry, after a newline; `body` is its rendered script without the `#!` line."""
+        shared = self._shared
+        if shared is None or not (
+            shared[0] is placement and shared[1] is inst.operator and shared[2] == inst.backend
+        ):
+            shared = self._shared = (placement, inst.operator, inst.backend, _where_line(inst, placement))
+        text = f"\n\n{step}. {inst.name}{shared[3]}"
+        if inst.deps:
+            text += f"\n   after: {', '.join(inst.deps)}"
+        if resume:
+            text += f"\n   resume: {resume}"
+        if inst.sweep:
+            text += "\n   sweep: " + ", ".join(f"{k}={v}" for k, v in inst.sweep.items())
+        if monitor:
+            text += f"\n   monitor: {monitor}"
+        quoted = self._quoted
+        command = " ".join([quoted.get(arg) or self._quote(arg) for arg in argv])
+        # the script's lines after the `#!` line; printable text holds no line break
+        lines = body if body.isprintable() else "\n   | ".join((body + "\n").splitlines())
+        return f"{text}\n   command: {command}\n   | {lines}"
+
+    def _quote(self, word: str) -> str:
+        quoted = _quote(word)
+        if len(self._quoted) < self._KEPT_WORDS:
+            self._quoted[word] = quoted
+        return quoted
+
+
+def _where_line(inst: TaskInstance, placement: Placement) -> str:
     where = ", ".join([n.name for n in placement.nodes])
     if placement.gpus:
         where += " gpus " + ";".join(",".join(map(str, g)) for g in placement.gpus)
-    text = (
-        f"\n{step}. {inst.name}\n   backend: {inst.backend}  operator: {inst.operator.name}  nodes: {where}"
-    )
-    if inst.deps:
-        text += f"\n   after: {', '.join(inst.deps)}"
-    if resume:
-        text += f"\n   resume: {resume}"
-    if inst.sweep:
-        text += "\n   sweep: " + ", ".join(f"{k}={v}" for k, v in inst.sweep.items())
-    if monitor:
-        text += f"\n   monitor: {monitor}"
-    command = " ".join([_quote(arg) for arg in argv])
-    lines = "\n   | ".join((body + "\n").splitlines())  # the script's lines after the `#!` line
-    return f"{text}\n   command: {command}\n   | {lines}"
+    return f"\n   backend: {inst.backend}  operator: {inst.operator.name}  nodes: {where}"

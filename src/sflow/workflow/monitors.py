@@ -21,7 +21,6 @@ from typing import Any
 
 from sflow.backends.base import Allocation
 from sflow.backends.placement import Node
-from sflow.launchers.srun import SRUN_INPUT_VARS
 from sflow.proc.attempt import ProcessAttempt
 from sflow.proc.groups import signal_group
 from sflow.proc.spawn import Child, LaunchSpec
@@ -29,7 +28,6 @@ from sflow.proc.stop import Step, Stopper, poll_until
 from sflow.schema.base import as_json
 from sflow.schema.monitor import Monitor
 from sflow.schema.resources import NodeResources
-from sflow.slurm.commands import SlurmCommandError, run_slurm, scancel
 
 MONITOR_FOLDER = "monitor"
 SRUN_TERM_WAIT = 5.0  # seconds srun gets to end its step after TERM, before KILL
@@ -142,6 +140,8 @@ class MonitorStep(ProcessAttempt):
             signal_group(self.proc.pid, signal.SIGTERM)
 
     async def _find_step(self) -> str | None:
+        from sflow.slurm.commands import SlurmCommandError, run_slurm
+
         try:
             out = await run_slurm(
                 ["squeue", "--noheader", "--steps", "--jobs", self.job_id, "--format=%i|%j"]
@@ -155,6 +155,8 @@ class MonitorStep(ProcessAttempt):
 
 
 async def _term(step: str) -> bool:
+    from sflow.slurm.commands import SlurmCommandError, scancel
+
     try:
         return await scancel(step, signal="TERM")
     except SlurmCommandError:
@@ -223,6 +225,8 @@ class Monitors:
                     spec = LaunchSpec(sampler_argv(monitor, out, node, custom), env, self.cwd, log)
                     attempts.append((await ProcessAttempt.start(spec), [out / f"{node}.csv"]))
                 continue
+            from sflow.launchers.srun import SRUN_INPUT_VARS  # here: a local run never loads srun
+
             step_env = {k: v for k, v in env.items() if k not in SRUN_INPUT_VARS}
             argv = srun_monitor_argv(
                 job_id, target.nodes, sampler_argv(monitor, out, None, custom), step_name(task)

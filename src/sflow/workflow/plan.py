@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sflow.backends.placement import EVERY_NODE, Request
 from sflow.engine.graph import CycleError, Graph
 from sflow.errors import PlanError, SpecError
+from sflow.schema.loader import gc_paused
 from sflow.schema.task import replica_name, sweep_names
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ class TaskInstance:
     request: Request = field(default_factory=Request)
 
 
-_NOTHING: dict[str, Any] = {}  # follows_sweep of a task without a sweep (never written to)
+_NOTHING: dict[str, Any] = {}  # sweep and follows_sweep of a task without a sweep (never written to)
 
 
 def at_request(error: PlanError, inst: TaskInstance) -> SpecError:
@@ -63,6 +64,11 @@ class Plan:
 
 def expand(spec: WorkflowSpec) -> Plan:
     """Every task instance in YAML order, dependencies resolved to instance names."""
+    with gc_paused():  # a big workflow makes many objects here, and no cycles (as loading does)
+        return _expand(spec)
+
+
+def _expand(spec: WorkflowSpec) -> Plan:
     instances: list[TaskInstance] = []
     copies_of: dict[str, list[str] | None] = {}  # instance names of each task (None: just the task's)
     setup = _Setup(spec)
@@ -77,7 +83,7 @@ def expand(spec: WorkflowSpec) -> Plan:
             else:
                 backend, operator, request = setup.of(task)
             instances.append(
-                TaskInstance(task.name, task, (), None, {}, _NOTHING, backend, operator, request)
+                TaskInstance(task.name, task, (), None, _NOTHING, _NOTHING, backend, operator, request)
             )
             copies_of[task.name] = None
         else:
@@ -86,12 +92,14 @@ def expand(spec: WorkflowSpec) -> Plan:
             instances.extend(copies)
     for inst in instances:
         task = inst.task
-        deps: list[str] = []
         if inst.replica_index and task.replicas and task.replicas.policy == "sequential":
             # after the one before it, which (through the first) came after the task's dependencies
             inst.deps = (copies_of[task.name][inst.replica_index - 1],)  # type: ignore[index]
             continue
-        for dep in task.depends_on or ():
+        if not task.depends_on:
+            continue
+        deps: list[str] = []
+        for dep in task.depends_on:
             names = copies_of.get(dep, _DROPPED)
             if names is None:
                 deps.append(dep)

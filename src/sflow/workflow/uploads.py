@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import glob
 import posixpath
-import tempfile
-import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,6 +170,8 @@ def upload_run_folder(
     put: Put,
 ) -> UploadResult:
     """`workflow.upload_all`: the run folder as one zip (made outside it), sent as one object."""
+    import tempfile  # here: a run without uploads does not load it
+
     target = targets[spec.target]
     key = join_prefix(target.prefix, to or f"{run_id}.zip")
     with tempfile.TemporaryDirectory(prefix="sflow-upload-") as tmp:
@@ -185,6 +185,8 @@ def upload_run_folder(
 
 def zip_folder(folder: Path, archive: Path) -> None:
     """Every file under `folder`, by its path relative to it."""
+    import zipfile
+
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for path in sorted(folder.rglob("*")):
             if path.is_file():

@@ -366,14 +366,14 @@ def test_a_planned_script_path_reads_as_its_path() -> None:
 def test_script_lines_are_those_after_the_shebang_line() -> None:
     from sflow.backends.placement import Node, Placement
     from sflow.schema.workflow import BUILTIN_OPERATORS
-    from sflow.workflow.dry_run import _describe_task
+    from sflow.workflow.dry_run import _Entries
     from sflow.workflow.plan import TaskInstance
 
     inst = TaskInstance("t", None, operator=BUILTIN_OPERATORS["bash"])
     placement = Placement(nodes=(Node("n", "127.0.0.1", 0),))
     for body in ("", "a", "a\n", "a\n\n", "\n", "a\rb", "a\r\nb\x0cc", "x\u2028y", "\r"):
         script = "#!/usr/bin/env bash\n" + body + "\n"
-        text = _describe_task(1, inst, placement, ["bash", "t.sh"], body)
+        text = _Entries().text(1, inst, placement, ["bash", "t.sh"], body)
         assert text.split("\n   command: bash t.sh\n")[1].split("\n") == [
             f"   | {line}" for line in script.splitlines()[1:]
         ], repr(body)
@@ -794,3 +794,26 @@ def test_a_docker_task_s_label_and_name_show_where_the_run_id_goes(load: Any, tm
     assert "--label 'sflow.run=<run-id>'" in text and "'--name=sflow-<run-id>-a-1'" in text
     (task,) = plan_data(spec, tmp_path, tmp_path / "out")["tasks"]
     assert "sflow.run=<run-id>" in task["command"]
+
+
+def test_gpus_a_finished_task_held_go_to_the_next_task_even_after_a_task_without_gpus(
+    load: Any, tmp_path: Path
+) -> None:
+    """`b` (no GPUs) starts after `a` ended, so `c`, next in order, gets what `a` held."""
+    spec = load(
+        """
+        version: "0.1"
+        backends: [{name: l, type: local, nodes: 1, gpus_per_node: 4}]
+        workflow:
+          name: wf
+          tasks:
+            - {name: s, resources: {gpus: {count: 2}}, probes: {readiness: {tcp_port: {port: 80}}}, script: [a]}
+            - {name: a, resources: {gpus: {count: 2}}, script: [a]}
+            - {name: x, script: [a]}
+            - {name: b, depends_on: [a], script: [a]}
+            - {name: c, depends_on: [x], resources: {gpus: {count: 2}}, script: [a]}
+        """
+    )
+    plan = {t["name"]: t["gpus"] for t in plan_data(spec, tmp_path, tmp_path / "o")["tasks"]}
+    assert list(plan) == ["s", "a", "x", "b", "c"]
+    assert plan["s"] == [[0, 1]] and plan["a"] == [[2, 3]] and plan["c"] == [[2, 3]]
