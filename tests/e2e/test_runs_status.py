@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -171,3 +172,50 @@ def test_a_killed_run_that_sflow_cancel_cleaned_up_is_cancelled(sflow):
     assert "workflow gated  cancelled" in sflow("status", "--output-dir", out).out
     listed = sflow("runs", "--output-dir", out)
     assert " cancelled " in listed.out and " killed " not in listed.out
+
+
+SLEEPER = """
+version: "0.1"
+workflow:
+  name: sleeper
+  tasks:
+    - name: nap
+      script: ["exec sleep 377"]
+"""
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie nobody reaped has ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def test_cancel_stops_the_task_processes_a_killed_sflow_left(sflow):
+    proc = start(sflow, sflow.write("wf.yaml", SLEEPER))
+    deadline = time.monotonic() + 60
+    while not sflow.recorded_running("nap"):
+        assert time.monotonic() < deadline and proc.poll() is None, "the task never started"
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    events = next(sflow.output_dir.glob("*/events.jsonl")).read_text().splitlines()
+    pid = next(json.loads(line)["pid"] for line in events if json.loads(line)["state"] == "running")
+    out = str(sflow.output_dir)
+    try:
+        assert alive(pid)  # the task outlives its killed sflow
+        cancel = sflow("cancel", "--output-dir", out)
+        assert cancel.code == 0 and f"task nap: process group {pid}: stopped by TERM" in cancel.out, (
+            cancel.out
+        )
+        assert not alive(pid)
+        shown = sflow("status", "--output-dir", out).out
+        assert "workflow sleeper  cancelled" in shown and "running" not in shown, shown
+        assert "stopped by sflow cancel" in shown
+        again = sflow("cancel", "--output-dir", out)
+        assert again.code == 0 and "process group" not in again.out, again.out  # nothing left to stop
+        assert "running" not in sflow("status", "--output-dir", out).out
+    finally:
+        if alive(pid):
+            os.killpg(pid, signal.SIGKILL)

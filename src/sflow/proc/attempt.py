@@ -12,12 +12,11 @@ from collections.abc import Mapping
 
 from sflow.engine.once import Once
 from sflow.engine.unit import Attempt, Outcome
-from sflow.proc.groups import group_gone, signal_group
+from sflow.proc.groups import KILL_WAIT, group_gone, signal_group
 from sflow.proc.spawn import Child, LaunchSpec, start_child
 from sflow.proc.stop import Step, Stopper, poll_until
 
 LEFTOVER_GRACE = 2.0  # seconds that processes a task left behind get between TERM and KILL
-KILL_WAIT = 5.0  # seconds a group may take to be gone after KILL (KILL lands asynchronously)
 
 
 def describe_exit(code: int) -> str:

@@ -6,8 +6,14 @@ A task runs in a session of its own, so its process group holds everything it st
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 from collections.abc import Iterator
+
+from sflow.proc.stop import Step, Stopped, Stopper, poll_until
+
+KILL_WAIT = 5.0  # seconds a group may take to be gone after KILL (KILL lands asynchronously)
 
 
 def signal_group(pgid: int, sig: int) -> bool:
@@ -29,6 +35,27 @@ def group_has_live(pgid: int) -> bool:
 def group_gone(pgid: int) -> bool:
     """True once no process of group `pgid` is alive; the common case (no group) costs one `killpg`."""
     return not signal_group(pgid, 0) or not group_has_live(pgid)
+
+
+async def stop_group(pgid: int, grace: float) -> Stopped:
+    """Stop a process group we did not start (a killed run's task): TERM, `grace` seconds, KILL."""
+
+    def term() -> None:
+        signal_group(pgid, signal.SIGTERM)
+        signal_group(pgid, signal.SIGCONT)  # a stopped (frozen) process gets the TERM now
+
+    stopper = Stopper(
+        lambda: poll_until(lambda: group_gone(pgid)),
+        Step("TERM", term),
+        Step("KILL", lambda: signal_group(pgid, signal.SIGKILL), KILL_WAIT),
+    )
+    return await stopper.stop(grace)
+
+
+async def stop_groups(pgids: list[int], grace: float) -> dict[int, Stopped]:
+    """`stop_group` of each, all at once: {pgid: how its stop ended}."""
+    ends = await asyncio.gather(*(stop_group(pgid, grace) for pgid in pgids))
+    return dict(zip(pgids, ends, strict=True))
 
 
 def processes() -> Iterator[tuple[int, list[bytes]]]:

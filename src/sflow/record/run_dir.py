@@ -24,7 +24,7 @@ from typing import IO, Any
 from sflow.engine import Event, RunResult, State
 from sflow.errors import UserError
 from sflow.record.outputs import table_row, write_table_csv
-from sflow.record.status import count_item_failure, process_start
+from sflow.record.status import WHERE, boot_id, count_item_failure, process_start
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -130,7 +130,9 @@ class RunRecord:
         line: dict[str, Any] = {"time": event.time, "task": event.unit, "state": event.state.value}
         line["attempt"] = event.attempt
         if event.state is State.RUNNING:  # where this attempt runs: `sflow status` and the report's timeline
-            line.update({k: info[k] for k in _WHERE if k in info})
+            if "pid" in info:  # its process group, told apart from a reused pid (`sflow cancel`)
+                info["pid_start"] = process_start(int(info["pid"]))
+            line.update({k: info[k] for k in WHERE if k in info})
         if event.outcome is not None and event.outcome.reason:
             line["reason"] = event.outcome.reason
         if event.outcome is not None and event.outcome.exit_code is not None:
@@ -233,7 +235,6 @@ class RunRecord:
         self._human.close()
 
 
-_WHERE = ("nodes", "gpus", "log", "slurm_job_id", "slurm_step_id")
 _MADE_BY = ("attempts", "exit_code", "start", "ready", "end", "log")
 
 
@@ -278,6 +279,7 @@ def _owner(run_id: str, workflow: str) -> dict[str, Any]:
         "workflow": workflow,
         "pid": os.getpid(),
         "pid_start": process_start(os.getpid()),
+        "boot_id": boot_id(),
         "host": socket.gethostname(),
         "started": time.time(),
     }

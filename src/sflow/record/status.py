@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 FINAL = ("succeeded", "failed", "cancelled", "skipped")
-_WHERE = ("nodes", "gpus", "log", "slurm_job_id", "slurm_step_id")  # of an attempt, in its running event
+# where an attempt runs, in its running event; `pid` and `pid_start` name its local process group
+WHERE = ("nodes", "gpus", "log", "slurm_job_id", "slurm_step_id", "pid", "pid_start")
 
 
 @dataclass
@@ -90,6 +91,7 @@ class Waiting:
 
 _LETS_DEPENDENTS_START = ("succeeded", "ready")
 _LIVE = ("running", "retrying")
+_UNDER_WAY = ("running", "ready", "retrying", "stopping")  # states of a task with a process
 
 
 def waiting(
@@ -149,6 +151,10 @@ def read_status(run_dir: Path) -> RunStatus:
     last = _replay(run_dir / "events.jsonl", tasks)
     state = "running" if owner_alive(owner) else _cancelled(run_dir, "killed")
     ended = last if state != "running" else None
+    if state == "cancelled" and same_machine(owner):
+        for group in local_groups(tasks.values()):
+            if not group_is_ours(group):
+                tasks[group.task].state, tasks[group.task].reason = "cancelled", "stopped by sflow cancel"
     return RunStatus(
         run_id, workflow, run_dir, state, owner.get("started"), ended, tasks, owner, "", deps, plan
     )
@@ -221,7 +227,7 @@ def apply_event(task: TaskStatus, event: dict[str, Any]) -> None:
     task.reason = str(event.get("reason") or task.reason if state != "running" else "")
     if state == "running":
         task.start = task.start or event.get("time")
-        task.info.update({k: event[k] for k in _WHERE if k in event})
+        task.info.update({k: event[k] for k in WHERE if k in event})
     if state in FINAL:
         task.end = event.get("time")
         if "exit_code" in event:
@@ -265,6 +271,44 @@ def owner_alive(owner: dict[str, Any]) -> bool:
         return False
     started = owner.get("pid_start")
     return started is None or start == started
+
+
+@dataclass(frozen=True)
+class LocalGroup:
+    """The process group of a task's attempt on the run's host: its leader's pid (the pgid) and
+    start time, which tells the leader apart from a later process given the same pid."""
+
+    task: str
+    pgid: int
+    start: int
+
+
+def local_groups(tasks: Iterable[TaskStatus]) -> list[LocalGroup]:
+    """The process groups of the tasks recorded as still under way."""
+    return [
+        LocalGroup(t.name, int(t.info["pid"]), int(t.info["pid_start"]))
+        for t in tasks
+        if t.state in _UNDER_WAY and t.info.get("pid") and t.info.get("pid_start") is not None
+    ]
+
+
+def group_is_ours(group: LocalGroup) -> bool:
+    """Whether the group's leader still runs and is the task's process (not a reused pid)."""
+    stat = _proc_stat(group.pgid)
+    return stat is not None and stat[0] not in ("Z", "X") and stat[1] == group.start
+
+
+def same_machine(owner: dict[str, Any]) -> bool:
+    """Whether the run's sflow ran on this host since its last boot: its pids mean ours."""
+    return owner.get("host") == socket.gethostname() and owner.get("boot_id") == boot_id()
+
+
+def boot_id() -> str | None:
+    """This boot's id (Linux): start times since boot compare only within one boot."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
 
 
 def process_start(pid: int) -> int | None:
