@@ -24,12 +24,14 @@ import functools
 import inspect
 import os
 import threading
+import types
 from collections.abc import Awaitable, Callable, Hashable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sflow.dispatch import in_process_map
 
 WAITING = "for an earlier attempt's call, still running in its thread"
+_PLAIN = (types.FunctionType, types.MethodType, types.BuiltinFunctionType, type)
 
 
 def default_threads() -> int:
@@ -40,7 +42,11 @@ def default_threads() -> int:
 def is_coroutine_function(fn: Callable[..., Any]) -> bool:
     """`async def` functions, also behind `functools.partial` or an async `__call__`."""
     inner = getattr(fn, "func", fn)  # functools.partial
-    return inspect.iscoroutinefunction(inner) or inspect.iscoroutinefunction(type(inner).__call__)
+    if inspect.iscoroutinefunction(inner):
+        return True
+    if isinstance(inner, _PLAIN):  # no `__call__` of their own to look at (the common case, fast)
+        return False
+    return inspect.iscoroutinefunction(type(inner).__call__)
 
 
 class OwnThreads(concurrent.futures.Executor):
