@@ -179,6 +179,19 @@ def test_logs_prints_a_task_log(sflow):
     assert follow_missing.code == 2 and "has no task 'nosuch'" in follow_missing.err
 
 
+def test_logs_given_a_task_where_the_run_goes_names_the_command_for_it(sflow):
+    wf = sflow.write("hello.yaml", HELLO)
+    assert sflow("run", "-f", str(wf)).code == 0
+    done = sflow("logs", "greet", "--output-dir", "out")
+    assert done.code == 2
+    assert done.err == (
+        "sflow: error: run 'greet' not found under out; "
+        "'greet' is a task of the latest run: sflow logs latest greet\n"
+    )
+    other = sflow("logs", "nosuch", "--output-dir", "out")
+    assert other.code == 2 and other.err == "sflow: error: run 'nosuch' not found under out\n"
+
+
 def test_logs_of_a_task_that_never_started_says_why(sflow):
     wf = sflow.write(
         "fails.yaml",

@@ -15,6 +15,33 @@ from sflow.record.run_dir import safe_name
 from sflow.record.status import run_alive
 
 
+def log_run(output_dir: Path, run_ref: str, task: str | None) -> Path:
+    """The run whose log to print. `sflow logs NAME` with NAME a task of the latest run, not a run,
+    is answered with the command that prints that task's log."""
+    from sflow.record.runs import find_run
+
+    try:
+        return find_run(output_dir, run_ref)
+    except UserError as exc:
+        if task is None and run_ref != "latest" and _is_task_of_latest(output_dir, run_ref):
+            raise UserError(
+                f"{exc}; '{run_ref}' is a task of the latest run: sflow logs latest {run_ref}"
+            ) from None
+        raise
+
+
+def _is_task_of_latest(output_dir: Path, name: str) -> bool:
+    from sflow.record.runs import find_run
+
+    try:
+        latest = find_run(output_dir, "latest")
+    except UserError:
+        return False
+    return (latest / safe_name(name) / f"{safe_name(name)}.sh").exists() or name in (
+        _summary_tasks(latest) or {}
+    )
+
+
 def print_log(run_dir: Path, task: str | None, follow: bool = False, poll: float = 0.2) -> None:
     """Print the log; with `follow`, keep printing as it grows until the run writes summary.json.
 

@@ -411,6 +411,7 @@ def visualize(
     output: str | None,
 ) -> None:
     """Print the task graph as Mermaid or Graphviz dot, or draw it as an image."""
+    from sflow.cli.output_file import ready_for, write_output
     from sflow.errors import SflowError, UserError
     from sflow.record.run_dir import safe_name
     from sflow.workflow.plan import expand
@@ -421,11 +422,11 @@ def visualize(
     if fmt not in IMAGE_FORMATS:
         text = render_graph(instances, fmt, title=spec.workflow.name)
         if output:
-            Path(output).write_text(text + "\n", encoding="utf-8")
+            write_output(Path(output), text + "\n")
         else:
             click.echo(text)
         return
-    path = Path(output or f"{safe_name(spec.workflow.name)}.{fmt}")
+    path = ready_for(Path(output or f"{safe_name(spec.workflow.name)}.{fmt}"))
     try:
         draw(render_graph(instances, "dot", title=spec.workflow.name), fmt, path)
     except UserError:
@@ -460,6 +461,7 @@ def compose(
 ) -> None:
     """Merge several workflow files into one (later files override by name); with --bulk-input,
     one merged file per row of the CSV."""
+    from sflow.cli.output_file import write_output
     from sflow.schema.compose import ComposeWarning, compose_documents
 
     if bulk_input is not None:
@@ -479,7 +481,7 @@ def compose(
         merged = compose_documents(all_files, sets, artifacts, missable_tasks)
     text = _dump_yaml(merged)
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        write_output(Path(output), text)
         click.echo(f"wrote {output}", err=True)
     else:
         click.echo(text, nl=False)
@@ -510,7 +512,13 @@ def _block_dumper() -> Any:
 
 @main.command()
 @click.argument("name", required=False)
-@click.option("-o", "--output", type=click.Path(), default=None, help="Where to write it (a file or folder).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(),
+    default=None,
+    help="Where to write it: a file, or a folder (one that exists, or ending in /).",
+)
 @click.option("-f", "--force", is_flag=True, help="Overwrite an existing file.")
 @click.option("-l", "--list", "list_only", is_flag=True, help="List the samples (also without NAME).")
 def sample(name: str | None, output: str | None, force: bool, list_only: bool) -> None:
@@ -521,22 +529,22 @@ def sample(name: str | None, output: str | None, force: bool, list_only: bool) -
     if list_only or name is None:
         click.echo(listing(samples))
         return
-    path = copy_sample(find(name, samples), Path(output) if output else None, force)
+    path = copy_sample(find(name, samples), output, force)
     click.echo(f"wrote {path}")
 
 
 @main.command()
-@click.argument("run_ref", metavar="RUN", default="latest")
+@click.argument("run_ref", metavar="[RUN]", default="latest")
 @click.argument("task", required=False)
 @click.option("--output-dir", type=click.Path(file_okay=False), default="sflow_output", show_default=True)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing as the log grows, until the run ends.")
 def logs(run_ref: str, task: str | None, output_dir: str, follow: bool) -> None:
-    """Print a task's log (or the run's sflow.log) of RUN (a run id, a run directory, or 'latest')."""
-    from sflow.cli.logs import print_log
-    from sflow.record.runs import find_run
+    """Print a task's log (or the run's sflow.log) of RUN (a run id, a run directory, or 'latest').
 
-    run_dir = find_run(Path(output_dir), run_ref)
-    print_log(run_dir, task, follow=follow)
+    RUN is 'latest' when left out."""
+    from sflow.cli.logs import log_run, print_log
+
+    print_log(log_run(Path(output_dir), run_ref, task), task, follow=follow)
 
 
 _OUTPUT_DIR = click.option(
@@ -574,10 +582,12 @@ def runs(output_dir: str, workflow: str | None, state: str | None, since: str | 
 
 
 @main.command()
-@click.argument("run_ref", metavar="RUN", default="latest")
+@click.argument("run_ref", metavar="[RUN]", default="latest")
 @_OUTPUT_DIR
 def status(run_ref: str, output_dir: str) -> None:
-    """Each task of RUN (a run id, a run directory or 'latest'), while it runs or after it ended."""
+    """Each task of RUN (a run id, a run directory or 'latest'), while it runs or after it ended.
+
+    RUN is 'latest' when left out."""
     from sflow.cli.runs import show_status
     from sflow.record.runs import find_run
 
@@ -605,25 +615,31 @@ def clean(output_dir: str, older_than: str | None, keep: int | None, workflow: s
 
 
 @main.command()
-@click.argument("run_ref", metavar="RUN", default="latest")
+@click.argument("run_ref", metavar="[RUN]", default="latest")
 @_OUTPUT_DIR
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False), default=None, help="Where (default: RUN/report.html)."
 )
 def report(run_ref: str, output_dir: str, output: str | None) -> None:
-    """Write RUN's report: one HTML file (graph, timeline, tasks, logs, sweeps) that opens offline."""
-    from sflow.record.report import write_report
+    """Write RUN's report: one HTML file (graph, timeline, tasks, logs, sweeps) that opens offline.
+
+    RUN is a run id, a run directory or 'latest' (when left out)."""
+    from sflow.cli.output_file import write_output
+    from sflow.record.report import render_report
     from sflow.record.runs import find_run
 
-    path = write_report(find_run(Path(output_dir), run_ref), Path(output) if output else None)
+    run_dir = find_run(Path(output_dir), run_ref)
+    path = write_output(Path(output) if output else run_dir / "report.html", render_report(run_dir))
     click.echo(f"wrote {path}")
 
 
 @main.command()
-@click.argument("run_ref", metavar="RUN", default="latest")
+@click.argument("run_ref", metavar="[RUN]", default="latest")
 @click.option("--output-dir", type=click.Path(file_okay=False), default="sflow_output", show_default=True)
 def cancel(run_ref: str, output_dir: str) -> None:
-    """Stop RUN and cancel the Slurm allocations, steps and jobs it holds (also after sflow died)."""
+    """Stop RUN and cancel the Slurm allocations, steps and jobs it holds (also after sflow died).
+
+    RUN is a run id, a run directory or 'latest' (when left out)."""
     from sflow.cli.cancel import cancel_run
     from sflow.record.runs import find_run
 

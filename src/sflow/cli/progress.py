@@ -95,13 +95,17 @@ class LiveProgress:
     While the run goes on: running, ready, retrying and stopping tasks with their attempt and the
     last line of their log, then failures; below, how many tasks wait and why (dependencies, a
     service not ready yet, GPUs, a slot under max_concurrent). Once nothing runs any more it shows how each task
-    ended, failures first. Columns have fixed widths, and when the rows do not fit the terminal
+    ended, failures first. Columns have fixed widths (a narrow terminal shortens the task names and
+    the detail, never the state, attempt or time), and when the rows do not fit the terminal
     the last ones are summed up in one row: the header is never cut.
     """
 
     # lines around the rows: title, top border, header, its rule, bottom border, waiting, counts
     FRAME_LINES = 7
     WIDTHS = {"task": 24, "state": 9, "try": 3, "for": 7}
+    TASK_MIN = 12
+    DETAIL_MIN = 20  # on a terminal wide enough for full task names
+    DETAIL_MIN_NARROW = 8
 
     def __init__(
         self,
@@ -166,12 +170,12 @@ class LiveProgress:
         done = sum(n for st, n in counts.items() if st.done)
         head = f"{self.title}: {done}/{self.total} finished, {len(waiting)} waiting, elapsed {now - self.began:.1f}s"
         table = Table(title=head, title_justify="left", expand=False)
-        for name, width in self.WIDTHS.items():
+        widths = self._widths()
+        for name, width in widths.items():
             right = name in ("try", "for")
             table.add_column(
                 name, width=width, no_wrap=True, overflow="ellipsis", justify="right" if right else "left"
             )
-        table.add_column("detail", width=self._detail_width(), no_wrap=True, overflow="ellipsis")
         shown = self._rows()
         room = max(1, self.console.size.height - self.FRAME_LINES)
         cut = shown[room - 1 :] if len(shown) > room else []
@@ -184,10 +188,15 @@ class LiveProgress:
         )
         return Group(table, Text(_waiting_line(waiting), no_wrap=True, overflow="ellipsis"), Text(summary))
 
-    def _detail_width(self) -> int:
-        """What the terminal leaves for the detail column (at least 20 characters)."""
+    def _widths(self) -> dict[str, int]:
+        """Every column's width on this terminal, the detail taking what is left.
+
+        A narrow terminal takes room from the task names first (down to `TASK_MIN`), then from
+        the detail: state, attempt and time keep their widths, so they are never cut."""
         borders = 3 * (len(self.WIDTHS) + 1) + 1
-        return max(20, self.console.size.width - sum(self.WIDTHS.values()) - borders)
+        room = self.console.size.width - borders - sum(self.WIDTHS.values()) + self.WIDTHS["task"]
+        task = max(self.TASK_MIN, min(self.WIDTHS["task"], room - self.DETAIL_MIN))
+        return {**self.WIDTHS, "task": task, "detail": max(self.DETAIL_MIN_NARROW, room - task)}
 
     def _rows(self) -> list[str]:
         """Tasks to show, in this order: the live ones and failures; at the end, every task."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from sflow.cli.output_file import names_a_folder, write_output
 from sflow.errors import UserError
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -56,12 +57,12 @@ def find(name: str, samples: list[Sample]) -> Sample:
     raise UserError(f"no sample '{name}' (samples: {known})")
 
 
-def copy_sample(sample: Sample, output: Path | None, force: bool) -> Path:
-    """Write the sample to `output` (default `./<its file name>`); an existing file only with `force`."""
-    target = output or Path(sample.path.name)
-    if target.is_dir():
+def copy_sample(sample: Sample, output: str | None, force: bool) -> Path:
+    """Write the sample to `output` (a file, or a folder: an existing one or one ending in `/`;
+    default `./<its file name>`); an existing file only with `force`."""
+    target = Path(output or sample.path.name)
+    if output and names_a_folder(output):
         target = target / sample.path.name
     if target.exists() and not force:
         raise UserError(f"{target} exists (--force to overwrite it)")
-    target.write_text(sample.path.read_text(encoding="utf-8"), encoding="utf-8")
-    return target
+    return write_output(target, sample.path.read_text(encoding="utf-8"))

@@ -119,6 +119,8 @@ def list_runs(output_dir: Path) -> list[RunRow]:
     ended since; rows of deleted run directories are dropped. A run whose sflow is gone
     without a summary is listed as `killed`, and one `sflow cancel` stopped as `cancelled`.
     """
+    if not output_dir.is_dir():
+        return []  # no run yet: nothing to index, and no folder to put an index in
     on_disk = {p.name: p for p in _run_dirs(output_dir)}
     try:
         with _connect(output_dir) as conn:
@@ -170,8 +172,6 @@ def _select(conn: sqlite3.Connection) -> list[RunRow]:
 
 
 def _run_dirs(output_dir: Path) -> list[Path]:
-    if not output_dir.is_dir():
-        return []
     return [p for p in output_dir.iterdir() if (p / "run.json").is_file()]
 
 

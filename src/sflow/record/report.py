@@ -44,9 +44,9 @@ class TaskRow:
     tails: list[LogTail] = field(default_factory=list)
 
 
-def write_report(run_dir: Path, out: Path | None = None) -> Path:
-    """Write the report of the run in `run_dir` (by default `<run_dir>/report.html`)."""
-    out = out or run_dir / "report.html"
+def write_report(run_dir: Path) -> Path:
+    """Write the report of the run in `run_dir` to `<run_dir>/report.html`."""
+    out = run_dir / "report.html"
     out.write_text(render_report(run_dir), encoding="utf-8")
     return out
 

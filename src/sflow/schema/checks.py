@@ -19,6 +19,11 @@ from sflow.schema.task import Task, Upload, replica_name, sweep_names
 from sflow.schema.variable_order import resolution_order
 from sflow.schema.workflow import BUILTIN_OPERATORS, IMPLICIT_BACKEND, UploadAll, WorkflowSpec
 
+NOT_RUN_OPERATOR_TYPES = ("ssh",)
+"""Operator types the files may declare (nv-sflow's files do) but no launcher runs: a task that
+uses one is a mistake at its `operator:` line, found before anything starts."""
+RUN_OPERATOR_TYPES = tuple(t for t in OPERATOR_TYPES if t not in NOT_RUN_OPERATOR_TYPES)
+
 
 def check_spec(spec: WorkflowSpec, problems: Problems, missable_tasks: Sequence[str] = ()) -> None:
     """Add a `SpecError` to `problems` for each reference that does not resolve."""
@@ -205,6 +210,17 @@ def _operator_ref(spec: WorkflowSpec, task: Task, known: set[str], problems: Pro
         problems.add(
             SpecError(
                 f"unknown operator '{ref.name}'{suggest(ref.name, sorted(known))}",
+                where=ref.loc("name"),
+                field=ref.path("name"),
+            )
+        )
+        return
+    base = spec.named_operator(ref.name)
+    if base.type in NOT_RUN_OPERATOR_TYPES:
+        problems.add(
+            SpecError(
+                f"operator '{ref.name}' is of type '{base.type}', which this version reads but cannot "
+                f"run; use one of: {', '.join(RUN_OPERATOR_TYPES)}",
                 where=ref.loc("name"),
                 field=ref.path("name"),
             )

@@ -78,7 +78,7 @@ def parse_text(text: str, file: str, fast: bool = True, problems: Problems | Non
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
-        raise _syntax_error(exc, file) from None
+        raise _syntax_error(exc, file, text) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"YAML error: {exc}", where=file) from None
     if node is None:
@@ -100,13 +100,24 @@ def _check_expressions(expressions: list[tuple[int, str]]) -> None:
         raise Unsupported
 
 
-def _syntax_error(exc: yaml.MarkedYAMLError, file: str) -> SpecError:
+def _syntax_error(exc: yaml.MarkedYAMLError, file: str, text: str) -> SpecError:
     mark = exc.problem_mark or exc.context_mark
     where = f"{file}:{mark.line + 1}" if mark is not None else file
     problem = exc.problem or exc.context or "invalid YAML"
     if exc.context and exc.problem:
         problem = f"{problem} ({exc.context})"
+    if mark is not None and _tab_at(text, mark.line, mark.column):
+        problem = "a tab indents this line; YAML indents with spaces only"
     return SpecError(f"YAML syntax error: {problem}", where=where)
+
+
+def _tab_at(text: str, line: int, column: int) -> bool:
+    """YAML stopped in the indentation of the line, and that indentation has a tab."""
+    lines = text.splitlines()
+    if line >= len(lines):
+        return False
+    indent = lines[line][: len(lines[line]) - len(lines[line].lstrip(" \t"))]
+    return column <= len(indent) and "\t" in indent
 
 
 class _Builder:

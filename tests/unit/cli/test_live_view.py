@@ -127,3 +127,17 @@ def test_the_plain_view_says_a_task_is_stopping_and_its_grace():
     plain = PlainProgress(out)
     plain.on_event(Event("server", State.STOPPING, 1, time=plain.began + 2, message="grace 10s"))
     assert out.getvalue().endswith("server: stopping (grace 10s)\n")
+
+
+def test_a_narrow_terminal_shortens_names_and_detail_never_state_attempt_or_time(tmp_path):
+    console = Console(width=60, height=HEIGHT, record=True, file=io.StringIO(), color_system=None)
+    progress = LiveProgress(total=2, title="wf", plan={"measure_128_4": TaskPlan()}, console=console)
+    progress.on_event(running("measure_128_4", t=100.0))
+    progress.on_event(
+        Event("measure_128_4", State.SUCCEEDED, 1, time=112.5, outcome=Outcome(True, "exit code 0"))
+    )
+    lines = screen(progress)
+    table = [line for line in lines if line[:1] in "┏┃┡│└"]
+    assert {len(line) for line in table} == {60}
+    assert [cell.strip() for cell in table[1].split("┃")[1:-1]] == ["task", "state", "try", "for", "detail"]
+    assert row(lines, "measure_128…") == ["measure_128…", "succeeded", "1", "12.5s", "exit code 0"]

@@ -64,6 +64,13 @@ def test_an_index_that_cannot_be_written_is_a_warning(tmp_path):
         record_run(tmp_path, RunRow("r", "wf", tmp_path / "r", "running"))
 
 
+def test_an_output_dir_that_does_not_exist_lists_no_runs_quietly(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IndexWarning)
+        assert list_runs(tmp_path / "sflow_output") == []
+    assert not (tmp_path / "sflow_output").exists()
+
+
 def test_listing_adds_runs_the_index_lacks_and_drops_removed_ones(tmp_path):
     first = fake_run(tmp_path, "r1", started=10.0)
     (first / "summary.json").write_text(json.dumps({"ok": True, "elapsed": 2.0, "tasks": {}}))

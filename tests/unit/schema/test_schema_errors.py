@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sflow.errors import SpecError
+from sflow.errors import SpecError, UserError
 from sflow.schema import load_workflow
 
 HEAD = 'version: "0.1"\n'
@@ -135,6 +135,33 @@ def test_unknown_backend_and_operator(write: Callable[..., Path]) -> None:
     err, path = error_of(write, base + "      operator: srn\n")
     assert (err.where, err.field) == (f"{path}:9", "workflow.tasks[0].operator.name")
     assert err.message == "unknown operator 'srn'; did you mean 'srun'?"
+
+
+def test_an_operator_type_that_is_read_but_not_run_is_named_where_a_task_uses_it(
+    write: Callable[..., Path],
+) -> None:
+    text = (
+        HEAD
+        + "operators:\n  - {name: remote, type: ssh, host: h}\n"
+        + "workflow:\n  name: wf\n  tasks:\n    - name: a\n      script: [x]\n      operator: remote\n"
+    )
+    err, path = error_of(write, text)
+    assert (err.where, err.field) == (f"{path}:9", "workflow.tasks[0].operator.name")
+    assert err.message == (
+        "operator 'remote' is of type 'ssh', which this version reads but cannot run; "
+        "use one of: bash, srun, python, docker_run"
+    )
+
+
+def test_every_operator_type_the_schema_reads_is_run_or_refused_where_it_is_used() -> None:
+    from sflow.launchers.base import get_launcher
+    from sflow.schema.checks import NOT_RUN_OPERATOR_TYPES, RUN_OPERATOR_TYPES
+
+    for type_name in RUN_OPERATOR_TYPES:
+        assert get_launcher(type_name).type_name == type_name
+    for type_name in NOT_RUN_OPERATOR_TYPES:
+        with pytest.raises(UserError):
+            get_launcher(type_name)
 
 
 def test_unknown_backend_type_suggests(write: Callable[..., Path]) -> None:

@@ -218,7 +218,6 @@ def test_operator_types_and_overrides(load: Load) -> None:
               operator: {name: mpi_run, ntasks_per_node: 4, exclusive: true}
             - name: b
               script: [x]
-              operator: remote
             - name: c
               script: [x]
               operator: box
@@ -229,7 +228,7 @@ def test_operator_types_and_overrides(load: Load) -> None:
     assert (a.mpi, a.ntasks_per_node, a.exclusive, a.container_mounts) == ("pmix", 4, True, ["/a:/a"])
     assert a.loc().endswith(":11") and a.path() == "workflow.tasks[0].operator"
     assert spec.operators["mpi_run"].ntasks_per_node == 8  # type: ignore[union-attr]
-    assert isinstance(spec.operator_for("b"), SshOperator)
+    assert isinstance(spec.operators["remote"], SshOperator)  # read; a task that uses it is refused
     assert isinstance(spec.operator_for("c"), DockerRunOperator)
 
 

@@ -79,6 +79,29 @@ def test_yaml_syntax_error_names_file_and_line(write: Callable[..., Path]) -> No
         read_document(path)
     assert err.value.where is not None and err.value.where.startswith(f"{path}:")
     assert "YAML syntax error" in err.value.message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'version: "0.1"\nworkflow:\n  name: t\n  tasks:\n\t- name: a\n',
+        'version: "0.1"\nworkflow:\n  name: t\n  tasks:\n    - name: a\n      script:\n  \t  - echo a\n',
+    ],
+)
+def test_a_tab_that_indents_a_line_is_named(write: Callable[..., Path], text: str) -> None:
+    path = write(text)
+    with pytest.raises(SpecError) as err:
+        read_document(path)
+    line = text.splitlines().index(next(x for x in text.splitlines() if "\t" in x)) + 1
+    assert err.value.where == f"{path}:{line}"
+    assert err.value.message == "YAML syntax error: a tab indents this line; YAML indents with spaces only"
+
+
+def test_a_tab_inside_a_value_is_not_blamed_for_another_mistake(write: Callable[..., Path]) -> None:
+    path = write('workflow:\n  tasks: ["echo\ta", "x" y]\n')
+    with pytest.raises(SpecError) as err:
+        read_document(path)
+    assert "tab" not in err.value.message
     assert "Traceback" not in str(err.value)
 
 
