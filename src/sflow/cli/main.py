@@ -637,7 +637,7 @@ def report(run_ref: str, output_dir: str, output: str | None) -> None:
 @click.argument("run_ref", metavar="[RUN]", default="latest")
 @click.option("--output-dir", type=click.Path(file_okay=False), default="sflow_output", show_default=True)
 def cancel(run_ref: str, output_dir: str) -> None:
-    """Stop RUN, its tasks' processes and the Slurm allocations, steps and jobs it holds (also after sflow died).
+    """Stop RUN, its tasks' processes and what it holds in Slurm (also after sflow died).
 
     RUN is a run id, a run directory or 'latest' (when left out)."""
     from sflow.cli.cancel import cancel_run
