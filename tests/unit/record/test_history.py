@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from sflow.record.history import INDEX_NAME, IndexWarning, RunRow, list_runs, record_run
+from sflow.record.history import INDEX_NAME, IndexWarning, RunRow, _connect, list_runs, record_run
 
 
 def fake_run(output_dir: Path, run_id: str, workflow: str = "wf", started: float = 1.0, **owner) -> Path:
@@ -46,6 +46,16 @@ def test_many_processes_write_at_once_and_no_row_is_lost(tmp_path):
         states = dict(conn.execute("SELECT run_id, state FROM runs").fetchall())
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert len(states) == 150 and set(states.values()) == {"succeeded"}
+
+
+def test_the_index_is_never_synced_to_disk_a_run_waits_for_no_fsync(tmp_path):
+    """What a machine crash loses, `list_runs` rebuilds from the run folders."""
+    with _connect(tmp_path) as conn:
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 0  # OFF
+    run_dir = fake_run(tmp_path, "lost")
+    (tmp_path / INDEX_NAME).unlink()
+    assert [row.run_id for row in list_runs(tmp_path)] == ["lost"]
+    assert run_dir.exists()
 
 
 def test_an_index_that_cannot_be_written_is_a_warning(tmp_path):
