@@ -16,12 +16,13 @@ def _project() -> dict:
     return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
 
 
-def test_dispatch_extra_carries_what_remote_calls_need_and_plain_install_does_not():
+def test_plain_install_can_store_results_and_the_dispatch_extra_adds_the_callback_server():
+    """A flow stores each result with cloudpickle (resume needs it), so a plain install carries it."""
     project = _project()
     plain = " ".join(project["dependencies"]).lower()
     extra = " ".join(project["optional-dependencies"]["dispatch"]).lower()
-    for name in ("cloudpickle", "aiohttp"):
-        assert name in extra and name not in plain
+    assert "cloudpickle" in plain and "cloudpickle" not in extra
+    assert "aiohttp" in extra and "aiohttp" not in plain
     assert project["scripts"]["sflow"] == "sflow.console:run"
 
 

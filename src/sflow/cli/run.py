@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,7 +62,7 @@ def run_workflow(
         if with_report:
             _write_report(run.record.run_dir)
     try:
-        report(result, run.record.task_info, run.record.run_dir)
+        report(result, run.record.task_info, run.record.run_dir, time.time() - run.record.started)
     except BrokenPipeError:  # `2>&1 | head`: the exit code still tells
         to_devnull(sys.stderr)
     return exit_within(run.record.run_dir, exit_code(result, loop.stop_signal))
@@ -127,15 +128,18 @@ def _progress(mode: str, title: str, instances: Sequence[TaskInstance]) -> Any:
     return PlainProgress()
 
 
-def report(result: RunResult, task_info: dict[str, dict[str, Any]], run_dir: Path) -> None:
-    """The closing words: success in one line, or each failed task with its log tail."""
+def report(result: RunResult, task_info: dict[str, dict[str, Any]], run_dir: Path, took: float) -> None:
+    """The closing words: success in one line, or each failed task with its log tail.
+
+    `took` is the whole run's time, allocation included (the engine's own clock starts later:
+    a run whose allocation Slurm refused never started it)."""
     out = sys.stderr
     counts: dict[str, int] = {}
     for r in result.units.values():
         counts[r.state.value] = counts.get(r.state.value, 0) + 1
     tally = ", ".join(f"{n} {s}" for s, n in counts.items())
     if result.ok:
-        print(f"sflow: workflow succeeded in {result.elapsed:.2f}s ({tally}); run dir {run_dir}", file=out)
+        print(f"sflow: workflow succeeded in {took:.2f}s ({tally}); run dir {run_dir}", file=out)
         return
     for name in result.failed():
         _report_failed(name, result, task_info.get(name, {}), out)
@@ -146,9 +150,7 @@ def report(result: RunResult, task_info: dict[str, dict[str, Any]], run_dir: Pat
                 _report_failed(name, result, task_info.get(name, {}), out, stopped_by=result.stop_reason)
     verdict = "interrupted" if result.interrupted else "failed"
     why = f": {result.stop_reason}" if result.stop_reason and not result.interrupted else ""
-    print(
-        f"sflow: workflow {verdict} after {result.elapsed:.2f}s{why} ({tally}); run dir {run_dir}", file=out
-    )
+    print(f"sflow: workflow {verdict} after {took:.2f}s{why} ({tally}); run dir {run_dir}", file=out)
 
 
 def _report_failed(

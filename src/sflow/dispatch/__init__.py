@@ -12,7 +12,8 @@ Executors (`local`, `process`, `subprocess`, `slurm`, or your own via `register_
 share one interface (`sflow.dispatch.executor`). Environments (`config`, `load_config_file`)
 name an executor and its options so callers only say *where*, e.g. `open_executor("gpu")`.
 Importing this package needs no optional dependency; the executors that ship code to
-another process need `sflow[dispatch]` (cloudpickle, aiohttp) and say so when it is missing.
+another process need cloudpickle (installed with sflow) and, for Slurm's callbacks,
+`sflow[dispatch]` (aiohttp), and say so when it is missing.
 
 Names other than the configuration functions are resolved lazily (PEP 562) so that the worker, which imports `sflow.dispatch.payload`,
 does not pay for asyncio, the executors and the configuration machinery at start-up.

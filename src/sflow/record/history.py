@@ -21,6 +21,7 @@ from typing import Any
 from sflow.record.status import CANCEL_FILE, read_json, read_status
 
 INDEX_NAME = ".runs.db"  # hidden, and sorted before the run folders: they stay what `ls` shows
+_CORRUPT = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
 BUSY_TIMEOUT = 5.0  # seconds a write waits for another process's write to finish
 
 _SCHEMA = """
@@ -85,7 +86,8 @@ def _connect(output_dir: Path) -> Iterator[sqlite3.Connection]:
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
         conn.execute("PRAGMA journal_mode = WAL")
         # Never synced: every run writes its row twice, and a sync costs it tens of milliseconds. The
-        # index only mirrors the run folders; `list_runs` rebuilds what a machine crash loses.
+        # index only mirrors the run folders; `list_runs` rebuilds what a machine crash loses or
+        # leaves unreadable.
         conn.execute("PRAGMA synchronous = OFF")
         with conn:
             conn.execute(_SCHEMA)
@@ -98,11 +100,26 @@ def record_run(output_dir: Path, row: RunRow) -> None:
         with _connect(output_dir) as conn, conn:
             _upsert(conn, [row])
     except (sqlite3.Error, OSError) as exc:
+        if _drop_if_corrupt(output_dir, exc):  # a new index: `list_runs` adds the other runs back
+            return record_run(output_dir, row)
         warnings.warn(
             f"run index {output_dir / INDEX_NAME}: {exc} (run {row.run_id} is unaffected)",
             IndexWarning,
             stacklevel=2,
         )
+
+
+def _drop_if_corrupt(output_dir: Path, exc: BaseException) -> bool:
+    """Delete an index a machine crash left unreadable (it is never synced); the caller rebuilds it."""
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    corrupt = (
+        code in _CORRUPT if code is not None else any(w in str(exc) for w in ("malformed", "not a database"))
+    )
+    if not (isinstance(exc, sqlite3.DatabaseError) and corrupt):
+        return False
+    for suffix in ("", "-wal", "-shm"):
+        (output_dir / (INDEX_NAME + suffix)).unlink(missing_ok=True)
+    return True
 
 
 def _upsert(conn: sqlite3.Connection, rows: Iterable[RunRow]) -> None:
@@ -135,6 +152,13 @@ def list_runs(output_dir: Path) -> list[RunRow]:
                 conn.executemany("DELETE FROM runs WHERE run_id = ?", [(r,) for r in stale])
                 _upsert(conn, [r for r in fresh if r.state != "running" or r.run_id not in indexed])
     except (sqlite3.Error, OSError) as exc:
+        if _drop_if_corrupt(output_dir, exc):
+            warnings.warn(
+                f"run index {output_dir / INDEX_NAME}: {exc}; rebuilt from the run folders",
+                IndexWarning,
+                stacklevel=2,
+            )
+            return list_runs(output_dir)
         warnings.warn(
             f"run index {output_dir / INDEX_NAME}: {exc}; listing the run folders", IndexWarning, stacklevel=2
         )

@@ -56,6 +56,7 @@ class RunRecord:
         self.output_dir = output_dir.resolve()
         self.run_dir = self.output_dir / self.run_id
         owner = _owner(self.run_id, workflow_name)
+        self.started: float = owner["started"]  # wall clock, as `sflow runs` counts a run
         if resumed_from:
             owner["resumed_from"] = resumed_from
         try:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from sflow.errors import SpecError
 from sflow.schema.compose import ComposeWarning, is_missable
+from sflow.schema.overrides import SET
 from sflow.schema.problems import Problems
 from sflow.schema.sections import OPERATOR_TYPES
 from sflow.schema.suggest import suggest
@@ -35,6 +36,7 @@ def check_spec(spec: WorkflowSpec, problems: Problems, missable_tasks: Sequence[
     _probe_loggers(spec.workflow.tasks, tasks, missable_tasks, problems)
     _backends_and_operators(spec, problems)
     _replica_sweeps(spec, problems)
+    _unswept_set_domains(spec)
     _replica_names(spec, tasks, problems)
     _monitored_tasks(spec, tasks, problems)
     _storage_targets(spec, problems)
@@ -260,6 +262,21 @@ def _replica_sweeps(spec: WorkflowSpec, problems: Problems) -> None:
             else:
                 continue
             problems.add(SpecError(message, where=where, field=field))
+
+
+def _unswept_set_domains(spec: WorkflowSpec) -> None:
+    """`--set NAME=[a,b]` gives NAME a domain to sweep; said once when no task sweeps it, since
+    the run then uses one value only (a user expecting a sweep would otherwise not know)."""
+    swept = {name for task in spec.workflow.tasks if task.replicas for name in task.replicas.variables}
+    for variables in (spec.variables, spec.workflow.variables):
+        for name, variable in variables.items():
+            if name not in swept and variable.domain and variable.loc("domain").startswith(SET):
+                warnings.warn(
+                    f"{SET} {name}=[...] gives '{name}' a domain, but no task sweeps it "
+                    f"(replicas.variables): every task uses {name}={variable.value!r}",
+                    ComposeWarning,
+                    stacklevel=2,
+                )
 
 
 def _replica_names(spec: WorkflowSpec, tasks: dict[str, Task], problems: Problems) -> None:

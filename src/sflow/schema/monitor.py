@@ -5,8 +5,6 @@ A monitor samples CPU, memory, disk, network and GPUs of nodes into CSV files of
 milliseconds and, as there, plain integers (not `${{ }}` expressions).
 """
 
-from __future__ import annotations
-
 from typing import Annotated, Any, Literal
 
 import msgspec

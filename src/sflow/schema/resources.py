@@ -1,7 +1,5 @@
 """A task's resources: how many of its backend's nodes, and which GPUs on each."""
 
-from __future__ import annotations
-
 from typing import Literal
 
 from sflow.schema.base import SpecModel

@@ -5,8 +5,6 @@ an aggregate, a unit and `required`, or `file: <name>.json`. The run writes the 
 `result.json` and the workflow's `results.json` (`docs/results.md`).
 """
 
-from __future__ import annotations
-
 from typing import Any, Literal
 
 from sflow.schema.base import FieldError, SpecModel

@@ -1,7 +1,5 @@
 """Models of the named top-level sections: variables, artifacts, backends, operators and storage."""
 
-from __future__ import annotations
-
 import posixpath
 from typing import Annotated, Any, Literal
 

@@ -1,7 +1,5 @@
 """Models of one task and its parts: resources, replicas, retries, probes, outputs."""
 
-from __future__ import annotations
-
 import math
 import re
 from typing import Annotated, Any, Literal

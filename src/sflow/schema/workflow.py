@@ -1,7 +1,5 @@
 """The whole workflow file: `WorkflowSpec`, with helpers that resolve default backend and operator."""
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 

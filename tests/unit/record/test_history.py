@@ -58,6 +58,25 @@ def test_the_index_is_never_synced_to_disk_a_run_waits_for_no_fsync(tmp_path):
     assert run_dir.exists()
 
 
+def test_an_index_a_crash_left_unreadable_is_rebuilt_from_the_run_folders(tmp_path):
+    fake_run(tmp_path, "kept")
+    (tmp_path / INDEX_NAME).write_bytes(b"not sqlite " * 512)  # what an unsynced index may become
+    with pytest.warns(IndexWarning, match="rebuilt from the run folders"):
+        assert [row.run_id for row in list_runs(tmp_path)] == ["kept"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IndexWarning)  # once rebuilt, the index works again quietly
+        assert [row.run_id for row in list_runs(tmp_path)] == ["kept"]
+
+
+def test_a_run_recorded_over_an_unreadable_index_starts_a_new_one(tmp_path):
+    (tmp_path / INDEX_NAME).write_bytes(b"not sqlite " * 512)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", IndexWarning)
+        record_run(tmp_path, RunRow("r", "wf", tmp_path / "r", "running"))
+    with _connect(tmp_path) as conn:
+        assert conn.execute("SELECT run_id FROM runs").fetchall() == [("r",)]
+
+
 def test_an_index_that_cannot_be_written_is_a_warning(tmp_path):
     (tmp_path / INDEX_NAME).mkdir()  # not a database
     with pytest.warns(IndexWarning, match="is unaffected"):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import pytest
 
 from sflow.errors import SpecError
-from sflow.schema import WorkflowSpec
+from sflow.schema import ComposeWarning, WorkflowSpec
 
 Load = Callable[..., WorkflowSpec]
 
@@ -79,6 +80,17 @@ def test_set_a_list_makes_a_sweep(load: Load) -> None:
     assert spec.variables["N"].value == 2
     spec = load(TEXT, sets=["N=[8, 16]"])
     assert (spec.variables["N"].value, spec.variables["N"].domain) == (8, [8, 16])
+
+
+def test_a_swept_domain_set_on_the_command_line_is_said_only_when_no_task_sweeps_it(load: Load) -> None:
+    with pytest.warns(ComposeWarning, match=r"no task sweeps it \(replicas.variables\): every task uses N=2"):
+        load(TEXT, sets=["N=[1,2,4]"])
+    swept = TEXT.replace(
+        "      backend: cluster\n", "      backend: cluster\n      replicas:\n        variables: [N]\n"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ComposeWarning)
+        assert load(swept, sets=["N=[1,2,4]"]).variables["N"].domain == [1, 2, 4]
 
 
 def test_unknown_variable_suggests(load: Load) -> None:
