@@ -46,8 +46,8 @@ def cancel_run(run_dir: Path, stop_wait: float = STOP_WAIT) -> list[str]:
         deadline = time.monotonic() + stop_wait
         while run_alive(run_dir) and time.monotonic() < deadline:
             time.sleep(0.1)
+    done = asyncio.run(cancel_entries(read_journal(run_dir)))  # first: a TERM to srun would end its step
     stopped, local = _stop_local(run_dir)
-    done = asyncio.run(cancel_entries(read_journal(run_dir)))
     lines += local + ([_line(c) for c in done] or [f"{run_dir.name} holds nothing in Slurm"])
     record = {"time": time.time(), "cancelled": [c.entry.slurm_id for c in done if c.outcome == "cancelled"]}
     record["ended"] = [c.entry.slurm_id for c in done if c.outcome == "ended"]
