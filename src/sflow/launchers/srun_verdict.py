@@ -49,6 +49,7 @@ PASSING_START_ERRORS = (
     "connection refused",
 )
 SRUN_ERROR_RE = re.compile(r"^srun: error: (.+)$", re.MULTILINE)
+TASK_ERROR_RE = re.compile(r"(\S+): (tasks? [\d,-]+): (.+)")  # "node2: task 1: Exited with exit code 3"
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,24 @@ def last_srun_error(log_tail: str) -> str | None:
     return errors[-1].strip() if errors else None
 
 
+def step_error(log_tail: str) -> str | None:
+    """srun's last error; when it is one task's end ("node2: task 1: Exited with exit code 3"), every
+    node and task that ended the same way is named with it, not only the last to be reported."""
+    last = last_srun_error(log_tail)
+    own = TASK_ERROR_RE.match(last) if last else None
+    if own is None:
+        return last
+    where = [
+        f"{match[1]}: {match[2]}"
+        for match in map(
+            TASK_ERROR_RE.match, dict.fromkeys(e.strip() for e in SRUN_ERROR_RE.findall(log_tail))
+        )
+        if match is not None and match[3] == own[3]
+    ]
+    shown = ", ".join(where[:8]) + (", ..." if len(where) > 8 else "")
+    return f"{shown}: {own[3]}"
+
+
 @dataclass(frozen=True)
 class StepVerdict:
     """The end of one srun: did the step complete on every node, its Slurm state, and why."""
@@ -141,7 +160,7 @@ def step_verdict(
     if state == "FAILED" and OOM_RE.search(log_tail):  # (a task may outlive a child's OOM kill)
         state = "OUT_OF_MEMORY"
     facts = [f"node failure on {', '.join(nodes)}"] if nodes else []
-    error = last_srun_error(log_tail)
+    error = step_error(log_tail)
     if error and not error.startswith("Node failure on"):
         facts.append(error)
     total = (ranks.ntasks if ranks else None) or expected_ranks

@@ -12,6 +12,7 @@ which removes whatever a killed client or a lost race left behind.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import re
 from collections.abc import Sequence
@@ -64,12 +65,20 @@ async def docker(daemon: Daemon, *args: str, timeout: float = COMMAND_WAIT) -> s
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
     except asyncio.TimeoutError:
-        proc.kill()
-        await proc.wait()
+        await _kill(proc)
         raise DockerCommandError(f"'{' '.join(argv)}' did not finish in {timeout:.0f}s") from None
+    except asyncio.CancelledError:  # a stopped run leaves no client behind
+        await asyncio.shield(_kill(proc))
+        raise
     if proc.returncode != 0:
         raise DockerCommandError(err.decode(errors="replace").strip() or f"'{' '.join(argv)}' failed")
     return out.decode(errors="replace")
+
+
+async def _kill(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    await proc.wait()
 
 
 async def stop_container(daemon: Daemon, name: str, grace: float) -> bool:

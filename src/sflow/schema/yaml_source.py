@@ -58,6 +58,8 @@ def read_document(path: str | Path, problems: Problems | None = None) -> Documen
         raise SpecError("is a directory, not a YAML file", where=file) from None
     except OSError as exc:
         raise SpecError(f"cannot read file: {exc.strerror or exc}", where=file) from None
+    if Path(path).suffix == ".py":  # the Python door: its flows run as scripts
+        raise SpecError(f"a Python script, not a workflow file: run it with `python {file}`", where=file)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

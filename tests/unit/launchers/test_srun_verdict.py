@@ -93,6 +93,18 @@ def test_a_step_that_completed_everywhere_succeeds() -> None:
     assert step_verdict(0, "7.0", "", None, expected_ranks=2).ok
 
 
+def test_every_node_whose_tasks_ended_the_same_way_is_named() -> None:
+    tail = (
+        "srun: error: node1: task 0: Exited with exit code 3\n"
+        "srun: error: node2: task 1: Killed\n"
+        "srun: error: node2: tasks 2-3: Exited with exit code 3\n"
+    )
+    verdict = step_verdict(3, "12.4", tail, RankRecords({0: 3, 1: 9, 2: 3, 3: 3}, 4), expected_ranks=4)
+    assert verdict.reason == (
+        "exit code 3 (step 12.4 FAILED: node1: task 0, node2: tasks 2-3: Exited with exit code 3)"
+    )
+
+
 def test_a_failing_step_names_its_state_and_slurms_words() -> None:
     tail = "srun: error: a\nsrun: error: node1: task 0: Exited with exit code 3\n"
     verdict = step_verdict(3, "12.4", tail, RankRecords({0: 3}, 1), expected_ranks=1)

@@ -119,6 +119,15 @@ def test_missing_file(tmp_path: Path) -> None:
     assert err.value.message == "file not found"
 
 
+def test_a_python_script_is_named_as_one_with_how_to_run_it(tmp_path: Path) -> None:
+    script = tmp_path / "etl.py"
+    script.write_text("import sflow\n\nwith sflow.flow('etl') as f:\n    pass\n")
+    with pytest.raises(SpecError) as err:
+        read_document(script)
+    assert err.value.where == str(script)
+    assert err.value.message == f"a Python script, not a workflow file: run it with `python {script}`"
+
+
 def test_directory_instead_of_file(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="is a directory"):
         read_document(tmp_path)
