@@ -110,15 +110,19 @@ def record_run(output_dir: Path, row: RunRow) -> None:
 
 
 def _drop_if_corrupt(output_dir: Path, exc: BaseException) -> bool:
-    """Delete an index a machine crash left unreadable (it is never synced); the caller rebuilds it."""
+    """Delete an index a machine crash left unreadable (it is never synced); the caller rebuilds it.
+    False when the index is not corrupt or cannot be deleted: the caller's warning stands."""
     code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
     corrupt = (
         code in _CORRUPT if code is not None else any(w in str(exc) for w in ("malformed", "not a database"))
     )
     if not (isinstance(exc, sqlite3.DatabaseError) and corrupt):
         return False
-    for suffix in ("", "-wal", "-shm"):
-        (output_dir / (INDEX_NAME + suffix)).unlink(missing_ok=True)
+    try:
+        for suffix in ("", "-wal", "-shm"):
+            (output_dir / (INDEX_NAME + suffix)).unlink(missing_ok=True)
+    except OSError:
+        return False
     return True
 
 

@@ -77,6 +77,20 @@ def test_a_run_recorded_over_an_unreadable_index_starts_a_new_one(tmp_path):
         assert conn.execute("SELECT run_id FROM runs").fetchall() == [("r",)]
 
 
+def test_an_unreadable_index_that_cannot_be_deleted_is_a_warning_not_an_error(tmp_path, monkeypatch):
+    (tmp_path / INDEX_NAME).write_bytes(b"not sqlite " * 512)
+
+    def refuse(self, missing_ok=False):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "unlink", refuse)
+    with pytest.warns(IndexWarning, match="is unaffected"):
+        record_run(tmp_path, RunRow("r", "wf", tmp_path / "r", "running"))
+    fake_run(tmp_path, "kept")
+    with pytest.warns(IndexWarning, match="listing the run folders"):
+        assert [row.run_id for row in list_runs(tmp_path)] == ["kept"]
+
+
 def test_an_index_that_cannot_be_written_is_a_warning(tmp_path):
     (tmp_path / INDEX_NAME).mkdir()  # not a database
     with pytest.warns(IndexWarning, match="is unaffected"):
