@@ -144,7 +144,8 @@ class WorkflowRun:
         if self.allocation_lost:
             raise NotStarted(self.allocation_lost)
         add_backends(self.context, self.spec, self.allocations)
-        await asyncio.to_thread(self._keep_earlier)
+        if self.run_plan.kept():  # a thread only for files to link: a fresh run starts none
+            await asyncio.to_thread(self._keep_earlier)
         monitor = self.spec.workflow.monitor
         if monitor is not None:
             custom = _custom_script(monitor, self.context)
