@@ -109,3 +109,7 @@ def test_a_one_task_run_read_by_the_fast_reader_loads_no_pyyaml(tmp_path: Path):
     """`script: ["true"]` is read by the fast reader: PyYAML is imported only for what it declines."""
     loaded = _one_task_run_modules(tmp_path)
     assert not {"yaml", "jinja2", "rich"} & loaded
+
+
+def test_a_run_without_probes_loads_no_probe_module(tmp_path: Path):
+    assert not {m for m in _one_task_run_modules(tmp_path) if m.startswith("sflow.probes")}

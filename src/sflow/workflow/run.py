@@ -21,7 +21,6 @@ from sflow.errors import BackendError, PlanError
 from sflow.launchers.base import LaunchContext, get_launcher
 from sflow.lifecycle.scope import NotStarted, RunScope
 from sflow.lifecycle.settings import RunSettings
-from sflow.probes import ProbedAttempt, task_probes
 from sflow.record.outputs import read_outputs, write_outputs
 from sflow.record.run_dir import RunRecord
 from sflow.schema import parse_duration
@@ -53,6 +52,7 @@ from sflow.workflow.uploads import (
 )
 
 if TYPE_CHECKING:
+    from sflow.probes import TaskProbes
     from sflow.schema import WorkflowSpec
     from sflow.schema.models import StorageTarget
     from sflow.schema.monitor import Monitor
@@ -293,10 +293,7 @@ class WorkflowRun:
         try:
             hosts = [n.ip_address for n in placement.nodes]
             scope = task_scope(self.context, inst, placement)
-            probes = task_probes(
-                {"probes": _rendered(inst.task.probes, scope)},
-                default_host=hosts[0] if hosts else "127.0.0.1",
-            )
+            probes = _task_probes(inst, scope, hosts)
             outputs = [_rendered(output, scope) for output in inst.task.outputs]
             task_dir = self.record.task_dir(inst.name)
             uploads = planned_uploads(inst, scope, task_dir, inst.task.name in self._replicated)
@@ -306,6 +303,8 @@ class WorkflowRun:
             placer.release(placement, inst.name)
             raise
         if probes:
+            from sflow.probes import ProbedAttempt
+
             attempt = ProbedAttempt(
                 attempt, probes.readiness, probes.failure, hosts, self.settings.grace, self.record.log_path
             )
@@ -523,6 +522,16 @@ class HeldAttempt(Attempt):
     @property
     def has_readiness(self) -> bool:
         return self.inner.has_readiness
+
+
+def _task_probes(inst: TaskInstance, scope: dict[str, Any], hosts: list[str]) -> TaskProbes | None:
+    """The instance's probes, rendered; None for a task without any (`sflow.probes` stays unloaded)."""
+    if inst.task.probes is None:
+        return None
+    from sflow.probes import task_probes
+
+    rendered = _rendered(inst.task.probes, scope)
+    return task_probes({"probes": rendered}, default_host=hosts[0] if hosts else "127.0.0.1")
 
 
 def _rendered(model: Any, scope: dict[str, Any]) -> Any:
