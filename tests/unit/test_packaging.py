@@ -111,5 +111,7 @@ def test_a_one_task_run_read_by_the_fast_reader_loads_no_pyyaml(tmp_path: Path):
     assert not {"yaml", "jinja2", "rich"} & loaded
 
 
-def test_a_run_without_probes_loads_no_probe_module(tmp_path: Path):
-    assert not {m for m in _one_task_run_modules(tmp_path) if m.startswith("sflow.probes")}
+def test_a_quiet_run_without_probes_loads_no_probe_or_progress_module(tmp_path: Path):
+    loaded = _one_task_run_modules(tmp_path)
+    assert not {m for m in loaded if m.startswith("sflow.probes")}
+    assert "sflow.cli.progress" not in loaded  # -q: nothing is shown
