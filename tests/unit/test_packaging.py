@@ -111,7 +111,8 @@ def test_a_one_task_run_read_by_the_fast_reader_loads_no_pyyaml(tmp_path: Path):
     assert not {"yaml", "jinja2", "rich"} & loaded
 
 
-def test_a_quiet_run_without_probes_loads_no_probe_or_progress_module(tmp_path: Path):
+def test_a_quiet_run_without_probes_or_monitors_loads_none_of_their_modules(tmp_path: Path):
     loaded = _one_task_run_modules(tmp_path)
     assert not {m for m in loaded if m.startswith("sflow.probes")}
     assert "sflow.cli.progress" not in loaded  # -q: nothing is shown
+    assert "sflow.workflow.monitors" not in loaded  # no monitor either

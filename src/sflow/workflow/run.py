@@ -36,7 +36,6 @@ from sflow.workflow.context import (
     task_env,
     task_scope,
 )
-from sflow.workflow.monitors import Monitors, Placed, RunningMonitor, task_targets, workflow_targets
 from sflow.workflow.outputs import extract_outputs, is_template
 from sflow.workflow.plan import TaskInstance, at_request
 from sflow.workflow.results import task_result, write_results
@@ -56,6 +55,7 @@ if TYPE_CHECKING:
     from sflow.schema import WorkflowSpec
     from sflow.schema.models import StorageTarget
     from sflow.schema.monitor import Monitor
+    from sflow.workflow.monitors import Monitors, RunningMonitor
     from sflow.workflow.s3 import S3Client
     from sflow.workflow.uploads import PlannedUpload
 
@@ -101,7 +101,7 @@ class WorkflowRun:
         self.allocation_lost: str | None = None  # why an allocation ended under the run
         self._watches: list[asyncio.Future[None]] = []
         self._results_lock = asyncio.Lock()
-        self.monitors = Monitors(self.record.run_dir, self.workspace_dir, self.base_env, self.settings.grace)
+        self._monitors: Monitors | None = None
         self.targets: dict[str, StorageTarget] = {}  # storage targets, rendered
         self.uploads: list[UploadResult] = []
         self._s3: S3Client | None = None
@@ -110,6 +110,17 @@ class WorkflowRun:
     @property
     def engine(self) -> Engine | None:
         return self.scope.engine
+
+    @property
+    def monitors(self) -> Monitors:
+        """The run's monitors, made with the first (a run without any loads none of their code)."""
+        if self._monitors is None:
+            from sflow.workflow.monitors import Monitors
+
+            self._monitors = Monitors(
+                self.record.run_dir, self.workspace_dir, self.base_env, self.settings.grace
+            )
+        return self._monitors
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -148,6 +159,8 @@ class WorkflowRun:
             await asyncio.to_thread(self._keep_earlier)
         monitor = self.spec.workflow.monitor
         if monitor is not None:
+            from sflow.workflow.monitors import workflow_targets
+
             custom = _custom_script(monitor, self.context)
             await self.monitors.start(
                 monitor, workflow_targets(monitor, self.allocations), custom_script=custom
@@ -221,7 +234,8 @@ class WorkflowRun:
     async def _release(self) -> None:
         self._unwatch()
         try:
-            await self.monitors.stop_all()
+            if self._monitors is not None:
+                await self._monitors.stop_all()
             await self._upload_all()
             for name, backend in reversed(list(self.backends.items())):
                 if name not in self.allocations:
@@ -358,6 +372,8 @@ class WorkflowRun:
         monitor = inst.task.monitor
         if monitor is None:
             return None
+        from sflow.workflow.monitors import Placed, task_targets
+
         gpus = [list(g) for g in placement.gpus]
         own = Placed(inst.task.name, inst.backend, placement.node_names, gpus)
         placed = [
