@@ -116,3 +116,4 @@ def test_a_quiet_run_without_probes_or_monitors_loads_none_of_their_modules(tmp_
     assert not {m for m in loaded if m.startswith("sflow.probes")}
     assert "sflow.cli.progress" not in loaded  # -q: nothing is shown
     assert "sflow.workflow.monitors" not in loaded  # no monitor either
+    assert not {"secrets", "random"} & loaded  # a run id's random suffix is os.urandom's
