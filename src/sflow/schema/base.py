@@ -194,16 +194,21 @@ def defer_origins(model: SpecModel, locs: LocMap | None, path: str) -> None:
     The tree is held until then, so its models keep their origins however long they outlive it.
     A tree deferred before is settled now: one whole tree at most is held for nothing. Code that
     puts a model built in code into the tree (which has no origin) settles the tree first."""
-    settle_origins()
-    _DEFERRED.append((model, locs, path))
+    with _SETTLING:
+        _settle()
+        _DEFERRED.append((model, locs, path))
 
 
 def settle_origins() -> None:
     """Attach the origins `defer_origins` left for later (a thread asking meanwhile waits)."""
     with _SETTLING:
-        for deferred in _DEFERRED:
-            attach_origins(*deferred)
-        _DEFERRED.clear()
+        _settle()
+
+
+def _settle() -> None:
+    for deferred in _DEFERRED:
+        attach_origins(*deferred)
+    _DEFERRED.clear()
 
 
 def attach_origins(model: SpecModel, locs: LocMap | None, path: str) -> None:
