@@ -25,9 +25,10 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from sflow.errors import SpecError
 from sflow.schema.suggest import suggest
@@ -163,8 +164,7 @@ def evaluate(source: str, context: Mapping[str, Any]) -> Any:
     return _value(_expression(source), context)
 
 
-@dataclass(frozen=True)
-class Reads:
+class Reads(msgspec.Struct, frozen=True):
     """What one expression looks at.
 
     `names`: the context names it reads. `keys[name]`: the constant attributes or items it reads of
