@@ -370,22 +370,23 @@ def failure(
     return error
 
 
-_NO_NAME = re.compile(r"'([^']+)' is undefined")
-_NO_KEY = re.compile(r"has no attribute '([^']+)'")
-_NO_ITEM = re.compile(r"has no element (-?\d+)")
+# Jinja's words for a missing name, attribute or item; compiled by `re` on first use (a mistake)
+_NO_NAME = r"'([^']+)' is undefined"
+_NO_KEY = r"has no attribute '([^']+)'"
+_NO_ITEM = r"has no element (-?\d+)"
 
 
 def _missing(message: str, source: str | None, context: Mapping[str, Any] | None) -> str:
     """`variables has no 'EPOCH'; did you mean 'EPOCHS'?` rather than Jinja's `'dict object' has...`."""
     if source is None or context is None:
         return message
-    if match := _NO_NAME.search(message):
+    if match := re.search(_NO_NAME, message):
         name = match.group(1)
         return f"'{name}' is undefined{suggest(name, context)}"
     key: str | int
-    if match := _NO_KEY.search(message):
+    if match := re.search(_NO_KEY, message):
         key = match.group(1)
-    elif match := _NO_ITEM.search(message):
+    elif match := re.search(_NO_ITEM, message):
         key = int(match.group(1))
     else:
         return message
