@@ -21,7 +21,7 @@ from typing import Any, Literal, TypeVar, Union
 import msgspec
 
 from sflow.errors import SpecError
-from sflow.schema.base import Check, FieldError, SpecModel, attach_origins
+from sflow.schema.base import Check, FieldError, SpecModel, defer_origins
 from sflow.schema.fieldtypes import describe, text
 from sflow.schema.locations import LocMap, PathPart, format_path, where_at
 from sflow.schema.monitor import Boundary
@@ -37,11 +37,12 @@ _TRANSLATED = 1000
 
 
 def validate_spec(data: dict[str, Any], locs: LocMap, problems: Problems) -> WorkflowSpec | None:
-    """The validated `WorkflowSpec`, every model knowing its origin; None when `problems` got some."""
+    """The validated `WorkflowSpec`, every model knowing its origin (found when first asked); None
+    when `problems` got some."""
     reshape(data)
     spec = read(data, WorkflowSpec, locs, problems)
     if spec is not None:
-        attach_origins(spec, locs, "")
+        defer_origins(spec, locs, "")
     return spec
 
 
