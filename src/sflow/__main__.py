@@ -1,5 +1,5 @@
 """`python -m sflow` is the `sflow` command."""
 
-from sflow.cli import main
+from sflow.console import run
 
-main()
+run()

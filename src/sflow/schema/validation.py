@@ -70,17 +70,23 @@ def reshape(data: Any) -> None:
     for task in tasks if isinstance(tasks, list) else ():
         if not isinstance(task, dict):
             continue
-        operator = task.get("operator")
-        if isinstance(operator, str):
-            task["operator"] = {"name": operator}
-        elif isinstance(operator, dict) and "overrides" not in operator:  # not reshaped yet
-            reshaped = {"overrides": {key: value for key, value in operator.items() if key != "name"}}
-            if "name" in operator:
-                reshaped["name"] = operator["name"]
-            task["operator"] = reshaped
+        if "operator" in task:  # most tasks of a big workflow have none of these three
+            task["operator"] = _reshape_operator(task["operator"])
         if "result" in task:
             task["result"] = _short(task["result"], Result.before)
-        _reshape_monitor(task.get("monitor"))
+        if "monitor" in task:
+            _reshape_monitor(task["monitor"])
+
+
+def _reshape_operator(operator: Any) -> Any:
+    if isinstance(operator, str):
+        return {"name": operator}
+    if isinstance(operator, dict) and "overrides" not in operator:  # not reshaped yet
+        reshaped = {"overrides": {key: value for key, value in operator.items() if key != "name"}}
+        if "name" in operator:
+            reshaped["name"] = operator["name"]
+        return reshaped
+    return operator
 
 
 def _reshape_monitor(monitor: Any) -> None:
