@@ -103,13 +103,13 @@ def parse_text(text: str, file: str, fast: bool = True, problems: Problems | Non
     return Document(file, data, locs)
 
 
-def _check_expressions(expressions: list[tuple[int, str]]) -> None:
+def _check_expressions(expressions: list[str]) -> None:
     """Syntax-check `${{ }}` strings; on an error let libyaml re-read the file for the field path."""
     if not expressions:
         return
     from sflow.schema.expressions import all_valid
 
-    if not all_valid(text for _line, text in expressions):
+    if not all_valid(expressions):
         raise Unsupported
 
 
