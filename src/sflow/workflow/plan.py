@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from sflow.backends.placement import EVERY_NODE, Request
-from sflow.engine.graph import CycleError, Graph
+from sflow.engine.graph import CycleError, topological_order
 from sflow.errors import PlanError, SpecError
 from sflow.schema.loader import gc_paused
 from sflow.schema.task import replica_name, sweep_names
@@ -116,7 +116,7 @@ _DROPPED: list[str] = []
 def _checked_order(instances: list[TaskInstance]) -> list[str]:
     """Topological order; a cycle is reported at the `depends_on` of a task on it."""
     try:
-        return Graph({i.name: i.deps for i in instances}).order()
+        return topological_order({i.name: i.deps for i in instances})
     except CycleError as exc:
         first = next(i.task for i in instances if i.name == exc.cycle[0])
         raise SpecError(str(exc), where=first.loc("depends_on"), field=first.path("depends_on")) from None
