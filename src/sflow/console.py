@@ -21,7 +21,9 @@ def run() -> None:
         sys.stdout.write(HELP)
         return
     from sflow.cli import main
+    from sflow.cli.leave import own_process
 
+    own_process()
     main()
 
 

@@ -305,6 +305,7 @@ def run(
     resume: str | None,
 ) -> None:
     """Run a workflow."""
+    from sflow.cli.leave import leave
     from sflow.cli.run import dry_run_plan, run_workflow
     from sflow.lifecycle.settings import RunSettings
     from sflow.workflow.run_plan import plan_run
@@ -349,10 +350,12 @@ def run(
 
         data = plan_data(spec, settings.workspace_path(), settings.output_path(), run_plan)
         click.echo(json.dumps(data, indent=1))
+        leave(EXIT_OK)  # all is said: what the plan built need not be freed
         return
     plan_text = dry_run_plan(spec, settings, run_plan)  # renders every task once: a mistake shows now
     if dry_run:
         click.echo(plan_text)
+        leave(EXIT_OK)
         return
     progress = "none" if quiet else ("live" if tui else "plain" if tui is False else "auto")
     code = run_workflow(
@@ -372,15 +375,18 @@ def validate(
     missable_tasks: tuple[str, ...],
 ) -> None:
     """Check workflow files without running anything: structure, placement and every expression."""
+    from sflow.cli.leave import leave
     from sflow.workflow.dry_run import describe_plan
-    from sflow.workflow.plan import expand
+    from sflow.workflow.run_plan import plan_run
 
     all_files = _all_files(files, file_opts)
     spec = _load(all_files, sets, artifacts, missable_tasks)
     workspace = Path.cwd()
-    describe_plan(spec, workspace, workspace / "sflow_output")
-    count = len(expand(spec).instances)
+    run_plan = plan_run(spec, workspace / "sflow_output", fingerprints=False)
+    describe_plan(spec, workspace, workspace / "sflow_output", run_plan)
+    count = len(run_plan.plan.instances)
     click.echo(f"{', '.join(all_files)}: ok (workflow '{spec.workflow.name}', {count} task(s))")
+    leave(EXIT_OK)
 
 
 @main.command()
