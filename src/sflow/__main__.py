@@ -1,7 +1,5 @@
 """`python -m sflow` is the `sflow` command."""
 
-from sflow.cli import main
-from sflow.cli.leave import own_process
+from sflow.console import run
 
-own_process()
-main()
+run()

@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from sflow.console import HELP
 
-RUN = (
-    "import sys; sys.argv = ['sflow', *sys.argv[1:]]; from sflow.console import run\n"
-    "try:\n    run()\nfinally:\n    print(' '.join(sys.modules), file=sys.stderr)"
+RUN = (  # the modules loaded, said by an exit handler: the process may end without returning here
+    "import atexit, sys; sys.argv = ['sflow', *sys.argv[1:]]; from sflow.console import run\n"
+    "atexit.register(lambda: print(' '.join(sys.modules), file=sys.stderr))\nrun()"
 )
 
 
@@ -52,3 +53,34 @@ def test_a_narrow_terminal_gets_clicks_own_wrapping() -> None:
 def test_other_commands_go_to_click() -> None:
     out, loaded = sflow("run", "--help")
     assert "--dry-run" in out and "click" in loaded
+
+
+def _program(before: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`sflow ARGS` as the console script runs it, after `before` (Python) in the same process."""
+    code = f"import sys; sys.argv = ['sflow', *sys.argv[1:]]\n{before}\nfrom sflow.console import run\nrun()"
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False)
+
+
+def test_a_command_ends_with_its_exit_code_its_words_and_the_exit_handlers_run() -> None:
+    done = _program("import atexit; atexit.register(print, 'handler ran')", "validate", "/nonexistent.yaml")
+    assert done.returncode == 2
+    assert "file not found" in done.stderr
+    assert done.stdout == "handler ran\n"
+
+
+def test_a_command_ends_without_the_interpreters_teardown() -> None:
+    """What only the teardown would do (free a module's objects) is skipped: it takes time."""
+    before = "class Torn:\n    def __del__(self): print('torn down')\nleft = Torn()"
+    done = _program(before, "sample")
+    assert done.returncode == 0 and done.stdout and "torn down" not in done.stdout
+
+
+def test_a_thread_still_running_at_the_end_is_waited_for(tmp_path: Path) -> None:
+    """A thread that is not a daemon: the interpreter's own exit waits for it, as ever."""
+    mark = tmp_path / "finished"
+    before = (
+        "import threading, time\n"
+        f"threading.Thread(target=lambda: (time.sleep(0.3), open({str(mark)!r}, 'w').close())).start()"
+    )
+    done = _program(before, "validate", "/nonexistent.yaml")
+    assert done.returncode == 2 and mark.exists()

@@ -82,8 +82,8 @@ def test_a_run_imports_jinja_only_for_a_file_with_an_expression_and_never_pydant
     assert "pydantic" not in loaded  # the models are msgspec Structs: no schema to build at start
 
 
-def test_a_local_one_task_run_loads_no_slurm_monitor_or_upload_module(tmp_path: Path):
-    """Their imports sit where they are used, so a local run does not pay for them."""
+def _one_task_run_modules(tmp_path: Path) -> set[str]:
+    """The modules loaded by `sflow run -q` of a one-task workflow, as `bench_engine` runs it."""
     workflow = tmp_path / "wf.yaml"
     workflow.write_text(
         'version: "0.1"\nworkflow:\n  name: one\n  tasks:\n    - name: t\n      script: ["true"]\n'
@@ -93,8 +93,27 @@ def test_a_local_one_task_run_loads_no_slurm_monitor_or_upload_module(tmp_path: 
         f"    main(['run', '-q', '-f', {str(workflow)!r}, '--output-dir', {str(tmp_path / 'runs')!r}])\n"
         "except SystemExit as exit:\n    assert exit.code == 0"
     )
-    loaded = _modules_after(run)
+    return _modules_after(run)
+
+
+def test_a_local_one_task_run_loads_no_slurm_monitor_or_upload_module(tmp_path: Path):
+    """Their imports sit where they are used, so a local run does not pay for them."""
+    loaded = _one_task_run_modules(tmp_path)
     slurm = {"sflow.launchers.srun", "sflow.slurm.watcher", "sflow.slurm.accounting", "sflow.slurm.commands"}
     slurm |= {"sflow.slurm.flags", "sflow.backends.slurm", "sflow.backends.salloc"}
     assert not slurm & loaded
     assert not {"sflow.monitor.sampler", "zipfile", "tempfile", "csv", "boto3"} & loaded
+
+
+def test_a_one_task_run_read_by_the_fast_reader_loads_no_pyyaml(tmp_path: Path):
+    """`script: ["true"]` is read by the fast reader: PyYAML is imported only for what it declines."""
+    loaded = _one_task_run_modules(tmp_path)
+    assert not {"yaml", "jinja2", "rich"} & loaded
+
+
+def test_a_quiet_run_without_probes_or_monitors_loads_none_of_their_modules(tmp_path: Path):
+    loaded = _one_task_run_modules(tmp_path)
+    assert not {m for m in loaded if m.startswith("sflow.probes")}
+    assert "sflow.cli.progress" not in loaded  # -q: nothing is shown
+    assert "sflow.workflow.monitors" not in loaded  # no monitor either
+    assert not {"secrets", "random"} & loaded  # a run id's random suffix is os.urandom's

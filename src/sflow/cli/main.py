@@ -11,7 +11,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, NoReturn, TextIO, TypeVar
 
 import click
 
@@ -140,6 +140,14 @@ def _load(
         raise click.UsageError("--missable-tasks goes with several workflow files (-f A -f B)")
 
     return load_workflow(files, sets=sets, artifacts=artifacts, missable_tasks=missable)
+
+
+def _said_all() -> NoReturn:
+    """End a command that succeeded and holds a big plan: by `SystemExit`, whose traceback keeps the
+    command's locals alive until the `sflow` program ends its process (`console`), so that what the
+    plan built is never freed one object at a time (0.2 s for 100,000 tasks). A caller of the click
+    group gets exit code 0, as from a return."""
+    sys.exit(EXIT_OK)
 
 
 def _fail_user(exc: Exception) -> None:
@@ -305,7 +313,6 @@ def run(
     resume: str | None,
 ) -> None:
     """Run a workflow."""
-    from sflow.cli.leave import leave
     from sflow.cli.run import dry_run_plan, run_workflow
     from sflow.lifecycle.settings import RunSettings
     from sflow.workflow.run_plan import plan_run
@@ -350,13 +357,11 @@ def run(
 
         data = plan_data(spec, settings.workspace_path(), settings.output_path(), run_plan)
         click.echo(json.dumps(data, indent=1))
-        leave(EXIT_OK)  # all is said: what the plan built need not be freed
-        return
+        _said_all()
     plan_text = dry_run_plan(spec, settings, run_plan)  # renders every task once: a mistake shows now
     if dry_run:
         click.echo(plan_text)
-        leave(EXIT_OK)
-        return
+        _said_all()
     progress = "none" if quiet else ("live" if tui else "plain" if tui is False else "auto")
     code = run_workflow(
         spec, settings, progress, run_plan, max_concurrent=max_concurrent, with_report=with_report
@@ -375,7 +380,6 @@ def validate(
     missable_tasks: tuple[str, ...],
 ) -> None:
     """Check workflow files without running anything: structure, placement and every expression."""
-    from sflow.cli.leave import leave
     from sflow.workflow.dry_run import describe_plan
     from sflow.workflow.run_plan import plan_run
 
@@ -386,7 +390,7 @@ def validate(
     describe_plan(spec, workspace, workspace / "sflow_output", run_plan)
     count = len(run_plan.plan.instances)
     click.echo(f"{', '.join(all_files)}: ok (workflow '{spec.workflow.name}', {count} task(s))")
-    leave(EXIT_OK)
+    _said_all()
 
 
 @main.command()

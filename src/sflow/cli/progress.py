@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
+from sflow.cli.streams import to_devnull
 from sflow.engine import Event, State
 from sflow.record.status import waiting
 from sflow.record.tail import printable, read_end
@@ -23,20 +23,6 @@ _STYLE = {
     State.SKIPPED: "dim",
     State.STOPPING: "magenta",
 }
-
-
-def to_devnull(stream: IO[str]) -> None:
-    """Send what is still written to `stream` (and its last flush at exit) to /dev/null.
-
-    For a stream whose reader went away (`sflow run | head -1`): nothing more can reach it, and
-    each write would fail again.
-    """
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, stream.fileno())
-        os.close(devnull)
-    except (OSError, ValueError):  # not a file (a test's StringIO), or already closed
-        pass
 
 
 class PlainProgress:

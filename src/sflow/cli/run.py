@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sflow.cli.progress import to_devnull
+from sflow.cli.streams import to_devnull
 from sflow.engine import RunResult, State
 from sflow.lifecycle.settings import RunSettings
 from sflow.record.tail import last_lines, printable
@@ -108,11 +108,11 @@ def interrupted_exit_code(signum: int | None) -> int:
 
 
 def _progress(mode: str, title: str, instances: Sequence[TaskInstance]) -> Any:
+    if mode == "none":
+        return None
     from sflow.cli.progress import LiveProgress, PlainProgress, TaskPlan
     from sflow.workflow.run_plan import is_service
 
-    if mode == "none":
-        return None
     if mode == "auto":
         mode = "live" if sys.stdout.isatty() else "plain"
     if mode == "live":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from sflow.proc.stop import Step, Stopped, Stopper, poll_until
 
@@ -58,15 +58,30 @@ async def stop_groups(pgids: list[int], grace: float) -> dict[int, Stopped]:
     return dict(zip(pgids, ends, strict=True))
 
 
-def processes() -> Iterator[tuple[int, list[bytes]]]:
-    """(pid, the fields of /proc/<pid>/stat after the command: state, ppid, pgrp, session, ...)."""
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+def processes(pids: Iterable[int] | None = None) -> Iterator[tuple[int, list[bytes]]]:
+    """(pid, the fields of /proc/<pid>/stat after the command: state, ppid, pgrp, session, ...)
+    of every process, or of `pids` (those still there)."""
+    names = (e.name for e in os.scandir("/proc") if e.name.isdigit()) if pids is None else map(str, pids)
+    for name in names:
         try:
-            with open(f"/proc/{entry.name}/stat", "rb") as fh:
+            with open(f"/proc/{name}/stat", "rb") as fh:
                 fields = fh.read().rpartition(b")")[2].split()
         except OSError:
             continue
         if len(fields) > 3:
-            yield int(entry.name), fields
+            yield int(name), fields
+
+
+def own_children() -> list[int] | None:
+    """The pids of this process's children, from /proc/self/task/*/children: a few small files
+    instead of every process's; None where the kernel does not list children."""
+    if not os.path.exists(f"/proc/self/task/{os.getpid()}/children"):
+        return None
+    pids: list[int] = []
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/children", "rb") as fh:
+                pids += map(int, fh.read().split())
+        except OSError:  # a thread that has just ended
+            continue
+    return pids

@@ -9,7 +9,7 @@ import contextlib
 import os
 import signal
 
-from sflow.proc.groups import processes
+from sflow.proc.groups import own_children, processes
 from sflow.proc.spawn import LEADERS
 from sflow.proc.stop import Step, Stopper, poll_until
 
@@ -38,7 +38,7 @@ def adopted() -> list[tuple[int, bool]]:
     are no attempt's own process. Processes we start ourselves (Slurm commands) stay in ours."""
     me, session = os.getpid(), os.getsid(0)
     found = []
-    for pid, fields in processes():
+    for pid, fields in processes(own_children()):
         if int(fields[1]) == me and int(fields[3]) != session and pid not in LEADERS:
             found.append((pid, fields[0] == b"Z"))
     return found

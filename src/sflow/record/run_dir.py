@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import socket
 import time
 from pathlib import Path
@@ -33,7 +32,8 @@ def new_run_id(workflow_name: str, now: float | None = None) -> str:
     """Sortable by time, names the workflow, unique: `20261122-031500-123-mywf-3fa2`."""
     now = time.time() if now is None else now
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f"-{int(now * 1000) % 1000:03d}"
-    return f"{stamp}-{safe_name(workflow_name)}-{secrets.token_hex(2)}"
+    suffix = os.urandom(2).hex()  # what `secrets.token_hex(2)` is, without loading `random`
+    return f"{stamp}-{safe_name(workflow_name)}-{suffix}"
 
 
 def safe_name(name: str) -> str:

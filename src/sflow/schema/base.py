@@ -5,11 +5,14 @@ whole workflow from the YAML data in C. A field whose value needs more than a ty
 may still be a `${{ }}` expression, a duration, a name) carries its check in its annotation
 (`Annotated[Any, check(fn)]`): `__post_init__` runs the checks of the fields that were given, then
 `validate()`, the checks between fields. Origins (`loc()`, `path()`) live in the instance's
-`__dict__` and are filled in by `attach_origins` after validation, in one walk.
+`__dict__` and are filled in by `attach_origins`, in one walk of the tree. A workflow that loads
+without a mistake asks for none (100,000 tasks cost 0.4 s to walk), so `defer_origins` leaves the
+walk to the first model that is asked for its origin.
 """
 
 from __future__ import annotations
 
+import _thread
 import typing
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
@@ -55,20 +58,22 @@ class SpecModel(msgspec.Struct, metaclass=_KeywordFields, forbid_unknown_fields=
     """Base of every workflow model: unknown keys are errors; `loc()`/`path()` say where it came from."""
 
     def __post_init__(self) -> None:
-        kind = self.__class__
-        checks = _CHECKS[kind] if kind in _CHECKS else _learn(kind)[0]
+        checks = _CHECKS.get(self.__class__)
+        if checks is None:
+            checks = _learn(self.__class__)[0]
         for name, function, default in checks:
             value = getattr(self, name)
             if value is not None and value is not default:  # a default is not checked
                 setattr(self, name, function(value))
-        self.validate()
+        if self.__class__.validate is not SpecModel.validate:  # a task, made 100,000 times, has none
+            self.validate()
 
     def validate(self) -> None:
         """Checks between fields (a subclass's); raise ValueError naming the mistake."""
 
     def loc(self, field: str | None = None) -> str:
         """`file.yaml:LINE` of `field` (or of this object); "" when the object was built in code."""
-        locs = self.__dict__.get("_locs")
+        locs = self.locations()
         if locs is None:
             return ""
         return locs.where() if field is None else locs.where_of(field)
@@ -76,6 +81,8 @@ class SpecModel(msgspec.Struct, metaclass=_KeywordFields, forbid_unknown_fields=
     def path(self, field: str | None = None) -> str:
         """Dotted path of `field` (or of this object) for messages: `workflow.tasks[2].depends_on`."""
         origin = self.__dict__
+        if _DEFERRED and "_path" not in origin:
+            settle_origins()
         own = origin.get("_path", "")
         if "_index" in origin:  # the list's path and an index, left apart by `_attach_list`
             own = origin["_path"] = f"{own}[{origin.pop('_index')}]"
@@ -83,7 +90,10 @@ class SpecModel(msgspec.Struct, metaclass=_KeywordFields, forbid_unknown_fields=
 
     def locations(self) -> LocMap | None:
         """The `LocMap` of this object's YAML mapping (None when built in code)."""
-        return self.__dict__.get("_locs")
+        origin = self.__dict__
+        if _DEFERRED and "_locs" not in origin:
+            settle_origins()
+        return origin.get("_locs")
 
 
 def dump(model: SpecModel) -> dict[str, Any]:
@@ -173,6 +183,29 @@ def _mentions_model(annotation: Any) -> bool:
     return any(_mentions_model(arg) for arg in typing.get_args(annotation))
 
 
+_DEFERRED: list[tuple[SpecModel, LocMap | None, str]] = []
+"""The tree whose origins `defer_origins` left to `settle_origins` (one at most)."""
+_SETTLING = _thread.allocate_lock()
+
+
+def defer_origins(model: SpecModel, locs: LocMap | None, path: str) -> None:
+    """`attach_origins(model, locs, path)` once any model first asks for its origin.
+
+    The tree is held until then, so its models keep their origins however long they outlive it.
+    A tree deferred before is settled now: one whole tree at most is held for nothing. Code that
+    puts a model built in code into the tree (which has no origin) settles the tree first."""
+    settle_origins()
+    _DEFERRED.append((model, locs, path))
+
+
+def settle_origins() -> None:
+    """Attach the origins `defer_origins` left for later (a thread asking meanwhile waits)."""
+    with _SETTLING:
+        for deferred in _DEFERRED:
+            attach_origins(*deferred)
+        _DEFERRED.clear()
+
+
 def attach_origins(model: SpecModel, locs: LocMap | None, path: str) -> None:
     """Record `locs`/`path` on `model` and, recursively, on every nested model."""
     origin = model.__dict__
@@ -212,5 +245,5 @@ def _attach_list(items: list[Any], locs: LocMap | None, path: str) -> None:
         origin["_index"] = index  # formatted only when asked for
         for name in nested:
             value = getattr(item, name)
-            if value is not None and value != []:
+            if value:  # None, or an empty list or dict: no model to visit
                 _attach_value(value, item_locs.leaf(name) if item_locs else None, f"{path}[{index}].{name}")

@@ -116,7 +116,7 @@ def _dependencies(
 ) -> None:
     """Every `depends_on` names a task; one naming an absent task that a `missable` name or glob
     matches is dropped, with a warning."""
-    if not {dep for task in tasks for dep in task.depends_on}.difference(index):
+    if index.keys() >= set(itertools.chain.from_iterable(task.depends_on for task in tasks)):
         return
     for task in tasks:
         dropped = []

@@ -183,8 +183,10 @@ SlurmTime = Annotated[Any, check(_slurm_time)]
 `sflow.schema.durations.slurm_time` turns it into the flag's value (`"5m"` → `0:05:00`)."""
 
 
-NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"
-IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_NAME_CHARS = (r"[A-Za-z0-9_]", r"[A-Za-z0-9_.\-]")  # the first character, then the others
+_IDENTIFIER_CHARS = (r"[A-Za-z_]", r"[A-Za-z0-9_]")
+NAME_PATTERN = r"^{}{}*$".format(*_NAME_CHARS)
+IDENTIFIER_PATTERN = r"^{}{}*$".format(*_IDENTIFIER_CHARS)
 MAX_NAME_LENGTH = 128
 """Names become file names (`<task>_<replica>.attempt<n>.log`), which may not pass 255 bytes."""
 RESERVED_NAMES = frozenset({"PATH"})
@@ -216,10 +218,16 @@ def _workflow_name(value: Any) -> str:
     return value
 
 
-def _named(pattern: str, hint: str) -> Callable[[Any], str]:
-    compiled = re.compile(pattern)
+def _named(chars: tuple[str, str], hint: str) -> Callable[[Any], str]:
+    first, rest = chars
+    compiled = re.compile(f"^{first}{rest}*$")
+    # in one call, every name the checks below accept (but one ending in a newline): a big
+    # workflow has a name per task
+    accepted = re.compile(f"{first}{rest}{{0,{MAX_NAME_LENGTH - 1}}}").fullmatch
 
     def validate(value: Any) -> str:
+        if value.__class__ is str and accepted(value):
+            return value
         value = text(value)
         if not value:
             raise ValueError("must not be empty")
@@ -241,9 +249,9 @@ def text(value: Any) -> str:
     raise ValueError(f"expected a string, got {describe(value)}")
 
 
-_name = _named(NAME_PATTERN, "use letters, digits, '_', '-' and '.', starting with a letter, digit or '_'")
+_name = _named(_NAME_CHARS, "use letters, digits, '_', '-' and '.', starting with a letter, digit or '_'")
 _identifier = _named(
-    IDENTIFIER_PATTERN,
+    _IDENTIFIER_CHARS,
     "it is exported as an environment variable: use letters, digits and '_', not starting with a digit",
 )
 

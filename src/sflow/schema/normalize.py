@@ -184,7 +184,7 @@ def _task(task: dict[str, Any], tasks_locs: LocMap, index: int, problems: Proble
     script = task.get("script")
     if script.__class__ is str:
         task["script"] = [script]
-    elif script.__class__ is list and any(line.__class__ is dict for line in script):
+    elif script.__class__ is list and dict in map(type, script):
         _script_lines(script, tasks_locs.leaf(index).leaf("script"))
     depends = task.get("depends_on")
     if depends.__class__ is str:

@@ -21,7 +21,7 @@ from typing import Any, Literal, TypeVar, Union
 import msgspec
 
 from sflow.errors import SpecError
-from sflow.schema.base import Check, FieldError, SpecModel, attach_origins
+from sflow.schema.base import Check, FieldError, SpecModel, defer_origins
 from sflow.schema.fieldtypes import describe, text
 from sflow.schema.locations import LocMap, PathPart, format_path, where_at
 from sflow.schema.monitor import Boundary
@@ -37,11 +37,12 @@ _TRANSLATED = 1000
 
 
 def validate_spec(data: dict[str, Any], locs: LocMap, problems: Problems) -> WorkflowSpec | None:
-    """The validated `WorkflowSpec`, every model knowing its origin; None when `problems` got some."""
+    """The validated `WorkflowSpec`, every model knowing its origin (found when first asked); None
+    when `problems` got some."""
     reshape(data)
     spec = read(data, WorkflowSpec, locs, problems)
     if spec is not None:
-        attach_origins(spec, locs, "")
+        defer_origins(spec, locs, "")
     return spec
 
 
@@ -69,17 +70,23 @@ def reshape(data: Any) -> None:
     for task in tasks if isinstance(tasks, list) else ():
         if not isinstance(task, dict):
             continue
-        operator = task.get("operator")
-        if isinstance(operator, str):
-            task["operator"] = {"name": operator}
-        elif isinstance(operator, dict) and "overrides" not in operator:  # not reshaped yet
-            reshaped = {"overrides": {key: value for key, value in operator.items() if key != "name"}}
-            if "name" in operator:
-                reshaped["name"] = operator["name"]
-            task["operator"] = reshaped
+        if "operator" in task:  # most tasks of a big workflow have none of these three
+            task["operator"] = _reshape_operator(task["operator"])
         if "result" in task:
             task["result"] = _short(task["result"], Result.before)
-        _reshape_monitor(task.get("monitor"))
+        if "monitor" in task:
+            _reshape_monitor(task["monitor"])
+
+
+def _reshape_operator(operator: Any) -> Any:
+    if isinstance(operator, str):
+        return {"name": operator}
+    if isinstance(operator, dict) and "overrides" not in operator:  # not reshaped yet
+        reshaped = {"overrides": {key: value for key, value in operator.items() if key != "name"}}
+        if "name" in operator:
+            reshaped["name"] = operator["name"]
+        return reshaped
+    return operator
 
 
 def _reshape_monitor(monitor: Any) -> None:

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from sflow.errors import SpecError
-from sflow.schema.base import SpecModel, attach_origins, check, dump
+from sflow.schema.base import SpecModel, attach_origins, check, dump, settle_origins
 from sflow.schema.fieldtypes import Timeout, WorkflowName
 from sflow.schema.monitor import Monitor
 from sflow.schema.sections import (
@@ -126,6 +126,7 @@ class WorkflowSpec(SpecModel):
         if unknown:
             known = ", ".join(t.name for t in self.workflow.tasks)
             raise KeyError(f"no task named {', '.join(map(repr, unknown))} (tasks: {known})")
+        settle_origins()  # the monitors made here come from no file
         if whole_run and self.workflow.monitor is None:
             self.workflow.monitor = Monitor()
         for task in self.workflow.tasks:

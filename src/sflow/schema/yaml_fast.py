@@ -3,7 +3,7 @@
 Going through libyaml costs about 2 µs per node on a small machine (PyYAML builds marks, events and
 nodes as Python objects): more than the whole budget for a 100,000-task file. This reader splits
 every line with one regex (`_LINE`, run over the whole text in C) and handles the common subset --
-block mappings and sequences, plain and quoted one-line scalars, `[a, b]` flow lists, `{}`, `|`/`|-`
+block mappings and sequences, plain and quoted one-line scalars, `[a, "b"]` flow lists, `{}`, `|`/`|-`
 literal blocks, comments -- raising `Unsupported` on everything else (anchors, tags, multi-line plain
 or quoted scalars, flow mappings, folding, tabs, duplicate keys, any error). The caller then reads
 the file with libyaml, which also gives the precise message for invalid YAML: this reader never
@@ -41,7 +41,9 @@ _BAD_CHARS = re.compile(r"[\t\r\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufeff]")
 _SPECIAL_START = frozenset("-?:,[]{}#&*!|>'\"%@`")
 _NUMBER_START = frozenset("0123456789+-.")
 _NUMBER_END = frozenset("0123456789.abcdefABCDEFnN")  # last character of anything `number` converts
-_FLOW_BAD = re.compile(r"[\[\]{}\"'#:]")
+_FLOW_BAD = re.compile(r"[\[\]{}#:]")
+_QUOTES = frozenset("\"'")
+_QUOTED_ITEM_BAD = re.compile(r"[\"'\\]")
 _LITERAL_HEADER = re.compile(r"\|(-?)(?: +#.*)? *")
 
 
@@ -273,7 +275,7 @@ def _quoted(rest: str) -> str:
 
 
 def _flow_list(rest: str, line: int, exprs: Expressions) -> list[Any]:
-    """`[a, b, c]` with plain items on one line."""
+    """`[a, b, "c"]` with plain or simply quoted items on one line."""
     end = rest.find("]")
     if end == -1:
         raise Unsupported
@@ -285,6 +287,11 @@ def _flow_list(rest: str, line: int, exprs: Expressions) -> list[Any]:
     items: list[Any] = []
     for part in inner.split(","):
         item = part.strip(" ")
+        if item[:1] in _QUOTES:
+            items.append(_flow_quoted(item))
+            continue
+        if "'" in item or '"' in item:
+            raise Unsupported
         if not item or (item[0] in _SPECIAL_START and not (item[0] == "-" and item[1:2] not in ("", " "))):
             if not item and not items and not inner.strip(" "):
                 return []
@@ -293,6 +300,14 @@ def _flow_list(rest: str, line: int, exprs: Expressions) -> list[Any]:
             exprs.append((line, item))
         items.append(number(item) if item[0] in _NUMBER_START else WORDS.get(item, item))
     return items
+
+
+def _flow_quoted(item: str) -> str:
+    """A quoted item of a flow list (`["true"]`): text with no quote or backslash in its quotes."""
+    text = item[1:-1]
+    if len(item) < 2 or item[-1] != item[0] or _QUOTED_ITEM_BAD.search(text):
+        raise Unsupported
+    return text
 
 
 def _literal_body(lines: list[str], start: int, owner_indent: int) -> tuple[str, int]:

@@ -9,10 +9,9 @@ every `${{ }}` expression's syntax, all reported as `SpecError`s naming file and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from sflow.errors import SpecError
 from sflow.schema.locations import LocMap, PathPart, format_path
@@ -20,7 +19,9 @@ from sflow.schema.problems import Problems
 from sflow.schema.scalars import resolve_plain
 from sflow.schema.yaml_fast import Unsupported, read_simple
 
-_BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+if TYPE_CHECKING:
+    import yaml
+
 _MAX_NODES = 20_000_000  # stops alias bombs ("billion laughs") long before memory runs out
 _TAG = "tag:yaml.org,2002:"
 
@@ -29,11 +30,20 @@ class _Implicit:
     """Marker tag for nodes without an explicit tag (our `resolve` never guesses a type)."""
 
 
-class _Loader(_BaseLoader):
-    """libyaml composer whose resolver leaves typing to `resolve_plain`."""
+@cache
+def _loader() -> type:
+    """libyaml composer whose resolver leaves typing to `resolve_plain`.
 
-    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        return _Implicit
+    PyYAML is imported here, on the first file the fast reader declines: a run whose files it
+    reads does without it. The import also binds this module's `yaml` for the node classes below."""
+    global yaml
+    import yaml
+
+    class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+        def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+            return _Implicit
+
+    return _Loader
 
 
 @dataclass
@@ -77,8 +87,9 @@ def parse_text(text: str, file: str, fast: bool = True, problems: Problems | Non
             return Document(file, data, locs)
         except Unsupported:
             pass
+    loader = _loader()
     try:
-        node = yaml.compose(text, Loader=_Loader)
+        node = yaml.compose(text, Loader=loader)
     except yaml.MarkedYAMLError as exc:
         raise _syntax_error(exc, file, text) from None
     except yaml.YAMLError as exc:

@@ -30,7 +30,6 @@ from sflow.workflow.context import (
     task_env,
     task_scope,
 )
-from sflow.workflow.monitors import describe_monitor
 from sflow.workflow.plan import TaskInstance, at_request, expand
 from sflow.workflow.uploads import (
     credentials_hint,
@@ -148,6 +147,8 @@ def _monitor_line(inst: TaskInstance) -> str:
         return ""
     used_by = monitor.resources.used_by_tasks if monitor.resources is not None else None
     whose = f"the nodes of {', '.join(used_by)}" if used_by else "its nodes"
+    from sflow.workflow.monitors import describe_monitor  # loaded for a workflow that has monitors
+
     return f"{describe_monitor(monitor)}, {whose}, while it runs"
 
 
@@ -184,6 +185,8 @@ def _describe_plan(
         if "request" in alloc.info:  # what the allocation will ask Slurm for
             out.write(f"\n  allocation: {alloc.info['request']}")
     if spec.workflow.monitor is not None:
+        from sflow.workflow.monitors import describe_monitor
+
         out.write(f"\nmonitor: {describe_monitor(spec.workflow.monitor)}, every node, for the whole run")
     if run_plan is not None and run_plan.earlier is not None:
         out.write(f"\n{run_plan.resume_summary()}")

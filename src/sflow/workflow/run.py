@@ -21,7 +21,6 @@ from sflow.errors import BackendError, PlanError
 from sflow.launchers.base import LaunchContext, get_launcher
 from sflow.lifecycle.scope import NotStarted, RunScope
 from sflow.lifecycle.settings import RunSettings
-from sflow.probes import ProbedAttempt, task_probes
 from sflow.record.outputs import read_outputs, write_outputs
 from sflow.record.run_dir import RunRecord
 from sflow.schema import parse_duration
@@ -37,7 +36,6 @@ from sflow.workflow.context import (
     task_env,
     task_scope,
 )
-from sflow.workflow.monitors import Monitors, Placed, RunningMonitor, task_targets, workflow_targets
 from sflow.workflow.outputs import extract_outputs, is_template
 from sflow.workflow.plan import TaskInstance, at_request
 from sflow.workflow.results import task_result, write_results
@@ -53,9 +51,11 @@ from sflow.workflow.uploads import (
 )
 
 if TYPE_CHECKING:
+    from sflow.probes import TaskProbes
     from sflow.schema import WorkflowSpec
     from sflow.schema.models import StorageTarget
     from sflow.schema.monitor import Monitor
+    from sflow.workflow.monitors import Monitors, RunningMonitor
     from sflow.workflow.s3 import S3Client
     from sflow.workflow.uploads import PlannedUpload
 
@@ -101,7 +101,7 @@ class WorkflowRun:
         self.allocation_lost: str | None = None  # why an allocation ended under the run
         self._watches: list[asyncio.Future[None]] = []
         self._results_lock = asyncio.Lock()
-        self.monitors = Monitors(self.record.run_dir, self.workspace_dir, self.base_env, self.settings.grace)
+        self._monitors: Monitors | None = None
         self.targets: dict[str, StorageTarget] = {}  # storage targets, rendered
         self.uploads: list[UploadResult] = []
         self._s3: S3Client | None = None
@@ -110,6 +110,17 @@ class WorkflowRun:
     @property
     def engine(self) -> Engine | None:
         return self.scope.engine
+
+    @property
+    def monitors(self) -> Monitors:
+        """The run's monitors, made with the first (a run without any loads none of their code)."""
+        if self._monitors is None:
+            from sflow.workflow.monitors import Monitors
+
+            self._monitors = Monitors(
+                self.record.run_dir, self.workspace_dir, self.base_env, self.settings.grace
+            )
+        return self._monitors
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -144,9 +155,12 @@ class WorkflowRun:
         if self.allocation_lost:
             raise NotStarted(self.allocation_lost)
         add_backends(self.context, self.spec, self.allocations)
-        await asyncio.to_thread(self._keep_earlier)
+        if self.run_plan.kept():  # a thread only for files to link: a fresh run starts none
+            await asyncio.to_thread(self._keep_earlier)
         monitor = self.spec.workflow.monitor
         if monitor is not None:
+            from sflow.workflow.monitors import workflow_targets
+
             custom = _custom_script(monitor, self.context)
             await self.monitors.start(
                 monitor, workflow_targets(monitor, self.allocations), custom_script=custom
@@ -220,7 +234,8 @@ class WorkflowRun:
     async def _release(self) -> None:
         self._unwatch()
         try:
-            await self.monitors.stop_all()
+            if self._monitors is not None:
+                await self._monitors.stop_all()
             await self._upload_all()
             for name, backend in reversed(list(self.backends.items())):
                 if name not in self.allocations:
@@ -292,10 +307,7 @@ class WorkflowRun:
         try:
             hosts = [n.ip_address for n in placement.nodes]
             scope = task_scope(self.context, inst, placement)
-            probes = task_probes(
-                {"probes": _rendered(inst.task.probes, scope)},
-                default_host=hosts[0] if hosts else "127.0.0.1",
-            )
+            probes = _task_probes(inst, scope, hosts)
             outputs = [_rendered(output, scope) for output in inst.task.outputs]
             task_dir = self.record.task_dir(inst.name)
             uploads = planned_uploads(inst, scope, task_dir, inst.task.name in self._replicated)
@@ -305,6 +317,8 @@ class WorkflowRun:
             placer.release(placement, inst.name)
             raise
         if probes:
+            from sflow.probes import ProbedAttempt
+
             attempt = ProbedAttempt(
                 attempt, probes.readiness, probes.failure, hosts, self.settings.grace, self.record.log_path
             )
@@ -358,6 +372,8 @@ class WorkflowRun:
         monitor = inst.task.monitor
         if monitor is None:
             return None
+        from sflow.workflow.monitors import Placed, task_targets
+
         gpus = [list(g) for g in placement.gpus]
         own = Placed(inst.task.name, inst.backend, placement.node_names, gpus)
         placed = [
@@ -522,6 +538,16 @@ class HeldAttempt(Attempt):
     @property
     def has_readiness(self) -> bool:
         return self.inner.has_readiness
+
+
+def _task_probes(inst: TaskInstance, scope: dict[str, Any], hosts: list[str]) -> TaskProbes | None:
+    """The instance's probes, rendered; None for a task without any (`sflow.probes` stays unloaded)."""
+    if inst.task.probes is None:
+        return None
+    from sflow.probes import task_probes
+
+    rendered = _rendered(inst.task.probes, scope)
+    return task_probes({"probes": rendered}, default_host=hosts[0] if hosts else "127.0.0.1")
 
 
 def _rendered(model: Any, scope: dict[str, Any]) -> Any:

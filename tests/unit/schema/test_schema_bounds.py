@@ -184,6 +184,32 @@ def test_a_task_name_longer_than_a_file_name_allows(write: Callable[..., Path]) 
     assert err.message == "is 300 characters long, at most 128"
 
 
+@pytest.mark.parametrize(
+    ("name", "read"),
+    [("t" * 128, "t" * 128), ("7", "7"), ("a.b-c_d", "a.b-c_d"), ('"a\\n"', "a\n"), ("_", "_")],
+)
+def test_task_names_at_the_edges_are_read_as_written(
+    write: Callable[..., Path], name: str, read: str
+) -> None:
+    spec = load_workflow([write(task("", name=name))])
+    assert spec.workflow.tasks[0].name == read
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("t" * 129, "is 129 characters long, at most 128"),
+        ('"a\\n\\n"', "invalid name 'a\\n\\n': use letters"),
+        ("-a", "invalid name '-a': use letters"),
+        ('"a b"', "invalid name 'a b': use letters"),
+    ],
+)
+def test_task_names_just_past_the_edges(write: Callable[..., Path], name: str, message: str) -> None:
+    err, path = error_of(write, task("", name=name))
+    assert (err.where, err.field) == (f"{path}:5", "workflow.tasks[0].name")
+    assert err.message.startswith(message)
+
+
 @pytest.mark.parametrize("name", ["''", "' '"])
 def test_an_empty_workflow_name(write: Callable[..., Path], name: str) -> None:
     err, path = error_of(

@@ -265,6 +265,46 @@ def test_every_model_knows_its_file_line_and_path(load: Load) -> None:
     assert probe.log_watch is not None and probe.log_watch.loc("match_pattern") == f"{file}:14"
 
 
+TWO_TASKS = """
+    version: "0.1"
+    workflow:
+      name: wf
+      tasks:
+        - name: a
+          script: [echo a]
+        - name: b
+          script: [echo b]
+          probes:
+            readiness:
+              log_watch:
+                match_pattern: ready
+    """
+
+
+def test_origins_are_found_when_first_asked_not_while_loading(load: Load) -> None:
+    spec = load(TWO_TASKS)
+    probe = spec.workflow.tasks[1].probes.readiness[0]  # type: ignore[union-attr]
+    assert "_locs" not in probe.__dict__  # a workflow without mistakes is not walked for them
+    assert probe.path("log_watch") == "workflow.tasks[1].probes.readiness[0].log_watch"
+    assert probe.loc("log_watch") == f"{spec.sources[0]}:11"
+    assert spec.workflow.tasks[0].loc("script") == f"{spec.sources[0]}:6"
+
+
+def test_models_keep_their_origins_after_the_spec_is_gone_or_another_is_loaded(load: Load) -> None:
+    first = load(TWO_TASKS).workflow.tasks[1]  # the spec itself is dropped at once
+    second = load(TWO_TASKS.replace("name: b", "name: c")).workflow.tasks[1]
+    assert (first.loc("name"), first.path("name")) == (second.loc("name"), "workflow.tasks[1].name")
+    assert first.loc("name").endswith("wf.yaml:7") and (first.name, second.name) == ("b", "c")
+
+
+def test_monitors_turned_on_in_code_have_no_location(load: Load) -> None:
+    spec = load(TWO_TASKS)
+    spec.enable_monitors(True, ["a"])
+    monitor = spec.workflow.tasks[0].monitor
+    assert monitor is not None and monitor.loc("interval") == "" and monitor.path() == ""
+    assert spec.workflow.tasks[0].loc() == f"{spec.sources[0]}:5"
+
+
 def test_models_built_in_code_have_no_location() -> None:
     assert SlurmBackend(name="x").loc() == "" and SlurmBackend(name="x").path("time") == "time"
 

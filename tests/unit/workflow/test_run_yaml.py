@@ -113,3 +113,17 @@ def test_run_yaml_skip_artifact_check_warns_and_runs(
     assert result.ok
     assert "sflow: warning:" in capsys.readouterr().err
     assert not (tmp_path / "models").exists()  # left alone, not created
+
+
+def test_a_fresh_run_hands_no_work_to_a_thread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a resumed run has earlier tasks to link (in a thread); a fresh one has none to start."""
+    handed: list[str] = []
+    real = asyncio.to_thread
+
+    async def to_thread(fn, /, *args, **kwargs):  # type: ignore[no-untyped-def]
+        handed.append(fn.__name__)
+        return await real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", to_thread)
+    assert sflow.run_yaml(_write(tmp_path, WORKFLOW), output_dir=tmp_path / "out").ok
+    assert "_keep_earlier" not in handed
