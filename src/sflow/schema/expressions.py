@@ -25,9 +25,10 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from sflow.errors import SpecError
 from sflow.schema.suggest import suggest
@@ -42,6 +43,7 @@ START = "${{"
 _BLOCK = "${%"
 _COMMENT = "${/*"
 _SEGMENT = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
+_APART = "\x00"  # joins texts checked together (`_valid_together`); YAML text cannot hold it
 _SINGLE = re.compile(r"\s*\$\{\{((?:(?!\}\}|\$\{\{).)*)\}\}\s*", re.DOTALL)
 
 
@@ -161,8 +163,7 @@ def evaluate(source: str, context: Mapping[str, Any]) -> Any:
     return _value(_expression(source), context)
 
 
-@dataclass(frozen=True)
-class Reads:
+class Reads(msgspec.Struct, frozen=True):
     """What one expression looks at.
 
     `names`: the context names it reads. `keys[name]`: the constant attributes or items it reads of
@@ -261,6 +262,9 @@ def _pure_filter(node: nodes.Filter) -> bool:
 
 def all_valid(texts: Iterable[str]) -> bool:
     """True when `check_syntax` accepts every text; quick for many texts sharing a few expressions."""
+    texts = texts if isinstance(texts, list) else list(texts)
+    if _valid_together(texts):
+        return True
     known: set[str] = set()  # sources that compile
     find, block, comment, start = _SEGMENT.findall, _BLOCK, _COMMENT, START
     for text in texts:
@@ -281,6 +285,30 @@ def all_valid(texts: Iterable[str]) -> bool:
             check_syntax(text)
         except ExpressionError:
             return False
+    return True
+
+
+def _valid_together(texts: list[str]) -> bool:
+    """True when every text splits cleanly into `${{ }}` expressions that compile, found with one
+    regex pass over all the texts at once (a hundred thousand scripts are one pass, not a hundred
+    thousand). They are joined with a character none of them holds, so an expression found in the
+    whole lies within one text exactly when it does not hold that character, and each text splits
+    cleanly (as many expressions as `${{`) exactly when the whole does. False says only that the
+    texts must be looked at one by one."""
+    joined = _APART.join(texts)
+    if joined.count(_APART) != max(len(texts) - 1, 0) or _BLOCK in joined or _COMMENT in joined:
+        return False
+    sources = _SEGMENT.findall(joined)
+    if len(sources) != joined.count(START):
+        return False
+    distinct = set(sources)
+    if _APART in "".join(distinct):
+        return False
+    try:
+        for source in distinct:
+            _expression(source)
+    except jinja2.TemplateSyntaxError:
+        return False
     return True
 
 
@@ -368,22 +396,23 @@ def failure(
     return error
 
 
-_NO_NAME = re.compile(r"'([^']+)' is undefined")
-_NO_KEY = re.compile(r"has no attribute '([^']+)'")
-_NO_ITEM = re.compile(r"has no element (-?\d+)")
+# Jinja's words for a missing name, attribute or item; compiled by `re` on first use (a mistake)
+_NO_NAME = r"'([^']+)' is undefined"
+_NO_KEY = r"has no attribute '([^']+)'"
+_NO_ITEM = r"has no element (-?\d+)"
 
 
 def _missing(message: str, source: str | None, context: Mapping[str, Any] | None) -> str:
     """`variables has no 'EPOCH'; did you mean 'EPOCHS'?` rather than Jinja's `'dict object' has...`."""
     if source is None or context is None:
         return message
-    if match := _NO_NAME.search(message):
+    if match := re.search(_NO_NAME, message):
         name = match.group(1)
         return f"'{name}' is undefined{suggest(name, context)}"
     key: str | int
-    if match := _NO_KEY.search(message):
+    if match := re.search(_NO_KEY, message):
         key = match.group(1)
-    elif match := _NO_ITEM.search(message):
+    elif match := re.search(_NO_ITEM, message):
         key = int(match.group(1))
     else:
         return message

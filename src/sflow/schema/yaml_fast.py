@@ -25,7 +25,7 @@ class Unsupported(Exception):
     """The text uses YAML this reader leaves to libyaml."""
 
 
-Expressions = list[tuple[int, str]]
+Expressions = list[str]  # the strings that hold `${{`, for one syntax check of them all
 Frame = tuple[int, Any, LocMap, bool]  # (indent, container, locations, is_mapping)
 
 # indent, "- " of a sequence item, `key:` of a mapping entry, and the rest of the line. A key is
@@ -37,7 +37,13 @@ _LINE = re.compile(
     r"(.*)$",
     re.M,
 )
-_BAD_CHARS = re.compile(r"[\t\r\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufeff]")
+# Characters left to libyaml: tabs, carriage returns and other control characters, the byte order
+# mark, and Unicode's other spaces and line breaks (libyaml also ends a line at U+0085, U+2028 and
+# U+2029; `_LINE` knows only `\n`, and takes none of them for the space that ends a key).
+_BAD_CHARS = re.compile(
+    r"[\x00-\x09\x0b-\x1f\x7f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
+)
+_CONTROL = bytes(c for c in range(32) if c != 10) + b"\x7f"  # `_BAD_CHARS` of ASCII text
 _SPECIAL_START = frozenset("-?:,[]{}#&*!|>'\"%@`")
 _NUMBER_START = frozenset("0123456789+-.")
 _NUMBER_END = frozenset("0123456789.abcdefABCDEFnN")  # last character of anything `number` converts
@@ -48,10 +54,19 @@ _LITERAL_HEADER = re.compile(r"\|(-?)(?: +#.*)? *")
 
 
 def read_simple(text: str, file: str) -> tuple[Any, LocMap | None, Expressions]:
-    """Parse `text`; returns (data, locations, [(line, string)] of strings containing `${{`)."""
-    if _BAD_CHARS.search(text):
+    """Parse `text`; returns (data, locations, the strings containing `${{`)."""
+    if _has_bad_chars(text):
         raise Unsupported
     return _Reader(text, file).run()
+
+
+def _has_bad_chars(text: str) -> bool:
+    """Whether `text` has one of `_BAD_CHARS`; ASCII text (the usual) is checked as bytes, in a
+    quarter of the time of the regex."""
+    if text.isascii():
+        raw = text.encode("ascii")
+        return len(raw.translate(None, _CONTROL)) != len(raw)
+    return _BAD_CHARS.search(text) is not None
 
 
 Row = tuple[str, str, str, str]
@@ -81,118 +96,102 @@ class _Reader:
         self.exprs: Expressions = []
 
     def run(self) -> tuple[Any, LocMap | None, Expressions]:
-        """The line loop. It is hot (a row costs ~2 µs), so the top frame lives in local variables
-        and the plain `key: value` path is inlined; everything unusual goes through helpers.
-        Keys are interned: the same few (`name`, `script`) are kept once per task in the `LocMap`s."""
+        """The line loop. It is hot (a row costs ~1 µs), so the top frame lives in local variables,
+        and the plain `key: value` path and the opening of a nested block are inlined; everything
+        unusual goes through helpers. Keys are interned: the same few (`name`, `script`) are kept
+        once per task in the `LocMap`s."""
         file, exprs = self.file, self.exprs
         special, numeric, digits, words, to_number = _SPECIAL_START, _NUMBER_START, _NUMBER_END, WORDS, number
         intern = sys.intern
         stack: list[Frame] = []
         root: Any = None
         root_locs: LocMap | None = None
-        pending: tuple[int, Any, Any, LocMap, int, bool] | None = None
-        t_indent, t_cont, t_locs, t_map = -1, None, LocMap(), False  # the innermost open container
-        chunks = _rows(self.text)
-        rows: list[Row] = []
-        i, base, end, started = 0, 0, 0, False  # row i (0-based) is rows[i - base]; rows end before `end`
-        while True:
-            if i >= end:  # the next chunk (a `|` block may have taken us past it)
-                for base, rows in chunks:
-                    end = base + len(rows)
-                    if i < end:
-                        break
-                else:
-                    break
-            indent_text, dash, key, rest = rows[i - base]
-            i += 1
-            if not key and not dash:  # blank, comment or `---`; anything else is not ours
-                started = _bare_row(indent_text, rest, root is None and not started) or started
-                continue
-            indent = len(indent_text)
-            if pending is not None:
-                frame = self.open_or_close(pending, indent, dash, i)
-                if frame is not None:
-                    stack.append(frame)
-                    t_indent, t_cont, t_locs, t_map = frame
-                pending = None
-            while indent < t_indent or (indent == t_indent and not dash and not t_map):
-                stack.pop()
-                t_indent, t_cont, t_locs, t_map = stack[-1] if stack else (-1, None, t_locs, False)
-            if t_cont is None:
-                if root is not None:
-                    raise Unsupported
-                root, root_locs = ([] if dash else {}), LocMap.at(file, i)
-                stack.append((indent, root, root_locs, not dash))
-                t_indent, t_cont, t_locs, t_map = stack[-1]
-            elif t_indent != indent:
-                raise Unsupported
-            if dash:
-                if t_map:
-                    raise Unsupported
-                slot: Any = len(t_cont)
-                t_cont.append(None)
-                if not key:
-                    if not rest or rest[0] == "#":
-                        pending = (indent, t_cont, slot, t_locs, i, False)
-                        continue
-                    owner = indent
-                else:
-                    mapping: dict[str, Any] = {}
-                    map_locs = LocMap()
-                    map_locs.file, map_locs.line = file, i
-                    t_cont[slot] = mapping
-                    t_locs[slot] = map_locs
-                    t_indent, t_cont, t_locs, t_map = indent + len(dash), mapping, map_locs, True
-                    stack.append((t_indent, t_cont, t_locs, t_map))
-            elif not t_map:
-                raise Unsupported
-            if key:
-                key = intern(key)
-                if key in t_cont:
-                    raise Unsupported
-                if not rest or rest[0] == "#":
-                    t_cont[key] = None
-                    pending = (t_indent, t_cont, key, t_locs, i, True)
+        pending: tuple[int, Any, Any, LocMap, int, bool] | None = None  # `key:` or `-` without a value
+        t_cont: Any = None
+        t_indent, t_locs, t_map = -1, LocMap(), False  # the innermost open container: t_cont
+        skip, started = 0, False  # rows up to number `skip` belong to a `|` block
+        for first_row, rows in _rows(self.text):
+            for i, (indent_text, dash, key, rest) in enumerate(rows, first_row + 1):
+                if not key and not dash:  # blank, comment or `---`; anything else is not ours
+                    if i > skip:
+                        started = _bare_row(indent_text, rest, root is None and not started) or started
                     continue
-                slot, owner = key, t_indent
-            first = rest[0]
-            if first in special:
-                if first == "[":  # flow list: its items share the key's line
-                    t_cont[slot], t_locs[slot] = _flow_list(rest, i, exprs), i
-                else:
-                    t_cont[slot], t_locs[slot], i = self.value(rest, i, owner)
-                continue
-            if " #" in rest:
-                rest = rest[: rest.index(" #")]
-            if rest[-1] == " ":
-                rest = rest.rstrip(" ")
-            if ": " in rest or rest[-1] == ":":
-                raise Unsupported
-            if "${{" in rest:
-                exprs.append((i, rest))
-            t_cont[slot] = (
-                to_number(rest) if first in numeric and rest[-1] in digits else words.get(rest, rest)
-            )
-            t_locs[slot] = i
+                if i <= skip:
+                    continue
+                indent = len(indent_text)
+                if pending is not None:  # the row after it opens a nested block, or the value is null
+                    p_indent, p_cont, p_slot, p_locs, p_line, p_key = pending
+                    pending = None
+                    if indent > p_indent or (p_key and dash and indent == p_indent):
+                        t_cont = [] if dash else {}
+                        t_indent, t_locs, t_map = indent, LocMap(), not dash
+                        t_locs.file, t_locs.line = file, p_line if p_key else i
+                        p_cont[p_slot], p_locs[p_slot] = t_cont, t_locs
+                        stack.append((t_indent, t_cont, t_locs, t_map))
+                    else:
+                        p_locs[p_slot] = p_line
+                while indent < t_indent or (indent == t_indent and not dash and not t_map):
+                    stack.pop()
+                    t_indent, t_cont, t_locs, t_map = stack[-1] if stack else (-1, None, t_locs, False)
+                if t_cont is None:
+                    if root is not None:
+                        raise Unsupported
+                    root, root_locs = ([] if dash else {}), LocMap.at(file, i)
+                    stack.append((indent, root, root_locs, not dash))
+                    t_indent, t_cont, t_locs, t_map = stack[-1]
+                elif t_indent != indent:
+                    raise Unsupported
+                if dash:
+                    if t_map:
+                        raise Unsupported
+                    slot: Any = len(t_cont)
+                    if not key:
+                        t_cont.append(None)
+                        if not rest or rest[0] == "#":
+                            pending = (indent, t_cont, slot, t_locs, i, False)
+                            continue
+                        owner = indent
+                    else:
+                        map_locs = LocMap()
+                        map_locs.file, map_locs.line = file, i
+                        t_locs[slot] = map_locs
+                        mapping: dict[str, Any] = {}
+                        t_cont.append(mapping)
+                        t_indent, t_cont, t_locs, t_map = indent + len(dash), mapping, map_locs, True
+                        stack.append((t_indent, t_cont, t_locs, t_map))
+                elif not t_map:
+                    raise Unsupported
+                if key:
+                    key = intern(key)
+                    if key in t_cont:
+                        raise Unsupported
+                    if not rest or rest[0] == "#":
+                        t_cont[key] = None
+                        pending = (t_indent, t_cont, key, t_locs, i, True)
+                        continue
+                    slot, owner = key, t_indent
+                first = rest[0]
+                if first in special:
+                    if first == "[":  # flow list: its items share the key's line
+                        t_cont[slot], t_locs[slot] = _flow_list(rest, exprs), i
+                    else:
+                        t_cont[slot], t_locs[slot], skip = self.value(rest, i, owner)
+                    continue
+                if " #" in rest:
+                    rest = rest[: rest.index(" #")]
+                if rest[-1] == " ":
+                    rest = rest.rstrip(" ")
+                if ": " in rest or rest[-1] == ":":
+                    raise Unsupported
+                if "${{" in rest:
+                    exprs.append(rest)
+                t_cont[slot] = (
+                    to_number(rest) if first in numeric and rest[-1] in digits else words.get(rest, rest)
+                )
+                t_locs[slot] = i
         if pending is not None:
             pending[3][pending[2]] = pending[4]
         return root, root_locs, exprs
-
-    def open_or_close(
-        self, pending: tuple[int, Any, Any, LocMap, int, bool], indent: int, dash: str, line: int
-    ) -> Frame | None:
-        """After `key:` or `-` without a value: the frame of the nested block that follows, or None
-        (the value stays null)."""
-        owner_indent, container, slot, locs, owner_line, from_key = pending
-        if indent > owner_indent or (from_key and dash and indent == owner_indent):
-            new: Any = [] if dash else {}
-            new_locs = LocMap()
-            new_locs.file, new_locs.line = self.file, owner_line if from_key else line
-            container[slot] = new
-            locs[slot] = new_locs
-            return (indent, new, new_locs, not dash)
-        locs[slot] = owner_line
-        return None
 
     def value(self, rest: str, line: int, owner_indent: int) -> tuple[Any, int | LocMap, int]:
         """(value, location, next row) of the value text `rest` on `line` (1-based)."""
@@ -203,19 +202,19 @@ class _Reader:
         elif first == '"' or first == "'":
             value = text = _quoted(rest)
         elif first == "[":
-            return _flow_list(rest, line, self.exprs), line, line
+            return _flow_list(rest, self.exprs), line, line
         elif first == "{" and rest.startswith("{}"):
             _check_tail(rest, 2)
             return {}, LocMap.at(self.file, line), line
         elif first == "|":
             text, next_row = self.literal(rest, line, owner_indent)
             if "${{" in text:
-                self.exprs.append((line, text))
+                self.exprs.append(text)
             return text, line, next_row
         else:
             raise Unsupported
         if "${{" in text:
-            self.exprs.append((line, text))
+            self.exprs.append(text)
         return value, line, line
 
     def literal(self, header: str, line: int, owner_indent: int) -> tuple[str, int]:
@@ -274,7 +273,7 @@ def _quoted(rest: str) -> str:
     return text.replace("''", "'") if quote == "'" else text
 
 
-def _flow_list(rest: str, line: int, exprs: Expressions) -> list[Any]:
+def _flow_list(rest: str, exprs: Expressions) -> list[Any]:
     """`[a, b, "c"]` with plain or simply quoted items on one line."""
     end = rest.find("]")
     if end == -1:
@@ -297,7 +296,7 @@ def _flow_list(rest: str, line: int, exprs: Expressions) -> list[Any]:
                 return []
             raise Unsupported
         if "${{" in item:
-            exprs.append((line, item))
+            exprs.append(item)
         items.append(number(item) if item[0] in _NUMBER_START else WORDS.get(item, item))
     return items
 

@@ -8,10 +8,11 @@ every `${{ }}` expression's syntax, all reported as `SpecError`s naming file and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from sflow.errors import SpecError
 from sflow.schema.locations import LocMap, PathPart, format_path
@@ -46,8 +47,7 @@ def _loader() -> type:
     return _Loader
 
 
-@dataclass
-class Document:
+class Document(msgspec.Struct):
     """One parsed YAML file: its data and where each part of it came from."""
 
     file: str
@@ -103,13 +103,13 @@ def parse_text(text: str, file: str, fast: bool = True, problems: Problems | Non
     return Document(file, data, locs)
 
 
-def _check_expressions(expressions: list[tuple[int, str]]) -> None:
+def _check_expressions(expressions: list[str]) -> None:
     """Syntax-check `${{ }}` strings; on an error let libyaml re-read the file for the field path."""
     if not expressions:
         return
     from sflow.schema.expressions import all_valid
 
-    if not all_valid(text for _line, text in expressions):
+    if not all_valid(expressions):
         raise Unsupported
 
 

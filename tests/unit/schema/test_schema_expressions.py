@@ -166,6 +166,20 @@ def test_all_valid_agrees_with_check_syntax() -> None:
     assert all_valid(f"echo {i} ${{{{ workflow.name }}}}" for i in range(100))
 
 
+def test_all_valid_checks_each_text_on_its_own() -> None:
+    """An expression opened in one text and closed in the next is no expression of either."""
+    from sflow.schema.expressions import all_valid
+
+    assert all_valid([])
+    assert all_valid(["echo ${{ a }}", "plain", "${{ b }} and ${{ a }}"])
+    assert not all_valid(["echo ${{ a", "b }} ${{ c }}"])
+    assert not all_valid(["echo ${{ a", "}}"])
+    assert not all_valid(["${{ a }}", "x ${{ 1 + }}"])
+    assert not all_valid(["${{ a \x00 b }}"])
+    assert all_valid(["${{ a }}\x00", "${{ b }}"])
+    assert all_valid(['${{ "x" }}', "${{ a }}"]) and not all_valid(['${{ "x }}', "${{ a }}"])
+
+
 def test_one_expression_splits_as_split_expressions_does() -> None:
     import random
 

@@ -42,6 +42,8 @@ HANDLED = {
     "literal_leading_blank": "s: |\n\n  a\nn: 1\n",
     "literal_more_indented": "s: |\n  a\n    b\n  c\n",
     "literal_with_comment_header": "s: |- # note\n  a\n",
+    "literal_lines_like_yaml": "s: |\n  ---\n  just text\n  - x\n  k: v\n\n  # c\nn: 1\n",
+    "literal_then_sequence": "k:\n  - |-\n    - a\n    b: c\n  - d\n",
 }
 
 DECLINED = {
@@ -71,6 +73,13 @@ DECLINED = {
     "flow_bracket_in_quotes": 'a: ["x]"]\n',
     "root_scalar": "just text\n",
     "bad_indent": "a:\n  b: 1\n c: 2\n",
+    "line_separator": "a: x\u2028y\n",
+    "paragraph_separator": "a: x\u2029y\n",
+    "next_line": "a: x\x85y\n",
+    "no_break_space_key": "\xa0k: v\n",
+    "ideographic_space": "a: x\u3000y\n",
+    "vertical_tab": "a: x\x0by\n",
+    "byte_order_mark": "\ufeffa: 1\n",
 }
 
 
@@ -109,15 +118,21 @@ def test_fast_reader_declines_what_it_does_not_handle(text: str) -> None:
         read_simple(text, "f.yaml")
 
 
+def test_unicode_line_breaks_are_left_to_libyaml_which_reports_them() -> None:
+    for text in ("a: x\u2028y\n", "a: x\x85y\n", "a: x\u2029y\n"):
+        with pytest.raises(SpecError, match="YAML syntax error"):
+            parse_text(text, "f.yaml")
+
+
 def test_literal_block_keeps_shell_text_exactly() -> None:
     data, _, _ = read_simple(HANDLED["literal"], "f.yaml")
     assert data["s"] == "echo ${#ARR[@]}\n\nfor i in 1 2; do\n  echo {# not a comment #}\ndone\n"
     assert data["n"] == 1
 
 
-def test_expressions_are_reported_with_their_lines() -> None:
+def test_strings_with_expressions_are_reported() -> None:
     _, _, exprs = read_simple(HANDLED["expressions"], "f.yaml")
-    assert exprs == [(1, "${{ variables.X }}"), (3, "echo ${{ x }}")]
+    assert exprs == ["${{ variables.X }}", "echo ${{ x }}"]
 
 
 def test_locations_of_keys_items_and_containers() -> None:
