@@ -495,13 +495,14 @@ class _Entries:
         if head != self._head:
             self._head = head
             self._head_text = "".join([self._quote(word) + " " for word in head])
-        return self._head_text + self._quote(argv[-1])
+        last = argv[-1]
+        if RUN_ID_PLACEHOLDER in last and "'" not in last:  # a path in the run directory: its `<` is
+            return f"{self._head_text}'{last}'"  # not safe in a shell word, so `quote` quotes it whole
+        return self._head_text + self._quote(last)
 
     def _quote(self, word: str) -> str:
         quoted = self._quoted.get(word)
         if quoted is None:
-            if RUN_ID_PLACEHOLDER in word and "'" not in word:  # a path in the run directory: its
-                return f"'{word}'"  # `<` is not safe in a shell word, so `quote` quotes it whole
             quoted = _quote(word)
             if len(self._quoted) < self._KEPT_WORDS:
                 self._quoted[word] = quoted

@@ -95,10 +95,14 @@ def _expand(spec: WorkflowSpec) -> Plan:
             # after the one before it, which (through the first) came after the task's dependencies
             inst.deps = (copies_of[task.name][inst.replica_index - 1],)  # type: ignore[index]
             continue
-        if not task.depends_on:
+        depends_on = task.depends_on
+        if not depends_on:
+            continue
+        if len(depends_on) == 1 and copies_of.get(depends_on[0], _DROPPED) is None:
+            inst.deps = (depends_on[0],)  # the common case: one dependency, on a task without replicas
             continue
         deps: list[str] = []
-        for dep in task.depends_on:
+        for dep in depends_on:
             names = copies_of.get(dep, _DROPPED)
             if names is None:
                 deps.append(dep)
