@@ -151,13 +151,11 @@ def split_expressions(text: str) -> tuple[list[str], list[str]] | None:
 def one_expression(text: str) -> tuple[str, str, str] | None:
     """(text before, source, text after) when `text` holds exactly one `${{ }}` and nothing else for
     Jinja, split as `split_expressions` splits it (but not compiled); None otherwise."""
-    if text.count(START) != 1 or _BLOCK in text or _COMMENT in text:
+    before, start, rest = text.partition(START)  # (partition takes no optional arguments to parse)
+    if not start or START in rest or _BLOCK in text or _COMMENT in text:
         return None
-    start = text.index(START)
-    end = text.find("}}", start + 3)
-    if end == -1:
-        return None
-    return text[:start], text[start + 3 : end], text[end + 2 :]
+    source, end, after = rest.partition("}}")
+    return (before, source, after) if end else None
 
 
 def evaluate(source: str, context: Mapping[str, Any]) -> Any:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from sflow.backends.placement import EVERY_NODE, Request
-from sflow.engine.graph import CycleError, Graph
+from sflow.engine.graph import CycleError, topological_order
 from sflow.errors import PlanError, SpecError
 from sflow.schema.loader import gc_paused
 from sflow.schema.task import replica_name, sweep_names
@@ -95,10 +95,14 @@ def _expand(spec: WorkflowSpec) -> Plan:
             # after the one before it, which (through the first) came after the task's dependencies
             inst.deps = (copies_of[task.name][inst.replica_index - 1],)  # type: ignore[index]
             continue
-        if not task.depends_on:
+        depends_on = task.depends_on
+        if not depends_on:
+            continue
+        if len(depends_on) == 1 and copies_of.get(depends_on[0], _DROPPED) is None:
+            inst.deps = (depends_on[0],)  # the common case: one dependency, on a task without replicas
             continue
         deps: list[str] = []
-        for dep in task.depends_on:
+        for dep in depends_on:
             names = copies_of.get(dep, _DROPPED)
             if names is None:
                 deps.append(dep)
@@ -115,7 +119,7 @@ _DROPPED: list[str] = []
 def _checked_order(instances: list[TaskInstance]) -> list[str]:
     """Topological order; a cycle is reported at the `depends_on` of a task on it."""
     try:
-        return Graph({i.name: i.deps for i in instances}).order()
+        return topological_order({i.name: i.deps for i in instances})
     except CycleError as exc:
         first = next(i.task for i in instances if i.name == exc.cycle[0])
         raise SpecError(str(exc), where=first.loc("depends_on"), field=first.path("depends_on")) from None
