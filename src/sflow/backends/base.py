@@ -9,8 +9,9 @@ from __future__ import annotations
 import abc
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+import msgspec
 
 from sflow.backends.placement import Node
 from sflow.slurm.journal import SlurmJournal
@@ -43,8 +44,7 @@ class AllocationWatch(abc.ABC):
 JOB_PLACEHOLDER = "<slurm-job-id>"  # the id of a Slurm job not granted yet (a dry run)
 
 
-@dataclass
-class Allocation:
+class Allocation(msgspec.Struct):
     """Nodes a backend holds for the run. `reused` means we did not create it and must not release it.
 
     `watch` notices the allocation ending under the run; `journal` records the Slurm ids work in
@@ -55,7 +55,7 @@ class Allocation:
     nodes: list[Node]
     job_id: str | None = None
     reused: bool = False
-    info: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = msgspec.field(default_factory=dict)
     watch: AllocationWatch | None = None
     journal: SlurmJournal | None = None
 

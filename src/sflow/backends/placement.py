@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+
+import msgspec
 
 from sflow.errors import PlanError
 
 
-@dataclass(frozen=True)
-class Node:
+class Node(msgspec.Struct, frozen=True):
     """One node of an allocation, as expressions see it (`backends.<b>.nodes[i]`)."""
 
     name: str
@@ -34,8 +34,7 @@ class Node:
         }
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(msgspec.Struct, frozen=True):
     """What a task asks for: `count` nodes (or these `indices`), minus `exclude`, `gpus` per node.
 
     `total_gpus` asks for GPUs without saying on how many nodes: one node when they fit on one,
@@ -61,8 +60,7 @@ class Request:
         return bool(self.gpus or self.total_gpus or self.gpu_indices)
 
 
-@dataclass(frozen=True)
-class Placement:
+class Placement(msgspec.Struct, frozen=True):
     """Nodes chosen for one task and the GPU indices it holds on each."""
 
     nodes: tuple[Node, ...]
@@ -99,11 +97,10 @@ def _lowest_run(free: set[int], count: int) -> tuple[int, ...]:
     return ()
 
 
-@dataclass
-class _NodeState:
+class _NodeState(msgspec.Struct):
     node: Node
     load: int = 0
-    free_gpus: set[int] = field(default_factory=set)
+    free_gpus: set[int] = msgspec.field(default_factory=set)
     alone: Placement | None = None  # this node and no GPUs: one value shared by every such placement
 
 
@@ -143,14 +140,14 @@ class Placer:
             return req
         per_node = max((s.node.num_gpus for s in self._nodes), default=0)
         if req.total_gpus <= per_node or per_node == 0:
-            return replace(req, count=1, gpus=req.total_gpus, total_gpus=0)
+            return msgspec.structs.replace(req, count=1, gpus=req.total_gpus, total_gpus=0)
         nodes = -(-req.total_gpus // per_node)
         if req.total_gpus % nodes:
             raise PlanError(
                 f"task '{task}' asks for {req.total_gpus} GPUs, more than a node of backend "
                 f"'{self.backend}' has ({per_node}), and they do not split evenly over {nodes} nodes"
             )
-        return replace(req, count=nodes, gpus=req.total_gpus // nodes, total_gpus=0)
+        return msgspec.structs.replace(req, count=nodes, gpus=req.total_gpus // nodes, total_gpus=0)
 
     def candidates(self, req: Request, task: str) -> list[_NodeState]:
         """Nodes the request may use, ignoring what is busy now; PlanError when it can never fit."""

@@ -11,7 +11,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, NoReturn, TextIO, TypeVar
 
 import click
 
@@ -140,6 +140,14 @@ def _load(
         raise click.UsageError("--missable-tasks goes with several workflow files (-f A -f B)")
 
     return load_workflow(files, sets=sets, artifacts=artifacts, missable_tasks=missable)
+
+
+def _said_all() -> NoReturn:
+    """End a command that succeeded and holds a big plan: by `SystemExit`, whose traceback keeps the
+    command's locals alive until the `sflow` program ends its process (`console`), so that what the
+    plan built is never freed one object at a time (0.2 s for 100,000 tasks). A caller of the click
+    group gets exit code 0, as from a return."""
+    sys.exit(EXIT_OK)
 
 
 def _fail_user(exc: Exception) -> None:
@@ -349,11 +357,11 @@ def run(
 
         data = plan_data(spec, settings.workspace_path(), settings.output_path(), run_plan)
         click.echo(json.dumps(data, indent=1))
-        return
+        _said_all()
     plan_text = dry_run_plan(spec, settings, run_plan)  # renders every task once: a mistake shows now
     if dry_run:
         click.echo(plan_text)
-        return
+        _said_all()
     progress = "none" if quiet else ("live" if tui else "plain" if tui is False else "auto")
     code = run_workflow(
         spec, settings, progress, run_plan, max_concurrent=max_concurrent, with_report=with_report
@@ -373,14 +381,16 @@ def validate(
 ) -> None:
     """Check workflow files without running anything: structure, placement and every expression."""
     from sflow.workflow.dry_run import describe_plan
-    from sflow.workflow.plan import expand
+    from sflow.workflow.run_plan import plan_run
 
     all_files = _all_files(files, file_opts)
     spec = _load(all_files, sets, artifacts, missable_tasks)
     workspace = Path.cwd()
-    describe_plan(spec, workspace, workspace / "sflow_output")
-    count = len(expand(spec).instances)
+    run_plan = plan_run(spec, workspace / "sflow_output", fingerprints=False)
+    describe_plan(spec, workspace, workspace / "sflow_output", run_plan)
+    count = len(run_plan.plan.instances)
     click.echo(f"{', '.join(all_files)}: ok (workflow '{spec.workflow.name}', {count} task(s))")
+    _said_all()
 
 
 @main.command()

@@ -12,8 +12,9 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from sflow.engine.graph import Graph
 from sflow.engine.unit import Attempt, Event, Outcome, State, Unit, ended_before_ready
@@ -23,8 +24,7 @@ Listener = Callable[[Event], None]
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class UnitResult:
+class UnitResult(msgspec.Struct):
     """Final word on one unit."""
 
     state: State = State.PENDING
@@ -35,15 +35,14 @@ class UnitResult:
     ended: float | None = None
 
 
-@dataclass
-class RunResult:
+class RunResult(msgspec.Struct):
     """Final word on a run: per-unit results and why it stopped early, if it did."""
 
     units: dict[str, UnitResult]
     stop_reason: str = ""
     interrupted: bool = False
     elapsed: float = 0.0
-    order: list[str] = field(default_factory=list)
+    order: list[str] = msgspec.field(default_factory=list)
 
     @property
     def ok(self) -> bool:

@@ -57,31 +57,7 @@ class Graph:
 
     def order(self) -> list[str]:
         """Topological order (dependencies first, stable by insertion); raises CycleError."""
-        indegree = {name: len(ds) for name, ds in self.deps.items() if ds}
-        out = [name for name, ds in self.deps.items() if not ds]
-        dependents = self.dependents
-        for name in out:  # a first-in first-out queue: the loop reaches what it appends
-            for child in dependents[name]:
-                left = indegree[child] = indegree[child] - 1
-                if not left:
-                    out.append(child)
-        if len(out) != len(self.deps):
-            raise CycleError(self._find_cycle({n for n, k in indegree.items() if k > 0}))
-        return out
-
-    def _find_cycle(self, candidates: set[str]) -> list[str]:
-        """Walk dependency edges inside the unsorted rest until a node repeats."""
-        start = min(candidates)
-        seen: dict[str, int] = {}
-        path: list[str] = []
-        node = start
-        while node not in seen:
-            seen[node] = len(path)
-            path.append(node)
-            node = next(d for d in self.deps[node] if d in candidates)
-        cycle = path[seen[node] :]
-        cycle.reverse()  # show "a -> b" as "a runs before b"
-        return [*cycle, cycle[0]]
+        return topological_order(self.deps)
 
     def descendants(self, name: str) -> list[str]:
         """Every node that depends on `name`, directly or not (breadth first)."""
@@ -95,3 +71,72 @@ class Graph:
                 out.append(child)
                 queue.extend(self.dependents[child])
         return out
+
+
+def topological_order(deps: Mapping[str, Iterable[str]]) -> list[str]:
+    """The order of `Graph(deps).order()`, without building the graph: what a plan needs.
+
+    Kahn's order, first in first out: the nodes without dependencies in insertion order, then each
+    node's dependents, in insertion order, as their last dependency comes out. A node with a single
+    dependency (most of them in a generated workflow) comes out right after it, so only nodes with
+    several dependencies count what they still wait for. Raises PlanError for a dependency that is
+    not a node, CycleError for a cycle.
+    """
+    out: list[str] = []  # also the queue: the loop below reaches what it appends
+    waiting: dict[str, int] = {}  # nodes with several dependencies: how many have not come out
+    dependents: dict[str, list[str]] = {}
+    for name, given in deps.items():
+        ds = given if type(given) is tuple and len(given) < 2 else tuple(dict.fromkeys(given))
+        if not ds:
+            out.append(name)
+            continue
+        if len(ds) > 1:
+            waiting[name] = len(ds)
+        for dep in ds:
+            children = dependents.get(dep)
+            if children is None:
+                dependents[dep] = [name]
+            else:
+                children.append(name)
+    if not deps.keys() >= dependents.keys():
+        _unknown(deps)
+    get = dependents.get
+    if not waiting:
+        for name in out:
+            children = get(name)
+            if children is not None:
+                out.extend(children)
+    else:
+        for name in out:
+            for child in get(name, ()):
+                left = waiting.get(child, 1)
+                if left == 1:
+                    out.append(child)
+                else:
+                    waiting[child] = left - 1
+    if len(out) != len(deps):
+        raise CycleError(_find_cycle(deps, deps.keys() - set(out)))
+    return out
+
+
+def _unknown(deps: Mapping[str, Iterable[str]]) -> None:
+    """Raise the PlanError of the first dependency that is not a node."""
+    for name, ds in deps.items():
+        for dep in ds:
+            if dep not in deps:
+                raise PlanError(f"task '{name}' depends on unknown task '{dep}'")
+
+
+def _find_cycle(deps: Mapping[str, Iterable[str]], candidates: set[str]) -> list[str]:
+    """Walk dependency edges inside the unsorted rest until a node repeats."""
+    start = min(candidates)
+    seen: dict[str, int] = {}
+    path: list[str] = []
+    node = start
+    while node not in seen:
+        seen[node] = len(path)
+        path.append(node)
+        node = next(d for d in deps[node] if d in candidates)
+    cycle = path[seen[node] :]
+    cycle.reverse()  # show "a -> b" as "a runs before b"
+    return [*cycle, cycle[0]]

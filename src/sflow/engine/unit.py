@@ -10,9 +10,10 @@ import abc
 import enum
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from sflow.errors import suggest
 
@@ -38,14 +39,13 @@ class State(str, enum.Enum):
 _DONE = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED, State.SKIPPED})
 
 
-@dataclass
-class Outcome:
+class Outcome(msgspec.Struct):
     """How one attempt ended. `reason` is a short human phrase ("exit code 3", "timed out after 5s")."""
 
     ok: bool
     reason: str = ""
     exit_code: int | None = None
-    info: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = msgspec.field(default_factory=dict)
     retryable: bool = True  # False when another attempt would fail the same way (a mistake in the input)
 
     def failed(self, reason: str, retryable: bool = True) -> Outcome:
@@ -60,8 +60,7 @@ def ended_before_ready(outcome: Outcome) -> Outcome:
     return outcome.failed(f"exited before it became ready ({how})")
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
+class RetryPolicy(msgspec.Struct, frozen=True):
     """`count` extra attempts after the first, waiting `interval * backoff**k` seconds before each."""
 
     count: int = 0
@@ -133,8 +132,7 @@ class Attempt(abc.ABC):
         return False
 
 
-@dataclass
-class Unit:
+class Unit(msgspec.Struct):
     """A schedulable task: its dependencies, policies and how to start one attempt.
 
     `kept` (a reason) marks a unit whose result an earlier run made: it succeeds without starting.
@@ -143,20 +141,19 @@ class Unit:
     name: str
     start: Callable[[int], Awaitable[Attempt]]
     deps: tuple[str, ...] = ()
-    retries: RetryPolicy = field(default_factory=RetryPolicy)
+    retries: RetryPolicy = msgspec.field(default_factory=RetryPolicy)
     timeout: float | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = msgspec.field(default_factory=dict)
     kept: str = ""
 
 
-@dataclass
-class Event:
+class Event(msgspec.Struct):
     """A state change of one unit, delivered to every listener as it happens."""
 
     unit: str
     state: State
     attempt: int
-    time: float = field(default_factory=time.time)
+    time: float = msgspec.field(default_factory=time.time)
     outcome: Outcome | None = None
     attempt_obj: Attempt | None = None
     message: str = ""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 
-@dataclass
-class RunSettings:
+
+class RunSettings(msgspec.Struct):
     """What the caller decides about a run (the workflow or the flow decides the rest).
 
     `output_dir` None is `./sflow_output` of the working directory when the run starts;

@@ -16,22 +16,22 @@ import os
 import shutil
 import signal
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+import msgspec
 
 LEADERS: set[int] = set()  # attempts' own processes we started and have not reaped yet
 
 
-@dataclass
-class LaunchSpec:
+class LaunchSpec(msgspec.Struct):
     """Everything needed to start one attempt: a pure value, built by a launcher, easy to test."""
 
     argv: list[str]
     env: dict[str, str]
     cwd: Path
     log_path: Path
-    info: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 def merged_env(base: Mapping[str, str], *layers: Mapping[str, str] | None) -> dict[str, str]:

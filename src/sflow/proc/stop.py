@@ -15,14 +15,14 @@ import contextlib
 import inspect
 import math
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 GRACE = None  # a step's `wait` that is the grace given to `Stopper.stop`
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(msgspec.Struct, frozen=True):
     """One signal of a stop: its name (as reported), how to send it, how long to await the end after it.
 
     `send` may be a plain function or return an awaitable (a `scancel`, a `docker stop`), which is
@@ -35,8 +35,7 @@ class Step:
     wait: float | None = GRACE
 
 
-@dataclass(frozen=True)
-class Stopped:
+class Stopped(msgspec.Struct, frozen=True):
     """How a stop ended: the last signal sent before the end (None: it was over before any), and
     whether the end was seen (False: even the last wait ran out)."""
 

@@ -14,9 +14,10 @@ import time
 import warnings
 from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from sflow.record.status import CANCEL_FILE, read_json, read_status
 
@@ -44,8 +45,7 @@ class IndexWarning(UserWarning):
     """The run index could not be read or written; runs are unaffected."""
 
 
-@dataclass
-class RunRow:
+class RunRow(msgspec.Struct):
     """One run as the index lists it."""
 
     run_id: str
@@ -54,9 +54,9 @@ class RunRow:
     state: str  # running, succeeded, failed, interrupted, killed, cancelled
     started: float | None = None
     ended: float | None = None
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, int] = msgspec.field(default_factory=dict)
     resumed_from: str | None = None
-    owner: dict[str, Any] = field(default_factory=dict)
+    owner: dict[str, Any] = msgspec.field(default_factory=dict)
 
     @property
     def duration(self) -> float | None:

@@ -12,17 +12,17 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 FINAL = ("succeeded", "failed", "cancelled", "skipped")
 # where an attempt runs, in its running event; `pid` and `pid_start` name its local process group
 WHERE = ("nodes", "gpus", "log", "slurm_job_id", "slurm_step_id", "pid", "pid_start")
 
 
-@dataclass
-class TaskStatus:
+class TaskStatus(msgspec.Struct):
     """One task as the run directory knows it."""
 
     name: str
@@ -32,7 +32,7 @@ class TaskStatus:
     exit_code: int | None = None
     start: float | None = None
     end: float | None = None
-    info: dict[str, Any] = field(default_factory=dict)  # nodes, gpus, log, Slurm ids, outputs ...
+    info: dict[str, Any] = msgspec.field(default_factory=dict)  # nodes, gpus, log, Slurm ids, outputs ...
 
     def entry(self) -> dict[str, Any]:
         """The task as a `summary.json` entry."""
@@ -47,8 +47,7 @@ class TaskStatus:
         return max(0.0, self.end - self.start)
 
 
-@dataclass
-class RunStatus:
+class RunStatus(msgspec.Struct):
     """A run: who ran it, its state and its tasks in start order."""
 
     run_id: str
@@ -58,10 +57,10 @@ class RunStatus:
     started: float | None
     ended: float | None
     tasks: dict[str, TaskStatus]
-    owner: dict[str, Any] = field(default_factory=dict)
+    owner: dict[str, Any] = msgspec.field(default_factory=dict)
     stop_reason: str = ""
-    deps: dict[str, list[str]] = field(default_factory=dict)
-    plan: dict[str, dict[str, Any]] = field(default_factory=dict)  # plan.json's entry of each task
+    deps: dict[str, list[str]] = msgspec.field(default_factory=dict)
+    plan: dict[str, dict[str, Any]] = msgspec.field(default_factory=dict)  # plan.json's entry of each task
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -75,8 +74,7 @@ class RunStatus:
         return str(value) if value else None
 
 
-@dataclass(frozen=True)
-class Waiting:
+class Waiting(msgspec.Struct, frozen=True):
     """Why a pending task has not started: `reason` as the views show it, `on` the tasks it waits for."""
 
     reason: str  # "on service db", "on dependencies", "for GPUs", "for a slot (max_concurrent)"
@@ -273,8 +271,7 @@ def owner_alive(owner: dict[str, Any]) -> bool:
     return started is None or start == started
 
 
-@dataclass(frozen=True)
-class LocalGroup:
+class LocalGroup(msgspec.Struct, frozen=True):
     """The process group of a task's attempt on the run's host: its leader's pid (the pgid) and
     start time, which tells the leader apart from a later process given the same pid."""
 

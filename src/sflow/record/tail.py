@@ -14,14 +14,15 @@ from pathlib import Path
 SHOWN_LINE_CHARS = 400  # longer lines are cut in reports; the log keeps them whole
 
 # OSC (ESC ] ... BEL or ESC \), CSI (ESC [ params final), then any other ESC and its byte, and
-# their one-character C1 forms
-_ESCAPE = re.compile(
+# their one-character C1 forms. Patterns, compiled by `re` on first use: a run that prints no log
+# line does not build them.
+_ESCAPE = (
     r"\x1b\][^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
     r"|\x9d[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
     r"|(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
     r"|\x1b[ -~]?"
 )
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+_CONTROL = r"[\x00-\x08\x0a-\x1f\x7f-\x9f]"
 
 
 def read_end(path: Path | str | None, max_bytes: int, since: int = 0) -> str | None:
@@ -52,7 +53,7 @@ def printable(text: str, limit: int = SHOWN_LINE_CHARS) -> str:
     """One line of a log made safe to print: escape sequences dropped, other control characters
     spelled out (`\\x07`), and cut after `limit` characters with a word of how much is left out.
     """
-    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", _ESCAPE.sub("", text))
+    text = re.sub(_CONTROL, lambda m: f"\\x{ord(m.group()):02x}", re.sub(_ESCAPE, "", text))
     if len(text) > limit:
         text = f"{text[:limit]}... [{len(text) - limit} more characters in the log]"
     return text

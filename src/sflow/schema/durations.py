@@ -67,7 +67,8 @@ _LIMITS = {"hours": 24, "minutes": 60, "seconds": 60}
 
 
 # Slurm's own `--time` formats (sbatch(1)): minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS.
-SLURM_TIME_RE = re.compile(
+# Compiled by `re` on first use: a local run reads no Slurm time.
+SLURM_TIME_PATTERN = (
     r"\d+|\d+:\d+|\d+:\d+:\d+|\d+-\d+|\d+-\d+:\d+|\d+-\d+:\d+:\d+|UNLIMITED|INFINITE|infinite"
 )
 
@@ -88,7 +89,7 @@ def slurm_time(value: Any) -> str:
         raise ValueError(f"expected a Slurm time like '01:30:00' or a number of minutes, got {value!r}")
     if isinstance(value, str):
         text = value.strip()
-        if SLURM_TIME_RE.fullmatch(text):
+        if re.fullmatch(SLURM_TIME_PATTERN, text):
             return text
         if _UNIT_FORM.fullmatch(text):
             return seconds_to_slurm_time(parse_duration(text))

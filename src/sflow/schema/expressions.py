@@ -25,9 +25,10 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from sflow.errors import SpecError
 from sflow.schema.suggest import suggest
@@ -150,13 +151,11 @@ def split_expressions(text: str) -> tuple[list[str], list[str]] | None:
 def one_expression(text: str) -> tuple[str, str, str] | None:
     """(text before, source, text after) when `text` holds exactly one `${{ }}` and nothing else for
     Jinja, split as `split_expressions` splits it (but not compiled); None otherwise."""
-    if text.count(START) != 1 or _BLOCK in text or _COMMENT in text:
+    before, start, rest = text.partition(START)  # (partition takes no optional arguments to parse)
+    if not start or START in rest or _BLOCK in text or _COMMENT in text:
         return None
-    start = text.index(START)
-    end = text.find("}}", start + 3)
-    if end == -1:
-        return None
-    return text[:start], text[start + 3 : end], text[end + 2 :]
+    source, end, after = rest.partition("}}")
+    return (before, source, after) if end else None
 
 
 def evaluate(source: str, context: Mapping[str, Any]) -> Any:
@@ -164,8 +163,7 @@ def evaluate(source: str, context: Mapping[str, Any]) -> Any:
     return _value(_expression(source), context)
 
 
-@dataclass(frozen=True)
-class Reads:
+class Reads(msgspec.Struct, frozen=True):
     """What one expression looks at.
 
     `names`: the context names it reads. `keys[name]`: the constant attributes or items it reads of
@@ -398,22 +396,23 @@ def failure(
     return error
 
 
-_NO_NAME = re.compile(r"'([^']+)' is undefined")
-_NO_KEY = re.compile(r"has no attribute '([^']+)'")
-_NO_ITEM = re.compile(r"has no element (-?\d+)")
+# Jinja's words for a missing name, attribute or item; compiled by `re` on first use (a mistake)
+_NO_NAME = r"'([^']+)' is undefined"
+_NO_KEY = r"has no attribute '([^']+)'"
+_NO_ITEM = r"has no element (-?\d+)"
 
 
 def _missing(message: str, source: str | None, context: Mapping[str, Any] | None) -> str:
     """`variables has no 'EPOCH'; did you mean 'EPOCHS'?` rather than Jinja's `'dict object' has...`."""
     if source is None or context is None:
         return message
-    if match := _NO_NAME.search(message):
+    if match := re.search(_NO_NAME, message):
         name = match.group(1)
         return f"'{name}' is undefined{suggest(name, context)}"
     key: str | int
-    if match := _NO_KEY.search(message):
+    if match := re.search(_NO_KEY, message):
         key = match.group(1)
-    elif match := _NO_ITEM.search(message):
+    elif match := re.search(_NO_ITEM, message):
         key = int(match.group(1))
     else:
         return message

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from sflow.schema.base import check
-from sflow.schema.durations import SLURM_TIME_RE, parse_duration, slurm_time
+from sflow.schema.durations import SLURM_TIME_PATTERN, parse_duration, slurm_time
 
 EXPR = "${{"
 _INT_TEXT = re.compile(r"[-+]?[0-9]+")
@@ -171,7 +171,7 @@ def _slurm_time(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise ValueError(f"expected a Slurm time like '01:30:00', got {describe(value)}")
     text = str(value).strip()
-    if is_expression(text) or SLURM_TIME_RE.fullmatch(text):
+    if is_expression(text) or re.fullmatch(SLURM_TIME_PATTERN, text):
         return text
     slurm_time(text)  # the rule every Slurm command uses (units: "90s", "5m"); ValueError naming the forms
     return text

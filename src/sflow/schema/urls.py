@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-_HOST = re.compile(r"[A-Za-z0-9_.\-]+|[0-9A-Fa-f:.]+")
+_HOST = r"[A-Za-z0-9_.\-]+|[0-9A-Fa-f:.]+"  # compiled by `re` on first use: most runs check no URL
 
 
 def split_http_url(url: str, default_host: str) -> tuple[str, int, bool, str]:
@@ -27,7 +27,7 @@ def split_http_url(url: str, default_host: str) -> tuple[str, int, bool, str]:
     except ValueError as exc:
         raise ValueError(f"invalid url {url!r}: {exc}") from None
     host = parts.hostname or default_host
-    if not _HOST.fullmatch(host):
+    if not re.fullmatch(_HOST, host):
         raise ValueError(f"invalid url {url!r}: {host!r} is not a host name or address")
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return host, port, tls, target

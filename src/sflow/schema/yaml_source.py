@@ -8,10 +8,11 @@ every `${{ }}` expression's syntax, all reported as `SpecError`s naming file and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from sflow.errors import SpecError
 from sflow.schema.locations import LocMap, PathPart, format_path
@@ -46,8 +47,7 @@ def _loader() -> type:
     return _Loader
 
 
-@dataclass
-class Document:
+class Document(msgspec.Struct):
     """One parsed YAML file: its data and where each part of it came from."""
 
     file: str

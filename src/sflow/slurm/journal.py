@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+
+import msgspec
 
 JOURNAL_NAME = "slurm.jsonl"
 
@@ -25,8 +26,7 @@ ALLOCATION, STEP, JOB = "allocation", "step", "job"  # what an entry names
 SUBMITTING = "submitting"  # a submission under way: its id is the tag its job carries in Slurm
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(msgspec.Struct, frozen=True):
     """One Slurm id a run held: an allocation (`owned` when sflow made it), a step, a dispatched job;
     or the tag of a submission under way (`SUBMITTING`)."""
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sflow.backends.base import Allocation, create_backend
 from sflow.backends.placement import ANY_ONE_NODE, EVERY_NODE, Placement, Placer, holds_gpus
 from sflow.errors import PlanError, SpecError
-from sflow.launchers.base import RUN_ID_PLACEHOLDER, LaunchContext, get_launcher
+from sflow.launchers.base import RUN_ID_PLACEHOLDER, LaunchContext, Launcher, get_launcher
 from sflow.schema.expressions import render_value
 from sflow.schema.loader import gc_paused
 from sflow.schema.problems import Problems
@@ -374,6 +374,7 @@ class _Commands:
         self.run_dir = run_dir
         self.context = context
         self._last: _PlannedLaunch | None = None
+        self._launcher: Launcher | None = None  # the launcher of the last context's operator
 
     def argv(self, inst: TaskInstance, placement: Placement) -> list[str]:
         script = f"{self.run_dir}/{inst.name}/{inst.name}.sh"
@@ -388,7 +389,7 @@ class _Commands:
         ):  # the previous task's context serves this one (launchers keep nothing of it)
             ctx.task = inst.name
             ctx._script = script
-            return get_launcher(inst.operator.type).argv(ctx)
+            return self._launcher.argv(ctx)  # type: ignore[union-attr]  # set with the context
         shared = self._shared(inst) if _runs_container(inst) else ()
         ctx = self._last = _PlannedLaunch(
             script,
@@ -402,7 +403,8 @@ class _Commands:
             run_id=RUN_ID_PLACEHOLDER,
             shared_paths=shared,
         )
-        return get_launcher(inst.operator.type).argv(ctx)
+        self._launcher = get_launcher(inst.operator.type)
+        return self._launcher.argv(ctx)
 
     def _shared(self, inst: TaskInstance) -> tuple[str, ...]:
         """Container mounts, with `Path`s made only for a task that runs a container."""
@@ -446,13 +448,17 @@ class _PlannedLaunch(LaunchContext):
 
 class _Entries:
     """Each task's entry in the plan text. What consecutive tasks share, the line of their backend,
-    operator and nodes, is made once, and so are the quoted words their command lines share."""
+    operator and nodes, is made once, and so are the quoted words their command lines share: all
+    but the last word (the script's path, for the built-in launchers) are most often the words of
+    the command line before."""
 
     _KEPT_WORDS = 1000  # a command line's fixed words; its script path differs from task to task
 
     def __init__(self) -> None:
         self._shared: tuple[Placement, Any, str, str] | None = None  # placement, operator, backend: line
         self._quoted: dict[str, str] = {}
+        self._head: list[str] = []  # the words of the last command line but its last one...
+        self._head_text = ""  # ...quoted, each followed by a space
 
     def text(
         self,
@@ -470,25 +476,36 @@ class _Entries:
             shared[0] is placement and shared[1] is inst.operator and shared[2] == inst.backend
         ):
             shared = self._shared = (placement, inst.operator, inst.backend, _where_line(inst, placement))
-        text = f"\n\n{step}. {inst.name}{shared[3]}"
-        if inst.deps:
-            text += f"\n   after: {', '.join(inst.deps)}"
+        notes = f"\n   after: {', '.join(inst.deps)}" if inst.deps else ""
         if resume:
-            text += f"\n   resume: {resume}"
+            notes += f"\n   resume: {resume}"
         if inst.sweep:
-            text += "\n   sweep: " + ", ".join(f"{k}={v}" for k, v in inst.sweep.items())
+            notes += "\n   sweep: " + ", ".join(f"{k}={v}" for k, v in inst.sweep.items())
         if monitor:
-            text += f"\n   monitor: {monitor}"
-        quoted = self._quoted
-        command = " ".join([quoted.get(arg) or self._quote(arg) for arg in argv])
+            notes += f"\n   monitor: {monitor}"
         # the script's lines after the `#!` line; printable text holds no line break
         lines = body if body.isprintable() else "\n   | ".join((body + "\n").splitlines())
-        return f"{text}\n   command: {command}\n   | {lines}"
+        return f"\n\n{step}. {inst.name}{shared[3]}{notes}\n   command: {self._command(argv)}\n   | {lines}"
+
+    def _command(self, argv: list[str]) -> str:
+        """The command line as a shell reads it: each word quoted, spaces between."""
+        if not argv:
+            return ""
+        head = argv[:-1]
+        if head != self._head:
+            self._head = head
+            self._head_text = "".join([self._quote(word) + " " for word in head])
+        last = argv[-1]
+        if RUN_ID_PLACEHOLDER in last and "'" not in last:  # a path in the run directory: its `<` is
+            return f"{self._head_text}'{last}'"  # not safe in a shell word, so `quote` quotes it whole
+        return self._head_text + self._quote(last)
 
     def _quote(self, word: str) -> str:
-        quoted = _quote(word)
-        if len(self._quoted) < self._KEPT_WORDS:
-            self._quoted[word] = quoted
+        quoted = self._quoted.get(word)
+        if quoted is None:
+            quoted = _quote(word)
+            if len(self._quoted) < self._KEPT_WORDS:
+                self._quoted[word] = quoted
         return quoted
 
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from sflow.backends.placement import EVERY_NODE, Request
-from sflow.engine.graph import CycleError, Graph
+from sflow.engine.graph import CycleError, topological_order
 from sflow.errors import PlanError, SpecError
 from sflow.schema.loader import gc_paused
 from sflow.schema.task import replica_name, sweep_names
@@ -22,19 +23,18 @@ if TYPE_CHECKING:
     from sflow.schema.models import OperatorBase, Task
 
 
-@dataclass(slots=True)
-class TaskInstance:
+class TaskInstance(msgspec.Struct):
     """One runnable copy of a YAML task (a task without replicas has exactly one)."""
 
     name: str
     task: Task
     deps: tuple[str, ...] = ()
     replica_index: int | None = None
-    sweep: dict[str, Any] = field(default_factory=dict)
-    follows_sweep: dict[str, Any] = field(default_factory=dict)  # run-wide variables built from it
+    sweep: dict[str, Any] = msgspec.field(default_factory=dict)
+    follows_sweep: dict[str, Any] = msgspec.field(default_factory=dict)  # run-wide variables built from it
     backend: str = "local"
     operator: OperatorBase = None  # type: ignore[assignment]  # expand() always sets it
-    request: Request = field(default_factory=Request)
+    request: Request = msgspec.field(default_factory=Request)
 
 
 _NOTHING: dict[str, Any] = {}  # sweep and follows_sweep of a task without a sweep (never written to)
@@ -47,8 +47,7 @@ def at_request(error: PlanError, inst: TaskInstance) -> SpecError:
     return SpecError(str(error), where=task.loc(field) or None, field=task.path(field))
 
 
-@dataclass
-class Plan:
+class Plan(msgspec.Struct):
     """All task instances, and the order they can start in (dependencies first)."""
 
     instances: list[TaskInstance]
@@ -96,10 +95,14 @@ def _expand(spec: WorkflowSpec) -> Plan:
             # after the one before it, which (through the first) came after the task's dependencies
             inst.deps = (copies_of[task.name][inst.replica_index - 1],)  # type: ignore[index]
             continue
-        if not task.depends_on:
+        depends_on = task.depends_on
+        if not depends_on:
+            continue
+        if len(depends_on) == 1 and copies_of.get(depends_on[0], _DROPPED) is None:
+            inst.deps = (depends_on[0],)  # the common case: one dependency, on a task without replicas
             continue
         deps: list[str] = []
-        for dep in task.depends_on:
+        for dep in depends_on:
             names = copies_of.get(dep, _DROPPED)
             if names is None:
                 deps.append(dep)
@@ -116,7 +119,7 @@ _DROPPED: list[str] = []
 def _checked_order(instances: list[TaskInstance]) -> list[str]:
     """Topological order; a cycle is reported at the `depends_on` of a task on it."""
     try:
-        return Graph({i.name: i.deps for i in instances}).order()
+        return topological_order({i.name: i.deps for i in instances})
     except CycleError as exc:
         first = next(i.task for i in instances if i.name == exc.cycle[0])
         raise SpecError(str(exc), where=first.loc("depends_on"), field=first.path("depends_on")) from None
@@ -165,7 +168,7 @@ def _copies(spec: WorkflowSpec, task: Any, setup: _Setup) -> Iterator[TaskInstan
             follows_sweep=follows,
             backend=base.backend,
             operator=base.operator,
-            request=replace(request, first=index * step) if spread and index else request,
+            request=msgspec.structs.replace(request, first=index * step) if spread and index else request,
         )
 
 
@@ -289,7 +292,7 @@ def select(plan: Plan, names: Sequence[str], with_deps: bool = True) -> Plan:
                     todo.append(dep)
     chosen = [i for i in plan.instances if i.name in wanted]
     if not with_deps:
-        chosen = [replace(i, deps=tuple(d for d in i.deps if d in wanted)) for i in chosen]
+        chosen = [msgspec.structs.replace(i, deps=tuple(d for d in i.deps if d in wanted)) for i in chosen]
     return Plan(instances=chosen, order=[n for n in plan.order if n in wanted])
 
 

@@ -15,8 +15,9 @@ from typing import Any
 
 RESULT_FILE = "result.json"
 RESULTS_FILE = "results.json"
-_INT = re.compile(r"[-+]?\d+")
-_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+# compiled by `re` on first use: a run whose tasks declare no results does not build them
+_INT = r"[-+]?\d+"
+_FLOAT = r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?"
 
 
 def task_result(task: str, result: dict[str, Any], log_path: Path, task_dir: Path) -> dict[str, Any]:
@@ -76,9 +77,9 @@ def _group(match: re.Match[str], group: int | str | None) -> str:
 def _typed(text: str, kind: str) -> Any:
     text = text.strip()
     try:
-        if kind == "int" or (kind == "auto" and _INT.fullmatch(text)):
+        if kind == "int" or (kind == "auto" and re.fullmatch(_INT, text)):
             return int(text)
-        if kind == "float" or (kind == "auto" and _FLOAT.fullmatch(text)):
+        if kind == "float" or (kind == "auto" and re.fullmatch(_FLOAT, text)):
             return float(text)
         if kind == "bool":
             return text.lower() in ("1", "true", "yes", "on")

@@ -7,9 +7,10 @@ The dry run shows it; the run follows it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from sflow.workflow.plan import Plan, expand, select
 
@@ -18,14 +19,13 @@ if TYPE_CHECKING:
     from sflow.schema import WorkflowSpec
 
 
-@dataclass
-class RunPlan:
+class RunPlan(msgspec.Struct):
     """Task instances of one run, and the resume decision of each (empty when not resuming)."""
 
     plan: Plan
-    fingerprints: dict[str, str] = field(default_factory=dict)
+    fingerprints: dict[str, str] = msgspec.field(default_factory=dict)
     earlier: EarlierRun | None = None
-    decisions: dict[str, Decision] = field(default_factory=dict)
+    decisions: dict[str, Decision] = msgspec.field(default_factory=dict)
 
     def kept(self) -> list[str]:
         return [n for n in self.plan.order if n in self.decisions and self.decisions[n].keep]

@@ -11,9 +11,10 @@ from __future__ import annotations
 import glob
 import posixpath
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from sflow.schema.base import dump
 from sflow.schema.expressions import render_value
@@ -28,8 +29,7 @@ Put = Callable[["StorageTarget", Path, str], None]
 """Sends one file to a target under a key; raises an exception saying why it could not."""
 
 
-@dataclass
-class UploadResult:
+class UploadResult(msgspec.Struct):
     """One file (or one pattern that matched nothing) and what became of it."""
 
     task: str
@@ -107,8 +107,7 @@ def replica_label(inst: TaskInstance, upload: Upload, replicated: bool) -> str |
     return inst.name
 
 
-@dataclass(frozen=True)
-class PlannedUpload:
+class PlannedUpload(msgspec.Struct, frozen=True):
     """One `uploads` entry of one task instance, with its paths rendered."""
 
     task: str

@@ -6,19 +6,19 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-import msgspec
-
 import sflow.schema
+from sflow.schema.base import SpecModel
 
 
 def _models() -> list[type]:
+    """Every model a workflow file is converted to (a module's own records are not converted)."""
     out = []
     for info in pkgutil.iter_modules(sflow.schema.__path__):
         module = importlib.import_module(f"sflow.schema.{info.name}")
         out += [
             obj
             for obj in vars(module).values()
-            if isinstance(obj, type) and issubclass(obj, msgspec.Struct) and obj.__module__ == module.__name__
+            if isinstance(obj, type) and issubclass(obj, SpecModel) and obj.__module__ == module.__name__
         ]
     return out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shlex
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -817,3 +818,28 @@ def test_gpus_a_finished_task_held_go_to_the_next_task_even_after_a_task_without
     plan = {t["name"]: t["gpus"] for t in plan_data(spec, tmp_path, tmp_path / "o")["tasks"]}
     assert list(plan) == ["s", "a", "x", "b", "c"]
     assert plan["s"] == [[0, 1]] and plan["a"] == [[2, 3]] and plan["c"] == [[2, 3]]
+
+
+@pytest.mark.parametrize("folder", ["plain", "with space", "it's", "a$b", "ünï"])
+def test_each_command_line_reads_back_as_its_launchers_words(load: Any, tmp_path: Path, folder: str) -> None:
+    """Words are quoted as `shlex.quote` quotes them, however many tasks share their parts."""
+    spec = load(
+        """
+        version: "0.1"
+        operators:
+          - {name: py, type: python, python_exec: "python3 -X dev", extra_args: [-u, "a b"]}
+        workflow:
+          name: wf
+          tasks:
+            - {name: a, script: [echo a]}
+            - {name: b, script: [echo b], operator: py}
+            - {name: c, script: [echo c], operator: py}
+            - {name: d, script: [echo d]}
+        """
+    )
+    output_dir = tmp_path / folder
+    text = describe_plan(spec, tmp_path, output_dir)
+    commands = [line.split("command: ", 1)[1] for line in text.splitlines() if "command: " in line]
+    scripts = [f"{output_dir}/<run-id>/{name}/{name}.sh" for name in "abcd"]
+    assert [shlex.split(command)[-1] for command in commands] == scripts
+    assert commands == [" ".join(shlex.quote(word) for word in shlex.split(c)) for c in commands]

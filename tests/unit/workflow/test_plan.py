@@ -66,6 +66,26 @@ def test_instances_dependencies_and_order(tmp_path: Path) -> None:
     assert all(i.backend == "local" and i.operator.name == "bash" for i in plan.instances)
 
 
+def test_one_dependency_on_a_task_with_replicas_is_every_replica(tmp_path: Path) -> None:
+    spec = _load(
+        tmp_path,
+        """
+        version: "0.1"
+        workflow:
+          name: wf
+          tasks:
+            - {name: gather, depends_on: [work], script: [echo]}
+            - {name: work, replicas: {count: 2}, depends_on: [prep], script: [echo]}
+            - {name: prep, script: [echo]}
+            - {name: last, depends_on: [gather], script: [echo]}
+        """,
+    )
+    by_name = expand(spec).by_name()
+    assert by_name["gather"].deps == ("work_0", "work_1")
+    assert by_name["work_0"].deps == by_name["work_1"].deps == ("prep",)
+    assert by_name["last"].deps == ("gather",)
+
+
 def test_a_cycle_is_reported_at_depends_on(tmp_path: Path) -> None:
     spec = _load(
         tmp_path,

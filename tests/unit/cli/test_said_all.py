@@ -1,0 +1,56 @@
+"""A dry run and `validate` end the `sflow` program with what they built still in memory: the
+process ends without freeing it object by object, and its output is all written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+WORKFLOW = """\
+version: "0.1"
+workflow:
+  name: wf
+  tasks:
+    - {name: a, script: [echo a]}
+    - {name: b, script: [echo b], depends_on: [a]}
+"""
+
+WATCH = """
+import atexit, sys
+import sflow.workflow.dry_run as dry_run
+from sflow.console import run
+
+class Probe:
+    def __del__(self):
+        print("plan freed", file=sys.stderr)
+
+real = dry_run.describe_plan
+
+def describe_plan(spec, *args):
+    spec.__dict__["probe"] = Probe()  # lives as long as the loaded workflow
+    return real(spec, *args)
+
+dry_run.describe_plan = describe_plan
+atexit.register(lambda: print("ending", file=sys.stderr))
+sys.argv = ["sflow", *sys.argv[1:]]
+run()
+"""
+
+
+@pytest.mark.parametrize("command", [["run", "--dry-run"], ["validate"]])
+def test_the_program_ends_holding_the_plan(tmp_path: Path, command: list[str]) -> None:
+    workflow = tmp_path / "wf.yaml"
+    workflow.write_text(WORKFLOW)
+    done = subprocess.run(
+        [sys.executable, "-c", WATCH, *command, "-f", str(workflow)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "ending\n"  # and not "plan freed" first
+    assert "2. b" in done.stdout or "ok (workflow 'wf', 2 task(s))" in done.stdout
