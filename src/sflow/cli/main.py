@@ -19,16 +19,22 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
+# One of each path type, shared by every option that takes one: making a click.Path looks its
+# name up in the message catalogue (a search of the locale directories), at import.
+_FILE = click.Path(dir_okay=False)
+_DIR = click.Path(file_okay=False)
+_PATH = click.Path()
+
 
 def _files_options(fn: F) -> F:
     """Workflow files: positional and/or repeated -f/--file, merged in order."""
-    fn = click.argument("files", nargs=-1, type=click.Path(dir_okay=False))(fn)
+    fn = click.argument("files", nargs=-1, type=_FILE)(fn)
     fn = click.option(
         "-f",
         "--file",
         "file_opts",
         multiple=True,
-        type=click.Path(dir_okay=False),
+        type=_FILE,
         help="Workflow YAML (repeatable).",
     )(fn)
     return fn
@@ -84,7 +90,7 @@ def _bulk_options(fn: F) -> F:
     return click.option(
         "-b",
         "--bulk-input",
-        type=click.Path(dir_okay=False),
+        type=_FILE,
         default=None,
         help="CSV of workflow configurations: files in `sflow_config_file`, variables in the other columns.",
     )(fn)
@@ -201,12 +207,8 @@ def main() -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Print the resolved plan; run nothing.")
 @click.option("--json", "as_json", is_flag=True, help="With --dry-run: the plan as JSON.")
-@click.option(
-    "--workspace-dir", type=click.Path(file_okay=False), default=None, help="Tasks' working directory."
-)
-@click.option(
-    "--output-dir", type=click.Path(file_okay=False), default=None, help="Where run directories go."
-)
+@click.option("--workspace-dir", type=_DIR, default=None, help="Tasks' working directory.")
+@click.option("--output-dir", type=_DIR, default=None, help="Where run directories go.")
 @click.option("--keep-going", is_flag=True, help="Let independent branches finish after a failure.")
 @click.option("--tui/--no-tui", default=None, help="Live view (default: on when stdout is a terminal).")
 @click.option("--grace", type=float, default=10.0, show_default=True, help="Seconds between TERM and KILL.")
@@ -407,7 +409,7 @@ def validate(
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False),
+    type=_FILE,
     default=None,
     help="Write here (an image's default: <workflow>.<format> in the current folder).",
 )
@@ -455,7 +457,7 @@ def visualize(
 @click.option(
     "-o",
     "--output",
-    type=click.Path(),
+    type=_PATH,
     default=None,
     help="Write here instead of stdout (with --bulk-input: the folder, default sflow_output).",
 )
@@ -525,7 +527,7 @@ def _block_dumper() -> Any:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(),
+    type=_PATH,
     default=None,
     help="Where to write it: a file, or a folder (one that exists, or ending in /).",
 )
@@ -546,7 +548,7 @@ def sample(name: str | None, output: str | None, force: bool, list_only: bool) -
 @main.command()
 @click.argument("run_ref", metavar="[RUN]", default="latest")
 @click.argument("task", required=False)
-@click.option("--output-dir", type=click.Path(file_okay=False), default="sflow_output", show_default=True)
+@click.option("--output-dir", type=_DIR, default="sflow_output", show_default=True)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing as the log grows, until the run ends.")
 def logs(run_ref: str, task: str | None, output_dir: str, follow: bool) -> None:
     """Print a task's log (or the run's sflow.log) of RUN (a run id, a run directory, or 'latest').
@@ -557,9 +559,7 @@ def logs(run_ref: str, task: str | None, output_dir: str, follow: bool) -> None:
     print_log(log_run(Path(output_dir), run_ref, task), task, follow=follow)
 
 
-_OUTPUT_DIR = click.option(
-    "--output-dir", type=click.Path(file_okay=False), default="sflow_output", show_default=True
-)
+_OUTPUT_DIR = click.option("--output-dir", type=_DIR, default="sflow_output", show_default=True)
 
 
 def _duration(text: str | None, flag: str) -> float | None:
@@ -627,9 +627,7 @@ def clean(output_dir: str, older_than: str | None, keep: int | None, workflow: s
 @main.command()
 @click.argument("run_ref", metavar="[RUN]", default="latest")
 @_OUTPUT_DIR
-@click.option(
-    "-o", "--output", type=click.Path(dir_okay=False), default=None, help="Where (default: RUN/report.html)."
-)
+@click.option("-o", "--output", type=_FILE, default=None, help="Where (default: RUN/report.html).")
 def report(run_ref: str, output_dir: str, output: str | None) -> None:
     """Write RUN's report: one HTML file (graph, timeline, tasks, logs, sweeps) that opens offline.
 
@@ -645,7 +643,7 @@ def report(run_ref: str, output_dir: str, output: str | None) -> None:
 
 @main.command()
 @click.argument("run_ref", metavar="[RUN]", default="latest")
-@click.option("--output-dir", type=click.Path(file_okay=False), default="sflow_output", show_default=True)
+@click.option("--output-dir", type=_DIR, default="sflow_output", show_default=True)
 def cancel(run_ref: str, output_dir: str) -> None:
     """Stop RUN, its tasks' processes and what it holds in Slurm (also after sflow died).
 
@@ -666,9 +664,7 @@ def cancel(run_ref: str, output_dir: str) -> None:
 @click.option("--time", default=None, help="Time limit, e.g. 01:00:00.")
 @click.option("-N", "--nodes", default=None)
 @click.option("-J", "--job-name", default=None)
-@click.option(
-    "-o", "--sbatch-path", type=click.Path(dir_okay=False), default=None, help="Where to write the script."
-)
+@click.option("-o", "--sbatch-path", type=_FILE, default=None, help="Where to write the script.")
 @click.option("--submit", is_flag=True, help="Submit the script and print the job id.")
 @_bulk_options
 @_rows_option
@@ -679,9 +675,7 @@ def cancel(run_ref: str, output_dir: str) -> None:
     metavar="PATH",
     help="Workflow files, folders of them or globs: one job each, as it is (repeatable).",
 )
-@click.option(
-    "--output-dir", type=click.Path(file_okay=False), default=None, help="Where run directories go."
-)
+@click.option("--output-dir", type=_DIR, default=None, help="Where run directories go.")
 @_node_options
 @click.option(
     "--skip-artifact-check",
