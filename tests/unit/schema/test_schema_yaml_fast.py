@@ -118,6 +118,17 @@ def test_fast_reader_declines_what_it_does_not_handle(text: str) -> None:
         read_simple(text, "f.yaml")
 
 
+def test_one_invalid_expression_among_many_is_reported_at_its_line() -> None:
+    lines = [f"t{i}: echo ${{{{ variables.X }}}} {i}" for i in range(2000)]
+    lines[1500] = "t1500: echo ${{ variables.X"
+    lines[1700] = "t1700: echo ${{ variables.X }} ${{ 1 + }}"
+    with pytest.raises(SpecError, match=r"f\.yaml:1501: t1500: invalid expression"):
+        parse_text("\n".join(lines) + "\n", "f.yaml")
+    lines[1500] = "t1500: echo ${{ variables.X }}"
+    with pytest.raises(SpecError, match=r"f\.yaml:1701: t1700: invalid expression"):
+        parse_text("\n".join(lines) + "\n", "f.yaml")
+
+
 def test_unicode_line_breaks_are_left_to_libyaml_which_reports_them() -> None:
     for text in ("a: x\u2028y\n", "a: x\x85y\n", "a: x\u2029y\n"):
         with pytest.raises(SpecError, match="YAML syntax error"):
