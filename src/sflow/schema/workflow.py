@@ -126,6 +126,8 @@ class WorkflowSpec(SpecModel):
         if unknown:
             known = ", ".join(t.name for t in self.workflow.tasks)
             raise KeyError(f"no task named {', '.join(map(repr, unknown))} (tasks: {known})")
+        if not whole_run and not tasks:
+            return  # nothing to add: the origins stay unwalked until a message needs one
         settle_origins()  # the monitors made here come from no file
         if whole_run and self.workflow.monitor is None:
             self.workflow.monitor = Monitor()

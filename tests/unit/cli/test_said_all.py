@@ -54,3 +54,34 @@ def test_the_program_ends_holding_the_plan(tmp_path: Path, command: list[str]) -
     assert done.returncode == 0, done.stderr
     assert done.stderr == "ending\n"  # and not "plan freed" first
     assert "2. b" in done.stdout or "ok (workflow 'wf', 2 task(s))" in done.stdout
+
+
+UNWALKED = """
+import sys
+import sflow.schema.base as base
+from sflow.console import run
+
+def walked(*args):
+    print("origins walked", file=sys.stderr)
+
+base.attach_origins = walked
+sys.argv = ["sflow", *sys.argv[1:]]
+run()
+"""
+
+
+@pytest.mark.parametrize("command", [["run", "--dry-run"], ["validate"]])
+def test_a_workflow_without_mistakes_is_not_walked_for_its_origins(
+    tmp_path: Path, command: list[str]
+) -> None:
+    workflow = tmp_path / "wf.yaml"
+    workflow.write_text(WORKFLOW)
+    done = subprocess.run(
+        [sys.executable, "-c", UNWALKED, *command, "-f", str(workflow)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "origins walked" not in done.stderr
