@@ -174,7 +174,7 @@ class _Reader:
                 first = rest[0]
                 if first in special:
                     if first == "[":  # flow list: its items share the key's line
-                        t_cont[slot], t_locs[slot] = _flow_list(rest, exprs), i
+                        t_cont[slot], t_locs[slot] = _flow_list(rest), i
                     else:
                         t_cont[slot], t_locs[slot], skip = self.value(rest, i, owner)
                     continue
@@ -203,7 +203,7 @@ class _Reader:
         elif first == '"' or first == "'":
             value = text = _quoted(rest)
         elif first == "[":
-            return _flow_list(rest, self.exprs), line, line
+            return _flow_list(rest), line, line
         elif first == "{" and rest.startswith("{}"):
             _check_tail(rest, 2)
             return {}, LocMap.at(self.file, line), line
@@ -274,8 +274,9 @@ def _quoted(rest: str) -> str:
     return text.replace("''", "'") if quote == "'" else text
 
 
-def _flow_list(rest: str, exprs: Expressions) -> list[Any]:
-    """`[a, b, "c"]` with plain or simply quoted items on one line."""
+def _flow_list(rest: str) -> list[Any]:
+    """`[a, b, "c"]` with plain or simply quoted items on one line (no `{`, so no `${{ }}`:
+    a list holding an expression is left to libyaml)."""
     end = rest.find("]")
     if end == -1:
         raise Unsupported
@@ -296,8 +297,6 @@ def _flow_list(rest: str, exprs: Expressions) -> list[Any]:
             if not item and not items and not inner.strip(" "):
                 return []
             raise Unsupported
-        if "${{" in item:
-            exprs.append(item)
         items.append(number(item) if item[0] in _NUMBER_START else WORDS.get(item, item))
     return items
 
