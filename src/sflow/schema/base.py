@@ -64,7 +64,9 @@ class SpecModel(msgspec.Struct, metaclass=_KeywordFields, forbid_unknown_fields=
         for name, function, default in checks:
             value = getattr(self, name)
             if value is not None and value is not default:  # a default is not checked
-                setattr(self, name, function(value))
+                checked = function(value)
+                if checked is not value:  # most checks accept the value as it is
+                    setattr(self, name, checked)
         if self.__class__.validate is not SpecModel.validate:  # a task, made 100,000 times, has none
             self.validate()
 

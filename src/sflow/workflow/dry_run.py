@@ -79,8 +79,9 @@ def simulate_placement(
     walk = _Ancestors(ordered, held, placers)
     fixed: dict[str, dict[int, Placement]] = {name: {} for name in allocations}  # by id() of a request
     out: dict[str, Placement] = {}
+    holding = False  # whether any task has been held yet (most plans hold none)
     for inst in ordered:
-        if inst.deps and any(held.values()):  # else nothing to give back: a later walk goes further
+        if holding and inst.deps and any(held.values()):  # else nothing to give back (yet)
             walk.release(inst.deps)
         request = inst.request
         placement = fixed[inst.backend].get(id(request))
@@ -101,6 +102,7 @@ def simulate_placement(
             placement = placer.try_place(request, inst.name)
             assert placement is not None
         (to_the_end if _held_to_the_end(inst) else held)[inst.backend][inst.name] = placement
+        holding = True
         out[inst.name] = placement
     return out
 

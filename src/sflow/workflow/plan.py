@@ -57,6 +57,9 @@ class Plan(msgspec.Struct):
         return {i.name: i for i in self.instances}
 
     def in_order(self) -> list[TaskInstance]:
+        instances = self.instances
+        if [i.name for i in instances] == self.order:  # often so: one list, no index of names
+            return list(instances)
         by_name = self.by_name()
         return [by_name[name] for name in self.order]
 

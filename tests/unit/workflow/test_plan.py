@@ -66,6 +66,28 @@ def test_instances_dependencies_and_order(tmp_path: Path) -> None:
     assert all(i.backend == "local" and i.operator.name == "bash" for i in plan.instances)
 
 
+def test_in_order_lists_the_instances_in_start_order(tmp_path: Path) -> None:
+    spec = _load(
+        tmp_path,
+        """
+        version: "0.1"
+        workflow:
+          name: wf
+          tasks:
+            - name: a
+              script: [echo]
+            - name: b
+              depends_on: [a]
+              script: [echo]
+        """,
+    )
+    plan = expand(spec)
+    ordered = plan.in_order()
+    assert [i.name for i in ordered] == ["a", "b"] and ordered is not plan.instances
+    plan.instances.reverse()  # YAML order no longer the start order
+    assert [i.name for i in plan.in_order()] == ["a", "b"]
+
+
 def test_one_dependency_on_a_task_with_replicas_is_every_replica(tmp_path: Path) -> None:
     spec = _load(
         tmp_path,
