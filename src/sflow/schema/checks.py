@@ -7,6 +7,7 @@ the `Problems` of the load so that all of them are reported together.
 from __future__ import annotations
 
 import itertools
+import operator
 import warnings
 from collections.abc import Sequence
 
@@ -111,12 +112,16 @@ def _unique_tasks(spec: WorkflowSpec, problems: Problems) -> dict[str, Task]:
     return index
 
 
+_DEPENDS_ON = operator.attrgetter("depends_on")
+
+
 def _dependencies(
     tasks: list[Task], index: dict[str, Task], missable: Sequence[str], problems: Problems
 ) -> None:
     """Every `depends_on` names a task; one naming an absent task that a `missable` name or glob
     matches is dropped, with a warning."""
-    if index.keys() >= set(itertools.chain.from_iterable(task.depends_on for task in tasks)):
+    named = itertools.chain.from_iterable(map(_DEPENDS_ON, tasks))
+    if all(map(index.__contains__, named)):  # one look-up per name, no set of them all
         return
     for task in tasks:
         dropped = []
