@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sflow.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from sflow.cli.streams import to_devnull
 from sflow.engine import RunResult, State
 from sflow.lifecycle.settings import RunSettings
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
     from sflow.workflow.plan import TaskInstance
     from sflow.workflow.run_plan import RunPlan
 
-EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130  # 130 = 128 + SIGINT, as shells report Ctrl-C
 TAIL_LINES = 20
 
 
@@ -187,9 +187,6 @@ def dry_run_plan(spec: Any, settings: RunSettings, run_plan: RunPlan | None = No
 
 
 __all__ = [
-    "EXIT_FAILED",
-    "EXIT_INTERRUPTED",
-    "EXIT_OK",
     "State",
     "dry_run_plan",
     "run_workflow",
