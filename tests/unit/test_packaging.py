@@ -138,3 +138,14 @@ def test_a_quiet_run_without_probes_or_monitors_loads_none_of_their_modules(tmp_
     assert "sflow.cli.progress" not in loaded  # -q: nothing is shown
     assert "sflow.workflow.monitors" not in loaded  # no monitor either
     assert not {"secrets", "random"} & loaded  # a run id's random suffix is os.urandom's
+
+
+def test_a_one_task_run_loads_no_other_command_nor_what_a_pipe_a_result_or_an_upload_needs(
+    tmp_path: Path,
+):
+    """Each command's module loads when it is called; what a broken pipe, a Python function's
+    result or an upload's file matching needs loads with its first use."""
+    loaded = _one_task_run_modules(tmp_path)
+    others = {"sflow.cli.batch_commands", "sflow.cli.file_commands", "sflow.cli.record_commands"}
+    assert "sflow.cli.run_commands" in loaded and not others & loaded
+    assert not {"sflow.cli.streams", "sflow.workflow.results", "glob"} & loaded

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sflow.cli.streams import to_devnull
+from sflow.cli.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from sflow.engine import RunResult, State
 from sflow.lifecycle.settings import RunSettings
 from sflow.record.tail import last_lines, printable
@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from sflow.workflow.plan import TaskInstance
     from sflow.workflow.run_plan import RunPlan
 
-EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130  # 130 = 128 + SIGINT, as shells report Ctrl-C
 TAIL_LINES = 20
 
 
@@ -64,6 +63,8 @@ def run_workflow(
     try:
         report(result, run.record.task_info, run.record.run_dir, time.time() - run.record.started)
     except BrokenPipeError:  # `2>&1 | head`: the exit code still tells
+        from sflow.cli.streams import to_devnull
+
         to_devnull(sys.stderr)
     return exit_within(run.record.run_dir, exit_code(result, loop.stop_signal))
 
@@ -99,6 +100,8 @@ def _say(text: str) -> None:
     try:
         print(text, file=sys.stderr)
     except BrokenPipeError:
+        from sflow.cli.streams import to_devnull
+
         to_devnull(sys.stderr)
 
 
@@ -187,9 +190,6 @@ def dry_run_plan(spec: Any, settings: RunSettings, run_plan: RunPlan | None = No
 
 
 __all__ = [
-    "EXIT_FAILED",
-    "EXIT_INTERRUPTED",
-    "EXIT_OK",
     "State",
     "dry_run_plan",
     "run_workflow",

@@ -38,7 +38,6 @@ from sflow.workflow.context import (
 )
 from sflow.workflow.outputs import extract_outputs, is_template
 from sflow.workflow.plan import TaskInstance, at_request
-from sflow.workflow.results import task_result, write_results
 from sflow.workflow.run_plan import RunPlan, plan_run
 from sflow.workflow.s3 import s3_client
 from sflow.workflow.uploads import (
@@ -356,6 +355,8 @@ class WorkflowRun:
 
     async def _write_result(self, inst: TaskInstance, attempt: Attempt, result: dict[str, Any]) -> None:
         """`<task>/result.json` and the run's `results.json`, before the task counts as done."""
+        from sflow.workflow.results import task_result, write_results
+
         task_dir = self.record.task_dir(inst.name)
         log = attempt.log_path or task_dir / f"{inst.name}.log"
         data = await asyncio.to_thread(task_result, inst.name, result, log, task_dir)

@@ -8,7 +8,6 @@ results still arrive. `on_error: warn` reports a failed upload and leaves the ta
 
 from __future__ import annotations
 
-import glob
 import posixpath
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -143,6 +142,8 @@ def run_uploads(
     planned: list[PlannedUpload], targets: Mapping[str, StorageTarget], put: Put
 ) -> list[UploadResult]:
     """Send every file each planned upload matches; one result per file (or per empty match)."""
+    import glob
+
     results = []
     for item in planned:
         target = targets[item.target]

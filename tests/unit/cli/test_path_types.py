@@ -13,7 +13,10 @@ from sflow.cli.main import main
 
 def test_every_path_option_of_a_kind_shares_one_type() -> None:
     kinds: dict[tuple[bool, bool], set[int]] = {}
-    for command in main.commands.values():
+    ctx = click.Context(main)
+    for name in main.list_commands(ctx):
+        command = main.get_command(ctx, name)
+        assert command is not None
         for param in command.params:
             if isinstance(param.type, click.Path):
                 kinds.setdefault((param.type.file_okay, param.type.dir_okay), set()).add(id(param.type))
