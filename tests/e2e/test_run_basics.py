@@ -345,3 +345,17 @@ def test_services_do_not_deadlock_against_the_limit(sflow):
     tasks = done.summary()["tasks"]
     assert tasks["client"]["state"] == "succeeded"
     assert tasks["db"]["ready"] is not None and tasks["cache"]["ready"] is not None
+
+
+def test_dry_run_plan_written_to_a_pipe_has_no_escape_sequences(sflow):
+    """The plan reaches a file or pipe without the terminal escape sequences a script holds (and
+    with everything else it says)."""
+    path = sflow.write(
+        "wf.yaml",
+        'version: "0.1"\nworkflow:\n  name: wf\n  tasks:\n'
+        '    - name: a\n      script:\n        - "echo \\e[31mred\\e[0m done"\n',
+    )
+    dry = sflow("run", "-f", path, "--dry-run")
+    assert dry.code == 0, dry.err
+    assert "\x1b" not in dry.out
+    assert "   | echo red done\n" in dry.out

@@ -185,7 +185,8 @@ def run(
         said_all()
     plan_text = dry_run_plan(spec, settings, run_plan)  # renders every task once: a mistake shows now
     if dry_run:
-        click.echo(plan_text)
+        # a plan without escape sequences has none to strip for a pipe or file: skip that pass
+        click.echo(plan_text, color=None if "\x1b" in plan_text else True)
         said_all()
     progress = "none" if quiet else ("live" if tui else "plain" if tui is False else "auto")
     code = run_workflow(
