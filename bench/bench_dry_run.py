@@ -39,7 +39,7 @@ def mark(step):
 
 
 from sflow.schema import load_workflow
-from sflow.workflow.dry_run import describe_plan
+from sflow.workflow.dry_run import describe_plan_pieces
 from sflow.workflow.run_plan import plan_run
 
 mark("import")
@@ -48,11 +48,13 @@ mark("load")
 workspace = Path(sys.argv[2])
 run_plan = plan_run(spec, workspace / "out", fingerprints=False)
 mark("plan")
-text = describe_plan(spec, workspace, workspace / "out", run_plan)
-sys.stdout.write(text + "\n")
+pieces = describe_plan_pieces(spec, workspace, workspace / "out", run_plan)
+for piece in pieces:
+    sys.stdout.write(piece)
+sys.stdout.write("\n")
 sys.stdout.flush()
 mark("describe")
-del spec, run_plan, text
+del spec, run_plan, pieces
 mark("free")
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"steps": marks, "peak_mb": peak / 1024}), file=sys.stderr)

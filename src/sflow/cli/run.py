@@ -182,11 +182,12 @@ def _report_failed(
                 print(f"    | {printable(line)}", file=out)
 
 
-def dry_run_plan(spec: Any, settings: RunSettings, run_plan: RunPlan | None = None) -> str:
-    """The resolved plan: order, dependencies, placement, commands, resume decisions; nothing runs."""
-    from sflow.workflow.dry_run import describe_plan
+def dry_run_plan(spec: Any, settings: RunSettings, run_plan: RunPlan | None = None) -> list[str]:
+    """The resolved plan: order, dependencies, placement, commands, resume decisions; nothing runs.
+    Its text comes in pieces, to be written one after the other."""
+    from sflow.workflow.dry_run import describe_plan_pieces
 
-    return describe_plan(spec, settings.workspace_path(), settings.output_path(), run_plan)
+    return describe_plan_pieces(spec, settings.workspace_path(), settings.output_path(), run_plan)
 
 
 __all__ = [

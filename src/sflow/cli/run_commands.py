@@ -183,10 +183,14 @@ def run(
         data = plan_data(spec, settings.workspace_path(), settings.output_path(), run_plan)
         click.echo(json.dumps(data, indent=1))
         said_all()
-    plan_text = dry_run_plan(spec, settings, run_plan)  # renders every task once: a mistake shows now
+    plan = dry_run_plan(spec, settings, run_plan)  # renders every task once: a mistake shows now
     if dry_run:
-        # a plan without escape sequences has none to strip for a pipe or file: skip that pass
-        click.echo(plan_text, color=None if "\x1b" in plan_text else True)
+        # a plan without escape sequences has none to strip for a pipe or file: skip that pass (a
+        # piece starts where a line does, so stripping piece by piece strips what the whole holds)
+        color = None if any("\x1b" in piece for piece in plan) else True
+        for piece in plan:
+            click.echo(piece, nl=False, color=color)
+        click.echo()
         said_all()
     progress = "none" if quiet else ("live" if tui else "plain" if tui is False else "auto")
     code = run_workflow(

@@ -7,7 +7,6 @@ Rendering every script also proves the expressions before anything is started.
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -163,13 +162,22 @@ def describe_plan(spec: Any, workspace: Path, output_dir: Path, run_plan: RunPla
 
     With a `run_plan`, only its tasks (`--task`), each with its resume decision.
     """
+    return "".join(describe_plan_pieces(spec, workspace, output_dir, run_plan))
+
+
+def describe_plan_pieces(
+    spec: Any, workspace: Path, output_dir: Path, run_plan: RunPlan | None = None
+) -> list[str]:
+    """`describe_plan`'s text in pieces of a few thousand task entries each, to be written one
+    after the other: the plan of a big workflow is never one string (for 100,000 tasks, that string
+    and its copies on the way out cost more in fresh memory than writing them takes)."""
     with gc_paused() as resume:  # planning, like loading, makes many objects and no cycles...
         return _describe_plan(spec, workspace, output_dir, resume, run_plan)
 
 
 def _describe_plan(
     spec: Any, workspace: Path, output_dir: Path, resume_gc: Callable[[], None], run_plan: RunPlan | None
-) -> str:
+) -> list[str]:
     ordered = (run_plan.plan if run_plan is not None else expand(spec)).in_order()
     decisions = run_plan.decisions if run_plan is not None else {}
     run_dir = output_dir / RUN_ID_PLACEHOLDER
@@ -179,7 +187,7 @@ def _describe_plan(
     placements = simulate_placement(ordered, allocations)
     renderer = ScriptRenderer(context)
     commands = _Commands(allocations, workspace, str(run_dir), context)
-    out = io.StringIO()  # grows one buffer and hands it back as the result: no second copy
+    out = _Pieces()
     out.write(f"workflow: {spec.workflow.name}  ({len(ordered)} task(s))")
     for name, alloc in allocations.items():
         nodes = ", ".join(f"{n.name}({n.num_gpus} gpu)" if n.num_gpus else n.name for n in alloc.nodes)
@@ -220,7 +228,7 @@ def _describe_plan(
             write("".join(f"\n   upload: {line}" for line in uploads.lines(inst, placement)))
     del ordered, placements, renderer, context
     problems.raise_if_any()
-    return out.getvalue()
+    return out.pieces()
 
 
 def plan_data(
@@ -278,6 +286,30 @@ def plan_data(
         "backends": {name: _allocation_data(spec, name, a) for name, a in allocations.items()},
         "tasks": tasks,
     }
+
+
+class _Pieces:
+    """Text written a little at a time, joined into a piece every `_WRITES` writes."""
+
+    _WRITES = 4096
+
+    def __init__(self) -> None:
+        self._done: list[str] = []
+        self._parts: list[str] = []
+
+    def write(self, text: str) -> None:
+        parts = self._parts
+        parts.append(text)
+        if len(parts) >= self._WRITES:
+            self._done.append("".join(parts))
+            parts.clear()
+
+    def pieces(self) -> list[str]:
+        """Everything written, in pieces (at least one, none of the others empty)."""
+        if self._parts or not self._done:
+            self._done.append("".join(self._parts))
+            self._parts.clear()
+        return self._done
 
 
 class _Uploads:

@@ -28,13 +28,13 @@ class Probe:
     def __del__(self):
         print("plan freed", file=sys.stderr)
 
-real = dry_run.describe_plan
+real = dry_run.describe_plan_pieces
 
-def describe_plan(spec, *args):
+def describe_plan_pieces(spec, *args):
     spec.__dict__["probe"] = Probe()  # lives as long as the loaded workflow
     return real(spec, *args)
 
-dry_run.describe_plan = describe_plan
+dry_run.describe_plan_pieces = describe_plan_pieces
 atexit.register(lambda: print("ending", file=sys.stderr))
 sys.argv = ["sflow", *sys.argv[1:]]
 run()

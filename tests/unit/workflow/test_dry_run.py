@@ -843,3 +843,49 @@ def test_each_command_line_reads_back_as_its_launchers_words(load: Any, tmp_path
     scripts = [f"{output_dir}/<run-id>/{name}/{name}.sh" for name in "abcd"]
     assert [shlex.split(command)[-1] for command in commands] == scripts
     assert commands == [" ".join(shlex.quote(word) for word in shlex.split(c)) for c in commands]
+
+
+def test_plan_pieces_start_where_lines_do_and_join_into_the_plan(
+    load: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sflow.workflow import dry_run
+
+    spec = load(WORKFLOW)
+    whole = describe_plan(spec, tmp_path, tmp_path / "out")
+    monkeypatch.setattr(dry_run._Pieces, "_WRITES", 2)
+    pieces = dry_run.describe_plan_pieces(spec, tmp_path, tmp_path / "out")
+    assert len(pieces) > 3
+    assert all(piece.startswith("\n") for piece in pieces[1:])
+    assert "".join(pieces) == whole
+
+
+ESCAPES = """
+    version: "0.1"
+    workflow:
+      name: wf
+      tasks:
+        - name: a
+          script: ["echo \\e[31mred\\e[0m a"]
+        - name: b
+          script: ["echo b \\e[1;2"]
+        - name: c
+          script: ["echo \\e[4mc"]
+"""
+
+
+def test_the_dry_run_writes_its_plan_piece_by_piece_as_one_text(
+    load: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from sflow.cli.main import main
+    from sflow.workflow import dry_run
+
+    monkeypatch.chdir(tmp_path)
+    spec = load(ESCAPES)
+    whole = describe_plan(spec, tmp_path, tmp_path / "sflow_output")
+    assert "\x1b[31m" in whole and "b \x1b[1;2\n" in whole
+    monkeypatch.setattr(dry_run._Pieces, "_WRITES", 1)
+    done = CliRunner().invoke(main, ["run", "-f", str(tmp_path / "wf.yaml"), "--dry-run"])
+    assert done.exit_code == 0, done.output
+    assert done.output == whole.replace("\x1b[31m", "").replace("\x1b[0m", "").replace("\x1b[4m", "") + "\n"
