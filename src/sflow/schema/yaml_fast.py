@@ -68,10 +68,86 @@ def _literal_header() -> re.Pattern[str]:
 
 
 def read_simple(text: str, file: str) -> tuple[Any, LocMap | None, Expressions]:
-    """Parse `text`; returns (data, locations, the strings containing `${{`)."""
+    """Parse `text`; returns (data, locations, the strings containing `${{`).
+
+    The locations of each mapping item of a sequence (`- name: ...`, a task) are read again from
+    its lines when first asked for (`_ItemLocs`): only a message needs them, and for a big file
+    they would be the larger half of the document in memory."""
     if _has_bad_chars(text):
         raise Unsupported
-    return _Reader(text, file).run()
+    return _Reader(text, file, _Source(text, file)).run()
+
+
+class _Source:
+    """The text of one file, kept for the item locations read again from it."""
+
+    __slots__ = ("file", "lines", "text")
+
+    def __init__(self, text: str, file: str) -> None:
+        self.text = text
+        self.file = file
+        self.lines: list[str] | None = None  # split on the first item read again
+
+    def item_locations(self, line: int) -> LocMap:
+        """The `LocMap` of the sequence item whose `- key:` is on `line` (1-based): its lines are
+        those up to the next one written at the dash's indent or left of it (a comment or a blank
+        line does not end it), read again as a document of their own."""
+        if self.lines is None:
+            self.lines = self.text.split("\n")
+        lines = self.lines
+        start = end = line - 1
+        indent = len(lines[start]) - len(lines[start].lstrip(" "))
+        for end in range(start + 1, len(lines) + 1):
+            if end == len(lines):
+                break
+            text = lines[end]
+            body = text.lstrip(" ")
+            if body and body[0] != "#" and len(text) - len(body) <= indent:
+                break
+        fragment = "\n".join(lines[start:end]) + "\n"
+        _, locs, _ = _Reader(fragment, self.file, None, start).run()
+        assert locs is not None
+        item = locs[0]
+        assert isinstance(item, LocMap)
+        return item
+
+
+class _ItemLocs(LocMap):
+    """The `LocMap` of a sequence item, filled from its lines (`_Source.item_locations`) the first
+    time anything reads or changes it; until then it knows only its own file and line."""
+
+    __slots__ = ("source",)
+    source: _Source | None
+
+    def fill(self) -> None:
+        source = self.source
+        if source is not None:
+            self.source = None
+            dict.update(self, source.item_locations(self.line))
+
+    def __repr__(self) -> str:
+        self.fill()
+        return LocMap.__repr__(self)
+
+
+def _filling(name: str) -> Any:
+    """`dict.<name>` that fills an `_ItemLocs` first."""
+    method = getattr(dict, name)
+
+    def call(self: _ItemLocs, *args: Any, **kwargs: Any) -> Any:
+        self.fill()
+        return method(self, *args, **kwargs)
+
+    call.__name__ = name
+    return call
+
+
+for _name in (
+    *("__getitem__", "__setitem__", "__delitem__", "__contains__", "__iter__", "__reversed__", "__len__"),
+    *("__eq__", "__ne__", "__or__", "__ror__", "__ior__", "get", "setdefault", "pop", "popitem"),
+    *("keys", "values", "items", "update", "copy", "clear"),
+):
+    setattr(_ItemLocs, _name, _filling(_name))
 
 
 def _has_bad_chars(text: str) -> bool:
@@ -103,9 +179,13 @@ def _rows(text: str) -> Iterator[tuple[int, list[Row]]]:
 
 
 class _Reader:
-    def __init__(self, text: str, file: str) -> None:
+    def __init__(self, text: str, file: str, source: _Source | None, offset: int = 0) -> None:
+        """Items' locations are left to `source` to read again when asked (all are made now
+        without one); `offset` is the number of the file's lines before `text`."""
         self.text = text
         self.file = file
+        self.source = source
+        self.offset = offset
         self.lines: list[str] | None = None  # split lazily, only for `|` blocks
         self.exprs: Expressions = []
 
@@ -113,8 +193,10 @@ class _Reader:
         """The line loop. It is hot (a row costs ~1 µs), so the top frame lives in local variables,
         and the plain `key: value` path and the opening of a nested block are inlined; everything
         unusual goes through helpers. Keys are interned: the same few (`name`, `script`) are kept
-        once per task in the `LocMap`s."""
-        file, exprs = self.file, self.exprs
+        once per task in the `LocMap`s. Inside an item whose locations are read again when asked,
+        they are written to `skipped`, which is thrown away."""
+        file, exprs, source = self.file, self.exprs, self.source
+        skipped = LocMap()
         special, numeric, digits, words, to_number = _SPECIAL_START, _NUMBER_START, _NUMBER_END, WORDS, number
         intern = sys.intern
         stack: list[Frame] = []
@@ -125,7 +207,7 @@ class _Reader:
         t_indent, t_locs, t_map = -1, LocMap(), False  # the innermost open container: t_cont
         skip, started = 0, False  # rows up to number `skip` belong to a `|` block
         for first_row, rows in _rows(self.text):
-            for i, (indent_text, dash, key, rest) in enumerate(rows, first_row + 1):
+            for i, (indent_text, dash, key, rest) in enumerate(rows, first_row + 1 + self.offset):
                 if not key and not dash:  # blank, comment or `---`; anything else is not ours
                     if i > skip:
                         started = _bare_row(indent_text, rest, root is None and not started) or started
@@ -138,7 +220,7 @@ class _Reader:
                     pending = None
                     if indent > p_indent or (p_key and dash and indent == p_indent):
                         t_cont = [] if dash else {}
-                        t_indent, t_locs, t_map = indent, LocMap(), not dash
+                        t_indent, t_locs, t_map = indent, skipped if p_locs is skipped else LocMap(), not dash
                         t_locs.file, t_locs.line = file, p_line if p_key else i
                         p_cont[p_slot], p_locs[p_slot] = t_cont, t_locs
                         stack.append((t_indent, t_cont, t_locs, t_map))
@@ -166,9 +248,16 @@ class _Reader:
                             continue
                         owner = indent
                     else:
-                        map_locs = LocMap()
-                        map_locs.file, map_locs.line = file, i
-                        t_locs[slot] = map_locs
+                        if t_locs is skipped:
+                            map_locs = skipped
+                        elif source is None:
+                            map_locs = LocMap()
+                            map_locs.file, map_locs.line = file, i
+                            t_locs[slot] = map_locs
+                        else:
+                            item = _ItemLocs()
+                            item.file, item.line, item.source = file, i, source
+                            t_locs[slot], map_locs = item, skipped
                         mapping: dict[str, Any] = {}
                         t_cont.append(mapping)
                         t_indent, t_cont, t_locs, t_map = indent + len(dash), mapping, map_locs, True
@@ -238,8 +327,8 @@ class _Reader:
             raise Unsupported
         if self.lines is None:
             self.lines = self.text.split("\n")
-        text, next_row = _literal_body(self.lines, line, owner_indent)
-        return (text if match.group(1) else text + "\n"), next_row
+        text, next_row = _literal_body(self.lines, line - self.offset, owner_indent)
+        return (text if match.group(1) else text + "\n"), next_row + self.offset
 
 
 def _bare_row(indent: str, rest: str, may_start: bool) -> bool:

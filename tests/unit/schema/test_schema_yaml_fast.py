@@ -274,3 +274,63 @@ def test_a_key_with_a_colon_is_left_to_libyaml() -> None:
         with pytest.raises(Unsupported):
             read_simple(text, "f.yaml")
     assert parse_text("a:b: c\nd: e\n", "f.yaml").data == {"a:b": "c", "d": "e"}
+
+
+_ITEMS = """\
+tasks:
+  - name: a
+    script: |
+      echo one
+
+        echo two
+# a comment at the left margin inside the list
+    depends_on: [b]
+  - name: b
+    probes:
+      - kind: log
+        args:
+          - x
+    # a comment
+    empty:
+  -
+    name: c
+  - name: d"""
+
+
+def _tree(locs: Any) -> Any:
+    """A `LocMap` tree as plain tuples, every item read (so two trees compare by content)."""
+    if not isinstance(locs, LocMap):
+        return locs
+    return (locs.file, locs.line, {key: _tree(value) for key, value in locs.items()})
+
+
+def test_item_locations_read_again_when_asked_are_those_of_one_reading() -> None:
+    from sflow.schema import yaml_fast
+
+    rng = random.Random(5)
+    texts = [*HANDLED.values(), _ITEMS, *(_random_document(rng) for _ in range(1000))]
+    compared = 0
+    for text in texts:
+        try:
+            whole = yaml_fast._Reader(text, "f.yaml", None).run()[1]
+        except Unsupported:
+            continue
+        _, locs, _ = read_simple(text, "f.yaml")
+        assert _tree(locs) == _tree(whole), text
+        compared += 1
+    assert compared > 150
+
+
+def test_item_locations_are_read_only_when_asked() -> None:
+    _, locs, _ = read_simple(_ITEMS, "f.yaml")
+    assert locs is not None
+    tasks = locs["tasks"]
+    assert isinstance(tasks, LocMap)
+    first = dict.get(tasks, 0)
+    assert isinstance(first, LocMap) and dict.__len__(first) == 0
+    assert first.where() == "f.yaml:2"
+    assert where_at(locs, ["tasks", 0, "depends_on", 0]) == "f.yaml:8"
+    assert dict.__len__(first) == 3
+    assert where_at(locs, ["tasks", 1, "probes", 0, "args", 0]) == "f.yaml:13"
+    assert where_at(locs, ["tasks", 1, "empty"]) == "f.yaml:15"
+    assert where_at(locs, ["tasks", 3, "name"]) == "f.yaml:18"
