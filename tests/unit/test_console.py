@@ -84,3 +84,17 @@ def test_a_thread_still_running_at_the_end_is_waited_for(tmp_path: Path) -> None
     )
     done = _program(before, "validate", "/nonexistent.yaml")
     assert done.returncode == 2 and mark.exists()
+
+
+def test_a_one_task_run_starts_without_scanning_its_new_objects_for_garbage(tmp_path: Path) -> None:
+    """Each collection during the start of a command only rescans what it just made."""
+    workflow = tmp_path / "wf.yaml"
+    workflow.write_text(
+        'version: "0.1"\nworkflow:\n  name: one\n  tasks:\n    - name: t\n      script: ["true"]\n'
+    )
+    count = "import atexit, gc; done = []; gc.callbacks.append(lambda phase, info: done.append(phase))\n"
+    count += "atexit.register(lambda: print('collections', done.count('stop'), file=sys.stderr))"
+    args = ("run", "-q", "-f", str(workflow), "--output-dir", str(tmp_path / "runs"))
+    done = _program(count, *args)
+    assert done.returncode == 0, done.stderr
+    assert "collections 0" in done.stderr

@@ -124,6 +124,8 @@ def test_a_local_one_task_run_loads_no_slurm_monitor_or_upload_module(tmp_path: 
     slurm |= {"sflow.slurm.flags", "sflow.backends.slurm", "sflow.backends.salloc"}
     assert not slurm & loaded
     assert not {"sflow.monitor.sampler", "zipfile", "tempfile", "csv", "boto3"} & loaded
+    assert not {"shutil", "bz2", "lzma"} & loaded  # a task's program is found on PATH without shutil
+    assert not {"sflow.workflow.outputs", "sflow.schema.templates"} & loaded  # a task with outputs only
 
 
 def test_a_one_task_run_read_by_the_fast_reader_loads_no_pyyaml(tmp_path: Path):

@@ -13,7 +13,6 @@ import asyncio
 import errno
 import functools
 import os
-import shutil
 import signal
 from collections.abc import Mapping
 from pathlib import Path
@@ -172,11 +171,18 @@ def spawn_in_group(argv: list[str], env: Mapping[str, str], stdin_fd: int, out_p
 
 @functools.lru_cache(maxsize=64)
 def _which(name: str, path: str) -> str:
-    """The executable `name` resolves to on the task's PATH, as subprocess would find it."""
-    found = name if os.sep in name else shutil.which(name, path=path)
-    if found is None or not os.access(found, os.X_OK):
-        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
-    return found
+    """The executable `name` resolves to on the task's PATH, as subprocess would find it: the
+    first file of that name in PATH's folders that we may execute. (`shutil.which`'s search, without
+    importing shutil, which loads the compression modules of its archives, for every run.)"""
+    if os.sep in name:
+        if os.access(name, os.X_OK):
+            return name
+    else:
+        for folder in path.split(os.pathsep) if path else ():
+            found = os.path.join(folder, name)
+            if os.access(found, os.X_OK) and not os.path.isdir(found):
+                return found
+    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
 
 
 def _inherited_fds() -> list[int]:

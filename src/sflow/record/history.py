@@ -1,7 +1,8 @@
 """The run index: one row per run under an output directory, in `<output-dir>/.runs.db`.
 
 Run directories are the truth; the index makes listing fast and is rebuilt from them for any
-run it lacks (a run from before the index, or one whose write was lost). Several runs write to
+run it lacks (a run still going, as a run writes its row when it ends; a run from before the
+index, or one whose write was lost). Several runs write to
 it at once: SQLite in WAL mode, a busy timeout and one short transaction per write. A run
 never fails or waits long because of it: an index error is a warning, and the run goes on.
 """
@@ -219,8 +220,8 @@ def _row_from_dir(run_dir: Path) -> RunRow:
     )
 
 
-def row_of_owner(run_dir: Path, state: str, counts: dict[str, int] | None = None) -> RunRow:
-    """The row a run writes about itself (at its start, then at its end)."""
+def row_of_owner(run_dir: Path, state: str, counts: dict[str, int]) -> RunRow:
+    """The row a run writes about itself when it ends."""
     owner = read_json(run_dir / "run.json") or {}
     return RunRow(
         run_id=run_dir.name,
@@ -228,8 +229,8 @@ def row_of_owner(run_dir: Path, state: str, counts: dict[str, int] | None = None
         run_dir=run_dir,
         state=state,
         started=owner.get("started"),
-        ended=time.time() if state != "running" else None,
-        counts=counts or {},
+        ended=time.time(),
+        counts=counts,
         resumed_from=owner.get("resumed_from"),
         owner=owner,
     )

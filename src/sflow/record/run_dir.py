@@ -72,7 +72,6 @@ class RunRecord:
         self.task_info: dict[str, dict[str, Any]] = {}
         self.sweep_rows: dict[str, list[dict[str, Any]]] = {}
         self._task_dirs: dict[str, Path] = {}
-        self._index("running")
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -225,8 +224,9 @@ class RunRecord:
         self._index("succeeded" if result.ok else "interrupted" if result.interrupted else "failed", counts)
         return path
 
-    def _index(self, state: str, counts: dict[str, int] | None = None) -> None:
-        """This run's row in the run index (`sflow runs`); never an error of the run."""
+    def _index(self, state: str, counts: dict[str, int]) -> None:
+        """This run's row in the run index (`sflow runs`), written once it has ended (listing adds a
+        run still going from its folder, as the index lacks it); never an error of the run."""
         from sflow.record.history import record_run, row_of_owner
 
         record_run(self.output_dir, row_of_owner(self.run_dir, state, counts))

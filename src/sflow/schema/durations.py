@@ -7,14 +7,28 @@ lines, srun steps, the dispatch executor's jobs): a bare number there is minutes
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import Any
 
 _UNITS = {"ms": 0.001, "s": 1.0, "sec": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
-_UNIT_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|sec|min|s|m|h|d)")
-_UNIT_FORM = re.compile(r"(?:\d+(?:\.\d+)?\s*(?:ms|sec|min|s|m|h|d)\s*)+")
-_CLOCK_FORM = re.compile(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+(?:\.\d+)?))?")
+
+
+# The patterns are compiled at their first use: most runs have no duration written as text.
+@functools.cache
+def _unit_part() -> re.Pattern[str]:
+    return re.compile(r"(\d+(?:\.\d+)?)\s*(ms|sec|min|s|m|h|d)")
+
+
+@functools.cache
+def _unit_form() -> re.Pattern[str]:
+    return re.compile(r"(?:\d+(?:\.\d+)?\s*(?:ms|sec|min|s|m|h|d)\s*)+")
+
+
+@functools.cache
+def _clock_form() -> re.Pattern[str]:
+    return re.compile(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+(?:\.\d+)?))?")
 
 
 def parse_duration(value: Any) -> float:
@@ -37,9 +51,9 @@ def _parse_text(text: str) -> float:
         return float(text)
     except ValueError:
         pass
-    if _UNIT_FORM.fullmatch(text):
-        return sum(float(num) * _UNITS[unit] for num, unit in _UNIT_PART.findall(text))
-    clock = _CLOCK_FORM.fullmatch(text)
+    if _unit_form().fullmatch(text):
+        return sum(float(num) * _UNITS[unit] for num, unit in _unit_part().findall(text))
+    clock = _clock_form().fullmatch(text)
     if clock is not None and (":" in text or "-" in text):
         return _clock_seconds(text, *clock.groups())
     raise ValueError(f"invalid duration {text!r} (use seconds, '90s', '5m', '1h30m' or 'HH:MM:SS')")
@@ -91,7 +105,7 @@ def slurm_time(value: Any) -> str:
         text = value.strip()
         if re.fullmatch(SLURM_TIME_PATTERN, text):
             return text
-        if _UNIT_FORM.fullmatch(text):
+        if _unit_form().fullmatch(text):
             return seconds_to_slurm_time(parse_duration(text))
         raise ValueError(
             f"invalid Slurm time {value!r} (use minutes, 'MM:SS', 'HH:MM:SS', 'D-HH:MM:SS' "

@@ -42,9 +42,18 @@ if TYPE_CHECKING:
 START = "${{"
 _BLOCK = "${%"
 _COMMENT = "${/*"
-_SEGMENT = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 _APART = "\x00"  # joins texts checked together (`_valid_together`); YAML text cannot hold it
-_SINGLE = re.compile(r"\s*\$\{\{((?:(?!\}\}|\$\{\{).)*)\}\}\s*", re.DOTALL)
+
+
+# The patterns are compiled at their first use: a file without an expression needs neither.
+@cache
+def _segment() -> re.Pattern[str]:
+    return re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
+
+
+@cache
+def _single() -> re.Pattern[str]:
+    return re.compile(r"\s*\$\{\{((?:(?!\}\}|\$\{\{).)*)\}\}\s*", re.DOTALL)
 
 
 class ExpressionError(SpecError):
@@ -122,7 +131,7 @@ def _compiled_parts(text: str) -> tuple[list[str], list[Any]] | None:
     template engine must decide (statements, comments, or expressions that do not split cleanly)."""
     if _BLOCK in text or _COMMENT in text:
         return None
-    parts = _SEGMENT.split(text)
+    parts = _segment().split(text)
     if len(parts) // 2 != text.count(START):
         return None
     try:
@@ -136,7 +145,7 @@ def split_expressions(text: str) -> tuple[list[str], list[str]] | None:
     None when `render` would go through the whole template engine. `plain` has one more part."""
     if _BLOCK in text or _COMMENT in text:
         return None
-    parts = _SEGMENT.split(text)
+    parts = _segment().split(text)
     if len(parts) // 2 != text.count(START):
         return None
     sources = parts[1::2]
@@ -266,7 +275,7 @@ def all_valid(texts: Iterable[str]) -> bool:
     if _valid_together(texts):
         return True
     known: set[str] = set()  # sources that compile
-    find, block, comment, start = _SEGMENT.findall, _BLOCK, _COMMENT, START
+    find, block, comment, start = _segment().findall, _BLOCK, _COMMENT, START
     for text in texts:
         if block not in text and comment not in text:
             sources = find(text)
@@ -298,7 +307,7 @@ def _valid_together(texts: list[str]) -> bool:
     joined = _APART.join(texts)
     if joined.count(_APART) != max(len(texts) - 1, 0) or _BLOCK in joined or _COMMENT in joined:
         return False
-    sources = _SEGMENT.findall(joined)
+    sources = _segment().findall(joined)
     if len(sources) != joined.count(START):
         return False
     distinct = set(sources)
@@ -342,7 +351,7 @@ def render(text: str, context: Mapping[str, Any], where: str | None = None, fiel
         return "".join(out)
     except Exception as exc:
         failed = len(out) // 2 if compiled is not None else None
-        source = _SEGMENT.findall(text)[failed] if failed is not None else None
+        source = _segment().findall(text)[failed] if failed is not None else None
         raise failure(exc, where, field, source, context) from None
 
 
@@ -353,7 +362,7 @@ def render_value(
     if isinstance(value, str):
         if START not in value and _BLOCK not in value:
             return value
-        single = _SINGLE.fullmatch(value)
+        single = _single().fullmatch(value)
         if single is not None:
             check_syntax(value, where, field)
             try:

@@ -7,6 +7,7 @@ later; anything else must already have the type.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -15,7 +16,6 @@ from sflow.schema.base import check
 from sflow.schema.durations import SLURM_TIME_PATTERN, parse_duration, slurm_time
 
 EXPR = "${{"
-_INT_TEXT = re.compile(r"[-+]?[0-9]+")
 
 
 _REGEX_PREFIXES = ("re:", "regex:")
@@ -58,6 +58,12 @@ def describe(value: Any) -> str:
     return type(value).__name__
 
 
+@functools.cache
+def _int_text() -> re.Pattern[str]:
+    """Compiled at its first use: most integers come from YAML as numbers."""
+    return re.compile(r"[-+]?[0-9]+")
+
+
 def as_int(value: Any, minimum: int | None = None) -> int:
     """An integer (or integer-looking string); ValueError otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
@@ -66,7 +72,7 @@ def as_int(value: Any, minimum: int | None = None) -> int:
         else:
             raise ValueError(f"expected an integer, got {describe(value)}")
     if isinstance(value, str):
-        if not _INT_TEXT.fullmatch(value.strip()):
+        if not _int_text().fullmatch(value.strip()):
             raise ValueError(f"expected an integer or a ${{{{ }}}} expression, got {describe(value)}")
         value = int(value)
     if minimum is not None and value < minimum:
@@ -220,7 +226,7 @@ def _workflow_name(value: Any) -> str:
 
 def _named(chars: tuple[str, str], hint: str) -> Callable[[Any], str]:
     first, rest = chars
-    compiled = re.compile(f"^{first}{rest}*$")
+    compiled = functools.cache(lambda: re.compile(f"^{first}{rest}*$"))  # for a name refused only
     # in one call, every name the checks below accept (but one ending in a newline): a big
     # workflow has a name per task
     accepted = re.compile(f"{first}{rest}{{0,{MAX_NAME_LENGTH - 1}}}").fullmatch
@@ -233,7 +239,7 @@ def _named(chars: tuple[str, str], hint: str) -> Callable[[Any], str]:
             raise ValueError("must not be empty")
         if len(value) > MAX_NAME_LENGTH:
             raise ValueError(f"is {len(value)} characters long, at most {MAX_NAME_LENGTH}")
-        if not compiled.match(value):
+        if not compiled().match(value):
             raise ValueError(f"invalid name {value!r}: {hint}")
         return value
 

@@ -10,6 +10,7 @@ and normalization goes on without the faulty part, so one report names every mis
 
 from __future__ import annotations
 
+import functools
 import linecache
 import re
 import warnings
@@ -223,7 +224,10 @@ def _script_lines(script: list[Any], locs: LocMap) -> None:
         )
 
 
-_TRAILING_COMMENT = re.compile(r"\s+#[^\"']*$")
+@functools.cache
+def _trailing_comment() -> re.Pattern[str]:
+    """Compiled at the first warning that quotes a line: most files get none."""
+    return re.compile(r"\s+#[^\"']*$")
 
 
 def _written_line(file: str, line: int, key: str, value: Any) -> str:
@@ -231,7 +235,7 @@ def _written_line(file: str, line: int, key: str, value: Any) -> str:
     text = linecache.getline(file, line).strip() if line else ""
     text = text[1:].lstrip() if text.startswith("-") else text
     if text.startswith(f"{key}:"):
-        return _TRAILING_COMMENT.sub("", text)
+        return _trailing_comment().sub("", text)
     return f"{key}: {'' if value is None else value}".rstrip()
 
 

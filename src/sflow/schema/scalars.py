@@ -8,6 +8,7 @@ only `true`/`false` are booleans. Both YAML readers (the fast subset parser and 
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -17,10 +18,6 @@ WORDS: dict[str, Any] = {
     **dict.fromkeys(("false", "False", "FALSE"), False),
 }
 """Plain scalars that are not strings, apart from numbers (`WORDS.get(text, text)` types a word)."""
-_NUMBER = re.compile(
-    r"[-+]?(?:(?P<int>[0-9]+)|0x(?P<hex>[0-9a-fA-F]+)|0o(?P<oct>[0-7]+)"
-    r"|(?:\.[0-9]+|[0-9]+\.[0-9]*|[0-9]+(?=[eE]))(?:[eE][-+]?[0-9]+)?|\.(?P<special>inf|Inf|INF|nan|NaN|NAN))"
-)
 NUMBER_START = frozenset("0123456789+-.")
 
 
@@ -31,9 +28,18 @@ def resolve_plain(text: str) -> Any:
     return number(text) if text[0] in NUMBER_START else WORDS.get(text, text)
 
 
+@functools.cache
+def _number() -> re.Pattern[str]:
+    """Compiled at the first number read: a file may have none."""
+    return re.compile(
+        r"[-+]?(?:(?P<int>[0-9]+)|0x(?P<hex>[0-9a-fA-F]+)|0o(?P<oct>[0-7]+)"
+        r"|(?:\.[0-9]+|[0-9]+\.[0-9]*|[0-9]+(?=[eE]))(?:[eE][-+]?[0-9]+)?|\.(?P<special>inf|Inf|INF|nan|NaN|NAN))"
+    )
+
+
 def number(text: str) -> Any:
     """`text` as an int or float when it is one (12, 0x1f, 0o17, 1.5, 1e3, .inf), else `text` itself."""
-    match = _NUMBER.fullmatch(text)
+    match = _number().fullmatch(text)
     if match is None:
         return text
     if match.group("int") is not None:

@@ -1,5 +1,6 @@
 """Models of one task and its parts: resources, replicas, retries, probes, outputs."""
 
+import functools
 import math
 import re
 from typing import Annotated, Any, Literal
@@ -70,12 +71,15 @@ def sweep_names(task: str, points: list[dict[str, Any]]) -> list[str]:
     for point in points:
         words = [str(v).replace(".", "_").replace("-", "_").replace(" ", "_") for v in point.values()]
         names.append(f"{task}_{'_'.join(words)}")
-    if len(set(names)) < len(names) or not all(_PLAIN_NAME.fullmatch(n) for n in names):
+    if len(set(names)) < len(names) or not all(_plain_name().fullmatch(n) for n in names):
         return [replica_name(task, i) for i in range(len(points))]
     return names
 
 
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9_]+")
+@functools.cache
+def _plain_name() -> re.Pattern[str]:
+    """Compiled at the first sweep named: most workflows have none."""
+    return re.compile(r"[A-Za-z0-9_]+")
 
 
 class Retries(SpecModel):

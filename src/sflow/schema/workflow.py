@@ -1,5 +1,6 @@
 """The whole workflow file: `WorkflowSpec`, with helpers that resolve default backend and operator."""
 
+import functools
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
@@ -27,11 +28,18 @@ from sflow.schema.task import Task
 
 SUPPORTED_VERSIONS = ("0.1",)
 IMPLICIT_BACKEND = "local"
-BUILTIN_OPERATORS: dict[str, OperatorBase] = {
-    "bash": BashOperator(name="bash"),
-    "srun": SrunOperator(name="srun"),
-    "docker_run": DockerRunOperator(name="docker_run"),
+BUILTIN_OPERATORS: dict[str, type[OperatorBase]] = {
+    "bash": BashOperator,
+    "srun": SrunOperator,
+    "docker_run": DockerRunOperator,
 }
+"""The operators a task may use without declaring them, by name: `builtin_operator` makes each."""
+
+
+@functools.cache
+def builtin_operator(name: str) -> OperatorBase:
+    """The built-in operator `name`, made at its first use (KeyError for another name)."""
+    return BUILTIN_OPERATORS[name](name=name)
 
 
 class UploadAll(SpecModel):
@@ -169,7 +177,7 @@ class WorkflowSpec(SpecModel):
         """A declared operator, or the built-in `bash`/`srun`/`docker_run` (KeyError otherwise)."""
         if name in self.operators:
             return self.operators[name]
-        return BUILTIN_OPERATORS[name]
+        return builtin_operator(name)
 
     def find_variable(self, name: str, task: Task | str | None = None) -> Variable:
         """The variable `name` as `task` sees it (its own, else workflow, else top level); KeyError."""

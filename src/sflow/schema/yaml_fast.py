@@ -12,6 +12,7 @@ reports an error of its own. Unit tests check that both readers agree on data an
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from collections.abc import Iterator
@@ -38,20 +39,32 @@ _LINE = re.compile(
     r"(.*+)$",
     re.M,
 )
-# Characters left to libyaml: tabs, carriage returns and other control characters, the byte order
-# mark, and Unicode's other spaces and line breaks (libyaml also ends a line at U+0085, U+2028 and
-# U+2029; `_LINE` knows only `\n`, and takes none of them for the space that ends a key).
-_BAD_CHARS = re.compile(
-    r"[\x00-\x09\x0b-\x1f\x7f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
-)
-_CONTROL = bytes(c for c in range(32) if c != 10) + b"\x7f"  # `_BAD_CHARS` of ASCII text
+
+
+@functools.cache
+def _bad_chars() -> re.Pattern[str]:
+    """Characters left to libyaml: tabs, carriage returns and other control characters, the byte
+    order mark, and Unicode's other spaces and line breaks (libyaml also ends a line at U+0085,
+    U+2028 and U+2029; `_LINE` knows only `\\n`, and takes none of them for the space that ends a
+    key). Compiled for the first text that is not ASCII."""
+    return re.compile(
+        r"[\x00-\x09\x0b-\x1f\x7f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]"
+    )
+
+
+_CONTROL = bytes(c for c in range(32) if c != 10) + b"\x7f"  # `_bad_chars` of ASCII text
 _SPECIAL_START = frozenset("-?:,[]{}#&*!|>'\"%@`")
 _NUMBER_START = frozenset("0123456789+-.")
 _NUMBER_END = frozenset("0123456789.abcdefABCDEFnN")  # last character of anything `number` converts
 _FLOW_BAD = re.compile(r"[\[\]{}#:]")
 _QUOTES = frozenset("\"'")
 _QUOTED_ITEM_BAD = re.compile(r"[\"'\\]")
-_LITERAL_HEADER = re.compile(r"\|(-?)(?: +#.*)? *")
+
+
+@functools.cache
+def _literal_header() -> re.Pattern[str]:
+    """Compiled for the first `|` block read."""
+    return re.compile(r"\|(-?)(?: +#.*)? *")
 
 
 def read_simple(text: str, file: str) -> tuple[Any, LocMap | None, Expressions]:
@@ -138,12 +151,12 @@ for _name in (
 
 
 def _has_bad_chars(text: str) -> bool:
-    """Whether `text` has one of `_BAD_CHARS`; ASCII text (the usual) is checked as bytes, in a
+    """Whether `text` has one of `_bad_chars`; ASCII text (the usual) is checked as bytes, in a
     quarter of the time of the regex."""
     if text.isascii():
         raw = text.encode("ascii")
         return len(raw.translate(None, _CONTROL)) != len(raw)
-    return _BAD_CHARS.search(text) is not None
+    return _bad_chars().search(text) is not None
 
 
 Row = tuple[str, str, str, str]
@@ -309,7 +322,7 @@ class _Reader:
 
     def literal(self, header: str, line: int, owner_indent: int) -> tuple[str, int]:
         """A `|` or `|-` block starting after `line`; returns its text and the next row index."""
-        match = _LITERAL_HEADER.fullmatch(header)
+        match = _literal_header().fullmatch(header)
         if match is None:
             raise Unsupported
         if self.lines is None:

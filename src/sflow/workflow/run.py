@@ -36,7 +36,6 @@ from sflow.workflow.context import (
     task_env,
     task_scope,
 )
-from sflow.workflow.outputs import extract_outputs, is_template
 from sflow.workflow.plan import TaskInstance, at_request
 from sflow.workflow.run_plan import RunPlan, plan_run
 from sflow.workflow.s3 import s3_client
@@ -397,6 +396,8 @@ class WorkflowRun:
 
     async def _collect_outputs(self, inst: TaskInstance, attempt: Attempt, outputs: list[Any]) -> None:
         """Values parsed from the log into `<task>/outputs.json` and the run summary."""
+        from sflow.workflow.outputs import extract_outputs, is_template  # loaded by a task with outputs
+
         task_dir = self.record.task_dir(inst.name)
         values, warnings = await asyncio.to_thread(extract_outputs, attempt.log_path, outputs, task_dir)
         for warning in warnings:

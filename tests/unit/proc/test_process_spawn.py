@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from sflow.proc.attempt import ProcessAttempt
-from sflow.proc.spawn import LaunchSpec, PidfdChild, _descriptors_at_start
+from sflow.proc.spawn import LaunchSpec, PidfdChild, _descriptors_at_start, _which
 
 needs_spawn = pytest.mark.skipif(
     not (hasattr(os, "posix_spawn") and hasattr(os, "pidfd_open")), reason="no posix_spawn/pidfd here"
@@ -140,3 +140,21 @@ def test_a_child_reaped_behind_our_back_ends_instead_of_hanging(
         return (await asyncio.wait_for(attempt.wait(), 10)).exit_code
 
     assert asyncio.run(main()) == 255
+
+
+def test_the_program_is_the_first_executable_file_of_its_name_on_the_path(tmp_path: Path) -> None:
+    """A folder or a file we may not execute of that name is passed over, as the shell would."""
+    folders = [tmp_path / name for name in ("folder", "plain", "runnable", "later")]
+    for folder in folders:
+        folder.mkdir()
+    (folders[0] / "tool").mkdir()
+    (folders[1] / "tool").write_text("#!/bin/sh\n")
+    for folder in folders[2:]:
+        (folder / "tool").write_text("#!/bin/sh\n")
+        (folder / "tool").chmod(0o755)
+    path = os.pathsep.join(str(f) for f in folders)
+    assert _which("tool", path) == str(folders[2] / "tool")
+    assert _which(str(folders[3] / "tool"), path) == str(folders[3] / "tool")  # a path is taken as it is
+    for name, search in (("tool", ""), ("other", path), (str(folders[1] / "tool"), path)):
+        with pytest.raises(FileNotFoundError):
+            _which(name, search)

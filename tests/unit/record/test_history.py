@@ -135,3 +135,18 @@ def test_a_run_whose_sflow_is_gone_is_listed_as_killed(tmp_path):
 def test_a_reused_pid_is_not_taken_for_the_run(tmp_path):
     fake_run(tmp_path, "r1", host=socket.gethostname(), pid=os.getpid(), pid_start=1)
     assert list_runs(tmp_path)[0].state == "killed"
+
+
+def test_a_run_writes_its_row_when_it_ends_and_is_listed_from_its_folder_meanwhile(tmp_path):
+    """A run opens no index at its start: listing finds a run still going in its folder."""
+    from sflow.engine import RunResult
+    from sflow.record.run_dir import RunRecord
+
+    record = RunRecord(tmp_path, "wf", "r1")
+    assert not (tmp_path / INDEX_NAME).exists()
+    assert [(r.run_id, r.state) for r in list_runs(tmp_path)] == [("r1", "running")]
+    record.write_summary(RunResult(units={}))
+    record.close()
+    with sqlite3.connect(tmp_path / INDEX_NAME) as conn:
+        assert conn.execute("SELECT run_id, state FROM runs").fetchall() == [("r1", "succeeded")]
+    assert [(r.run_id, r.state) for r in list_runs(tmp_path)] == [("r1", "succeeded")]

@@ -366,11 +366,11 @@ def test_a_planned_script_path_reads_as_its_path() -> None:
 
 def test_script_lines_are_those_after_the_shebang_line() -> None:
     from sflow.backends.placement import Node, Placement
-    from sflow.schema.workflow import BUILTIN_OPERATORS
+    from sflow.schema.workflow import builtin_operator
     from sflow.workflow.dry_run import _Entries
     from sflow.workflow.plan import TaskInstance
 
-    inst = TaskInstance("t", None, operator=BUILTIN_OPERATORS["bash"])
+    inst = TaskInstance("t", None, operator=builtin_operator("bash"))
     placement = Placement(nodes=(Node("n", "127.0.0.1", 0),))
     for body in ("", "a", "a\n", "a\n\n", "\n", "a\rb", "a\r\nb\x0cc", "x\u2028y", "\r"):
         script = "#!/usr/bin/env bash\n" + body + "\n"
