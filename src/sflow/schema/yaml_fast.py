@@ -121,9 +121,9 @@ class _ItemLocs(LocMap):
 
     def fill(self) -> None:
         source = self.source
-        if source is not None:
-            self.source = None
+        if source is not None:  # (two threads asking at once both fill it, with the same items)
             dict.update(self, source.item_locations(self.line))
+            self.source = None
 
     def __repr__(self) -> str:
         self.fill()
