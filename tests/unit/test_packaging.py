@@ -129,6 +129,7 @@ def test_a_local_one_task_run_loads_no_slurm_monitor_or_upload_module(tmp_path: 
     assert not {"sflow.monitor.sampler", "zipfile", "tempfile", "csv", "boto3"} & loaded
     assert not {"shutil", "bz2", "lzma"} & loaded  # a task's program is found on PATH without shutil
     assert not {"sflow.workflow.outputs", "sflow.schema.templates"} & loaded  # a task with outputs only
+    assert "sflow.workflow.s3" not in loaded  # a run that uploads only
 
 
 def test_a_one_task_run_read_by_the_fast_reader_loads_no_pyyaml(tmp_path: Path):
