@@ -82,15 +82,16 @@ def test_a_run_imports_jinja_only_for_a_file_with_an_expression_and_never_pydant
     assert "pydantic" not in loaded  # the models are msgspec Structs: no schema to build at start
 
 
-def _one_task_run(tmp_path: Path) -> str:
-    """Code running `sflow run -q` of a one-task workflow, as `bench_engine` runs it."""
+def _one_task_run(tmp_path: Path, quiet: bool = True) -> str:
+    """Code running `sflow run -q` of a one-task workflow as `bench_engine` runs it (or, not
+    `quiet`, without `-q`: with its progress lines, as `bench_engine` runs it too)."""
     workflow = tmp_path / "wf.yaml"
     workflow.write_text(
         'version: "0.1"\nworkflow:\n  name: one\n  tasks:\n    - name: t\n      script: ["true"]\n'
     )
+    args = ["run", *(["-q"] if quiet else []), "-f", str(workflow), "--output-dir", str(tmp_path / "runs")]
     return (
-        "from sflow.cli.main import main\ntry:\n"
-        f"    main(['run', '-q', '-f', {str(workflow)!r}, '--output-dir', {str(tmp_path / 'runs')!r}])\n"
+        f"from sflow.cli.main import main\ntry:\n    main({args!r})\n"
         "except SystemExit as exit:\n    assert exit.code == 0"
     )
 
@@ -100,21 +101,23 @@ def _one_task_run_modules(tmp_path: Path) -> set[str]:
     return _modules_after(_one_task_run(tmp_path))
 
 
-def test_a_one_task_run_builds_its_records_without_generating_code(tmp_path: Path):
+@pytest.mark.parametrize("quiet", [True, False], ids=["quiet", "progress"])
+def test_a_one_task_run_builds_its_records_without_generating_code(tmp_path: Path, quiet: bool):
     """`@dataclass` writes and compiles source for each class it makes, at import; the records a run
     loads are msgspec Structs, made in C. LaunchContext stays a dataclass: a subclass adds to it."""
     listing = (
-        "import sys\nprint(' '.join(f'{name}.{key}' for name, module in list(sys.modules.items())"
+        "import sys\nprint('records:', *(f'{name}.{key}' for name, module in list(sys.modules.items())"
         " if name.startswith('sflow.') for key, value in vars(module).items()"
         " if isinstance(value, type) and value.__module__ == name and '__dataclass_fields__' in vars(value)))"
     )
     out = subprocess.run(
-        [sys.executable, "-c", f"{_one_task_run(tmp_path)}\n{listing}"],
+        [sys.executable, "-c", f"{_one_task_run(tmp_path, quiet)}\n{listing}"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    assert set(out.split()) == {"sflow.launchers.base.LaunchContext"}
+    records = out.rpartition("records:")[2]  # after the progress lines
+    assert set(records.split()) == {"sflow.launchers.base.LaunchContext"}
 
 
 def test_a_local_one_task_run_loads_no_slurm_monitor_or_upload_module(tmp_path: Path):
@@ -126,6 +129,7 @@ def test_a_local_one_task_run_loads_no_slurm_monitor_or_upload_module(tmp_path: 
     assert not {"sflow.monitor.sampler", "zipfile", "tempfile", "csv", "boto3"} & loaded
     assert not {"shutil", "bz2", "lzma"} & loaded  # a task's program is found on PATH without shutil
     assert not {"sflow.workflow.outputs", "sflow.schema.templates"} & loaded  # a task with outputs only
+    assert "sflow.workflow.s3" not in loaded  # a run that uploads only
 
 
 def test_a_one_task_run_read_by_the_fast_reader_loads_no_pyyaml(tmp_path: Path):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import IO, Any
+
+import msgspec
 
 from sflow.cli.streams import to_devnull
 from sflow.engine import Event, State
@@ -66,8 +67,7 @@ class PlainProgress:
         pass
 
 
-@dataclass(frozen=True)
-class TaskPlan:
+class TaskPlan(msgspec.Struct, frozen=True):
     """What the live view knows of a task before it starts: what it waits for."""
 
     deps: tuple[str, ...] = ()

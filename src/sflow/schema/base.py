@@ -148,12 +148,12 @@ def nested_fields(cls: type) -> frozenset[str]:
 
 
 def _learn(cls: type) -> tuple[tuple[tuple[str, Check, Any], ...], frozenset[str]]:
-    """A class's field checks and nested fields, read from its annotations on first use."""
-    hints = typing.get_type_hints(cls, include_extras=True)
+    """A class's field checks and nested fields, read from its annotations on first use (as
+    msgspec resolves them, `Annotated` checks kept)."""
     checks = []
     nested = []
     for info in msgspec.structs.fields(cls):
-        name, annotation = info.name, hints[info.name]
+        name, annotation = info.name, info.type
         function = _check_of(annotation)
         if function is not None:
             checks.append((name, function, info.default))

@@ -38,7 +38,6 @@ from sflow.workflow.context import (
 )
 from sflow.workflow.plan import TaskInstance, at_request
 from sflow.workflow.run_plan import RunPlan, plan_run
-from sflow.workflow.s3 import s3_client
 from sflow.workflow.uploads import (
     UploadResult,
     planned_uploads,
@@ -144,6 +143,8 @@ class WorkflowRun:
             self.record.note(line)
         self.context = base_context(self.spec, self.workspace_dir, self.record.run_dir)
         if uses_storage(self.spec):
+            from sflow.workflow.s3 import s3_client  # the client of the `s3` extra, for a run that uploads
+
             self._s3 = await asyncio.to_thread(s3_client)  # boto3 missing: no task starts
             self.targets = rendered_targets(self.spec, self.context)
         try:
