@@ -152,10 +152,15 @@ for _name in (
 
 def _has_bad_chars(text: str) -> bool:
     """Whether `text` has one of `_bad_chars`; ASCII text (the usual) is checked as bytes, in a
-    quarter of the time of the regex."""
+    quarter of the time of the regex, a chunk at a time: the whole text as bytes, and those bytes
+    without the characters, would be two fresh copies of a big file whose page faults cost more
+    than the check."""
     if text.isascii():
-        raw = text.encode("ascii")
-        return len(raw.translate(None, _CONTROL)) != len(raw)
+        for pos in range(0, len(text), _CHUNK):
+            raw = text[pos : pos + _CHUNK].encode("ascii")
+            if len(raw.translate(None, _CONTROL)) != len(raw):
+                return True
+        return False
     return _bad_chars().search(text) is not None
 
 

@@ -334,3 +334,14 @@ def test_item_locations_are_read_only_when_asked() -> None:
     assert where_at(locs, ["tasks", 1, "probes", 0, "args", 0]) == "f.yaml:13"
     assert where_at(locs, ["tasks", 1, "empty"]) == "f.yaml:15"
     assert where_at(locs, ["tasks", 3, "name"]) == "f.yaml:18"
+
+
+def test_a_control_character_far_into_a_big_file_is_left_to_libyaml() -> None:
+    from sflow.schema import yaml_fast
+
+    lines = "".join(f"k{i}: v\n" for i in range(40_000))
+    assert len(lines) > 3 * yaml_fast._CHUNK
+    read_simple(lines, "f.yaml")
+    for pos in (0, yaml_fast._CHUNK - 1, yaml_fast._CHUNK, len(lines) - 2):
+        with pytest.raises(Unsupported):
+            read_simple(lines[:pos] + "\x0b" + lines[pos + 1 :], "f.yaml")
