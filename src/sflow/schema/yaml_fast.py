@@ -72,7 +72,9 @@ def read_simple(text: str, file: str) -> tuple[Any, LocMap | None, Expressions]:
 
     The locations of each mapping item of a sequence (`- name: ...`, a task) are read again from
     its lines when first asked for (`_ItemLocs`): only a message needs them, and for a big file
-    they would be the larger half of the document in memory."""
+    they would be the larger half of the document in memory. But loading looks into the items
+    that hold a mapping of their own (a task's `variables`), so from the first such item on, the
+    items' locations are made at once: reading them twice would cost more than they do."""
     if _has_bad_chars(text):
         raise Unsupported
     return _Reader(text, file, _Source(text, file)).run()
@@ -81,35 +83,49 @@ def read_simple(text: str, file: str) -> tuple[Any, LocMap | None, Expressions]:
 class _Source:
     """The text of one file, kept for the item locations read again from it."""
 
-    __slots__ = ("file", "lines", "text")
+    __slots__ = ("file", "lines", "read", "text")
+
+    _ITEMS_AT_ONCE = 256  # items read again together: one asked for, the next ones most often are
 
     def __init__(self, text: str, file: str) -> None:
         self.text = text
         self.file = file
         self.lines: list[str] | None = None  # split on the first item read again
+        self.read: dict[int, LocMap] = {}  # items read again, not asked for yet, by line
 
     def item_locations(self, line: int) -> LocMap:
-        """The `LocMap` of the sequence item whose `- key:` is on `line` (1-based): its lines are
-        those up to the next one written at the dash's indent or left of it (a comment or a blank
-        line does not end it), read again as a document of their own."""
+        """The `LocMap` of the sequence item whose `- key:` is on `line` (1-based), read again
+        with the items after it in the same sequence (up to `_ITEMS_AT_ONCE`): their lines run to
+        the first one written left of the dash, or at its indent but not a `-` item (a comment or
+        a blank line ends nothing), and are read again as a document of their own."""
+        item = self.read.pop(line, None)
+        if item is not None:
+            return item
         if self.lines is None:
             self.lines = self.text.split("\n")
         lines = self.lines
         start = end = line - 1
         indent = len(lines[start]) - len(lines[start].lstrip(" "))
+        items = 1
         for end in range(start + 1, len(lines) + 1):
             if end == len(lines):
                 break
             text = lines[end]
             body = text.lstrip(" ")
-            if body and body[0] != "#" and len(text) - len(body) <= indent:
+            if not body or body[0] == "#" or len(text) - len(body) > indent:
+                continue
+            if len(text) - len(body) < indent or not (body == "-" or body.startswith("- ")):
                 break
+            if items == self._ITEMS_AT_ONCE:
+                break
+            items += 1
         fragment = "\n".join(lines[start:end]) + "\n"
         _, locs, _ = _Reader(fragment, self.file, None, start).run()
         assert locs is not None
-        item = locs[0]
-        assert isinstance(item, LocMap)
-        return item
+        for entry in dict.values(locs):
+            if isinstance(entry, LocMap):
+                self.read[entry.line] = entry
+        return self.read.pop(line)
 
 
 class _ItemLocs(LocMap):
@@ -226,6 +242,8 @@ class _Reader:
                     if indent > p_indent or (p_key and dash and indent == p_indent):
                         t_cont = [] if dash else {}
                         t_indent, t_locs, t_map = indent, skipped if p_locs is skipped else LocMap(), not dash
+                        if t_locs is skipped and not dash:
+                            source = None  # an item holds a mapping: the next ones' are made now
                         t_locs.file, t_locs.line = file, p_line if p_key else i
                         p_cont[p_slot], p_locs[p_slot] = t_cont, t_locs
                         stack.append((t_indent, t_cont, t_locs, t_map))
@@ -254,7 +272,7 @@ class _Reader:
                         owner = indent
                     else:
                         if t_locs is skipped:
-                            map_locs = skipped
+                            map_locs, source = skipped, None  # (as for a mapping in an item)
                         elif source is None:
                             map_locs = LocMap()
                             map_locs.file, map_locs.line = file, i

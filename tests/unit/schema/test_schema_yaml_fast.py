@@ -345,3 +345,38 @@ def test_a_control_character_far_into_a_big_file_is_left_to_libyaml() -> None:
     for pos in (0, yaml_fast._CHUNK - 1, yaml_fast._CHUNK, len(lines) - 2):
         with pytest.raises(Unsupported):
             read_simple(lines[:pos] + "\x0b" + lines[pos + 1 :], "f.yaml")
+
+
+@pytest.mark.parametrize("at_once", [1, 2, 3])
+def test_items_read_again_together_are_those_of_one_reading_in_any_order(
+    monkeypatch: pytest.MonkeyPatch, at_once: int
+) -> None:
+    from sflow.schema import yaml_fast
+
+    monkeypatch.setattr(yaml_fast._Source, "_ITEMS_AT_ONCE", at_once)
+    rng = random.Random(at_once)
+    texts = [_ITEMS, *(_random_document(rng) for _ in range(300))]
+    texts.append(
+        "k:\n" + "".join(f"  - a: {i}\n    # c\n\n    b: [x]\n  - {i}\n  -\n    c: 1\n" for i in range(9))
+    )
+    for text in texts:
+        try:
+            whole = yaml_fast._Reader(text, "f.yaml", None).run()[1]
+        except Unsupported:
+            continue
+        data, locs, _ = read_simple(text, "f.yaml")
+        for path in reversed(list(paths(data))):
+            assert where_at(locs, path) == where_at(whole, path), (text, path)
+        assert _tree(locs) == _tree(whole), text
+
+
+def test_items_after_one_holding_a_mapping_have_their_locations_at_once() -> None:
+    """Loading looks into such items (a task's `variables`): theirs would be read twice."""
+    from sflow.schema import yaml_fast
+
+    _, locs, _ = read_simple(_ITEMS, "f.yaml")
+    assert locs is not None
+    tasks = locs["tasks"]
+    assert isinstance(tasks, LocMap)
+    kinds = [type(dict.get(tasks, index)) for index in range(4)]
+    assert kinds == [yaml_fast._ItemLocs, yaml_fast._ItemLocs, LocMap, LocMap]
