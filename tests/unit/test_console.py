@@ -55,10 +55,12 @@ def test_other_commands_go_to_click() -> None:
     assert "--dry-run" in out and "click" in loaded
 
 
-def _program(before: str, *args: str) -> subprocess.CompletedProcess[str]:
+def _program(before: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """`sflow ARGS` as the console script runs it, after `before` (Python) in the same process."""
     code = f"import sys; sys.argv = ['sflow', *sys.argv[1:]]\n{before}\nfrom sflow.console import run\nrun()"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=False, env=env
+    )
 
 
 def test_a_command_ends_with_its_exit_code_its_words_and_the_exit_handlers_run() -> None:
@@ -95,6 +97,11 @@ def test_a_one_task_run_starts_without_scanning_its_new_objects_for_garbage(tmp_
     count = "import atexit, gc; done = []; gc.callbacks.append(lambda phase, info: done.append(phase))\n"
     count += "atexit.register(lambda: print('collections', done.count('stop'), file=sys.stderr))"
     args = ("run", "-q", "-f", str(workflow), "--output-dir", str(tmp_path / "runs"))
-    done = _program(count, *args)
+    # As an installed sflow starts: its modules' bytecode is cached (compiling them would make
+    # objects of its own). The cache goes to a folder of the test's, the checkout is left as it is.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(tmp_path / "bytecode")
+    assert _program("", *args, env=env).returncode == 0
+    done = _program(count, *args, env=env)
     assert done.returncode == 0, done.stderr
     assert "collections 0" in done.stderr
