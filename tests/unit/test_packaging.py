@@ -41,14 +41,13 @@ def test_samples_ship_in_the_wheel_layout():
     assert SAMPLES.is_relative_to(REPO / "src" / "sflow") and list(SAMPLES.rglob("*.yaml"))
 
 
+def _printed_after(code: str) -> str:
+    """What a fresh interpreter prints running `code`."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+
+
 def _modules_after(code: str) -> set[str]:
-    out = subprocess.run(
-        [sys.executable, "-c", f"{code}\nimport sys; print(' '.join(sys.modules))"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return set(out.split())
+    return set(_printed_after(f"{code}\nimport sys; print(' '.join(sys.modules))").split())
 
 
 def test_import_sflow_is_light():
@@ -110,12 +109,7 @@ def test_a_one_task_run_builds_its_records_without_generating_code(tmp_path: Pat
         " if name.startswith('sflow.') for key, value in vars(module).items()"
         " if isinstance(value, type) and value.__module__ == name and '__dataclass_fields__' in vars(value)))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", f"{_one_task_run(tmp_path, quiet)}\n{listing}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = _printed_after(f"{_one_task_run(tmp_path, quiet)}\n{listing}")
     records = out.rpartition("records:")[2]  # after the progress lines
     assert set(records.split()) == {"sflow.launchers.base.LaunchContext"}
 
